@@ -1,0 +1,18 @@
+# MCTformer weakly supervised semantic segmentation pipeline.
+#   snakemake --cores all                      the embedded default (config.yaml)
+#   snakemake --cores 8 --configfile workflow/configs/voc12.yaml
+# Stages and artifacts: see README.md and the rules under workflow/rules/.
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/classifier.smk"
+include: "workflow/rules/seeds.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        seed_targets(),

@@ -1,0 +1,1 @@
+"""Datasets: readers of VOC/COCO-layout roots, the synthetic generator, labels, transforms."""

@@ -1,0 +1,152 @@
+"""Atomic artifact writing and the on-disk formats shared by the stages.
+
+Every artifact is written under a temporary name in the same folder and then
+renamed, so a killed job never leaves a file (or a ``directory()`` output) that
+looks complete to Snakemake.
+
+Map files (``<id>.npz``) hold two arrays:
+  ``labels`` int16 [K]: segmentation values (1..C) of the classes present in the
+      image; background (0) is never stored,
+  ``maps``   float16 [K, H, W]: one localization map per class, in [0, 1].
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+from PIL import Image
+
+
+def _temporary_sibling(path: Path, suffix: str = "") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary file path; on success it is renamed to ``path``.
+
+    The temporary keeps the final suffix so that libraries choosing a format by
+    extension (PIL, numpy, matplotlib) write the right one.
+    """
+    path = Path(path)
+    tmp = _temporary_sibling(path, suffix=path.suffix)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary directory; on success it replaces ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def write_dataframe_csv(path: str | os.PathLike, frame: Any) -> None:
+    """Write a pandas DataFrame as CSV atomically."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.6g")
+
+
+def save_figure(path: str | os.PathLike, figure: Any, dpi: int = 120) -> None:
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=dpi, bbox_inches="tight")
+
+
+def voc_palette(num_entries: int = 256) -> np.ndarray:
+    """The PASCAL VOC colour map: entry i's RGB bits come from i's bits, interleaved."""
+    palette = np.zeros((num_entries, 3), dtype=np.uint8)
+    for index in range(num_entries):
+        value, r, g, b = index, 0, 0, 0
+        for bit in range(8):
+            r |= ((value >> 0) & 1) << (7 - bit)
+            g |= ((value >> 1) & 1) << (7 - bit)
+            b |= ((value >> 2) & 1) << (7 - bit)
+            value >>= 3
+        palette[index] = (r, g, b)
+    return palette
+
+
+def make_palette(colours: Sequence[Sequence[int]] | None) -> np.ndarray:
+    """A 256-entry palette: the VOC colour map, with ``colours`` (if given) over its first entries."""
+    palette = voc_palette()
+    if colours:
+        palette[: len(colours)] = np.asarray(colours, dtype=np.uint8)
+    return palette
+
+
+def save_label_png(path: str | os.PathLike, label: np.ndarray, palette: np.ndarray, atomic: bool = True) -> None:
+    """Save a class-index map (uint8, 255 = ignore) as a palette PNG."""
+    if label.dtype != np.uint8:
+        if label.min(initial=0) < 0 or label.max(initial=0) > 255:
+            raise ValueError(f"{path}: label values must lie in 0..255")
+        label = label.astype(np.uint8)
+    image = Image.fromarray(label, mode="P")
+    image.putpalette(palette.reshape(-1).tolist())
+    if atomic:
+        with atomic_path(path) as tmp:
+            image.save(tmp, format="PNG")
+    else:
+        image.save(path, format="PNG")
+
+
+def save_map_file(path: str | os.PathLike, labels: np.ndarray, maps: np.ndarray, atomic: bool = True) -> None:
+    """Write one image's localization maps (format in the module docstring).
+
+    ``atomic=False`` is for files inside a folder that is itself being written atomically.
+    """
+    labels = np.asarray(labels, dtype=np.int16)
+    maps = np.asarray(maps, dtype=np.float16)
+    if maps.ndim != 3 or maps.shape[0] != labels.shape[0]:
+        raise ValueError(f"{path}: maps {maps.shape} do not match labels {labels.shape}")
+    if not atomic:
+        np.savez_compressed(path, labels=labels, maps=maps)
+        return
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, labels=labels, maps=maps)
+
+
+def load_map_file(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Read ``(labels int64 [K], maps float32 [K, H, W])`` written by :func:`save_map_file`."""
+    try:
+        with np.load(path) as data:
+            labels = data["labels"].astype(np.int64)
+            maps = data["maps"].astype(np.float32)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"map file missing: {path}") from None
+    except Exception as error:  # zipfile/pickle errors say nothing about which file
+        raise ValueError(f"unreadable map file {path}: {error}") from error
+    if maps.ndim != 3 or maps.shape[0] != labels.shape[0]:
+        raise ValueError(f"map file {path}: maps {maps.shape} do not match labels {labels.shape}")
+    return labels, maps

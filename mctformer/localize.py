@@ -1,0 +1,245 @@
+"""Class-specific localization maps from a trained MCTformer (paper Sec. 3.1-3.4).
+
+Conventions (DESIGN.md): attention is post-softmax and averaged over heads; the
+class-to-patch map is the SUM over the last K blocks of attention rows [:C],
+columns [C:]; V2 fuses it with ReLU(Patch-CAM) by multiplication; the patch
+affinity is the SUM over all blocks of patch-to-patch attention and refines a
+map as A @ map. Per scale and flip the patch-grid maps are upsampled
+(bilinear, align_corners=False) to the image, flipped back and summed, then
+reduced to the image's classes and min-max normalised per class.
+
+Besides the reference refinement, ``*_feature_refined`` variants refine with an
+affinity from the final patch tokens (centred cosine similarity, softmax with a
+temperature, half-and-half with the unrefined map): on small from-scratch
+models the attention has no locality and the reference refinement blurs maps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .data.transforms import normalize_image
+from .data.voc import DatasetError, VOCLayout
+from .io import atomic_directory, atomic_path, save_map_file
+from .models.mctformer import MCTformer, MCTformerOutput
+
+# Which maps a version can produce; the first of each list needs no refinement.
+VARIANTS = {
+    "v1": ("attention", "attention_refined", "attention_feature_refined"),
+    "v2": ("attention", "patchcam", "fused", "fused_refined", "fused_feature_refined"),
+}
+
+
+def class_to_patch_attention(attentions: torch.Tensor, num_classes: int, grid: tuple[int, int], last_k: int) -> torch.Tensor:
+    """[L, B, C+M, C+M] attention -> [B, C, h, w]: sum over the last K blocks of class-to-patch rows."""
+    if not 1 <= last_k <= attentions.shape[0]:
+        raise ValueError(f"maps.last_k must lie in 1..{attentions.shape[0]} (the model's depth), got {last_k}")
+    summed = attentions[-last_k:].sum(dim=0)
+    batch = summed.shape[0]
+    return summed[:, :num_classes, num_classes:].reshape(batch, num_classes, *grid)
+
+
+def patch_affinity(attentions: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """[L, B, C+M, C+M] attention -> [B, M, M]: patch-to-patch attention summed over all blocks."""
+    return attentions[:, :, num_classes:, num_classes:].sum(dim=0)
+
+
+def fuse_with_patchcam(attention_maps: torch.Tensor, patchcam: torch.Tensor) -> torch.Tensor:
+    """V2 fusion: class-to-patch attention times ReLU(Patch-CAM), both [B, C, h, w]."""
+    return attention_maps * F.relu(patchcam)
+
+
+def refine_with_affinity(maps: torch.Tensor, affinity: torch.Tensor) -> torch.Tensor:
+    """refined[c, i] = sum_j affinity[i, j] * maps[c, j]; maps [B, C, h, w], affinity [B, M, M]."""
+    batch, channels, height, width = maps.shape
+    flat = maps.reshape(batch, channels, height * width)
+    return torch.einsum("bij,bcj->bci", affinity, flat).reshape(batch, channels, height, width)
+
+
+def token_feature_affinity(patch_tokens: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Row-stochastic [B, M, M] affinity from final patch tokens [B, M, D] (centred cosine, softmax)."""
+    centred = patch_tokens - patch_tokens.mean(dim=1, keepdim=True)
+    unit = F.normalize(centred, dim=-1)
+    return torch.softmax(unit @ unit.transpose(1, 2) / temperature, dim=-1)
+
+
+def grid_maps(output: MCTformerOutput, variants: Sequence[str], num_classes: int, last_k: int, feature_temperature: float) -> dict[str, torch.Tensor]:
+    """Every requested variant at patch-grid resolution, [B, C, h, w] each, from one forward's output."""
+    if output.attentions is None:
+        raise ValueError("grid_maps needs the attention: call forward_tokens(..., return_attention=True)")
+    attention = class_to_patch_attention(output.attentions, num_classes, output.grid, last_k)
+    base = {"attention": attention}
+    if output.patchcam is not None:
+        base["patchcam"] = F.relu(output.patchcam)
+        base["fused"] = fuse_with_patchcam(attention, output.patchcam)
+    affinity = feature_affinity = None
+    maps = {}
+    for variant in variants:
+        if variant in base:
+            maps[variant] = base[variant]
+        elif variant.endswith("_feature_refined"):
+            if feature_affinity is None:
+                feature_affinity = token_feature_affinity(output.patch_tokens, feature_temperature)
+            source = base[variant.removesuffix("_feature_refined")]
+            maps[variant] = 0.5 * source + 0.5 * refine_with_affinity(source, feature_affinity)
+        elif variant.endswith("_refined"):
+            if affinity is None:
+                affinity = patch_affinity(output.attentions, num_classes)
+            maps[variant] = refine_with_affinity(base[variant.removesuffix("_refined")], affinity)
+        else:
+            raise ValueError(f"unknown map variant {variant!r}")
+    return maps
+
+
+def minmax_normalize(maps: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Per-map min-max to [0, 1] over the two spatial dims; [..., H, W]."""
+    low = maps.amin(dim=(-2, -1), keepdim=True)
+    high = maps.amax(dim=(-2, -1), keepdim=True)
+    return (maps - low) / (high - low + eps)
+
+
+def scaled_size(height: int, width: int, scale: float, patch_size: int) -> tuple[int, int]:
+    """Input size at ``scale``, rounded to whole patches (at least one)."""
+    return (
+        max(patch_size, int(round(height * scale / patch_size)) * patch_size),
+        max(patch_size, int(round(width * scale / patch_size)) * patch_size),
+    )
+
+
+@torch.inference_mode()
+def multiscale_maps(
+    model: MCTformer,
+    images: torch.Tensor,
+    variants: Sequence[str],
+    scales: Sequence[float],
+    flip: bool,
+    last_k: int,
+    feature_temperature: float = 0.1,
+) -> dict[str, torch.Tensor]:
+    """Sum over scales (and horizontal flips) of upsampled maps: variant -> [B, C, H, W], unnormalised.
+
+    ``images`` is a normalised batch [B, 3, H, W] of equal-size images; each
+    scale and its flip run as ONE forward of 2B images.
+    """
+    if not scales:
+        raise ValueError("maps.scales must name at least one scale")
+    batch, _, height, width = images.shape
+    totals: dict[str, torch.Tensor] = {}
+    for scale in scales:
+        size = scaled_size(height, width, scale, model.patch_size)
+        inputs = F.interpolate(images, size=size, mode="bilinear", align_corners=False) if size != (height, width) else images
+        if flip:
+            inputs = torch.cat([inputs, inputs.flip(-1)], dim=0)
+        output = model.forward_tokens(inputs, return_attention=True)
+        for variant, grid in grid_maps(output, variants, model.num_classes, last_k, feature_temperature).items():
+            full = F.interpolate(grid.float(), size=(height, width), mode="bilinear", align_corners=False)
+            if flip:
+                full = full[:batch] + full[batch:].flip(-1)
+            totals[variant] = totals[variant] + full if variant in totals else full
+    return totals
+
+
+def select_and_normalize(summed: torch.Tensor, class_label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keep an image's classes and min-max them: ([C, H, W], multi-hot [C]) -> (labels 1..C [K], maps [K, H, W])."""
+    present = np.flatnonzero(np.asarray(class_label) > 0)
+    maps = minmax_normalize(summed[torch.as_tensor(present, dtype=torch.long)])
+    return present + 1, maps.cpu().numpy()
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> CUDA when present, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device: 'cuda' was asked for but no CUDA device is available (use 'auto' or 'cpu')")
+    return torch.device(name)
+
+
+def _batches_of_equal_size(layout: VOCLayout, ids: Sequence[str], batch_size: int) -> list[list[str]]:
+    by_size: dict[tuple[int, int], list[str]] = defaultdict(list)
+    for image_id in ids:
+        by_size[layout.image_size(image_id)].append(image_id)
+    return [group[i : i + batch_size] for group in by_size.values() for i in range(0, len(group), batch_size)]
+
+
+def overlay_png(path: str | os.PathLike, image: np.ndarray, maps_by_variant: Mapping[str, np.ndarray], zoom: int = 3) -> None:
+    """One row per variant: the image, then each class map as a heat overlay."""
+    from matplotlib import colormaps
+    from PIL import Image
+
+    jet = colormaps["jet"]
+    rows = []
+    for maps in maps_by_variant.values():
+        tiles = [image.astype(np.float32)]
+        for class_map in maps:
+            heat = jet(np.clip(class_map, 0, 1))[..., :3] * 255
+            tiles.append(0.5 * image + 0.5 * heat)
+        rows.append(np.concatenate(tiles, axis=1))
+    width = max(row.shape[1] for row in rows)
+    canvas = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows], axis=0)
+    picture = Image.fromarray(canvas.clip(0, 255).astype(np.uint8))
+    picture = picture.resize((picture.width * zoom, picture.height * zoom), Image.NEAREST)
+    with atomic_path(path) as tmp:
+        picture.save(tmp, format="PNG")
+
+
+def extract_maps(
+    model: MCTformer,
+    layout: VOCLayout,
+    ids: Sequence[str],
+    class_labels: Mapping[str, np.ndarray],
+    out_dirs: Mapping[str, str | os.PathLike],
+    scales: Sequence[float] = (1.0,),
+    flip: bool = True,
+    last_k: int = 3,
+    feature_temperature: float = 0.1,
+    batch_size: int = 32,
+    device: torch.device | str = "cpu",
+    overlay_dir: str | os.PathLike | None = None,
+    num_overlays: int = 0,
+) -> None:
+    """Write ``<id>.npz`` maps of every id for every variant in ``out_dirs`` (variant -> folder).
+
+    Each folder (and the overlay folder) appears only when all of it is written.
+    """
+    if not ids:
+        raise DatasetError("extract_maps: the split list is empty")
+    allowed = VARIANTS[model.version]
+    for variant in out_dirs:
+        if variant not in allowed:
+            raise ValueError(f"maps.variants: {variant!r} is not produced by an MCTformer-{model.version.upper()} (choose from {allowed})")
+    missing = [i for i in ids if i not in class_labels]
+    if missing:
+        raise DatasetError(f"no image-level labels for {len(missing)} ids, e.g. {missing[0]}")
+    device = torch.device(device)
+    model = model.to(device).eval()
+    variants = list(out_dirs)
+    overlay_ids = set(ids[:num_overlays]) if overlay_dir else set()
+    with contextlib.ExitStack() as stack:
+        tmp_dirs = {v: stack.enter_context(atomic_directory(out_dirs[v])) for v in variants}
+        tmp_overlay = stack.enter_context(atomic_directory(overlay_dir)) if overlay_dir else None
+        batches = _batches_of_equal_size(layout, ids, batch_size)
+        with tqdm(total=len(ids), desc="extract maps", unit="img") as progress:
+            for batch_ids in batches:
+                pictures = [layout.load_image(i) for i in batch_ids]
+                images = torch.stack([normalize_image(p) for p in pictures]).to(device)
+                summed = multiscale_maps(model, images, variants, scales, flip, last_k, feature_temperature)
+                for index, image_id in enumerate(batch_ids):
+                    per_variant = {}
+                    for variant in variants:
+                        labels, maps = select_and_normalize(summed[variant][index], class_labels[image_id])
+                        save_map_file(tmp_dirs[variant] / f"{image_id}.npz", labels, maps, atomic=False)
+                        per_variant[variant] = maps
+                    if image_id in overlay_ids:
+                        overlay_png(tmp_overlay / f"{image_id}.png", pictures[index], per_variant)
+                progress.update(len(batch_ids))
+

@@ -1,0 +1,177 @@
+"""Segmentation and classification metrics, and the vectorised background-threshold sweep.
+
+Conventions (DESIGN.md): a seed prediction is argmax over [t, maps] with the
+background score a constant t (a tie goes to background); label 255 is
+ignored; one confusion matrix accumulates over the whole split; mIoU is the
+mean IoU over background and every class (classes with an empty union, i.e.
+absent from both ground truth and prediction, are left out of the mean).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .data.voc import IGNORE, DatasetError
+from .io import load_map_file
+
+
+def confusion_matrix(gt: np.ndarray, pred: np.ndarray, num_labels: int, ignore: int = IGNORE) -> np.ndarray:
+    """[num_labels, num_labels] int64 counts, rows = ground truth, cols = prediction."""
+    gt = np.asarray(gt).ravel()
+    pred = np.asarray(pred).ravel()
+    if gt.shape != pred.shape:
+        raise ValueError(f"prediction has {pred.size} pixels, ground truth {gt.size}")
+    keep = gt != ignore
+    gt, pred = gt[keep].astype(np.int64), pred[keep].astype(np.int64)
+    if gt.size and (gt.max() >= num_labels or pred.max() >= num_labels or pred.min() < 0):
+        raise ValueError(f"labels must lie in 0..{num_labels - 1} (or {ignore} in ground truth)")
+    return np.bincount(gt * num_labels + pred, minlength=num_labels**2).reshape(num_labels, num_labels)
+
+
+def scores_from_confusion(confusion: np.ndarray) -> dict[str, np.ndarray | float]:
+    """Per-class IoU, precision and recall, and mIoU, of a [..., L, L] confusion (batched over leading dims)."""
+    confusion = np.asarray(confusion, dtype=np.float64)
+    true_positive = np.diagonal(confusion, axis1=-2, axis2=-1)
+    gt_total = confusion.sum(axis=-1)
+    pred_total = confusion.sum(axis=-2)
+    union = gt_total + pred_total - true_positive
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(union > 0, true_positive / union, np.nan)
+        precision = np.where(pred_total > 0, true_positive / pred_total, np.nan)
+        recall = np.where(gt_total > 0, true_positive / gt_total, np.nan)
+    valid = union > 0
+    miou = np.where(valid.any(axis=-1), np.nansum(iou, axis=-1) / np.maximum(valid.sum(axis=-1), 1), np.nan)
+    return {"iou": iou, "precision": precision, "recall": recall, "miou": miou}
+
+
+def seed_prediction(labels: np.ndarray, maps: np.ndarray, threshold: float) -> np.ndarray:
+    """argmax over [threshold, maps] with ties to background: labels [K] (1..C), maps [K, H, W]."""
+    if maps.shape[0] == 0:
+        return np.zeros(maps.shape[1:], dtype=np.int64)
+    stacked = np.concatenate([np.full((1,) + maps.shape[1:], threshold, dtype=maps.dtype), maps], axis=0)
+    return np.concatenate([[0], labels])[np.argmax(stacked, axis=0)]
+
+
+def threshold_grid(start: float, stop: float, step: float) -> np.ndarray:
+    """Thresholds start..stop inclusive, rounded so 0.39 is 0.39 and not 0.39000000000000001."""
+    if step <= 0 or stop < start:
+        raise ValueError("seeds.thresholds: need step > 0 and stop >= start")
+    count = int(np.floor((stop - start) / step + 1e-9)) + 1
+    return np.round(start + step * np.arange(count), 10)
+
+
+def sweep_image(labels: np.ndarray, maps: np.ndarray, gt: np.ndarray, thresholds: np.ndarray, num_labels: int) -> np.ndarray:
+    """Confusion matrices of every threshold at once for one image: [T, L, L].
+
+    A pixel whose best class score is m predicts that class for every t < m
+    and background otherwise, so one histogram over (number of thresholds
+    below m, gt, class) and two cumulative sums give all T matrices.
+    """
+    if maps.shape[1:] != gt.shape:
+        raise ValueError(f"maps are {maps.shape[1:]} but the ground truth is {gt.shape}")
+    num_t = thresholds.shape[0]
+    keep = gt.ravel() != IGNORE
+    gt_flat = gt.ravel()[keep].astype(np.int64)
+    if maps.shape[0] == 0:
+        confusion = np.zeros((num_t, num_labels, num_labels), dtype=np.int64)
+        confusion[:, :, 0] = np.bincount(gt_flat, minlength=num_labels)[None, :]
+        return confusion
+    flat = maps.reshape(maps.shape[0], -1)[:, keep]
+    best = flat.max(axis=0)
+    best_class = np.asarray(labels, dtype=np.int64)[flat.argmax(axis=0)]
+    # below[p] = how many thresholds are strictly below the pixel's best score
+    below = np.searchsorted(thresholds.astype(maps.dtype), best, side="left")
+    histogram = np.bincount(
+        (below * num_labels + gt_flat) * num_labels + best_class, minlength=(num_t + 1) * num_labels**2
+    ).reshape(num_t + 1, num_labels, num_labels)
+    # threshold index i predicts the class for pixels with below > i, background for below <= i
+    foreground = np.cumsum(histogram[::-1], axis=0)[::-1][1:]
+    background_rows = np.cumsum(histogram.sum(axis=2), axis=0)[:num_t]
+    confusion = foreground.copy()
+    confusion[:, :, 0] += background_rows
+    return confusion
+
+
+def sweep_split(
+    map_dirs: Mapping[str, str | os.PathLike],
+    ids: Sequence[str],
+    load_gt: Callable[[str], np.ndarray],
+    thresholds: np.ndarray,
+    num_labels: int,
+    class_labels: Mapping[str, np.ndarray] | None = None,
+    progress: bool = True,
+) -> dict[str, np.ndarray]:
+    """Dataset confusion for every threshold, [T, L, L] per map folder (variant).
+
+    One pass over the images: each ground truth and each map file is read once.
+    """
+    from tqdm import tqdm
+
+    if not ids:
+        raise DatasetError("evaluate: the split list is empty")
+    totals = {name: np.zeros((len(thresholds), num_labels, num_labels), dtype=np.int64) for name in map_dirs}
+    for image_id in tqdm(ids, desc="threshold sweep", unit="img", disable=not progress):
+        gt = load_gt(image_id)
+        for name, map_dir in map_dirs.items():
+            path = os.path.join(map_dir, f"{image_id}.npz")
+            labels, maps = load_map_file(path)
+            check_map_labels(path, labels, class_labels.get(image_id) if class_labels is not None else None)
+            totals[name] += sweep_image(labels, maps, gt, thresholds, num_labels)
+    return totals
+
+
+def check_map_labels(path: str, labels: np.ndarray, expected_multi_hot: np.ndarray | None) -> None:
+    """A map file must hold exactly its image's classes."""
+    if expected_multi_hot is None:
+        return
+    expected = np.flatnonzero(np.asarray(expected_multi_hot) > 0) + 1
+    if not np.array_equal(np.sort(labels), expected):
+        raise DatasetError(f"map file {path} holds classes {labels.tolist()} but the image's labels are {expected.tolist()}")
+
+
+def sweep_table(confusions: np.ndarray, thresholds: np.ndarray, label_names: Sequence[str]) -> pd.DataFrame:
+    """One row per threshold: mIoU, mean precision/recall, and per-class IoU/precision/recall."""
+    scores = scores_from_confusion(confusions)
+    table = {"threshold": thresholds, "miou": scores["miou"]}
+    table["mean_precision"] = np.nanmean(scores["precision"], axis=1)
+    table["mean_recall"] = np.nanmean(scores["recall"], axis=1)
+    for index, name in enumerate(label_names):
+        table[f"iou_{name}"] = scores["iou"][:, index]
+    for index, name in enumerate(label_names):
+        table[f"precision_{name}"] = scores["precision"][:, index]
+        table[f"recall_{name}"] = scores["recall"][:, index]
+    return pd.DataFrame(table)
+
+
+def best_threshold(table: pd.DataFrame) -> dict[str, float]:
+    """Highest mIoU; among equal ones the lowest threshold."""
+    row = table.loc[table["miou"].idxmax()]
+    return {"threshold": float(row["threshold"]), "miou": float(row["miou"])}
+
+
+def mean_average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
+    """Mean over classes (with at least one positive) of the average precision of ranking by score."""
+    scores = np.asarray(scores, dtype=np.float64)
+    targets = np.asarray(targets) > 0
+    precisions = []
+    for column in range(scores.shape[1]):
+        positives = targets[:, column]
+        if not positives.any():
+            continue
+        order = np.argsort(-scores[:, column], kind="stable")
+        hits = positives[order]
+        precision_at = np.cumsum(hits) / np.arange(1, hits.size + 1)
+        precisions.append(precision_at[hits].mean())
+    return float(np.mean(precisions)) if precisions else float("nan")
+
+
+def dataset_confusion(pairs: Iterable[tuple[np.ndarray, np.ndarray]], num_labels: int) -> np.ndarray:
+    """Sum of per-image confusions over (gt, prediction) pairs."""
+    total = np.zeros((num_labels, num_labels), dtype=np.int64)
+    for gt, pred in pairs:
+        total += confusion_matrix(gt, pred, num_labels)
+    return total

@@ -1,0 +1,296 @@
+"""MCTformer-V1/V2 (Xu et al., CVPR 2022) on top of timm's ``VisionTransformer``.
+
+C class tokens, each with its own position embedding, precede the patch tokens.
+Class scores come from the final class tokens BEFORE the last LayerNorm (mean
+over the embedding dim): after the norm every token has zero mean, so the
+scores would be constant and nothing would learn. V2 adds Patch-CAM, a 3x3
+convolution on the (un-normalised) final patch tokens whose global average
+gives a second set of scores.
+
+Attention is captured in the same forward pass that classifies: hooks on each
+block's attention-dropout module see the post-softmax attention; they are
+only attached (and timm's fused kernel, which never materialises the
+attention, only disabled) while a caller asks for attention.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Literal
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from timm.layers import resample_abs_pos_embed, trunc_normal_
+from timm.models.vision_transformer import VisionTransformer
+
+TokenPooling = Literal["avg", "max", "fc"]
+
+# Named configurations, as timm registers its models. ``img_size`` is the
+# training resolution that sizes the learned patch position embedding.
+ARCHITECTURES: dict[str, dict] = {
+    "deit_small": dict(img_size=224, patch_size=16, embed_dim=384, depth=12, num_heads=6, mlp_ratio=4.0),
+    "deit_tiny": dict(img_size=224, patch_size=16, embed_dim=192, depth=12, num_heads=3, mlp_ratio=4.0),
+    # From scratch, for the embedded default on 2 CPU cores (64 px images, 8x8 grid).
+    "tiny": dict(img_size=64, patch_size=8, embed_dim=96, depth=4, num_heads=3, mlp_ratio=4.0),
+}
+
+
+@dataclass
+class MCTformerOutput:
+    """What one forward pass gives.
+
+    token_logits: [B, C] scores from the class tokens.
+    patchcam_logits: [B, C] scores from Patch-CAM (V2 only).
+    patchcam: [B, C, h, w] Patch-CAM maps before ReLU (V2 only).
+    attentions: [L, B, C+M, C+M] post-softmax attention of every block, mean
+        over heads (only when requested).
+    patch_tokens: [B, M, D] final patch tokens before the last LayerNorm.
+    grid: (h, w) of the patch grid.
+    """
+
+    token_logits: torch.Tensor
+    patchcam_logits: torch.Tensor | None
+    patchcam: torch.Tensor | None
+    attentions: torch.Tensor | None
+    patch_tokens: torch.Tensor
+    grid: tuple[int, int]
+
+
+class MCTformer(VisionTransformer):
+    """Multi-class token transformer; ``version`` 'v1' (tokens only) or 'v2' (+ Patch-CAM)."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        version: Literal["v1", "v2"] = "v2",
+        token_pooling: TokenPooling = "avg",
+        **vit_kwargs,
+    ) -> None:
+        if version not in ("v1", "v2"):
+            raise ValueError(f"classifier.version must be 'v1' or 'v2', got {version!r}")
+        if token_pooling not in ("avg", "max", "fc"):
+            raise ValueError(f"classifier.token_pooling must be avg, max or fc, got {token_pooling!r}")
+        # Plain patch sequence from timm (no class token of its own, no head);
+        # the C class tokens are ours. dynamic_img_size resamples the patch
+        # position embedding (bicubic) to any input size.
+        super().__init__(
+            num_classes=0,
+            global_pool="",
+            class_token=False,
+            dynamic_img_size=True,
+            **vit_kwargs,
+        )
+        self.num_classes = num_classes
+        self.version = version
+        self.token_pooling = token_pooling
+        self.class_tokens = nn.Parameter(torch.zeros(1, num_classes, self.embed_dim))
+        self.class_pos_embed = nn.Parameter(torch.zeros(1, num_classes, self.embed_dim))
+        trunc_normal_(self.class_tokens, std=0.02)
+        trunc_normal_(self.class_pos_embed, std=0.02)
+        if token_pooling == "fc":
+            # Table 7's "fully connected" alternative: one linear score per class token.
+            self.token_head = nn.Conv1d(num_classes, num_classes, kernel_size=self.embed_dim, groups=num_classes)
+        if version == "v2":
+            self.patchcam_head = nn.Conv2d(self.embed_dim, num_classes, kernel_size=3, padding=1)
+            trunc_normal_(self.patchcam_head.weight, std=0.02)
+            nn.init.zeros_(self.patchcam_head.bias)
+        self._captured: list[torch.Tensor] | None = None
+
+    @property
+    def patch_size(self) -> int:
+        return int(self.patch_embed.patch_size[0])
+
+    def architecture(self) -> dict:
+        """What a checkpoint must match to be loaded into this model."""
+        return {
+            "num_classes": self.num_classes,
+            "version": self.version,
+            "token_pooling": self.token_pooling,
+            "embed_dim": self.embed_dim,
+            "depth": len(self.blocks),
+            "num_heads": self.blocks[0].attn.num_heads,
+            "patch_size": self.patch_size,
+        }
+
+    # -- attention capture ---------------------------------------------------
+    @contextlib.contextmanager
+    def _capture_attention(self) -> Iterator[list[torch.Tensor]]:
+        captured: list[torch.Tensor] = []
+        handles = []
+        fused = [block.attn.fused_attn for block in self.blocks]
+
+        def keep_head_mean(_module, _inputs, output):
+            captured.append(output.mean(dim=1))
+
+        try:
+            for block in self.blocks:
+                block.attn.fused_attn = False
+                handles.append(block.attn.attn_drop.register_forward_hook(keep_head_mean))
+            yield captured
+        finally:
+            for handle in handles:
+                handle.remove()
+            for block, was_fused in zip(self.blocks, fused):
+                block.attn.fused_attn = was_fused
+
+    # -- forward -------------------------------------------------------------
+    def _check_input(self, images: torch.Tensor) -> None:
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"expected images [B, 3, H, W], got {tuple(images.shape)}")
+        if min(images.shape[-2:]) < self.patch_size:
+            raise ValueError(
+                f"image size {tuple(images.shape[-2:])} is smaller than one {self.patch_size}px patch"
+            )
+
+    def forward_tokens(self, images: torch.Tensor, return_attention: bool = False) -> MCTformerOutput:
+        self._check_input(images)
+        patches = self.patch_embed(images)  # [B, h, w, D] (dynamic_img_size)
+        batch, grid_h, grid_w, _ = patches.shape
+        patches = self._pos_embed(patches)  # [B, M, D], position embedding resampled to (h, w)
+        class_tokens = (self.class_tokens + self.class_pos_embed).expand(batch, -1, -1)
+        tokens = self.norm_pre(torch.cat([class_tokens, patches], dim=1))
+
+        attentions = None
+        if return_attention:
+            with self._capture_attention() as captured:
+                tokens = self.blocks(tokens)
+            attentions = torch.stack(captured)
+        else:
+            tokens = self.blocks(tokens)
+
+        num_classes = self.num_classes
+        final_class_tokens = tokens[:, :num_classes]  # before the last LayerNorm, on purpose
+        patch_tokens = tokens[:, num_classes:]
+        if self.token_pooling == "avg":
+            token_logits = final_class_tokens.mean(dim=-1)
+        elif self.token_pooling == "max":
+            token_logits = final_class_tokens.amax(dim=-1)
+        else:
+            token_logits = self.token_head(final_class_tokens).squeeze(-1)
+
+        patchcam = patchcam_logits = None
+        if self.version == "v2":
+            feature_map = patch_tokens.transpose(1, 2).reshape(batch, self.embed_dim, grid_h, grid_w)
+            patchcam = self.patchcam_head(feature_map)
+            patchcam_logits = patchcam.mean(dim=(2, 3))
+        return MCTformerOutput(token_logits, patchcam_logits, patchcam, attentions, patch_tokens, (grid_h, grid_w))
+
+    def forward(self, images: torch.Tensor) -> MCTformerOutput:  # type: ignore[override]
+        return self.forward_tokens(images)
+
+
+def classification_loss(output: MCTformerOutput, targets: torch.Tensor) -> torch.Tensor:
+    """Sum of the multi-label soft-margin losses of the token (and Patch-CAM) scores."""
+    loss = F.multilabel_soft_margin_loss(output.token_logits, targets)
+    if output.patchcam_logits is not None:
+        loss = loss + F.multilabel_soft_margin_loss(output.patchcam_logits, targets)
+    return loss
+
+
+def create_mctformer(
+    arch: str,
+    num_classes: int,
+    version: Literal["v1", "v2"] = "v2",
+    token_pooling: TokenPooling = "avg",
+    drop_path_rate: float = 0.0,
+    pretrained: str | os.PathLike | None = None,
+) -> MCTformer:
+    """Build a named configuration; ``pretrained`` is a local DeiT checkpoint (.pth or .safetensors)."""
+    try:
+        settings = dict(ARCHITECTURES[arch])
+    except KeyError:
+        raise ValueError(f"classifier.arch: unknown architecture {arch!r}; expected one of {sorted(ARCHITECTURES)}") from None
+    model = MCTformer(
+        num_classes=num_classes,
+        version=version,
+        token_pooling=token_pooling,
+        qkv_bias=True,
+        drop_path_rate=drop_path_rate,
+        **settings,
+    )
+    if pretrained:
+        load_deit_weights(model, pretrained)
+    return model
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A state dict from a local .pth/.pt (optionally under 'model' or 'state_dict') or .safetensors file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"pretrained weights {path} not found: download the file named in the README's "
+            f"'Reproducing the paper' section and point the config key at it"
+        )
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("model", "state_dict"):
+        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
+            state = state[key]
+    return state
+
+
+def load_deit_weights(model: MCTformer, path: str | os.PathLike) -> dict[str, str]:
+    """Initialise ``model`` from a DeiT checkpoint.
+
+    As in the reference, every class token and its position embedding start as
+    copies of DeiT's single cls token and its position embedding; the patch
+    position embedding is resampled (bicubic) to the model's grid. DeiT's
+    classifier head is dropped. Returns {'sha256': ..., 'path': ...}.
+    """
+    state = read_state_dict(path)
+    if "cls_token" not in state or "pos_embed" not in state:
+        raise ValueError(f"{path} is not a DeiT/ViT checkpoint: it has no cls_token/pos_embed")
+    own = model.state_dict()
+    converted: dict[str, torch.Tensor] = {}
+    cls_token = state["cls_token"]  # [1, 1, D]
+    pos_embed = state["pos_embed"]  # [1, 1 + M0, D]
+    if cls_token.shape[-1] != model.embed_dim:
+        raise ValueError(f"{path}: embedding dim {cls_token.shape[-1]} does not match the model's {model.embed_dim}")
+    converted["class_tokens"] = cls_token.expand(1, model.num_classes, -1).clone()
+    converted["class_pos_embed"] = pos_embed[:, :1].expand(1, model.num_classes, -1).clone()
+    grid = model.patch_embed.grid_size
+    converted["pos_embed"] = resample_abs_pos_embed(pos_embed[:, 1:], new_size=grid, num_prefix_tokens=0)
+    for key, value in state.items():
+        if key in ("cls_token", "pos_embed") or key.startswith(("head.", "head_dist.", "dist_token")):
+            continue
+        if key not in own:
+            continue
+        if own[key].shape != value.shape:
+            raise ValueError(f"{path}: {key} has shape {tuple(value.shape)}, the model expects {tuple(own[key].shape)}")
+        converted[key] = value
+    missing = [k for k in own if k not in converted and not k.startswith(("patchcam_head.", "token_head."))]
+    if missing:
+        raise ValueError(f"{path}: checkpoint lacks {len(missing)} backbone tensors, e.g. {missing[0]}")
+    model.load_state_dict(converted, strict=False)
+    return {"path": str(path), "sha256": file_sha256(path)}
+
+
+def model_summary(model: MCTformer, image_size: int) -> dict[str, float]:
+    """Parameter count and multiply-accumulates of one forward pass at ``image_size``."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    params = sum(p.numel() for p in model.parameters())
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(torch.zeros(1, 3, image_size, image_size, device=device))
+    model.train(was_training)
+    return {"params": float(params), "macs": counter.get_total_flops() / 2.0}

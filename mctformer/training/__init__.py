@@ -1,0 +1,1 @@
+"""Training loops: the shared checkpoint/resume/logging machinery and the trainers."""

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from mctformer.data.synthetic import SyntheticSpec, generate_synthetic_voc
+from mctformer.io import save_label_png, voc_palette
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY_SPEC = SyntheticSpec(num_classes=4, num_train_aug=48, num_train=12, num_val=16, image_size=32, max_objects=2, seed=3)
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory) -> Path:
+    """A small generated VOC-layout root, shared read-only by the tests."""
+    root = tmp_path_factory.mktemp("synthetic") / "data"
+    generate_synthetic_voc(root, TINY_SPEC)
+    return root
+
+
+def write_voc_root(root: Path, masks: dict[str, np.ndarray], lists: dict[str, list[str]]) -> Path:
+    """A hand-made VOC-layout root: a random JPEG per mask, palette PNG masks, split lists."""
+    rng = np.random.default_rng(0)
+    (root / "JPEGImages").mkdir(parents=True)
+    (root / "SegmentationClassAug").mkdir()
+    (root / "ImageSets" / "Segmentation").mkdir(parents=True)
+    for image_id, mask in masks.items():
+        Image.fromarray(rng.integers(0, 255, mask.shape + (3,), dtype=np.uint8)).save(root / "JPEGImages" / f"{image_id}.jpg")
+        save_label_png(root / "SegmentationClassAug" / f"{image_id}.png", mask, voc_palette())
+    for split, ids in lists.items():
+        (root / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(ids) + "\n")
+    return root
+
+
+def tiny_config(run_name: str = "tiny") -> dict:
+    """The shipped config, shrunk to run the whole chain in well under a minute."""
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config = copy.deepcopy(config)
+    config["run_name"] = run_name
+    config["data"]["classes"] = ["disc", "square", "triangle", "diamond"]
+    config["synthetic"].update(num_train_aug=48, num_train=12, num_val=16, image_size=32, max_objects=2)
+    config["classifier"].update(epochs=1, batch_size=16, input_size=32, workers=0)
+    config["maps"].update(batch_size=16, overlays=2)
+    config["seeds"]["thresholds"] = {"start": 0.0, "stop": 0.6, "step": 0.05}
+    return config

@@ -1,0 +1,120 @@
+import numpy as np
+import pytest
+
+from conftest import write_voc_root
+from mctformer.data.coco import COCOLayout
+from mctformer.data.labels import build_class_labels, labels_from_mask, load_class_labels, save_class_labels
+from mctformer.data.layout import open_layout
+from mctformer.data.voc import DatasetError, VOCLayout
+from mctformer.io import save_label_png, voc_palette
+
+
+def hand_masks():
+    a = np.zeros((6, 8), np.uint8)
+    a[1:3, 1:3] = 2
+    a[0, :] = 255
+    b = np.zeros((6, 8), np.uint8)
+    b[2:5, 2:6] = 1
+    b[4, 6] = 3
+    c = np.full((6, 8), 255, np.uint8)
+    c[3, 3] = 0
+    return {"img_a": a, "img_b": b, "img_c": c}
+
+
+def test_class_labels_from_hand_made_root(tmp_path):
+    root = write_voc_root(tmp_path / "voc", hand_masks(), {"train": ["img_a", "img_b", "img_c"]})
+    layout = VOCLayout(root, num_classes=3)
+    labels = build_class_labels(layout, layout.read_ids("train"))
+    assert labels["img_a"].tolist() == [0, 1, 0]
+    assert labels["img_b"].tolist() == [1, 0, 1]
+    assert labels["img_c"].tolist() == [0, 0, 0]
+    assert all(v.dtype == np.float32 for v in labels.values())
+    save_class_labels(tmp_path / "cls_labels.npy", labels)
+    loaded = load_class_labels(tmp_path / "cls_labels.npy", ["img_a", "img_b"], num_classes=3)
+    assert {k: v.tolist() for k, v in loaded.items()} == {k: v.tolist() for k, v in labels.items()}
+    # the reference's format: a pickled dict loaded with .item()
+    raw = np.load(tmp_path / "cls_labels.npy", allow_pickle=True).item()
+    assert set(raw) == {"img_a", "img_b", "img_c"}
+    with pytest.raises(DatasetError, match="no labels for 1 ids, e.g. img_z"):
+        load_class_labels(tmp_path / "cls_labels.npy", ["img_a", "img_z"])
+
+
+def test_labels_from_mask_ignores_background_and_255():
+    assert labels_from_mask(np.array([[0, 255], [4, 4]], np.uint8), 5).tolist() == [0, 0, 0, 1, 0]
+
+
+def test_coco_layout_reads_official_folders(tmp_path):
+    root = tmp_path / "coco"
+    ids = ["COCO_train2014_000000000009", "COCO_val2014_000000000042"]
+    for folder, image_id in zip(["train2014", "val2014"], ids):
+        (root / folder).mkdir(parents=True)
+        from PIL import Image
+
+        Image.fromarray(np.zeros((5, 7, 3), np.uint8)).save(root / folder / f"{image_id}.jpg")
+    (root / "SegmentationClass").mkdir()
+    mask = np.zeros((5, 7), np.uint8)
+    mask[1, 1] = 80
+    for image_id in ids:
+        save_label_png(root / "SegmentationClass" / f"{image_id}.png", mask, voc_palette())
+    (root / "ImageSets" / "Segmentation").mkdir(parents=True)
+    (root / "ImageSets" / "Segmentation" / "train.txt").write_text("\n".join(ids))
+    layout = open_layout(root, "coco", 80)
+    assert isinstance(layout, COCOLayout)
+    assert layout.read_ids("train") == ids
+    assert layout.image_path(ids[1]).parent.name == "val2014"
+    labels = build_class_labels(layout, ids)
+    assert labels[ids[0]][79] == 1 and labels[ids[0]].sum() == 1
+
+
+# ---- bad input: one clear error naming the file ---------------------------------------------
+
+@pytest.fixture
+def voc_root(tmp_path):
+    return write_voc_root(tmp_path / "voc", hand_masks(), {"train": ["img_a", "img_b"], "val": ["img_c"]})
+
+
+def test_missing_root_is_named(tmp_path):
+    with pytest.raises(DatasetError, match="nowhere"):
+        VOCLayout(tmp_path / "nowhere", 3)
+
+
+def test_list_naming_missing_image(voc_root):
+    (voc_root / "ImageSets" / "Segmentation" / "bad.txt").write_text("img_a\nimg_missing\n")
+    with pytest.raises(DatasetError, match=r"bad.txt names img_missing.*img_missing.jpg does not exist"):
+        VOCLayout(voc_root, 3).read_ids("bad")
+
+
+def test_empty_and_duplicate_lists(voc_root):
+    lists = voc_root / "ImageSets" / "Segmentation"
+    (lists / "empty.txt").write_text("\n")
+    (lists / "dup.txt").write_text("img_a\nimg_a\n")
+    layout = VOCLayout(voc_root, 3)
+    with pytest.raises(DatasetError, match="empty.txt is empty"):
+        layout.read_ids("empty")
+    with pytest.raises(DatasetError, match="dup.txt names img_a twice"):
+        layout.read_ids("dup")
+    with pytest.raises(DatasetError, match="nolist.txt does not exist"):
+        layout.read_ids("nolist")
+
+
+def test_mask_class_outside_class_list(voc_root):
+    layout = VOCLayout(voc_root, 2)  # img_b holds class 3
+    with pytest.raises(DatasetError, match=r"img_b.png holds class index 3, outside 0..2"):
+        layout.load_mask("img_b")
+
+
+def test_corrupt_jpeg_and_truncated_png(voc_root):
+    layout = VOCLayout(voc_root, 3)
+    (voc_root / "JPEGImages" / "img_a.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    with pytest.raises(DatasetError, match="img_a.jpg is unreadable or corrupt"):
+        layout.load_image("img_a")
+    png = voc_root / "SegmentationClassAug" / "img_b.png"
+    png.write_bytes(png.read_bytes()[:40])
+    with pytest.raises(DatasetError, match="img_b.png is unreadable or corrupt"):
+        layout.load_mask("img_b")
+
+
+def test_mask_size_mismatch(voc_root):
+    layout = VOCLayout(voc_root, 3)
+    with pytest.raises(DatasetError, match="img_a.png is 8x6 but its image is 9x6"):
+        layout.load_mask("img_a", expected_shape=(6, 9))

@@ -1,0 +1,120 @@
+import numpy as np
+import pytest
+import torch
+
+from mctformer.localize import (
+    class_to_patch_attention,
+    fuse_with_patchcam,
+    grid_maps,
+    minmax_normalize,
+    multiscale_maps,
+    patch_affinity,
+    refine_with_affinity,
+    scaled_size,
+    select_and_normalize,
+    token_feature_affinity,
+)
+from mctformer.models.mctformer import MCTformerOutput, create_mctformer
+
+C, GRID = 2, (2, 2)  # 2 classes, 4 patches -> 6 tokens
+
+
+def hand_attention():
+    """[L=3, B=1, 6, 6] attention where block l holds the value l+1 everywhere, plus marks."""
+    attention = torch.stack([torch.full((1, 6, 6), float(level + 1)) for level in range(3)])
+    attention[2, 0, 0, 2:] = torch.tensor([1.0, 2.0, 3.0, 4.0])  # class 0 -> patches, last block
+    return attention
+
+
+def test_class_to_patch_attention_sums_the_last_k_blocks():
+    attention = hand_attention()
+    maps = class_to_patch_attention(attention, C, GRID, last_k=2)
+    assert maps.shape == (1, 2, 2, 2)
+    assert maps[0, 0].tolist() == [[2 + 1, 2 + 2], [2 + 3, 2 + 4]]
+    assert maps[0, 1].tolist() == [[5, 5], [5, 5]]
+    assert class_to_patch_attention(attention, C, GRID, last_k=1)[0, 0].flatten().tolist() == [1, 2, 3, 4]
+    with pytest.raises(ValueError, match="last_k"):
+        class_to_patch_attention(attention, C, GRID, last_k=4)
+
+
+def test_patch_affinity_sums_all_blocks_patch_to_patch():
+    attention = hand_attention()
+    attention[0, 0, 3, 4] = 10.0
+    affinity = patch_affinity(attention, C)
+    assert affinity.shape == (1, 4, 4)
+    assert affinity[0, 1, 2] == 10 + 2 + 3
+    assert affinity[0, 0, 0] == 1 + 2 + 3
+
+
+def test_fusion_multiplies_by_relu_patchcam():
+    attention = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
+    patchcam = torch.tensor([[[[-1.0, 0.5], [2.0, -3.0]]]])
+    assert fuse_with_patchcam(attention, patchcam).tolist() == [[[[0.0, 1.0], [6.0, 0.0]]]]
+
+
+def test_refinement_is_affinity_times_map():
+    torch.manual_seed(0)
+    maps = torch.rand(2, 3, 2, 3)
+    affinity = torch.rand(2, 6, 6)
+    refined = refine_with_affinity(maps, affinity)
+    for b in range(2):
+        for c in range(3):
+            expected = affinity[b] @ maps[b, c].flatten()
+            assert torch.allclose(refined[b, c].flatten(), expected)
+
+
+def test_feature_affinity_is_row_stochastic_and_prefers_similar_patches():
+    tokens = torch.tensor([[[1.0, 0.0], [0.9, 0.1], [-1.0, 0.0], [-0.9, -0.1]]])
+    affinity = token_feature_affinity(tokens, temperature=0.1)
+    assert torch.allclose(affinity.sum(-1), torch.ones(1, 4))
+    assert affinity[0, 0, 1] > 10 * affinity[0, 0, 2]
+
+
+def test_grid_maps_variants_from_one_output():
+    attention = hand_attention()
+    patchcam = torch.tensor([[[[1.0, -1.0], [0.5, 2.0]], [[0.0, 1.0], [1.0, 1.0]]]])
+    output = MCTformerOutput(torch.zeros(1, 2), torch.zeros(1, 2), patchcam, attention, torch.randn(1, 4, 8), GRID)
+    maps = grid_maps(output, ["attention", "fused", "fused_refined", "fused_feature_refined", "patchcam"], C, 1, 0.1)
+    assert torch.equal(maps["fused"], maps["attention"] * torch.relu(patchcam))
+    assert torch.allclose(maps["fused_refined"], refine_with_affinity(maps["fused"], patch_affinity(attention, C)))
+    assert torch.equal(maps["patchcam"], torch.relu(patchcam))
+    assert set(maps) == {"attention", "fused", "fused_refined", "fused_feature_refined", "patchcam"}
+
+
+def test_minmax_and_class_selection():
+    summed = torch.tensor([[[1.0, 3.0]], [[5.0, 5.0]], [[-2.0, 2.0]]])
+    labels, maps = select_and_normalize(summed, np.array([1, 0, 1], np.float32))
+    assert labels.tolist() == [1, 3]
+    assert np.allclose(maps, [[[0.0, 1.0]], [[0.0, 1.0]]], atol=1e-6)
+    flat = minmax_normalize(torch.full((1, 2, 2), 7.0))
+    assert torch.equal(flat, torch.zeros(1, 2, 2))  # constant map -> zeros, no division by zero
+
+
+def test_scaled_size_rounds_to_whole_patches():
+    assert scaled_size(64, 48, 1.0, 8) == (64, 48)
+    assert scaled_size(64, 48, 0.5, 16) == (32, 32)
+    assert scaled_size(20, 20, 0.1, 16) == (16, 16)
+
+
+def test_flip_aggregation_is_mirror_symmetric():
+    """Summing a scale with its flipped-back mirror makes the result equivariant to flipping the image."""
+    torch.manual_seed(0)
+    model = create_mctformer("tiny", num_classes=3, version="v2").eval()
+    images = torch.randn(2, 3, 32, 40)
+    variants = ["attention", "fused", "fused_refined"]
+    maps = multiscale_maps(model, images, variants, scales=[1.0, 0.75], flip=True, last_k=2)
+    mirrored = multiscale_maps(model, images.flip(-1), variants, scales=[1.0, 0.75], flip=True, last_k=2)
+    for variant in variants:
+        assert maps[variant].shape == (2, 3, 32, 40)
+        assert torch.allclose(maps[variant], mirrored[variant].flip(-1), atol=1e-5)
+
+
+def test_one_scale_without_flip_is_the_upsampled_grid_map():
+    torch.manual_seed(0)
+    model = create_mctformer("tiny", num_classes=3, version="v2").eval()
+    images = torch.randn(1, 3, 32, 32)
+    maps = multiscale_maps(model, images, ["fused"], scales=[1.0], flip=False, last_k=3)
+    with torch.no_grad():
+        grid = grid_maps(model.forward_tokens(images, return_attention=True), ["fused"], 3, 3, 0.1)["fused"]
+    expected = torch.nn.functional.interpolate(grid, size=(32, 32), mode="bilinear", align_corners=False)
+    assert torch.allclose(maps["fused"], expected, atol=1e-6)

@@ -1,0 +1,93 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from mctformer.io import save_map_file
+from mctformer.metrics import (
+    best_threshold,
+    confusion_matrix,
+    mean_average_precision,
+    scores_from_confusion,
+    seed_prediction,
+    sweep_image,
+    sweep_split,
+    sweep_table,
+    threshold_grid,
+)
+
+
+def test_confusion_matrix_hand_case_with_ignore():
+    gt = np.array([[0, 1, 1], [2, 255, 0]])
+    pred = np.array([[0, 1, 2], [2, 1, 1]])
+    expected = np.array([[1, 1, 0], [0, 1, 1], [0, 0, 1]])
+    assert np.array_equal(confusion_matrix(gt, pred, 3), expected)
+
+
+def test_iou_precision_recall_hand_case():
+    confusion = np.array([[1, 1, 0], [0, 1, 1], [0, 0, 1]])
+    scores = scores_from_confusion(confusion)
+    assert np.allclose(scores["iou"], [1 / 2, 1 / 3, 1 / 2])
+    assert np.allclose(scores["precision"], [1, 1 / 2, 1 / 2])
+    assert np.allclose(scores["recall"], [1 / 2, 1 / 2, 1])
+    assert scores["miou"] == pytest.approx((1 / 2 + 1 / 3 + 1 / 2) / 3)
+
+
+def test_classes_absent_everywhere_leave_the_mean():
+    confusion = np.array([[2, 0, 0], [0, 3, 0], [0, 0, 0]])
+    assert scores_from_confusion(confusion)["miou"] == pytest.approx(1.0)
+
+
+def test_seed_prediction_ties_go_to_background():
+    labels = np.array([2, 5])
+    maps = np.array([[[0.3, 0.5, 0.2]], [[0.1, 0.5, 0.3]]], dtype=np.float32)
+    # pixel 0: 0.3 > t=0.3? no -> tie -> background; pixel 1: class tie -> first (2); pixel 2: 0.3 == t -> bg
+    assert seed_prediction(labels, maps, np.float32(0.3)).tolist() == [[0, 2, 0]]
+    assert seed_prediction(labels, maps, np.float32(0.25)).tolist() == [[2, 2, 5]]
+
+
+def test_threshold_grid_is_exact():
+    grid = threshold_grid(0.0, 0.6, 0.01)
+    assert len(grid) == 61 and grid[39] == 0.39 and grid[-1] == 0.6
+
+
+def test_sweep_equals_naive_per_threshold_loop_on_random_data():
+    rng = np.random.default_rng(1)
+    grid = threshold_grid(0.0, 0.6, 0.01)
+    for _ in range(30):
+        k = int(rng.integers(0, 4))
+        labels = np.sort(rng.choice(np.arange(1, 7), k, replace=False))
+        maps = np.round(rng.random((k, 9, 11)), 2).astype(np.float32)  # many exact ties with thresholds
+        gt = rng.integers(0, 7, (9, 11))
+        gt[rng.random(gt.shape) < 0.15] = 255
+        fast = sweep_image(labels, maps, gt, grid, 7)
+        naive = np.stack([confusion_matrix(gt, seed_prediction(labels, maps, np.float32(t)), 7) for t in grid])
+        assert np.array_equal(fast, naive)
+
+
+def test_sweep_split_and_table(tmp_path):
+    gt = {"a": np.array([[0, 1], [1, 255]]), "b": np.array([[2, 2], [0, 0]])}
+    save_map_file(tmp_path / "a.npz", [1], np.array([[[0.1, 0.9], [0.5, 0.7]]]))
+    save_map_file(tmp_path / "b.npz", [2], np.array([[[0.8, 0.4], [0.2, 0.0]]]))
+    grid = np.array([0.0, 0.3, 0.6])
+    confusions = sweep_split({"v": tmp_path}, ["a", "b"], gt.__getitem__, grid, 3, progress=False)["v"]
+    # t = 0.3: a -> [[0,1],[1,1]], b -> [[2,2],[0,0]] : everything right except nothing
+    assert np.array_equal(confusions[1], np.array([[3, 0, 0], [0, 2, 0], [0, 0, 2]]))
+    table = sweep_table(confusions, grid, ["background", "x", "y"])
+    assert table.loc[1, "miou"] == pytest.approx(1.0)
+    assert best_threshold(table) == {"threshold": 0.3, "miou": 1.0}
+    with pytest.raises(ValueError, match="holds classes"):
+        sweep_split({"v": tmp_path}, ["a"], gt.__getitem__, grid, 3, class_labels={"a": np.array([0, 1], np.float32)}, progress=False)
+    with pytest.raises(FileNotFoundError, match="c.npz"):
+        sweep_split({"v": tmp_path}, ["c"], {"c": gt["a"]}.__getitem__, grid, 3, progress=False)
+
+
+def test_best_threshold_prefers_the_lowest_on_ties():
+    table = pd.DataFrame({"threshold": [0.1, 0.2, 0.3], "miou": [0.5, 0.7, 0.7]})
+    assert best_threshold(table)["threshold"] == 0.2
+
+
+def test_mean_average_precision_hand_case():
+    scores = np.array([[0.9, 0.1], [0.8, 0.7], [0.3, 0.2]])
+    targets = np.array([[1, 0], [0, 1], [1, 0]])
+    # class 0: ranks 1 (hit), 2 (miss), 3 (hit) -> (1 + 2/3) / 2; class 1: rank 1 hit -> 1
+    assert mean_average_precision(scores, targets) == pytest.approx(((1 + 2 / 3) / 2 + 1) / 2)

@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY_SPEC, tiny_config
+from mctformer.data.labels import build_class_labels
+from mctformer.data.voc import VOCLayout
+from mctformer.training import classifier as classifier_module
+from mctformer.training.classifier import load_classifier, train_classifier
+
+
+def settings(epochs=2):
+    values = dict(tiny_config()["classifier"])
+    values.update(epochs=epochs, batch_size=8, input_size=32)
+    return values
+
+
+@pytest.fixture(scope="module")
+def data(synthetic_root):
+    layout = VOCLayout(synthetic_root, TINY_SPEC.num_classes)
+    train, val = layout.read_ids("train_aug")[:24], layout.read_ids("val")[:8]
+    return layout, train, val, build_class_labels(layout, train + val)
+
+
+def run(data, tmp, epochs=2, **kwargs):
+    layout, train, val, labels = data
+    return train_classifier(
+        layout, train, val, labels, settings(epochs), tmp / "checkpoint.pt", tmp / "log.csv", tmp / "resume" / "last.pt",
+        device=torch.device("cpu"), seed=7, **kwargs,
+    )
+
+
+def test_training_writes_checkpoint_and_log(data, tmp_path):
+    run(data, tmp_path)
+    log = (tmp_path / "log.csv").read_text().splitlines()
+    assert log[0] == "epoch,loss,val_map,lr" and len(log) == 3
+    model = load_classifier(tmp_path / "checkpoint.pt", num_classes=TINY_SPEC.num_classes)
+    assert model.version == "v2" and not model.training
+    with pytest.raises(ValueError, match="trained for 4 classes, the config has 20"):
+        load_classifier(tmp_path / "checkpoint.pt", num_classes=20)
+
+
+def test_killed_training_resumes_to_the_same_weights(data, tmp_path, monkeypatch):
+    straight = tmp_path / "straight"
+    run(data, straight)
+
+    interrupted = tmp_path / "interrupted"
+    real_save = classifier_module.save_checkpoint
+    calls = {"n": 0}
+
+    def save_then_die(path, payload):
+        real_save(path, payload)
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt("killed after the first epoch's checkpoint")
+
+    monkeypatch.setattr(classifier_module, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run(data, interrupted)
+    assert not (interrupted / "checkpoint.pt").exists() and (interrupted / "resume" / "last.pt").exists()
+    monkeypatch.setattr(classifier_module, "save_checkpoint", real_save)
+    run(data, interrupted)
+
+    a = torch.load(straight / "checkpoint.pt", weights_only=False)
+    b = torch.load(interrupted / "checkpoint.pt", weights_only=False)
+    assert a["log"] == b["log"]
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+
+
+def test_resume_state_of_other_settings_is_ignored(data, tmp_path, capsys):
+    run(data, tmp_path, epochs=1)
+    assert (tmp_path / "resume" / "last.pt").exists()
+    capsys.readouterr()
+    run(data, tmp_path, epochs=2)  # other settings: must train from scratch, not resume
+    printed = capsys.readouterr().out
+    assert "belongs to a run with other settings" in printed and "resuming" not in printed
+    assert len(torch.load(tmp_path / "checkpoint.pt", weights_only=False)["log"]) == 2
+
+
+def test_empty_training_list_is_refused(data, tmp_path):
+    layout, _, val, labels = data
+    with pytest.raises(ValueError, match="training split list is empty"):
+        train_classifier(layout, [], val, labels, settings(), tmp_path / "c.pt", tmp_path / "l.csv", tmp_path / "r.pt", torch.device("cpu"))

@@ -1,0 +1,70 @@
+"""The workflow run through snakemake itself on a tiny config in a temporary folder."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import REPO, tiny_config
+
+
+def snakemake(workdir, *args, config=None):
+    config_path = workdir / "config.tiny.yaml"
+    config_path.write_text(yaml.safe_dump(config or tiny_config()))
+    command = [
+        sys.executable, "-m", "snakemake", *args, "--cores", "2", "-s", str(REPO / "Snakefile"),
+        "--directory", str(workdir), "--configfile", str(config_path),
+    ]
+    return subprocess.run(command, capture_output=True, text=True, cwd=workdir)
+
+
+def test_prepare_data_and_labels_through_snakemake(tmp_path):
+    result = snakemake(tmp_path, "results/tiny/labels/cls_labels.npy")
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "results" / "tiny"
+    assert (run / "data" / "ImageSets" / "Segmentation" / "train_aug.txt").read_text().count("\n") == 48
+    labels = np.load(run / "labels" / "cls_labels.npy", allow_pickle=True).item()
+    assert len(labels) == 48 + 16
+    assert (run / "logs" / "prepare_data.log").exists() and (run / "benchmarks" / "prepare_data.tsv").exists()
+    # nothing left to do: the cached artifacts are reused
+    again = snakemake(tmp_path, "results/tiny/labels/cls_labels.npy", "-n")
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """The whole chain run once on the tiny config; the tests below read it."""
+    workdir = tmp_path_factory.mktemp("tiny_run")
+    result = snakemake(workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir
+
+
+def test_whole_chain_so_far_on_a_tiny_config(tiny_run):
+    run = tiny_run / "results" / "tiny"
+    config = tiny_config()
+    for split in config["data"]["splits"]["seed_eval"]:
+        assert (run / "seeds" / split / "sweep.png").stat().st_size > 0
+        for variant in config["maps"]["variants"]:
+            best = json.loads((run / "seeds" / split / variant / "best.json").read_text())
+            assert 0 <= best["miou"] <= 1 and 0 <= best["threshold"] <= 0.6
+            header = (run / "seeds" / split / variant / "sweep.csv").read_text().splitlines()[0]
+            assert header.startswith("threshold,miou,mean_precision,mean_recall,iou_background")
+    for variant in config["maps"]["variants"]:
+        files = list((run / "maps" / variant).glob("*.npz"))
+        assert len(files) == 48 + 16  # train_aug plus the held-out val
+    assert len(list((run / "maps" / "overlays").glob("*.png"))) == 2
+    assert not list(run.rglob(".*.tmp*")), "temporary files left behind"
+
+
+def test_editing_one_stage_reruns_only_it_and_its_dependents(tiny_run):
+    config = tiny_config()
+    config["maps"]["last_k"] = 2
+    result = snakemake(tiny_run, "-n", config=config)
+    out = result.stdout + result.stderr
+    assert "extract_maps" in out and "evaluate_seeds" in out
+    for upstream in ("prepare_data", "class_labels", "train_classifier"):
+        assert f"rule {upstream}:" not in out and f"localrule {upstream}:" not in out

@@ -1,0 +1,29 @@
+# MCTformer multi-label classification training.
+
+
+rule train_classifier:
+    input:
+        **dataset_inputs(),
+        labels=rules.class_labels.output[0],
+    output:
+        checkpoint=f"{RUN}/classifier/checkpoint.pt",
+        log_csv=f"{RUN}/classifier/log.csv",
+    params:
+        root=DATA_ROOT,
+        layout=LAYOUT,
+        classes=CLASSES,
+        splits=SPLITS,
+        settings=config["classifier"],
+        seed=config["seed"],
+        device=config["device"],
+        # Kept beside the outputs, not among them, so a killed job's state survives for the rerun.
+        resume=f"{RUN}/classifier/resume/last.pt",
+    log:
+        f"{RUN}/logs/train_classifier.log",
+    benchmark:
+        f"{RUN}/benchmarks/train_classifier.tsv"
+    threads: 8
+    conda:
+        ENV
+    script:
+        "../scripts/train_classifier.py"

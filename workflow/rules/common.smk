@@ -1,0 +1,42 @@
+# Config loading, validation and the artifact layout shared by every rule file.
+import os
+
+from snakemake.utils import min_version, validate
+
+from mctformer.config import ConfigError, all_splits, check_config, data_root, layout_name
+
+min_version("9.0")
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+try:
+    check_config(config)
+except ConfigError as error:
+    raise WorkflowError(f"invalid config: {error}")
+
+RUN = f"results/{config['run_name']}"
+DATA_ROOT = data_root(config, RUN)
+LAYOUT = layout_name(config)
+CLASSES = list(config["data"]["classes"])
+SPLITS = config["data"]["splits"]
+VARIANTS = list(config["maps"]["variants"])
+ENV = "../../envs/pipeline.yaml"
+
+
+def dataset_inputs():
+    """What a rule reading the dataset depends on: the generated tree, or the split lists of a given root."""
+    if config["data"]["source"] == "synthetic":
+        return {"data": f"{RUN}/data"}
+    return {
+        f"list_{split}": os.path.join(DATA_ROOT, "ImageSets", "Segmentation", f"{split}.txt")
+        for split in all_splits(config)
+    }
+
+
+def extraction_splits():
+    """Maps are made for everything later steps train on, plus every split the seeds are evaluated on."""
+    return list(dict.fromkeys([SPLITS["train"], *SPLITS["seed_eval"]]))
+
+
+def seed_targets():
+    return [f"{RUN}/seeds/{split}/sweep.png" for split in SPLITS["seed_eval"]]

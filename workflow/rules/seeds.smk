@@ -1,0 +1,55 @@
+# Localization maps (seeds) from the classifier, and their evaluation by a background-threshold sweep.
+
+
+rule extract_maps:
+    input:
+        **dataset_inputs(),
+        labels=rules.class_labels.output[0],
+        checkpoint=rules.train_classifier.output.checkpoint,
+    output:
+        maps=directory(expand(f"{RUN}/maps/{{variant}}", variant=VARIANTS)),
+        overlays=directory(f"{RUN}/maps/overlays"),
+    params:
+        root=DATA_ROOT,
+        layout=LAYOUT,
+        classes=CLASSES,
+        splits=extraction_splits(),
+        settings=config["maps"],
+        variants=VARIANTS,
+        device=config["device"],
+    log:
+        f"{RUN}/logs/extract_maps.log",
+    benchmark:
+        f"{RUN}/benchmarks/extract_maps.tsv"
+    threads: 8
+    conda:
+        ENV
+    script:
+        "../scripts/extract_maps.py"
+
+
+rule evaluate_seeds:
+    input:
+        **dataset_inputs(),
+        labels=rules.class_labels.output[0],
+        maps=rules.extract_maps.output.maps,
+    output:
+        sweeps=expand(f"{RUN}/seeds/{{{{split}}}}/{{variant}}/sweep.csv", variant=VARIANTS),
+        bests=expand(f"{RUN}/seeds/{{{{split}}}}/{{variant}}/best.json", variant=VARIANTS),
+        plot=f"{RUN}/seeds/{{split}}/sweep.png",
+    params:
+        root=DATA_ROOT,
+        layout=LAYOUT,
+        classes=CLASSES,
+        variants=VARIANTS,
+        thresholds=config["seeds"]["thresholds"],
+    log:
+        f"{RUN}/logs/evaluate_seeds_{{split}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/evaluate_seeds_{{split}}.tsv"
+    wildcard_constraints:
+        split="|".join(SPLITS["seed_eval"]),
+    conda:
+        ENV
+    script:
+        "../scripts/evaluate_seeds.py"
