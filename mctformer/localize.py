@@ -119,20 +119,28 @@ def scaled_size(height: int, width: int, scale: float, patch_size: int) -> tuple
 def multiscale_maps(
     model: MCTformer,
     images: torch.Tensor,
+    present: torch.Tensor,
     variants: Sequence[str],
     scales: Sequence[float],
     flip: bool,
     last_k: int,
     feature_temperature: float = 0.1,
-) -> dict[str, torch.Tensor]:
-    """Sum over scales (and horizontal flips) of upsampled maps: variant -> [B, C, H, W], unnormalised.
+) -> dict[str, list[torch.Tensor]]:
+    """Sum over scales (and horizontal flips) of the upsampled maps of each image's classes, unnormalised.
 
-    ``images`` is a normalised batch [B, 3, H, W] of equal-size images; each
-    scale and its flip run as ONE forward of 2B images.
+    ``images`` is a normalised batch [B, 3, H, W] of equal-size images and
+    ``present`` a [B, C] boolean of their classes. Returns variant -> one
+    [K_b, H, W] tensor per image (its classes in index order). Each scale and
+    its flip run as ONE forward of 2B images. Flipping back and summing happen
+    on the patch grid, and only the image's classes are upsampled: both commute
+    with bilinear upsampling (align_corners=False samples symmetrically), so the
+    result equals upsampling every map first, at a fraction of the cost.
     """
     if not scales:
         raise ValueError("maps.scales must name at least one scale")
     batch, _, height, width = images.shape
+    present = present.to(device=images.device, dtype=torch.bool)
+    counts = present.sum(dim=1).tolist()
     totals: dict[str, torch.Tensor] = {}
     for scale in scales:
         size = scaled_size(height, width, scale, model.patch_size)
@@ -141,18 +149,13 @@ def multiscale_maps(
             inputs = torch.cat([inputs, inputs.flip(-1)], dim=0)
         output = model.forward_tokens(inputs, return_attention=True)
         for variant, grid in grid_maps(output, variants, model.num_classes, last_k, feature_temperature).items():
-            full = F.interpolate(grid.float(), size=(height, width), mode="bilinear", align_corners=False)
+            grid = grid.float()
             if flip:
-                full = full[:batch] + full[batch:].flip(-1)
+                grid = grid[:batch] + grid[batch:].flip(-1)
+            selected = grid[present].unsqueeze(1)  # [sum of K_b, 1, h, w]
+            full = F.interpolate(selected, size=(height, width), mode="bilinear", align_corners=False).squeeze(1)
             totals[variant] = totals[variant] + full if variant in totals else full
-    return totals
-
-
-def select_and_normalize(summed: torch.Tensor, class_label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Keep an image's classes and min-max them: ([C, H, W], multi-hot [C]) -> (labels 1..C [K], maps [K, H, W])."""
-    present = np.flatnonzero(np.asarray(class_label) > 0)
-    maps = minmax_normalize(summed[torch.as_tensor(present, dtype=torch.long)])
-    return present + 1, maps.cpu().numpy()
+    return {variant: list(torch.split(total, counts)) for variant, total in totals.items()}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -232,11 +235,13 @@ def extract_maps(
             for batch_ids in batches:
                 pictures = [layout.load_image(i) for i in batch_ids]
                 images = torch.stack([normalize_image(p) for p in pictures]).to(device)
-                summed = multiscale_maps(model, images, variants, scales, flip, last_k, feature_temperature)
+                multi_hot = np.stack([np.asarray(class_labels[i]) > 0 for i in batch_ids])
+                summed = multiscale_maps(model, images, torch.from_numpy(multi_hot), variants, scales, flip, last_k, feature_temperature)
                 for index, image_id in enumerate(batch_ids):
+                    labels = np.flatnonzero(multi_hot[index]) + 1
                     per_variant = {}
                     for variant in variants:
-                        labels, maps = select_and_normalize(summed[variant][index], class_labels[image_id])
+                        maps = minmax_normalize(summed[variant][index]).cpu().numpy()
                         save_map_file(tmp_dirs[variant] / f"{image_id}.npz", labels, maps, atomic=False)
                         per_variant[variant] = maps
                     if image_id in overlay_ids:

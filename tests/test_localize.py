@@ -11,7 +11,6 @@ from mctformer.localize import (
     patch_affinity,
     refine_with_affinity,
     scaled_size,
-    select_and_normalize,
     token_feature_affinity,
 )
 from mctformer.models.mctformer import MCTformerOutput, create_mctformer
@@ -81,11 +80,9 @@ def test_grid_maps_variants_from_one_output():
     assert set(maps) == {"attention", "fused", "fused_refined", "fused_feature_refined", "patchcam"}
 
 
-def test_minmax_and_class_selection():
-    summed = torch.tensor([[[1.0, 3.0]], [[5.0, 5.0]], [[-2.0, 2.0]]])
-    labels, maps = select_and_normalize(summed, np.array([1, 0, 1], np.float32))
-    assert labels.tolist() == [1, 3]
-    assert np.allclose(maps, [[[0.0, 1.0]], [[0.0, 1.0]]], atol=1e-6)
+def test_minmax_per_map():
+    maps = minmax_normalize(torch.tensor([[[1.0, 3.0]], [[-2.0, 2.0]]]))
+    assert torch.allclose(maps, torch.tensor([[[0.0, 1.0]], [[0.0, 1.0]]]), atol=1e-6)
     flat = minmax_normalize(torch.full((1, 2, 2), 7.0))
     assert torch.equal(flat, torch.zeros(1, 2, 2))  # constant map -> zeros, no division by zero
 
@@ -101,20 +98,43 @@ def test_flip_aggregation_is_mirror_symmetric():
     torch.manual_seed(0)
     model = create_mctformer("tiny", num_classes=3, version="v2").eval()
     images = torch.randn(2, 3, 32, 40)
+    present = torch.ones(2, 3, dtype=torch.bool)
     variants = ["attention", "fused", "fused_refined"]
-    maps = multiscale_maps(model, images, variants, scales=[1.0, 0.75], flip=True, last_k=2)
-    mirrored = multiscale_maps(model, images.flip(-1), variants, scales=[1.0, 0.75], flip=True, last_k=2)
+    maps = multiscale_maps(model, images, present, variants, scales=[1.0, 0.75], flip=True, last_k=2)
+    mirrored = multiscale_maps(model, images.flip(-1), present, variants, scales=[1.0, 0.75], flip=True, last_k=2)
     for variant in variants:
-        assert maps[variant].shape == (2, 3, 32, 40)
-        assert torch.allclose(maps[variant], mirrored[variant].flip(-1), atol=1e-5)
+        for index in range(2):
+            assert maps[variant][index].shape == (3, 32, 40)
+            assert torch.allclose(maps[variant][index], mirrored[variant][index].flip(-1), atol=1e-5)
+
+
+def test_grid_level_flip_and_selection_equal_upsampling_everything_first():
+    """The reference order: upsample every class map of both flips, flip back, sum, then keep GT classes."""
+    torch.manual_seed(0)
+    model = create_mctformer("tiny", num_classes=4, version="v2").eval()
+    images = torch.randn(2, 3, 32, 48)
+    present = torch.tensor([[True, False, True, False], [False, False, False, True]])
+    ours = multiscale_maps(model, images, present, ["fused"], scales=[1.0, 0.5], flip=True, last_k=3)["fused"]
+    expected = torch.zeros(2, 4, 32, 48)
+    with torch.no_grad():
+        for scale in (1.0, 0.5):
+            size = scaled_size(32, 48, scale, 8)
+            inputs = torch.nn.functional.interpolate(images, size=size, mode="bilinear", align_corners=False)
+            for flipped in (False, True):
+                batch = inputs.flip(-1) if flipped else inputs
+                grid = grid_maps(model.forward_tokens(batch, return_attention=True), ["fused"], 4, 3, 0.1)["fused"]
+                full = torch.nn.functional.interpolate(grid, size=(32, 48), mode="bilinear", align_corners=False)
+                expected += full.flip(-1) if flipped else full
+    assert torch.allclose(ours[0], expected[0, [0, 2]], atol=1e-4)
+    assert torch.allclose(ours[1], expected[1, [3]], atol=1e-4)
 
 
 def test_one_scale_without_flip_is_the_upsampled_grid_map():
     torch.manual_seed(0)
     model = create_mctformer("tiny", num_classes=3, version="v2").eval()
     images = torch.randn(1, 3, 32, 32)
-    maps = multiscale_maps(model, images, ["fused"], scales=[1.0], flip=False, last_k=3)
+    maps = multiscale_maps(model, images, torch.ones(1, 3, dtype=torch.bool), ["fused"], scales=[1.0], flip=False, last_k=3)
     with torch.no_grad():
         grid = grid_maps(model.forward_tokens(images, return_attention=True), ["fused"], 3, 3, 0.1)["fused"]
     expected = torch.nn.functional.interpolate(grid, size=(32, 32), mode="bilinear", align_corners=False)
-    assert torch.allclose(maps["fused"], expected, atol=1e-6)
+    assert torch.allclose(maps["fused"][0], expected[0], atol=1e-6)

@@ -9,7 +9,7 @@ rule train_classifier:
         checkpoint=f"{RUN}/classifier/checkpoint.pt",
         log_csv=f"{RUN}/classifier/log.csv",
     params:
-        root=DATA_ROOT,
+        root=data_root_of,
         layout=LAYOUT,
         classes=CLASSES,
         splits=SPLITS,

@@ -24,13 +24,16 @@ ENV = "../../envs/pipeline.yaml"
 
 
 def dataset_inputs():
-    """What a rule reading the dataset depends on: the generated tree, or the split lists of a given root."""
-    if config["data"]["source"] == "synthetic":
-        return {"data": f"{RUN}/data"}
-    return {
-        f"list_{split}": os.path.join(DATA_ROOT, "ImageSets", "Segmentation", f"{split}.txt")
-        for split in all_splits(config)
-    }
+    """Dataset inputs of a job: the root (generated or given) and, for a given root, its split lists."""
+    inputs = {"data": DATA_ROOT}
+    if config["data"]["source"] != "synthetic":
+        for split in all_splits(config):
+            inputs[f"list_{split}"] = os.path.join(DATA_ROOT, "ImageSets", "Segmentation", f"{split}.txt")
+    return inputs
+
+
+def data_root_of(wildcards, input):
+    return input.data
 
 
 def extraction_splits():

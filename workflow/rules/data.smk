@@ -27,7 +27,7 @@ rule class_labels:
     output:
         f"{RUN}/labels/cls_labels.npy",
     params:
-        root=DATA_ROOT,
+        root=data_root_of,
         layout=LAYOUT,
         classes=CLASSES,
         splits=all_splits(config),

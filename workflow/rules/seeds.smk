@@ -10,7 +10,7 @@ rule extract_maps:
         maps=directory(expand(f"{RUN}/maps/{{variant}}", variant=VARIANTS)),
         overlays=directory(f"{RUN}/maps/overlays"),
     params:
-        root=DATA_ROOT,
+        root=data_root_of,
         layout=LAYOUT,
         classes=CLASSES,
         splits=extraction_splits(),
@@ -38,7 +38,7 @@ rule evaluate_seeds:
         bests=expand(f"{RUN}/seeds/{{{{split}}}}/{{variant}}/best.json", variant=VARIANTS),
         plot=f"{RUN}/seeds/{{split}}/sweep.png",
     params:
-        root=DATA_ROOT,
+        root=data_root_of,
         layout=LAYOUT,
         classes=CLASSES,
         variants=VARIANTS,
