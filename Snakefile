@@ -10,9 +10,11 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/classifier.smk"
 include: "workflow/rules/seeds.smk"
+include: "workflow/rules/psa.smk"
 
 
 rule all:
     default_target: True
     input:
         seed_targets(),
+        mask_targets(),

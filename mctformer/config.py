@@ -33,7 +33,7 @@ def layout_name(config: Mapping[str, Any]) -> str:
 
 def all_splits(config: Mapping[str, Any]) -> list[str]:
     splits = config["data"]["splits"]
-    return list(dict.fromkeys([splits["train"], splits["val"], *splits["seed_eval"]]))
+    return list(dict.fromkeys([splits["train"], splits["val"], *splits["seed_eval"], *config["psa"]["eval_splits"]]))
 
 
 def check_config(config: Mapping[str, Any]) -> None:
@@ -76,6 +76,16 @@ def check_config(config: Mapping[str, Any]) -> None:
     for variant in config["maps"]["variants"]:
         if variant not in allowed:
             raise ConfigError(f"maps.variants: {variant!r} needs another model version; {classifier['version']} makes {list(allowed)}")
+    psa = config["psa"]
+    if psa["seed_variant"] not in config["maps"]["variants"]:
+        raise ConfigError(f"psa.seed_variant: {psa['seed_variant']!r} is not among maps.variants {config['maps']['variants']}")
+    if psa["background"] is None and psa["threshold_split"] not in data["splits"]["seed_eval"]:
+        raise ConfigError(
+            f"psa.threshold_split: {psa['threshold_split']!r} is not in data.splits.seed_eval, so no best threshold is "
+            f"computed for it; pick one of {data['splits']['seed_eval']} or pin psa.background"
+        )
+    if config["affinity"]["crop_size"] % (4 if config["affinity"]["backbone"] == "tiny" else 8):
+        raise ConfigError("affinity.crop_size: must be a multiple of the backbone's output stride (4 for tiny, 8 otherwise)")
     thresholds = config["seeds"]["thresholds"]
     if thresholds["stop"] < thresholds["start"]:
         raise ConfigError("seeds.thresholds: stop must not be below start")

@@ -150,3 +150,18 @@ def load_map_file(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     if maps.ndim != 3 or maps.shape[0] != labels.shape[0]:
         raise ValueError(f"map file {path}: maps {maps.shape} do not match labels {labels.shape}")
     return labels, maps
+
+
+def read_label_png(path: str | os.PathLike) -> np.ndarray:
+    """A class-index PNG (palette or grey) as uint8 [H, W]; errors name the file."""
+    try:
+        with Image.open(path) as image:
+            if image.mode not in ("P", "L"):
+                raise ValueError(f"label {path} has mode {image.mode}; expected a palette or grey PNG of class indices")
+            return np.asarray(image)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"label file {path} does not exist") from None
+    except ValueError:
+        raise
+    except Exception as error:
+        raise ValueError(f"label file {path} is unreadable or corrupt: {error}") from error

@@ -128,3 +128,135 @@ def sweep_figure(tables: Mapping[str, Any], bests: Mapping[str, dict], title: st
     axes.legend(fontsize=8)
     plt.close(figure)
     return figure
+
+
+# ---------------------------------------------------------------- PSA -------
+
+def psa_training_ids(reader, split: str, max_images: int | None) -> list[str]:
+    """The images PSA labels are made for and AffinityNet trains on: the first ``max_images`` of the split."""
+    ids = reader.read_ids(split)
+    return ids[:max_images] if max_images else ids
+
+
+def psa_labels_stage(
+    root: str, layout: str, classes: Sequence[str], palette: Sequence | None, split: str, map_dir: str,
+    settings: Mapping[str, Any], out_dir: str, stats_path: str, workers: int = 1,
+) -> dict:
+    from .crf import CRFParams
+    from .io import make_palette
+    from .randomwalk import make_psa_labels
+
+    reader = open_layout(root, layout, len(classes))
+    ids = psa_training_ids(reader, split, settings["max_images"])
+    crf = settings["crf"]
+    params = CRFParams(
+        crf["iterations"], crf["gaussian_sxy"], crf["gaussian_compat"],
+        crf["bilateral_sxy"], crf["bilateral_srgb"], crf["bilateral_compat"],
+    )
+    started = time.time()
+    stats = make_psa_labels(
+        reader, ids, map_dir, out_dir, settings["alpha_low"], settings["alpha_high"], params,
+        crf["spatial_scale"], crf["reference_size"], make_palette(palette), workers=max(1, min(workers, settings["workers"])),
+    )
+    stats["seconds"] = time.time() - started
+    write_json(stats_path, stats)
+    print(f"PSA labels of {len(ids)} images: {stats}")
+    return stats
+
+
+def train_affinity_stage(
+    root: str, layout: str, classes: Sequence[str], split: str, max_images: int | None, label_dir: str,
+    settings: Mapping[str, Any], seed: int, device: str, checkpoint: str, log_csv: str, resume: str, threads: int = 1,
+) -> None:
+    from .training.affinity import train_affinity
+
+    set_threads(threads)
+    reader = open_layout(root, layout, len(classes))
+    ids = psa_training_ids(reader, split, max_images)
+    summary = train_affinity(
+        reader, ids, label_dir, settings, checkpoint, log_csv, resume,
+        device=resolve_device(device), seed=seed, workers=settings["workers"],
+    )
+    print(f"AffinityNet trained in {summary['seconds']:.1f} s: {summary['final']}")
+
+
+def read_background(settings: Mapping[str, Any], best_json: str | None) -> float:
+    """The random walk's background score: pinned in config, else the best seed threshold."""
+    import json
+
+    if settings["background"] is not None:
+        return float(settings["background"])
+    with open(best_json) as handle:
+        return float(json.load(handle)["threshold"])
+
+
+def random_walk_stage(
+    root: str, layout: str, classes: Sequence[str], palette: Sequence | None, splits: Sequence[str], map_dir: str,
+    checkpoint: str, best_json: str | None, psa: Mapping[str, Any], affinity: Mapping[str, Any],
+    device: str, out_dir: str, threads: int = 1,
+) -> None:
+    from .io import make_palette
+    from .randomwalk import random_walk_masks
+    from .training.affinity import load_affinity_net
+
+    set_threads(threads)
+    reader = open_layout(root, layout, len(classes))
+    ids = list(dict.fromkeys(i for split in splits for i in reader.read_ids(split)))
+    torch_device = resolve_device(device)
+    model = load_affinity_net(checkpoint, affinity["backbone"], torch_device)
+    background = read_background(psa, best_json)
+    print(f"random walk on {len(ids)} images: background {background}, beta {psa['beta']}, logt {psa['logt']}, radius {affinity['radius']}")
+    started = time.time()
+    random_walk_masks(
+        model, reader, ids, map_dir, out_dir, background, psa["beta"], psa["logt"], affinity["radius"],
+        make_palette(palette), torch_device,
+    )
+    print(f"pseudo masks in {time.time() - started:.1f} s")
+
+
+def evaluate_masks_stage(
+    root: str, layout: str, classes: Sequence[str], split: str, mask_dir: str, table_path: str, summary_path: str, plot_path: str,
+    title: str = "pseudo masks",
+) -> dict:
+    """mIoU (and per-class IoU/precision/recall) of a folder of label PNGs against the ground truth."""
+    import pandas as pd
+    from tqdm import tqdm
+
+    from .io import read_label_png
+    from .metrics import confusion_matrix, scores_from_confusion
+
+    reader = open_layout(root, layout, len(classes))
+    ids = reader.read_ids(split)
+    label_names = ["background", *classes]
+    confusion = np.zeros((len(label_names),) * 2, dtype=np.int64)
+    for image_id in tqdm(ids, desc=f"evaluate {title}", unit="img", mininterval=2.0):
+        gt = reader.load_mask(image_id)
+        prediction = read_label_png(os.path.join(mask_dir, f"{image_id}.png"))
+        if prediction.shape != gt.shape:
+            raise ValueError(f"{os.path.join(mask_dir, image_id + '.png')} is {prediction.shape}, its ground truth {gt.shape}")
+        confusion += confusion_matrix(gt, prediction, len(label_names))
+    scores = scores_from_confusion(confusion)
+    table = pd.DataFrame({"class": label_names, "iou": scores["iou"], "precision": scores["precision"], "recall": scores["recall"]})
+    write_dataframe_csv(table_path, table)
+    summary = {"miou": float(scores["miou"]), "images": len(ids), "split": split}
+    write_json(summary_path, summary)
+    save_figure(plot_path, per_class_figure(table, f"{title} on {split}: mIoU {summary['miou']:.3f}"))
+    print(f"{title} on {split}: mIoU {summary['miou']:.4f}")
+    return summary
+
+
+def per_class_figure(table, title: str):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(max(4.0, 0.35 * len(table) + 2), 3.5))
+    axes.bar(table["class"], table["iou"], color="tab:blue")
+    axes.set_ylim(0, 1)
+    axes.set_ylabel("IoU")
+    axes.set_title(title)
+    axes.tick_params(axis="x", rotation=60)
+    axes.grid(axis="y", alpha=0.3)
+    plt.close(figure)
+    return figure

@@ -138,3 +138,35 @@ def test_one_scale_without_flip_is_the_upsampled_grid_map():
         grid = grid_maps(model.forward_tokens(images, return_attention=True), ["fused"], 3, 3, 0.1)["fused"]
     expected = torch.nn.functional.interpolate(grid, size=(32, 32), mode="bilinear", align_corners=False)
     assert torch.allclose(maps["fused"][0], expected[0], atol=1e-6)
+
+
+def test_killed_extraction_leaves_no_output_folder(synthetic_root, tmp_path, monkeypatch):
+    from conftest import TINY_SPEC
+    from mctformer import localize
+    from mctformer.data.labels import build_class_labels
+    from mctformer.data.voc import VOCLayout
+
+    layout = VOCLayout(synthetic_root, TINY_SPEC.num_classes)
+    ids = layout.read_ids("val")
+    labels = build_class_labels(layout, ids)
+    model = create_mctformer("tiny", num_classes=TINY_SPEC.num_classes, version="v2")
+    out_dirs = {"attention": tmp_path / "maps" / "attention", "fused": tmp_path / "maps" / "fused"}
+    calls = {"n": 0}
+    real_save = localize.save_map_file
+
+    def die_midway(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt("killed")
+        real_save(*args, **kwargs)
+
+    monkeypatch.setattr(localize, "save_map_file", die_midway)
+    with pytest.raises(KeyboardInterrupt):
+        localize.extract_maps(model, layout, ids, labels, out_dirs, batch_size=4, overlay_dir=tmp_path / "maps" / "overlays", num_overlays=2)
+    assert list((tmp_path / "maps").iterdir()) == []  # neither outputs nor temporaries remain
+
+    monkeypatch.setattr(localize, "save_map_file", real_save)
+    localize.extract_maps(model, layout, ids, labels, out_dirs, batch_size=4)
+    assert sorted(p.stem for p in out_dirs["fused"].iterdir()) == sorted(ids)
+    with pytest.raises(ValueError, match="is not produced by an MCTformer-V2"):
+        localize.extract_maps(model, layout, ids, labels, {"attention_refined": tmp_path / "x"})

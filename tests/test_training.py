@@ -5,7 +5,7 @@ import torch
 from conftest import TINY_SPEC, tiny_config
 from mctformer.data.labels import build_class_labels
 from mctformer.data.voc import VOCLayout
-from mctformer.training import classifier as classifier_module
+from mctformer.training import loop as loop_module
 from mctformer.training.classifier import load_classifier, train_classifier
 
 
@@ -33,7 +33,7 @@ def run(data, tmp, epochs=2, **kwargs):
 def test_training_writes_checkpoint_and_log(data, tmp_path):
     run(data, tmp_path)
     log = (tmp_path / "log.csv").read_text().splitlines()
-    assert log[0] == "epoch,loss,val_map,lr" and len(log) == 3
+    assert log[0] == "epoch,loss,val_map,lr,seconds" and len(log) == 3
     model = load_classifier(tmp_path / "checkpoint.pt", num_classes=TINY_SPEC.num_classes)
     assert model.version == "v2" and not model.training
     with pytest.raises(ValueError, match="trained for 4 classes, the config has 20"):
@@ -45,7 +45,7 @@ def test_killed_training_resumes_to_the_same_weights(data, tmp_path, monkeypatch
     run(data, straight)
 
     interrupted = tmp_path / "interrupted"
-    real_save = classifier_module.save_checkpoint
+    real_save = loop_module.save_checkpoint
     calls = {"n": 0}
 
     def save_then_die(path, payload):
@@ -54,16 +54,18 @@ def test_killed_training_resumes_to_the_same_weights(data, tmp_path, monkeypatch
         if calls["n"] == 1:
             raise KeyboardInterrupt("killed after the first epoch's checkpoint")
 
-    monkeypatch.setattr(classifier_module, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(loop_module, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         run(data, interrupted)
     assert not (interrupted / "checkpoint.pt").exists() and (interrupted / "resume" / "last.pt").exists()
-    monkeypatch.setattr(classifier_module, "save_checkpoint", real_save)
+    monkeypatch.setattr(loop_module, "save_checkpoint", real_save)
     run(data, interrupted)
 
     a = torch.load(straight / "checkpoint.pt", weights_only=False)
     b = torch.load(interrupted / "checkpoint.pt", weights_only=False)
-    assert a["log"] == b["log"]
+    assert [{k: v for k, v in row.items() if k != "seconds"} for row in a["log"]] == [
+        {k: v for k, v in row.items() if k != "seconds"} for row in b["log"]
+    ]
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
 

@@ -80,7 +80,7 @@ class VOCLayout:
         path = self.image_path(image_id)
         try:
             with Image.open(path) as image:
-                return np.asarray(image.convert("RGB"))
+                return np.array(image.convert("RGB"))
         except FileNotFoundError:
             raise DatasetError(f"image {path} does not exist") from None
         except Exception as error:

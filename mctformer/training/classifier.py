@@ -15,22 +15,14 @@ import numpy as np
 import torch
 from timm.scheduler import CosineLRScheduler
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from ..data.datasets import ClassificationDataset
 from ..data.transforms import classification_transform
 from ..data.voc import DatasetError, VOCLayout
 from ..metrics import mean_average_precision
-from ..models.mctformer import MCTformer, classification_loss, create_mctformer
-from .common import (
-    autocast,
-    epoch_seed,
-    fingerprint,
-    load_resume_state,
-    save_checkpoint,
-    seed_everything,
-    write_log,
-)
+from ..models.mctformer import MCTformer, classification_loss, create_mctformer, model_summary
+from .common import autocast, fingerprint, save_checkpoint, seed_everything, write_log
+from .loop import train_epochs
 
 
 def build_classifier(settings: Mapping[str, Any], num_classes: int) -> MCTformer:
@@ -97,6 +89,9 @@ def train_classifier(
     run_fingerprint = fingerprint({"settings": settings, "seed": seed, "train": len(train_ids), "val": len(val_ids), "classes": num_classes})
     seed_everything(seed)
     model = build_classifier(settings, num_classes).to(device)
+    size = model_summary(model, settings["input_size"])
+    print(f"MCTformer-{model.version.upper()} {settings['arch']}: {size['params'] / 1e6:.2f} M parameters, "
+          f"{size['macs'] / 1e9:.3f} GMACs per {settings['input_size']}px image")
     augment = settings["augment"]
     train_set = ClassificationDataset(layout, train_ids, class_labels, classification_transform(settings["input_size"], True, augment))
     val_set = ClassificationDataset(layout, val_ids, class_labels, classification_transform(settings["input_size"], False, augment))
@@ -107,53 +102,31 @@ def train_classifier(
     lr = settings["base_lr"] * batch_size / 512
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=settings["weight_decay"])
     steps_per_epoch = max(1, len(train_set) // batch_size)
-    total_steps = settings["epochs"] * steps_per_epoch
     scheduler = CosineLRScheduler(
         optimizer,
-        t_initial=total_steps,
+        t_initial=settings["epochs"] * steps_per_epoch,
         lr_min=settings["min_lr"],
         warmup_t=int(round(settings["warmup_epochs"] * steps_per_epoch)),
         warmup_lr_init=settings["min_lr"],
         t_in_epochs=False,
     )
     amp = bool(settings.get("amp", True)) and device.type == "cuda"
-    scaler = torch.amp.GradScaler(device.type, enabled=amp)
 
-    start_epoch, rows = 0, []
-    state = load_resume_state(resume_path, run_fingerprint)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        start_epoch, rows = state["epoch"], state["log"]
-        print(f"resuming classifier training from {resume_path} after epoch {start_epoch}")
+    def loss_of_batch(batch):
+        images, targets = batch
+        return classification_loss(model(images.to(device, non_blocking=True)), targets.to(device)), {}
 
     started = time.time()
-    for epoch in range(start_epoch, settings["epochs"]):
-        seed_everything(epoch_seed(seed, epoch))
-        generator = torch.Generator().manual_seed(epoch_seed(seed, epoch))
-        loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True, generator=generator, **loader_args)
-        model.train()
-        losses = []
-        progress = tqdm(loader, desc=f"classifier epoch {epoch + 1}/{settings['epochs']}", unit="batch")
-        for step_in_epoch, (images, targets) in enumerate(progress):
-            step = epoch * steps_per_epoch + step_in_epoch
-            scheduler.step_update(step)
-            with autocast(device, amp):
-                loss = classification_loss(model(images.to(device, non_blocking=True)), targets.to(device))
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            losses.append(loss.item())
-            progress.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
-        val_map = evaluate_map(model, val_loader, device, amp) if len(val_set) else float("nan")
-        rows.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_map": val_map, "lr": optimizer.param_groups[0]["lr"]})
-        print(f"epoch {epoch + 1}: loss {rows[-1]['loss']:.4f} val mAP {val_map:.4f}")
-        save_checkpoint(resume_path, {
-            "fingerprint": run_fingerprint, "epoch": epoch + 1, "log": rows,
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-        })
+    rows = train_epochs(
+        model, optimizer,
+        make_loader=lambda generator: DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True, generator=generator, **loader_args),
+        loss_of_batch=loss_of_batch,
+        set_lr=scheduler.step_update,
+        epochs=settings["epochs"], steps_per_epoch=steps_per_epoch, seed=seed,
+        resume_path=resume_path, run_fingerprint=run_fingerprint, device=device, amp=amp,
+        end_of_epoch=lambda: {"val_map": evaluate_map(model, val_loader, device, amp) if len(val_set) else float("nan")},
+        description="classifier",
+    )
 
     summary = {"seconds": time.time() - started, "epochs": settings["epochs"], "final": rows[-1] if rows else None}
     save_checkpoint(checkpoint_path, {

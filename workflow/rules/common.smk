@@ -43,3 +43,18 @@ def extraction_splits():
 
 def seed_targets():
     return [f"{RUN}/seeds/{split}/sweep.png" for split in SPLITS["seed_eval"]]
+
+
+def mask_targets():
+    return [f"{RUN}/masks/eval_{split}.json" for split in config["psa"]["eval_splits"]]
+
+
+def best_threshold_file():
+    """The sweep result that sets the walk's background score, unless the config pins it."""
+    if config["psa"]["background"] is not None:
+        return []
+    return [f"{RUN}/seeds/{config['psa']['threshold_split']}/{config['psa']['seed_variant']}/best.json"]
+
+
+def random_walk_splits():
+    return list(dict.fromkeys([SPLITS["train"], *config["psa"]["eval_splits"]]))

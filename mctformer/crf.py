@@ -1,0 +1,57 @@
+"""Dense CRF (Kraehenbuehl & Koltun) through pydensecrf: the one place that imports it.
+
+pydensecrf is installed from the maintained ``pydensecrf2`` fork (same module,
+same API; the original 1.0rc3 sdist no longer builds on current Cython).
+Spatial parameters (every ``sxy``) are given for ~500 px images, as in the
+reference code; :func:`spatial_scale` adapts them to the images at hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CRFParams:
+    """One dense CRF: gaussian (smoothness) and bilateral (appearance) kernels, t iterations."""
+
+    iterations: int = 10
+    gaussian_sxy: float = 3.0
+    gaussian_compat: float = 3.0
+    bilateral_sxy: float = 80.0
+    bilateral_srgb: float = 13.0
+    bilateral_compat: float = 10.0
+
+    def scaled(self, factor: float) -> "CRFParams":
+        """The same CRF with every spatial standard deviation multiplied by ``factor``."""
+        return CRFParams(
+            self.iterations, self.gaussian_sxy * factor, self.gaussian_compat,
+            self.bilateral_sxy * factor, self.bilateral_srgb, self.bilateral_compat,
+        )
+
+
+def spatial_scale(image_shape: tuple[int, int], setting: float | str, reference_size: float = 500.0) -> float:
+    """Factor for the sxy terms: ``auto`` = longer image side / reference_size, else the number given."""
+    if setting == "auto":
+        return max(image_shape[:2]) / reference_size
+    return float(setting)
+
+
+def dense_crf(image: np.ndarray, probs: np.ndarray, params: CRFParams) -> np.ndarray:
+    """Mean-field inference: RGB uint8 [H, W, 3] and probabilities [C, H, W] -> refined probabilities [C, H, W]."""
+    import pydensecrf.densecrf as dcrf
+    from pydensecrf.utils import unary_from_softmax
+
+    channels, height, width = probs.shape
+    if image.shape[:2] != (height, width):
+        raise ValueError(f"CRF: image is {image.shape[:2]} but the probabilities are {(height, width)}")
+    crf = dcrf.DenseCRF2D(width, height, channels)
+    crf.setUnaryEnergy(np.ascontiguousarray(unary_from_softmax(probs.astype(np.float32))))
+    crf.addPairwiseGaussian(sxy=params.gaussian_sxy, compat=params.gaussian_compat)
+    crf.addPairwiseBilateral(
+        sxy=params.bilateral_sxy, srgb=params.bilateral_srgb,
+        rgbim=np.array(image, dtype=np.uint8, order="C"), compat=params.bilateral_compat,
+    )
+    return np.asarray(crf.inference(params.iterations), dtype=np.float32).reshape(channels, height, width)

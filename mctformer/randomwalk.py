@@ -1,0 +1,242 @@
+"""PSA (Ahn & Kwak, CVPR 2018) as MCTformer uses it: confident labels via CRF, then the random walk.
+
+Confident labels: a dense CRF on [bg, maps] with bg = (1 - max)^alpha, once
+with a low alpha (strong background: only confident foreground survives,
+"la") and once with a high alpha (weak background: only confident background
+survives, "ha"). The label is la's class where la is foreground, 255 where la
+is background, then 0 wherever ha is background (ha's background wins, as in
+the reference).
+
+Random walk: the affinity of pixel pairs within a radius on the feature grid
+(plus self-affinity 1) raised to beta, column-normalised into a transition
+matrix T; seed scores (background = a constant) average-pooled to the grid are
+propagated by T^(2^logt), upsampled, and the argmax is the pseudo mask. T is
+sparse, so the scores are multiplied by T 2^logt times instead of squaring a
+dense T logt times as the reference does; both give the same scores.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .crf import CRFParams, dense_crf
+
+IGNORE = 255
+
+
+def background_power_scores(maps: np.ndarray, alpha: float) -> np.ndarray:
+    """[K, H, W] maps in [0, 1] -> [K+1, H, W] with background (1 - max)^alpha in front."""
+    if maps.shape[0] == 0:
+        return np.ones((1,) + maps.shape[1:], dtype=np.float32)
+    background = np.power(1.0 - maps.max(axis=0), alpha)
+    return np.concatenate([background[None], maps], axis=0).astype(np.float32)
+
+
+def crf_labels(image: np.ndarray, labels: np.ndarray, maps: np.ndarray, alpha: float, params: CRFParams) -> np.ndarray:
+    """Argmax of the CRF on [bg^alpha, maps], as segmentation values (0 or one of ``labels``)."""
+    scores = background_power_scores(maps, alpha)
+    refined = dense_crf(image, scores, params)
+    return np.concatenate([[0], labels]).astype(np.uint8)[refined.argmax(axis=0)]
+
+
+def confident_labels(la: np.ndarray, ha: np.ndarray) -> np.ndarray:
+    """Foreground where la is foreground, background where ha is background, 255 elsewhere."""
+    label = la.copy()
+    label[la == 0] = IGNORE
+    label[ha == 0] = 0
+    return label
+
+
+def transition_matrix_transposed(affinity: torch.Tensor, sources: torch.Tensor, targets: torch.Tensor, size: int, beta: float) -> torch.Tensor:
+    """Sparse CSR T^T = D^-1 A^beta: A symmetric from the pair affinities with unit diagonal.
+
+    With T = A^beta / column sums (the reference), T^T is A^beta normalised by
+    rows, because A is symmetric; propagating scores v by v @ T is T^T @ v^T.
+    """
+    device = affinity.device
+    diagonal = torch.arange(size, device=device)
+    rows = torch.cat([sources, targets, diagonal])
+    cols = torch.cat([targets, sources, diagonal])
+    values = torch.cat([affinity, affinity, torch.ones(size, device=device, dtype=affinity.dtype)]).pow(beta)
+    row_sums = torch.zeros(size, device=device, dtype=values.dtype).index_add_(0, rows, values)
+    values = values / row_sums[rows]
+    matrix = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (size, size), check_invariants=False).coalesce()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return matrix.to_sparse_csr()
+
+
+def random_walk(scores: torch.Tensor, transition_t: torch.Tensor, steps: int) -> torch.Tensor:
+    """scores [C, N] @ T^steps, as ``steps`` sparse products."""
+    propagated = scores.t().contiguous()
+    for _ in range(steps):
+        propagated = transition_t @ propagated
+    return propagated.t()
+
+
+def dense_random_walk(scores: torch.Tensor, affinity: torch.Tensor, sources: torch.Tensor, targets: torch.Tensor, size: int, beta: float, logt: int) -> torch.Tensor:
+    """The reference's way, for tests and benchmarks: dense T, squared logt times."""
+    dense = torch.eye(size, dtype=affinity.dtype, device=affinity.device)
+    dense[sources, targets] = affinity
+    dense[targets, sources] = affinity
+    dense = dense.pow(beta)
+    transition = dense / dense.sum(dim=0, keepdim=True)
+    for _ in range(logt):
+        transition = transition @ transition
+    return scores @ transition
+
+
+def seed_scores_on_grid(labels: np.ndarray, maps: np.ndarray, background: float, stride: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """[bg, maps] padded to whole strides (zeros, as the reference pads) and average-pooled: ([K+1, h, w], padded size)."""
+    _, height, width = maps.shape
+    padded = (int(np.ceil(height / stride)) * stride, int(np.ceil(width / stride)) * stride)
+    scores = np.zeros((maps.shape[0] + 1, *padded), dtype=np.float32)
+    scores[0, :height, :width] = background
+    scores[1:, :height, :width] = maps
+    pooled = F.avg_pool2d(torch.from_numpy(scores)[None], stride, stride)[0]
+    return pooled, padded
+
+
+def walk_to_mask(walked: torch.Tensor, grid: tuple[int, int], padded: tuple[int, int], image_size: tuple[int, int], labels: np.ndarray) -> np.ndarray:
+    """Propagated [K+1, h*w] scores -> upsampled (bilinear) argmax as segmentation values, cropped to the image."""
+    full = F.interpolate(walked.reshape(1, -1, *grid), size=padded, mode="bilinear", align_corners=False)[0]
+    index = full.argmax(dim=0).cpu().numpy()[: image_size[0], : image_size[1]]
+    return np.concatenate([[0], labels]).astype(np.uint8)[index]
+
+
+# ---------------------------------------------------------------- stages ---
+
+def _psa_label_job(job: tuple) -> dict[str, int]:
+    from .io import load_map_file, save_label_png
+    from .crf import spatial_scale
+
+    layout, image_id, map_path, out_path, alpha_low, alpha_high, params, scale_setting, reference_size, palette = job
+    image = layout.load_image(image_id)
+    labels, maps = load_map_file(map_path)
+    if maps.shape[1:] != image.shape[:2]:
+        raise ValueError(f"map file {map_path} is {maps.shape[1:]} but image {image_id} is {image.shape[:2]}")
+    scaled = params.scaled(spatial_scale(image.shape[:2], scale_setting, reference_size))
+    la = crf_labels(image, labels, maps, alpha_low, scaled)
+    ha = crf_labels(image, labels, maps, alpha_high, scaled)
+    label = confident_labels(la, ha)
+    save_label_png(out_path, label, palette, atomic=False)
+    counts = {"pixels": int(label.size), "foreground": int(((label != 0) & (label != IGNORE)).sum()), "background": int((label == 0).sum())}
+    if layout.mask_dir is not None and layout.mask_path(image_id).is_file():
+        gt = layout.load_mask(image_id)
+        known = (label != IGNORE) & (gt != IGNORE)
+        counts["labelled_with_gt"] = int(known.sum())
+        counts["correct"] = int((label[known] == gt[known]).sum())
+    return counts
+
+
+def make_psa_labels(
+    layout,
+    ids,
+    map_dir: str,
+    out_dir: str,
+    alpha_low: float,
+    alpha_high: float,
+    params: CRFParams,
+    scale_setting: float | str,
+    reference_size: float,
+    palette: np.ndarray,
+    workers: int = 1,
+) -> dict[str, float]:
+    """Confident PSA labels of every id as palette PNGs in ``out_dir`` (written atomically as a folder)."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm import tqdm
+
+    from .io import atomic_directory
+
+    missing = [i for i in ids if not os.path.isfile(os.path.join(map_dir, f"{i}.npz"))]
+    if missing:
+        raise FileNotFoundError(f"maps missing for {len(missing)} images of the list, e.g. {os.path.join(map_dir, missing[0] + '.npz')}")
+    totals: dict[str, int] = {}
+    with atomic_directory(out_dir) as tmp:
+        jobs = [
+            (layout, i, os.path.join(map_dir, f"{i}.npz"), os.path.join(tmp, f"{i}.png"), alpha_low, alpha_high, params, scale_setting, reference_size, palette)
+            for i in ids
+        ]
+        if workers > 1:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                results = pool.map(_psa_label_job, jobs, chunksize=32)
+                for counts in tqdm(results, total=len(jobs), desc="PSA labels (CRF)", unit="img", mininterval=2.0):
+                    for key, value in counts.items():
+                        totals[key] = totals.get(key, 0) + value
+        else:
+            for job in tqdm(jobs, desc="PSA labels (CRF)", unit="img", mininterval=2.0):
+                for key, value in _psa_label_job(job).items():
+                    totals[key] = totals.get(key, 0) + value
+    stats = {
+        "images": len(ids),
+        "foreground_fraction": totals["foreground"] / totals["pixels"],
+        "background_fraction": totals["background"] / totals["pixels"],
+        "ignored_fraction": 1 - (totals["foreground"] + totals["background"]) / totals["pixels"],
+    }
+    if totals.get("labelled_with_gt"):
+        stats["precision_vs_gt"] = totals["correct"] / totals["labelled_with_gt"]
+    return stats
+
+
+@torch.inference_mode()
+def random_walk_masks(
+    model,
+    layout,
+    ids,
+    map_dir: str,
+    out_dir: str,
+    background: float,
+    beta: float,
+    logt: int,
+    radius: int,
+    palette: np.ndarray,
+    device: torch.device,
+    batch_size: int = 16,
+) -> None:
+    """Pseudo masks of every id by random walk with the AffinityNet's affinities (``out_dir`` written atomically)."""
+    import os
+    from collections import defaultdict
+
+    from tqdm import tqdm
+
+    from .affinity import neighbour_affinity, pair_indices
+    from .data.transforms import normalize_image
+    from .io import atomic_directory, load_map_file, save_label_png
+
+    if not ids:
+        raise ValueError("random_walk: the split list is empty")
+    stride = model.output_stride
+    by_size: dict[tuple[int, int], list[str]] = defaultdict(list)
+    for image_id in ids:
+        by_size[layout.image_size(image_id)].append(image_id)
+    model = model.to(device).eval()
+    with atomic_directory(out_dir) as tmp, tqdm(total=len(ids), desc="random walk", unit="img", mininterval=2.0) as progress:
+        for (height, width), group in by_size.items():
+            padded = (int(np.ceil(height / stride)) * stride, int(np.ceil(width / stride)) * stride)
+            grid = (padded[0] // stride, padded[1] // stride)
+            sources, targets = (torch.from_numpy(a).to(device) for a in pair_indices(grid[0], grid[1], radius))
+            for start in range(0, len(group), batch_size):
+                batch_ids = group[start : start + batch_size]
+                images = torch.stack([normalize_image(layout.load_image(i)) for i in batch_ids])
+                images = F.pad(images, (0, padded[1] - width, 0, padded[0] - height)).to(device)
+                features = model(images).float()
+                if tuple(features.shape[-2:]) != grid:
+                    raise RuntimeError(f"AffinityNet gave a {tuple(features.shape[-2:])} grid for {padded} inputs; expected {grid}")
+                affinities = neighbour_affinity(features, radius)
+                for index, image_id in enumerate(batch_ids):
+                    map_path = os.path.join(map_dir, f"{image_id}.npz")
+                    labels, maps = load_map_file(map_path)
+                    if maps.shape[1:] != (height, width):
+                        raise ValueError(f"map file {map_path} is {maps.shape[1:]} but its image is {(height, width)}")
+                    scores, _ = seed_scores_on_grid(labels, maps, background, stride)
+                    transition_t = transition_matrix_transposed(affinities[index], sources, targets, grid[0] * grid[1], beta)
+                    walked = random_walk(scores.reshape(scores.shape[0], -1).to(device), transition_t, 2**logt)
+                    mask = walk_to_mask(walked, grid, padded, (height, width), labels)
+                    save_label_png(os.path.join(tmp, f"{image_id}.png"), mask, palette, atomic=False)
+                progress.update(len(batch_ids))

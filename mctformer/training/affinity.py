@@ -1,0 +1,107 @@
+"""AffinityNet training on PSA's confident labels (bg/4 + fg/4 + neg/2 over pixel pairs)."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from ..affinity import affinity_loss, neighbour_affinity, pair_labels
+from ..data.datasets import SegmentationCropDataset
+from ..data.voc import DatasetError, VOCLayout
+from ..io import read_label_png
+from ..models.affinitynet import AffinityNet
+from .common import fingerprint, save_checkpoint, seed_everything, write_log
+from .loop import poly_lr, set_group_lrs, train_epochs
+
+
+def grid_labels(labels: torch.Tensor, stride: int) -> torch.Tensor:
+    """Pixel labels [B, S, S] -> the label at the centre of each stride x stride cell, [B, S/stride, S/stride]."""
+    return labels[:, stride // 2 :: stride, stride // 2 :: stride]
+
+
+def batch_pair_labels(labels: torch.Tensor, radius: int) -> dict[str, torch.Tensor]:
+    per_image = [pair_labels(label.numpy(), radius) for label in labels]
+    return {key: torch.from_numpy(np.stack([p[key] for p in per_image])) for key in ("bg", "fg", "neg")}
+
+
+def load_affinity_net(path: str | os.PathLike, backbone: str | None = None, device: str | torch.device = "cpu") -> AffinityNet:
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"affinity checkpoint {path} does not exist") from None
+    except Exception as error:
+        raise ValueError(f"affinity checkpoint {path} is unreadable: {error}") from error
+    if not isinstance(payload, dict) or "architecture" not in payload or "backbone" not in payload["architecture"]:
+        raise ValueError(f"{path} is not an AffinityNet checkpoint of this pipeline")
+    saved = payload["architecture"]["backbone"]
+    if backbone is not None and saved != backbone:
+        raise ValueError(f"affinity checkpoint {path} has backbone {saved!r}, the config asks for {backbone!r}")
+    model = AffinityNet(saved, feature_dim=payload["architecture"]["feature_dim"])
+    model.load_state_dict(payload["model"])
+    return model.to(device).eval()
+
+
+def train_affinity(
+    layout: VOCLayout,
+    ids: Sequence[str],
+    label_dir: str | os.PathLike,
+    settings: Mapping[str, Any],
+    checkpoint_path: str | os.PathLike,
+    log_path: str | os.PathLike,
+    resume_path: str | os.PathLike,
+    device: torch.device,
+    seed: int = 0,
+    workers: int = 0,
+) -> dict:
+    if not ids:
+        raise DatasetError("train_affinity: the training split list is empty")
+    missing = [i for i in ids if not os.path.isfile(os.path.join(label_dir, f"{i}.png"))]
+    if missing:
+        raise DatasetError(f"PSA labels missing for {len(missing)} images, e.g. {os.path.join(label_dir, missing[0] + '.png')}")
+    run_fingerprint = fingerprint({"settings": settings, "seed": seed, "ids": len(ids)})
+    seed_everything(seed)
+    model = AffinityNet(settings["backbone"], settings.get("pretrained"), feature_dim=settings["feature_dim"]).to(device)
+    stride, crop, radius = model.output_stride, settings["crop_size"], settings["radius"]
+    if crop % stride:
+        raise ValueError(f"affinity.crop_size ({crop}) must be a multiple of the backbone's output stride ({stride})")
+    dataset = SegmentationCropDataset(
+        layout, ids, lambda i: read_label_png(os.path.join(label_dir, f"{i}.png")),
+        crop_size=crop, scale_range=settings["scale_range"], flip=settings["flip"],
+    )
+    batch_size = settings["batch_size"]
+    steps_per_epoch = max(1, len(dataset) // batch_size)
+    total_steps = settings["epochs"] * steps_per_epoch
+    head = set(map(id, model.head_parameters()))
+    groups = [
+        {"params": [p for p in model.parameters() if id(p) not in head], "lr_mult": 1.0},
+        {"params": model.head_parameters(), "lr_mult": settings["head_lr_mult"]},
+    ]
+    if settings["optimizer"] == "sgd":
+        optimizer = torch.optim.SGD(groups, lr=settings["lr"], momentum=settings["momentum"], weight_decay=settings["weight_decay"])
+    else:
+        optimizer = torch.optim.AdamW(groups, lr=settings["lr"], weight_decay=settings["weight_decay"])
+
+    def loss_of_batch(batch):
+        images, labels = batch
+        pairs = {k: v.to(device) for k, v in batch_pair_labels(grid_labels(labels, stride), radius).items()}
+        affinity = neighbour_affinity(model(images.to(device, non_blocking=True)).float(), radius)
+        return affinity_loss(affinity, pairs)
+
+    started = time.time()
+    rows = train_epochs(
+        model, optimizer,
+        make_loader=lambda generator: DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True, generator=generator, num_workers=workers),
+        loss_of_batch=loss_of_batch,
+        set_lr=lambda step: set_group_lrs(optimizer, poly_lr(settings["lr"], step, total_steps)),
+        epochs=settings["epochs"], steps_per_epoch=steps_per_epoch, seed=seed,
+        resume_path=resume_path, run_fingerprint=run_fingerprint, device=device, amp=settings["amp"],
+        description="affinity",
+    )
+    save_checkpoint(checkpoint_path, {"model": model.state_dict(), "architecture": model.architecture(), "settings": dict(settings), "log": rows})
+    write_log(log_path, rows)
+    return {"seconds": time.time() - started, "final": rows[-1] if rows else None}

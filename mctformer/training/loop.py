@@ -1,0 +1,91 @@
+"""The epoch loop every trainer runs: seeding, AMP, progress, per-epoch checkpoint and resume."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .common import autocast, epoch_seed, load_resume_state, save_checkpoint, seed_everything
+
+
+def poly_lr(base_lr: float, step: int, total_steps: int, power: float = 0.9) -> float:
+    """base_lr * (1 - step / total)^power: DeepLab's and PSA's schedule."""
+    return base_lr * (1.0 - min(step, total_steps) / max(total_steps, 1)) ** power
+
+
+def set_group_lrs(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Every group at lr times its own ``lr_mult`` (1 unless the group says otherwise)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group.get("lr_mult", 1.0)
+
+
+def train_epochs(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    make_loader: Callable[[torch.Generator], Iterable],
+    loss_of_batch: Callable[[Any], tuple[torch.Tensor, dict[str, float]]],
+    set_lr: Callable[[int], None],
+    epochs: int,
+    steps_per_epoch: int,
+    seed: int,
+    resume_path: str | os.PathLike,
+    run_fingerprint: str,
+    device: torch.device,
+    amp: bool,
+    end_of_epoch: Callable[[], dict[str, float]] | None = None,
+    description: str = "train",
+) -> list[dict]:
+    """Train for ``epochs``, resuming from ``resume_path`` when it holds this run; returns the log rows.
+
+    Each epoch reseeds every generator from (seed, epoch), so an interrupted and
+    resumed run repeats exactly the epochs an uninterrupted one would run.
+    """
+    amp = amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler(device.type, enabled=amp)
+    start_epoch, rows = 0, []
+    state = load_resume_state(resume_path, run_fingerprint)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        start_epoch, rows = state["epoch"], state["log"]
+        print(f"resuming {description} from {resume_path} after epoch {start_epoch}")
+
+    for epoch in range(start_epoch, epochs):
+        started = time.time()
+        seed_everything(epoch_seed(seed, epoch))
+        loader = make_loader(torch.Generator().manual_seed(epoch_seed(seed, epoch)))
+        model.train()
+        losses: list[float] = []
+        parts_sum: dict[str, float] = {}
+        progress = tqdm(loader, desc=f"{description} epoch {epoch + 1}/{epochs}", unit="batch", mininterval=2.0)
+        for step_in_epoch, batch in enumerate(progress):
+            set_lr(epoch * steps_per_epoch + step_in_epoch)
+            with autocast(device, amp):
+                loss, parts = loss_of_batch(batch)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            losses.append(loss.item())
+            for key, value in parts.items():
+                parts_sum[key] = parts_sum.get(key, 0.0) + value
+            progress.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+        row = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else float("nan")}
+        row.update({key: value / max(len(losses), 1) for key, value in parts_sum.items()})
+        if end_of_epoch is not None:
+            row.update(end_of_epoch())
+        row["lr"] = optimizer.param_groups[0]["lr"]
+        row["seconds"] = time.time() - started
+        rows.append(row)
+        print(f"{description} epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
+        save_checkpoint(resume_path, {
+            "fingerprint": run_fingerprint, "epoch": epoch + 1, "log": rows,
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+        })
+    return rows

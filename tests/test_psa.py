@@ -1,0 +1,141 @@
+import numpy as np
+import pytest
+import torch
+
+from mctformer.affinity import affinity_loss, half_disc_offsets, neighbour_affinity, pair_affinity, pair_indices, pair_labels
+from mctformer.crf import CRFParams, dense_crf, spatial_scale
+from mctformer.randomwalk import (
+    background_power_scores,
+    confident_labels,
+    dense_random_walk,
+    random_walk,
+    seed_scores_on_grid,
+    transition_matrix_transposed,
+    walk_to_mask,
+)
+
+
+def test_half_disc_offsets_hand_list():
+    assert half_disc_offsets(3) == [
+        (0, 1), (0, 2), (1, -2), (1, -1), (1, 0), (1, 1), (1, 2), (2, -2), (2, -1), (2, 0), (2, 1), (2, 2),
+    ]
+    with pytest.raises(ValueError):
+        half_disc_offsets(1)
+
+
+@pytest.mark.parametrize("height, width, radius", [(3, 3, 2), (4, 6, 3), (7, 5, 5)])
+def test_pairs_are_every_unordered_neighbour_pair_once(height, width, radius):
+    sources, targets = pair_indices(height, width, radius)
+    found = {frozenset((int(a), int(b))) for a, b in zip(sources, targets)}
+    assert len(found) == len(sources)  # no pair twice, in either direction
+    expected = set()
+    for i in range(height * width):
+        for j in range(height * width):
+            (y1, x1), (y2, x2) = divmod(i, width), divmod(j, width)
+            if i != j and (y1 - y2) ** 2 + (x1 - x2) ** 2 < radius**2:
+                expected.add(frozenset((i, j)))
+    assert found == expected
+    if (height, width, radius) == (3, 3, 2):
+        assert len(found) == 20  # 12 orthogonal + 8 diagonal edges of a 3x3 grid
+
+
+def test_pair_labels_hand_case():
+    label = np.array([[0, 0, 1], [255, 1, 2]], np.uint8)
+    sources, targets = pair_indices(2, 3, 2)
+    kinds = pair_labels(label, 2)
+    by_pair = {(int(s), int(t)): k for k in ("bg", "fg", "neg") for s, t in zip(sources[kinds[k]], targets[kinds[k]])}
+    assert by_pair[(0, 1)] == "bg"      # 0-0
+    assert by_pair[(2, 4)] == "fg"      # 1-1 (diagonal)
+    assert by_pair[(1, 2)] == "neg"     # 0-1
+    assert by_pair[(4, 5)] == "neg"     # 1-2
+    assert all(3 not in pair for pair in by_pair)  # pixel 3 is ignored
+    assert sum(k.sum() for k in kinds.values()) == len(by_pair)
+
+
+def test_pair_affinity_and_loss_hand_case():
+    features = torch.tensor([[[[0.0, 1.0, 4.0]], [[0.0, 1.0, 0.0]]]])  # D=2, 1x3 grid
+    sources, targets = torch.tensor([0, 1, 0]), torch.tensor([1, 2, 2])
+    affinity = pair_affinity(features, sources, targets)
+    assert torch.allclose(affinity, torch.exp(-torch.tensor([[1.0, 2.0, 2.0]])))
+    labels = {"bg": torch.tensor([[True, False, False]]), "fg": torch.tensor([[False, True, False]]), "neg": torch.tensor([[False, False, True]])}
+    loss, parts = affinity_loss(affinity, labels, eps=0.0)
+    a = affinity[0]
+    expected = -torch.log(a[0]) / 4 - torch.log(a[1]) / 4 - torch.log(1 - a[2]) / 2
+    assert torch.allclose(loss, expected, atol=1e-6)
+    assert parts["bg"] == pytest.approx(1.0, abs=1e-6) and parts["fg"] == pytest.approx(2.0, abs=1e-6)
+
+
+def test_background_power_and_confident_labels():
+    maps = np.array([[[0.0, 0.5, 1.0]]], np.float32)
+    scores = background_power_scores(maps, alpha=2)
+    assert np.allclose(scores[0], [[1.0, 0.25, 0.0]])
+    la = np.array([[0, 3, 3, 0]], np.uint8)
+    ha = np.array([[0, 3, 0, 3]], np.uint8)
+    assert confident_labels(la, ha).tolist() == [[0, 3, 0, 255]]
+    assert background_power_scores(np.zeros((0, 2, 2), np.float32), 4).shape == (1, 2, 2)
+
+
+def test_sparse_random_walk_equals_the_dense_reference():
+    torch.manual_seed(0)
+    height, width, radius = 9, 11, 5
+    sources, targets = (torch.from_numpy(a) for a in pair_indices(height, width, radius))
+    affinity = torch.rand(len(sources), dtype=torch.float64)
+    scores = torch.rand(4, height * width, dtype=torch.float64)
+    transition_t = transition_matrix_transposed(affinity, sources, targets, height * width, beta=8)
+    dense_rows = transition_t.to_dense().sum(dim=1)
+    assert torch.allclose(dense_rows, torch.ones_like(dense_rows))  # T is column-normalised
+    for logt in (0, 1, 3, 6):
+        sparse = random_walk(scores, transition_t, 2**logt)
+        dense = dense_random_walk(scores, affinity, sources, targets, height * width, beta=8, logt=logt)
+        assert torch.allclose(sparse, dense, atol=1e-10)
+
+
+def test_seed_scores_pad_with_zeros_and_pool():
+    maps = np.ones((1, 3, 3), np.float32)
+    scores, padded = seed_scores_on_grid(np.array([2]), maps, background=0.5, stride=2)
+    assert padded == (4, 4)
+    # top-left cell is all image: bg 0.5, map 1; the bottom-right cell holds one image pixel of four
+    assert torch.allclose(scores[:, 0, 0], torch.tensor([0.5, 1.0]))
+    assert torch.allclose(scores[:, 1, 1], torch.tensor([0.125, 0.25]))
+
+
+def test_walk_to_mask_maps_argmax_to_class_values_and_crops():
+    walked = torch.tensor([[1.0, 0.0, 0.0, 1.0], [0.0, 2.0, 2.0, 0.0]])  # 2x2 grid
+    mask = walk_to_mask(walked, (2, 2), (4, 4), (3, 4), np.array([7]))
+    assert mask.shape == (3, 4)
+    assert mask[0, 0] == 0 and mask[0, 3] == 7 and set(np.unique(mask)) <= {0, 7}
+
+
+def test_crf_cleans_a_noisy_unary_along_the_colour_edge():
+    image = np.zeros((32, 32, 3), np.uint8)
+    image[:, 16:] = 200
+    truth = np.zeros((32, 32), int)
+    truth[:, 16:] = 1
+    confident = np.where(truth == 1, 0.7, 0.3)[None]
+    probs = np.concatenate([1 - confident, confident])
+    flipped = np.random.default_rng(0).random((32, 32)) < 0.3
+    probs[:, flipped] = probs[::-1][:, flipped]
+    assert (probs.argmax(0) == truth).mean() < 0.75
+    refined = dense_crf(image, probs, CRFParams().scaled(spatial_scale((32, 32), "auto")))
+    assert refined.shape == probs.shape and np.allclose(refined.sum(0), 1, atol=1e-4)
+    assert (refined.argmax(0) == truth).mean() > 0.98
+
+
+def test_crf_spatial_scale():
+    assert spatial_scale((250, 100), "auto") == pytest.approx(0.5)
+    assert spatial_scale((64, 64), 0.25) == 0.25
+    scaled = CRFParams().scaled(0.5)
+    assert (scaled.gaussian_sxy, scaled.bilateral_sxy, scaled.bilateral_srgb) == (1.5, 40.0, 13.0)
+
+
+@pytest.mark.parametrize("height, width, radius", [(7, 9, 4), (16, 16, 5), (3, 2, 2)])
+def test_neighbour_affinity_equals_gathering_every_pair(height, width, radius):
+    torch.manual_seed(0)
+    features = torch.randn(2, 5, height, width, requires_grad=True)
+    sources, targets = (torch.from_numpy(a) for a in pair_indices(height, width, radius))
+    gathered = pair_affinity(features, sources, targets)
+    sliced = neighbour_affinity(features, radius)
+    assert torch.allclose(gathered, sliced)
+    grad_gathered, = torch.autograd.grad(gathered.sum(), features)
+    grad_sliced, = torch.autograd.grad(sliced.sum(), features)
+    assert torch.allclose(grad_gathered, grad_sliced, atol=1e-6)

@@ -1,0 +1,106 @@
+# PSA: confident labels by CRF, AffinityNet, random walk, pseudo-mask evaluation.
+
+
+rule psa_labels:
+    input:
+        **dataset_inputs(),
+        maps=f"{RUN}/maps/{config['psa']['seed_variant']}",
+    output:
+        labels=directory(f"{RUN}/psa/labels"),
+        stats=f"{RUN}/psa/label_stats.json",
+    params:
+        root=data_root_of,
+        layout=LAYOUT,
+        classes=CLASSES,
+        palette=config["data"]["palette"],
+        split=SPLITS["train"],
+        settings=config["psa"],
+    log:
+        f"{RUN}/logs/psa_labels.log",
+    benchmark:
+        f"{RUN}/benchmarks/psa_labels.tsv"
+    threads: 8
+    conda:
+        ENV
+    script:
+        "../scripts/psa_labels.py"
+
+
+rule train_affinity:
+    input:
+        **dataset_inputs(),
+        labels=rules.psa_labels.output.labels,
+    output:
+        checkpoint=f"{RUN}/psa/affinity.pt",
+        log_csv=f"{RUN}/psa/affinity_log.csv",
+    params:
+        root=data_root_of,
+        layout=LAYOUT,
+        classes=CLASSES,
+        split=SPLITS["train"],
+        max_images=config["psa"]["max_images"],
+        settings=config["affinity"],
+        seed=config["seed"],
+        device=config["device"],
+        resume=f"{RUN}/psa/resume/last.pt",
+    log:
+        f"{RUN}/logs/train_affinity.log",
+    benchmark:
+        f"{RUN}/benchmarks/train_affinity.tsv"
+    threads: 8
+    conda:
+        ENV
+    script:
+        "../scripts/train_affinity.py"
+
+
+rule random_walk:
+    input:
+        **dataset_inputs(),
+        maps=f"{RUN}/maps/{config['psa']['seed_variant']}",
+        checkpoint=rules.train_affinity.output.checkpoint,
+        best=best_threshold_file(),
+    output:
+        directory(f"{RUN}/masks/pseudo"),
+    params:
+        root=data_root_of,
+        layout=LAYOUT,
+        classes=CLASSES,
+        palette=config["data"]["palette"],
+        splits=random_walk_splits(),
+        psa=config["psa"],
+        affinity=config["affinity"],
+        device=config["device"],
+    log:
+        f"{RUN}/logs/random_walk.log",
+    benchmark:
+        f"{RUN}/benchmarks/random_walk.tsv"
+    threads: 8
+    conda:
+        ENV
+    script:
+        "../scripts/random_walk.py"
+
+
+rule evaluate_masks:
+    input:
+        **dataset_inputs(),
+        masks=rules.random_walk.output[0],
+    output:
+        table=f"{RUN}/masks/eval_{{split}}.csv",
+        summary=f"{RUN}/masks/eval_{{split}}.json",
+        plot=f"{RUN}/masks/eval_{{split}}.png",
+    params:
+        root=data_root_of,
+        layout=LAYOUT,
+        classes=CLASSES,
+    log:
+        f"{RUN}/logs/evaluate_masks_{{split}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/evaluate_masks_{{split}}.tsv"
+    wildcard_constraints:
+        split="|".join(config["psa"]["eval_splits"]),
+    conda:
+        ENV
+    script:
+        "../scripts/evaluate_masks.py"
