@@ -1,7 +1,7 @@
 # The project's two commands: `make run` (the embedded default pipeline) and
 # `make test` (the whole test suite). Both create .venv on first use.
 SHELL := /bin/bash
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -12,7 +12,7 @@ install: $(STAMP)
 
 # Reinstalls only when the dependency list changes.
 $(STAMP): pyproject.toml
-	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) (torch==2.14.1 wheels here are for Python 3.11)"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || { echo "needs Python 3.11 (the torch==2.14.1 wheels on these machines are for 3.11); set PYTHON=..."; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'

@@ -11,10 +11,11 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/classifier.smk"
 include: "workflow/rules/seeds.smk"
 include: "workflow/rules/psa.smk"
+include: "workflow/rules/deeplab.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     default_target: True
     input:
-        seed_targets(),
-        mask_targets(),
+        f"{RUN}/report.md",

@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from mctformer.localize import VARIANTS, multiscale_maps, resolve_device, scaled_size
+from mctformer.localize import multiscale_maps, resolve_device, scaled_size
 from mctformer.models.mctformer import create_mctformer
 
 

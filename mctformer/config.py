@@ -10,8 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from .localize import VARIANTS
-from .models.mctformer import ARCHITECTURES
+from .models.registry import ARCHITECTURES, MAP_VARIANTS
 
 SYNTHETIC_SPLITS = ("train_aug", "train", "val")
 
@@ -72,7 +71,7 @@ def check_config(config: Mapping[str, Any]) -> None:
     depth = ARCHITECTURES[classifier["arch"]]["depth"]
     if config["maps"]["last_k"] > depth:
         raise ConfigError(f"maps.last_k: {config['maps']['last_k']} exceeds the {depth} blocks of {classifier['arch']}")
-    allowed = VARIANTS[classifier["version"]]
+    allowed = MAP_VARIANTS[classifier["version"]]
     for variant in config["maps"]["variants"]:
         if variant not in allowed:
             raise ConfigError(f"maps.variants: {variant!r} needs another model version; {classifier['version']} makes {list(allowed)}")

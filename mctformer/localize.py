@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -31,12 +32,8 @@ from .data.transforms import normalize_image
 from .data.voc import DatasetError, VOCLayout
 from .io import atomic_directory, atomic_path, save_map_file
 from .models.mctformer import MCTformer, MCTformerOutput
+from .models.registry import MAP_VARIANTS
 
-# Which maps a version can produce; the first of each list needs no refinement.
-VARIANTS = {
-    "v1": ("attention", "attention_refined", "attention_feature_refined"),
-    "v2": ("attention", "patchcam", "fused", "fused_refined", "fused_feature_refined"),
-}
 
 
 def class_to_patch_attention(attentions: torch.Tensor, num_classes: int, grid: tuple[int, int], last_k: int) -> torch.Tensor:
@@ -167,7 +164,8 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _batches_of_equal_size(layout: VOCLayout, ids: Sequence[str], batch_size: int) -> list[list[str]]:
+def batches_of_equal_size(layout: VOCLayout, ids: Sequence[str], batch_size: int) -> list[list[str]]:
+    """Ids grouped by image size (read from headers), in batches of at most ``batch_size``."""
     by_size: dict[tuple[int, int], list[str]] = defaultdict(list)
     for image_id in ids:
         by_size[layout.image_size(image_id)].append(image_id)
@@ -216,7 +214,7 @@ def extract_maps(
     """
     if not ids:
         raise DatasetError("extract_maps: the split list is empty")
-    allowed = VARIANTS[model.version]
+    allowed = MAP_VARIANTS[model.version]
     for variant in out_dirs:
         if variant not in allowed:
             raise ValueError(f"maps.variants: {variant!r} is not produced by an MCTformer-{model.version.upper()} (choose from {allowed})")
@@ -230,21 +228,31 @@ def extract_maps(
     with contextlib.ExitStack() as stack:
         tmp_dirs = {v: stack.enter_context(atomic_directory(out_dirs[v])) for v in variants}
         tmp_overlay = stack.enter_context(atomic_directory(overlay_dir)) if overlay_dir else None
-        batches = _batches_of_equal_size(layout, ids, batch_size)
-        with tqdm(total=len(ids), desc="extract maps", unit="img") as progress:
+        # Creating thousands of small files is slow on many file systems; writer
+        # threads overlap it with the next batch's forward pass.
+        writers = stack.enter_context(ThreadPoolExecutor(max_workers=4))
+        pending: list = []
+        batches = batches_of_equal_size(layout, ids, batch_size)
+        with tqdm(total=len(ids), desc="extract maps", unit="img", mininterval=2.0) as progress:
             for batch_ids in batches:
                 pictures = [layout.load_image(i) for i in batch_ids]
                 images = torch.stack([normalize_image(p) for p in pictures]).to(device)
                 multi_hot = np.stack([np.asarray(class_labels[i]) > 0 for i in batch_ids])
                 summed = multiscale_maps(model, images, torch.from_numpy(multi_hot), variants, scales, flip, last_k, feature_temperature)
+                written = []
                 for index, image_id in enumerate(batch_ids):
                     labels = np.flatnonzero(multi_hot[index]) + 1
                     per_variant = {}
                     for variant in variants:
                         maps = minmax_normalize(summed[variant][index]).cpu().numpy()
-                        save_map_file(tmp_dirs[variant] / f"{image_id}.npz", labels, maps, atomic=False)
+                        written.append(writers.submit(save_map_file, tmp_dirs[variant] / f"{image_id}.npz", labels, maps, atomic=False))
                         per_variant[variant] = maps
                     if image_id in overlay_ids:
                         overlay_png(tmp_overlay / f"{image_id}.png", pictures[index], per_variant)
+                for future in pending:  # the previous batch: bounded memory, and its errors surface here
+                    future.result()
+                pending = written
                 progress.update(len(batch_ids))
+            for future in pending:
+                future.result()
 

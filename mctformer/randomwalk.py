@@ -56,18 +56,33 @@ def transition_matrix_transposed(affinity: torch.Tensor, sources: torch.Tensor, 
 
     With T = A^beta / column sums (the reference), T^T is A^beta normalised by
     rows, because A is symmetric; propagating scores v by v @ T is T^T @ v^T.
+    ``affinity`` is [P] for one image or [B, P] for a batch of images on the
+    same grid, which gives the block-diagonal matrix of all of them (one
+    sparse product then walks the whole batch).
     """
-    device = affinity.device
+    affinity = affinity.reshape(-1, affinity.shape[-1])
+    batch, device = affinity.shape[0], affinity.device
     diagonal = torch.arange(size, device=device)
     rows = torch.cat([sources, targets, diagonal])
     cols = torch.cat([targets, sources, diagonal])
-    values = torch.cat([affinity, affinity, torch.ones(size, device=device, dtype=affinity.dtype)]).pow(beta)
-    row_sums = torch.zeros(size, device=device, dtype=values.dtype).index_add_(0, rows, values)
-    values = values / row_sums[rows]
-    matrix = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (size, size), check_invariants=False).coalesce()
+    ones = torch.ones(batch, size, device=device, dtype=affinity.dtype)
+    values = torch.cat([affinity, affinity, ones], dim=1).pow(beta)  # [B, nnz] in (rows, cols) order
+    row_sums = torch.zeros(batch, size, device=device, dtype=values.dtype).index_add_(1, rows, values)
+    values = values / row_sums[:, rows]
+    # CSR of one image by sorting its pattern once; the batch repeats it block by block.
+    order = torch.argsort(rows * size + cols)
+    counts = torch.bincount(rows, minlength=size)
+    nnz = rows.numel()
+    block_offsets = torch.arange(batch, device=device)
+    crow = torch.cat([
+        (torch.cumsum(counts, 0)[None] + (block_offsets * nnz)[:, None]).reshape(-1),
+    ])
+    crow = torch.cat([torch.zeros(1, dtype=crow.dtype, device=device), crow])
+    col = (cols[order][None] + (block_offsets * size)[:, None]).reshape(-1)
+    total = batch * size
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return matrix.to_sparse_csr()
+        return torch.sparse_csr_tensor(crow, col, values[:, order].reshape(-1), (total, total), check_invariants=False)
 
 
 def random_walk(scores: torch.Tensor, transition_t: torch.Tensor, steps: int) -> torch.Tensor:
@@ -101,11 +116,10 @@ def seed_scores_on_grid(labels: np.ndarray, maps: np.ndarray, background: float,
     return pooled, padded
 
 
-def walk_to_mask(walked: torch.Tensor, grid: tuple[int, int], padded: tuple[int, int], image_size: tuple[int, int], labels: np.ndarray) -> np.ndarray:
-    """Propagated [K+1, h*w] scores -> upsampled (bilinear) argmax as segmentation values, cropped to the image."""
-    full = F.interpolate(walked.reshape(1, -1, *grid), size=padded, mode="bilinear", align_corners=False)[0]
-    index = full.argmax(dim=0).cpu().numpy()[: image_size[0], : image_size[1]]
-    return np.concatenate([[0], labels]).astype(np.uint8)[index]
+def walk_to_mask(walked: torch.Tensor, grid: tuple[int, int], padded: tuple[int, int], image_size: tuple[int, int]) -> np.ndarray:
+    """Propagated scores [B, K+1, h, w] -> argmax of their bilinear upsampling, cropped to the image: [B, H, W] channel indices."""
+    full = F.interpolate(walked.reshape(walked.shape[0], -1, *grid), size=padded, mode="bilinear", align_corners=False)
+    return full.argmax(dim=1).cpu().numpy()[:, : image_size[0], : image_size[1]]
 
 
 # ---------------------------------------------------------------- stages ---
@@ -197,7 +211,7 @@ def random_walk_masks(
     radius: int,
     palette: np.ndarray,
     device: torch.device,
-    batch_size: int = 16,
+    batch_size: int = 64,
 ) -> None:
     """Pseudo masks of every id by random walk with the AffinityNet's affinities (``out_dir`` written atomically)."""
     import os
@@ -228,15 +242,25 @@ def random_walk_masks(
                 features = model(images).float()
                 if tuple(features.shape[-2:]) != grid:
                     raise RuntimeError(f"AffinityNet gave a {tuple(features.shape[-2:])} grid for {padded} inputs; expected {grid}")
-                affinities = neighbour_affinity(features, radius)
-                for index, image_id in enumerate(batch_ids):
+                transition_t = transition_matrix_transposed(neighbour_affinity(features, radius), sources, targets, grid[0] * grid[1], beta)
+                seeds = []
+                for image_id in batch_ids:
                     map_path = os.path.join(map_dir, f"{image_id}.npz")
                     labels, maps = load_map_file(map_path)
                     if maps.shape[1:] != (height, width):
                         raise ValueError(f"map file {map_path} is {maps.shape[1:]} but its image is {(height, width)}")
-                    scores, _ = seed_scores_on_grid(labels, maps, background, stride)
-                    transition_t = transition_matrix_transposed(affinities[index], sources, targets, grid[0] * grid[1], beta)
-                    walked = random_walk(scores.reshape(scores.shape[0], -1).to(device), transition_t, 2**logt)
-                    mask = walk_to_mask(walked, grid, padded, (height, width), labels)
-                    save_label_png(os.path.join(tmp, f"{image_id}.png"), mask, palette, atomic=False)
+                    seeds.append((labels, seed_scores_on_grid(labels, maps, background, stride)[0]))
+                # one walk for the batch: images side by side, classes padded to the batch's largest count
+                channels = max(scores.shape[0] for _, scores in seeds)
+                stacked = torch.zeros(channels, len(seeds), grid[0] * grid[1])
+                for index, (_, scores) in enumerate(seeds):
+                    stacked[: scores.shape[0], index] = scores.reshape(scores.shape[0], -1)
+                walked = random_walk(stacked.reshape(channels, -1).to(device), transition_t, 2**logt)
+                walked = walked.reshape(channels, len(seeds), *grid).transpose(0, 1)
+                for index, (labels, scores) in enumerate(seeds):
+                    walked[index, scores.shape[0] :] = -1e9  # padding channels never win (-inf would give NaN when upsampled)
+                masks = walk_to_mask(walked, grid, padded, (height, width))
+                for index, (image_id, (labels, _)) in enumerate(zip(batch_ids, seeds)):
+                    values = np.concatenate([[0], labels]).astype(np.uint8)[masks[index]]
+                    save_label_png(os.path.join(tmp, f"{image_id}.png"), values, palette, atomic=False)
                 progress.update(len(batch_ids))

@@ -1,7 +1,9 @@
 """One function per pipeline stage: what each Snakemake rule script calls.
 
 Each takes plain paths and config sections, reads the previous stage's files
-and writes its own (atomically). Nothing here knows about Snakemake.
+and writes its own (atomically). Nothing here knows about Snakemake. torch and
+the networks are imported inside the stages that need them, so that the
+evaluation jobs start in a fraction of the time.
 """
 
 from __future__ import annotations
@@ -11,16 +13,21 @@ import time
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-import torch
 
 from .data.labels import build_class_labels, load_class_labels, save_class_labels
 from .data.layout import open_layout
 from .data.synthetic import SyntheticSpec, generate_synthetic_voc
 from .io import save_figure, write_dataframe_csv, write_json
-from .localize import extract_maps, resolve_device
 from .metrics import best_threshold, sweep_split, sweep_table, threshold_grid
-from .training.classifier import load_classifier, train_classifier
-from .training.common import set_threads
+
+
+def _torch_setup(threads: int, device: str):
+    """Thread count and device of a stage that runs a network."""
+    from .localize import resolve_device
+    from .training.common import set_threads
+
+    set_threads(threads)
+    return resolve_device(device)
 
 
 def prepare_synthetic_data(out_root: str, data: Mapping[str, Any], synthetic: Mapping[str, Any], seed: int, workers: int = 1) -> dict:
@@ -57,14 +64,16 @@ def train_classifier_stage(
     root: str, layout: str, classes: Sequence[str], labels_path: str, splits: Mapping[str, Any],
     settings: Mapping[str, Any], seed: int, device: str, checkpoint: str, log_csv: str, resume: str, threads: int = 1,
 ) -> None:
-    set_threads(threads)
+    from .training.classifier import train_classifier
+
+    torch_device = _torch_setup(threads, device)
     reader = open_layout(root, layout, len(classes))
     train_ids = reader.read_ids(splits["train"])
     val_ids = reader.read_ids(splits["val"])
     labels = load_class_labels(labels_path, train_ids + val_ids, len(classes))
     summary = train_classifier(
         reader, train_ids, val_ids, labels, settings, checkpoint, log_csv, resume,
-        device=resolve_device(device), seed=seed, workers=settings["workers"],
+        device=torch_device, seed=seed, workers=settings["workers"],
     )
     print(f"classifier trained in {summary['seconds']:.1f} s: {summary['final']}")
 
@@ -73,11 +82,13 @@ def extract_maps_stage(
     root: str, layout: str, classes: Sequence[str], labels_path: str, checkpoint: str, splits: Sequence[str],
     settings: Mapping[str, Any], device: str, out_dirs: Mapping[str, str], overlay_dir: str | None, threads: int = 1,
 ) -> None:
-    set_threads(threads)
+    from .localize import extract_maps
+    from .training.classifier import load_classifier
+
+    torch_device = _torch_setup(threads, device)
     reader = open_layout(root, layout, len(classes))
     ids = list(dict.fromkeys(i for split in splits for i in reader.read_ids(split)))
     labels = load_class_labels(labels_path, ids, len(classes))
-    torch_device = resolve_device(device)
     model = load_classifier(checkpoint, len(classes), torch_device)
     started = time.time()
     extract_maps(
@@ -142,20 +153,15 @@ def psa_labels_stage(
     root: str, layout: str, classes: Sequence[str], palette: Sequence | None, split: str, map_dir: str,
     settings: Mapping[str, Any], out_dir: str, stats_path: str, workers: int = 1,
 ) -> dict:
-    from .crf import CRFParams
     from .io import make_palette
     from .randomwalk import make_psa_labels
 
     reader = open_layout(root, layout, len(classes))
     ids = psa_training_ids(reader, split, settings["max_images"])
     crf = settings["crf"]
-    params = CRFParams(
-        crf["iterations"], crf["gaussian_sxy"], crf["gaussian_compat"],
-        crf["bilateral_sxy"], crf["bilateral_srgb"], crf["bilateral_compat"],
-    )
     started = time.time()
     stats = make_psa_labels(
-        reader, ids, map_dir, out_dir, settings["alpha_low"], settings["alpha_high"], params,
+        reader, ids, map_dir, out_dir, settings["alpha_low"], settings["alpha_high"], crf_params_of(crf),
         crf["spatial_scale"], crf["reference_size"], make_palette(palette), workers=max(1, min(workers, settings["workers"])),
     )
     stats["seconds"] = time.time() - started
@@ -170,12 +176,12 @@ def train_affinity_stage(
 ) -> None:
     from .training.affinity import train_affinity
 
-    set_threads(threads)
+    torch_device = _torch_setup(threads, device)
     reader = open_layout(root, layout, len(classes))
     ids = psa_training_ids(reader, split, max_images)
     summary = train_affinity(
         reader, ids, label_dir, settings, checkpoint, log_csv, resume,
-        device=resolve_device(device), seed=seed, workers=settings["workers"],
+        device=torch_device, seed=seed, workers=settings["workers"],
     )
     print(f"AffinityNet trained in {summary['seconds']:.1f} s: {summary['final']}")
 
@@ -199,10 +205,9 @@ def random_walk_stage(
     from .randomwalk import random_walk_masks
     from .training.affinity import load_affinity_net
 
-    set_threads(threads)
+    torch_device = _torch_setup(threads, device)
     reader = open_layout(root, layout, len(classes))
     ids = list(dict.fromkeys(i for split in splits for i in reader.read_ids(split)))
-    torch_device = resolve_device(device)
     model = load_affinity_net(checkpoint, affinity["backbone"], torch_device)
     background = read_background(psa, best_json)
     print(f"random walk on {len(ids)} images: background {background}, beta {psa['beta']}, logt {psa['logt']}, radius {affinity['radius']}")
@@ -260,3 +265,65 @@ def per_class_figure(table, title: str):
     axes.grid(axis="y", alpha=0.3)
     plt.close(figure)
     return figure
+
+
+# ---------------------------------------------------------------- DeepLab ---
+
+def crf_params_of(settings: Mapping[str, Any]):
+    from .crf import CRFParams
+
+    return CRFParams(
+        settings["iterations"], settings["gaussian_sxy"], settings["gaussian_compat"],
+        settings["bilateral_sxy"], settings["bilateral_srgb"], settings["bilateral_compat"],
+    )
+
+
+def train_deeplab_stage(
+    root: str, layout: str, classes: Sequence[str], split: str, mask_dir: str | None, settings: Mapping[str, Any],
+    seed: int, device: str, checkpoint: str, log_csv: str, resume: str, threads: int = 1,
+) -> None:
+    """Train on the pseudo masks in ``mask_dir``, or on the ground truth when ``mask_dir`` is None."""
+    from .data.voc import DatasetError
+    from .io import read_label_png
+    from .training.deeplab import train_deeplab
+
+    torch_device = _torch_setup(threads, device)
+    reader = open_layout(root, layout, len(classes))
+    ids = reader.read_ids(split)
+    if mask_dir is None:
+        load_label = reader.load_mask
+    else:
+        missing = [i for i in ids if not os.path.isfile(os.path.join(mask_dir, f"{i}.png"))]
+        if missing:
+            raise DatasetError(f"pseudo masks missing for {len(missing)} training images, e.g. {os.path.join(mask_dir, missing[0] + '.png')}")
+
+        def load_label(image_id: str) -> np.ndarray:
+            return read_label_png(os.path.join(mask_dir, f"{image_id}.png"))
+
+    summary = train_deeplab(
+        reader, ids, load_label, len(classes) + 1, settings, checkpoint, log_csv, resume,
+        device=torch_device, seed=seed, workers=settings["workers"],
+    )
+    print(f"DeepLab ({'ground truth' if mask_dir is None else 'pseudo masks'}) trained in {summary['seconds']:.1f} s: {summary['final']}")
+
+
+def infer_deeplab_stage(
+    root: str, layout: str, classes: Sequence[str], palette: Sequence | None, split: str, checkpoint: str,
+    settings: Mapping[str, Any], device: str, pred_dir: str, crf_dir: str, threads: int = 1,
+) -> None:
+    from .io import make_palette
+    from .segmentation import segment_images
+    from .training.deeplab import load_deeplab
+
+    torch_device = _torch_setup(threads, device)
+    reader = open_layout(root, layout, len(classes))
+    ids = reader.read_ids(split)
+    model = load_deeplab(checkpoint, len(classes) + 1, torch_device)
+    crf = settings["crf"]
+    started = time.time()
+    segment_images(
+        model, reader, ids, pred_dir, crf_dir, settings["scales"], settings["flip_inference"], settings["fuse"],
+        crf_params_of(crf), crf["spatial_scale"], crf["reference_size"], make_palette(palette), torch_device,
+        workers=max(1, threads),
+    )
+    print(f"segmented {len(ids)} images in {time.time() - started:.1f} s")

@@ -48,4 +48,7 @@ def tiny_config(run_name: str = "tiny") -> dict:
     config["classifier"].update(epochs=1, batch_size=16, input_size=32, workers=0)
     config["maps"].update(batch_size=16, overlays=2)
     config["seeds"]["thresholds"] = {"start": 0.0, "stop": 0.6, "step": 0.05}
+    config["psa"].update(max_images=None, workers=2)
+    config["affinity"].update(epochs=1, batch_size=8, crop_size=32)
+    config["deeplab"].update(epochs=1, batch_size=8, crop_size=32, scales=[0.75, 1.0])
     return config

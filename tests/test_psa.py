@@ -99,11 +99,11 @@ def test_seed_scores_pad_with_zeros_and_pool():
     assert torch.allclose(scores[:, 1, 1], torch.tensor([0.125, 0.25]))
 
 
-def test_walk_to_mask_maps_argmax_to_class_values_and_crops():
-    walked = torch.tensor([[1.0, 0.0, 0.0, 1.0], [0.0, 2.0, 2.0, 0.0]])  # 2x2 grid
-    mask = walk_to_mask(walked, (2, 2), (4, 4), (3, 4), np.array([7]))
-    assert mask.shape == (3, 4)
-    assert mask[0, 0] == 0 and mask[0, 3] == 7 and set(np.unique(mask)) <= {0, 7}
+def test_walk_to_mask_upsamples_argmax_and_crops():
+    walked = torch.tensor([[[[1.0, 0.0], [0.0, 1.0]], [[0.0, 2.0], [2.0, 0.0]]]])  # one image, 2 channels, 2x2 grid
+    mask = walk_to_mask(walked, (2, 2), (4, 4), (3, 4))
+    assert mask.shape == (1, 3, 4)
+    assert mask[0, 0, 0] == 0 and mask[0, 0, 3] == 1 and set(np.unique(mask)) <= {0, 1}
 
 
 def test_crf_cleans_a_noisy_unary_along_the_colour_edge():
@@ -139,3 +139,14 @@ def test_neighbour_affinity_equals_gathering_every_pair(height, width, radius):
     grad_gathered, = torch.autograd.grad(gathered.sum(), features)
     grad_sliced, = torch.autograd.grad(sliced.sum(), features)
     assert torch.allclose(grad_gathered, grad_sliced, atol=1e-6)
+
+
+def test_batched_transition_walks_each_image_on_its_own():
+    torch.manual_seed(1)
+    sources, targets = (torch.from_numpy(a) for a in pair_indices(5, 6, 3))
+    affinity = torch.rand(3, len(sources), dtype=torch.float64)
+    scores = torch.rand(2, 3, 30, dtype=torch.float64)
+    batched = random_walk(scores.reshape(2, -1), transition_matrix_transposed(affinity, sources, targets, 30, 8), 8).reshape(2, 3, 30)
+    for image in range(3):
+        alone = random_walk(scores[:, image], transition_matrix_transposed(affinity[image], sources, targets, 30, 8), 8)
+        assert torch.allclose(batched[:, image], alone)

@@ -57,7 +57,36 @@ def test_whole_chain_so_far_on_a_tiny_config(tiny_run):
         files = list((run / "maps" / variant).glob("*.npz"))
         assert len(files) == 48 + 16  # train_aug plus the held-out val
     assert len(list((run / "maps" / "overlays").glob("*.png"))) == 2
+    # PSA: labels for train_aug, pseudo masks for train_aug, their evaluation on train
+    assert len(list((run / "psa" / "labels").glob("*.png"))) == 48
+    assert json.loads((run / "psa" / "label_stats.json").read_text())["images"] == 48
+    assert len(list((run / "masks" / "pseudo").glob("*.png"))) == 48
+    summary = json.loads((run / "masks" / "eval_train.json").read_text())
+    assert 0 < summary["miou"] <= 1 and summary["images"] == 12
+    assert (run / "psa" / "affinity_log.csv").read_text().startswith("epoch,loss,bg,fg,neg,lr,seconds")
+    # DeepLab on pseudo masks and on ground truth, evaluated on val, and the report
+    for model in ("deeplab", "deeplab_gt"):
+        assert len(list((run / model / "pred_crf").glob("*.png"))) == 16
+    summary = json.loads((run / "summary.json").read_text())
+    for key in ("deeplab", "deeplab_gt"):
+        assert 0 <= summary[key]["miou"] <= 1 and 0 <= summary[key]["miou_crf"] <= 1
+    assert set(summary["seeds"]["val"]) == set(config["maps"]["variants"])
+    assert summary["masks"]["miou"] > 0 and summary["total_seconds"] > 0
+    report = (run / "report.md").read_text()
+    assert "## Seeds" in report and "figures/seed_ablation.png" in report
+    for figure in ("seed_ablation", "per_class_iou", "examples_masks", "examples_deeplab"):
+        assert (run / "figures" / f"{figure}.png").stat().st_size > 1000
     assert not list(run.rglob(".*.tmp*")), "temporary files left behind"
+
+
+def test_editing_a_late_stage_leaves_earlier_ones_alone(tiny_run):
+    config = tiny_config()
+    config["psa"]["logt"] = 2
+    result = snakemake(tiny_run, "-n", config=config)
+    out = result.stdout + result.stderr
+    assert "random_walk" in out and "evaluate_masks" in out
+    for upstream in ("train_classifier", "extract_maps", "psa_labels", "train_affinity"):
+        assert f"rule {upstream}:" not in out and f"localrule {upstream}:" not in out
 
 
 def test_editing_one_stage_reruns_only_it_and_its_dependents(tiny_run):
@@ -65,6 +94,7 @@ def test_editing_one_stage_reruns_only_it_and_its_dependents(tiny_run):
     config["maps"]["last_k"] = 2
     result = snakemake(tiny_run, "-n", config=config)
     out = result.stdout + result.stderr
-    assert "extract_maps" in out and "evaluate_seeds" in out
+    for downstream in ("extract_maps", "evaluate_seeds", "psa_labels", "train_affinity", "random_walk", "evaluate_masks"):
+        assert f"rule {downstream}:" in out or f"localrule {downstream}:" in out, downstream
     for upstream in ("prepare_data", "class_labels", "train_classifier"):
         assert f"rule {upstream}:" not in out and f"localrule {upstream}:" not in out

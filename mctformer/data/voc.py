@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..io import read_label_png
+
 IGNORE = 255
 
 VOC_CLASSES = (
@@ -90,16 +92,9 @@ class VOCLayout:
         """Class-index mask uint8 [H, W]; values must be 0..num_classes or 255."""
         path = self.mask_path(image_id)
         try:
-            with Image.open(path) as image:
-                if image.mode not in ("P", "L"):
-                    raise DatasetError(f"mask {path} has mode {image.mode}; expected a palette or grey PNG of class indices")
-                mask = np.asarray(image)
-        except DatasetError:
-            raise
-        except FileNotFoundError:
-            raise DatasetError(f"mask {path} does not exist") from None
-        except Exception as error:
-            raise DatasetError(f"mask {path} is unreadable or corrupt: {error}") from error
+            mask = read_label_png(path)
+        except (FileNotFoundError, ValueError) as error:
+            raise DatasetError(str(error)) from None
         values = np.unique(mask)
         bad = values[(values > self.num_classes) & (values != IGNORE)]
         if bad.size:

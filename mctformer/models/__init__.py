@@ -1,5 +1,5 @@
-"""Networks: MCTformer V1/V2 on timm's VisionTransformer (more arrive with PSA and DeepLab)."""
+"""Networks: MCTformer V1/V2 (mctformer.py), AffinityNet, DeepLab and their backbones.
 
-from .mctformer import MCTformer, MCTformerOutput, create_mctformer, model_summary
-
-__all__ = ["MCTformer", "MCTformerOutput", "create_mctformer", "model_summary"]
+Kept import-free so that light modules (the config checks the Snakefile runs)
+can read the registry without loading torch.
+"""

@@ -28,17 +28,9 @@ import torch.nn.functional as F
 from timm.layers import resample_abs_pos_embed, trunc_normal_
 from timm.models.vision_transformer import VisionTransformer
 
+from .registry import ARCHITECTURES
+
 TokenPooling = Literal["avg", "max", "fc"]
-
-# Named configurations, as timm registers its models. ``img_size`` is the
-# training resolution that sizes the learned patch position embedding.
-ARCHITECTURES: dict[str, dict] = {
-    "deit_small": dict(img_size=224, patch_size=16, embed_dim=384, depth=12, num_heads=6, mlp_ratio=4.0),
-    "deit_tiny": dict(img_size=224, patch_size=16, embed_dim=192, depth=12, num_heads=3, mlp_ratio=4.0),
-    # From scratch, for the embedded default on 2 CPU cores (64 px images, 8x8 grid).
-    "tiny": dict(img_size=64, patch_size=8, embed_dim=96, depth=4, num_heads=3, mlp_ratio=4.0),
-}
-
 
 @dataclass
 class MCTformerOutput:

@@ -15,8 +15,8 @@ from ..data.datasets import SegmentationCropDataset
 from ..data.voc import DatasetError, VOCLayout
 from ..io import read_label_png
 from ..models.affinitynet import AffinityNet
-from .common import fingerprint, save_checkpoint, seed_everything, write_log
-from .loop import poly_lr, set_group_lrs, train_epochs
+from .common import fingerprint, read_checkpoint, save_trained, seed_everything
+from .loop import backbone_and_head_groups, poly_lr, set_group_lrs, train_epochs
 
 
 def grid_labels(labels: torch.Tensor, stride: int) -> torch.Tensor:
@@ -30,13 +30,8 @@ def batch_pair_labels(labels: torch.Tensor, radius: int) -> dict[str, torch.Tens
 
 
 def load_affinity_net(path: str | os.PathLike, backbone: str | None = None, device: str | torch.device = "cpu") -> AffinityNet:
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"affinity checkpoint {path} does not exist") from None
-    except Exception as error:
-        raise ValueError(f"affinity checkpoint {path} is unreadable: {error}") from error
-    if not isinstance(payload, dict) or "architecture" not in payload or "backbone" not in payload["architecture"]:
+    payload = read_checkpoint(path, "AffinityNet")
+    if "feature_dim" not in payload["architecture"]:
         raise ValueError(f"{path} is not an AffinityNet checkpoint of this pipeline")
     saved = payload["architecture"]["backbone"]
     if backbone is not None and saved != backbone:
@@ -76,11 +71,7 @@ def train_affinity(
     batch_size = settings["batch_size"]
     steps_per_epoch = max(1, len(dataset) // batch_size)
     total_steps = settings["epochs"] * steps_per_epoch
-    head = set(map(id, model.head_parameters()))
-    groups = [
-        {"params": [p for p in model.parameters() if id(p) not in head], "lr_mult": 1.0},
-        {"params": model.head_parameters(), "lr_mult": settings["head_lr_mult"]},
-    ]
+    groups = backbone_and_head_groups(model, settings["head_lr_mult"])
     if settings["optimizer"] == "sgd":
         optimizer = torch.optim.SGD(groups, lr=settings["lr"], momentum=settings["momentum"], weight_decay=settings["weight_decay"])
     else:
@@ -102,6 +93,5 @@ def train_affinity(
         resume_path=resume_path, run_fingerprint=run_fingerprint, device=device, amp=settings["amp"],
         description="affinity",
     )
-    save_checkpoint(checkpoint_path, {"model": model.state_dict(), "architecture": model.architecture(), "settings": dict(settings), "log": rows})
-    write_log(log_path, rows)
+    save_trained(checkpoint_path, log_path, model, settings, rows)
     return {"seconds": time.time() - started, "final": rows[-1] if rows else None}

@@ -21,7 +21,7 @@ from ..data.transforms import classification_transform
 from ..data.voc import DatasetError, VOCLayout
 from ..metrics import mean_average_precision
 from ..models.mctformer import MCTformer, classification_loss, create_mctformer, model_summary
-from .common import autocast, fingerprint, save_checkpoint, seed_everything, write_log
+from .common import autocast, fingerprint, read_checkpoint, save_trained, seed_everything
 from .loop import train_epochs
 
 
@@ -38,14 +38,7 @@ def build_classifier(settings: Mapping[str, Any], num_classes: int) -> MCTformer
 
 def load_classifier(path: str | os.PathLike, num_classes: int | None = None, device: str | torch.device = "cpu") -> MCTformer:
     """Rebuild a trained classifier from its ``checkpoint.pt``; refuses another class count."""
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"classifier checkpoint {path} does not exist") from None
-    except Exception as error:
-        raise ValueError(f"classifier checkpoint {path} is unreadable: {error}") from error
-    if not isinstance(payload, dict) or "settings" not in payload or "model" not in payload:
-        raise ValueError(f"{path} is not a classifier checkpoint of this pipeline")
+    payload = read_checkpoint(path, "classifier", ("model", "architecture", "settings"))
     saved_classes = payload["architecture"]["num_classes"]
     if num_classes is not None and saved_classes != num_classes:
         raise ValueError(f"classifier checkpoint {path} was trained for {saved_classes} classes, the config has {num_classes}")
@@ -129,12 +122,5 @@ def train_classifier(
     )
 
     summary = {"seconds": time.time() - started, "epochs": settings["epochs"], "final": rows[-1] if rows else None}
-    save_checkpoint(checkpoint_path, {
-        "model": model.state_dict(),
-        "architecture": model.architecture(),
-        "settings": dict(settings),
-        "class_count": num_classes,
-        "log": rows,
-    })
-    write_log(log_path, rows)
+    save_trained(checkpoint_path, log_path, model, settings, rows, class_count=num_classes)
     return summary

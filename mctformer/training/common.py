@@ -70,3 +70,22 @@ def autocast(device: torch.device, enabled: bool):
 def set_threads(threads: int | None) -> None:
     if threads:
         torch.set_num_threads(max(1, int(threads)))
+
+
+def read_checkpoint(path: str | os.PathLike, what: str, required: tuple[str, ...] = ("model", "architecture")) -> dict:
+    """A pipeline checkpoint's payload; errors name the file and what it should have been."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what} checkpoint {path} does not exist") from None
+    except Exception as error:
+        raise ValueError(f"{what} checkpoint {path} is unreadable: {error}") from error
+    if not isinstance(payload, dict) or any(key not in payload for key in required):
+        raise ValueError(f"{path} is not a {what} checkpoint of this pipeline")
+    return payload
+
+
+def save_trained(checkpoint_path: str | os.PathLike, log_path: str | os.PathLike, model: torch.nn.Module, settings: Any, rows: list[dict], **extra: Any) -> None:
+    """The final artifacts of a trainer: weights with what rebuilds them, and the per-epoch log."""
+    save_checkpoint(checkpoint_path, {"model": model.state_dict(), "architecture": model.architecture(), "settings": dict(settings), "log": rows, **extra})
+    write_log(log_path, rows)

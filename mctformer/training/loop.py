@@ -89,3 +89,13 @@ def train_epochs(
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
         })
     return rows
+
+
+def backbone_and_head_groups(model: torch.nn.Module, head_lr_mult: float) -> list[dict]:
+    """Optimizer parameter groups: the backbone at the base lr, ``model.head_parameters()`` at ``head_lr_mult`` times it."""
+    head = model.head_parameters()
+    head_ids = set(map(id, head))
+    return [
+        {"params": [p for p in model.parameters() if id(p) not in head_ids], "lr_mult": 1.0},
+        {"params": head, "lr_mult": head_lr_mult},
+    ]

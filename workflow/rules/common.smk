@@ -58,3 +58,19 @@ def best_threshold_file():
 
 def random_walk_splits():
     return list(dict.fromkeys([SPLITS["train"], *config["psa"]["eval_splits"]]))
+
+
+def deeplab_training_inputs(wildcards):
+    """DeepLab trains on the pseudo masks, or for "deeplab_gt" on the dataset's own masks."""
+    inputs = dataset_inputs()
+    if wildcards.model == "deeplab":
+        inputs["masks"] = f"{RUN}/masks/pseudo"
+    return inputs
+
+
+def deeplab_models():
+    return ["deeplab", "deeplab_gt"] if config["deeplab"]["train_on_gt"] else ["deeplab"]
+
+
+def deeplab_targets():
+    return [f"{RUN}/{model}/eval_{folder}.json" for model in deeplab_models() for folder in ("pred", "pred_crf")]

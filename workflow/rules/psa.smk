@@ -14,7 +14,8 @@ rule psa_labels:
         classes=CLASSES,
         palette=config["data"]["palette"],
         split=SPLITS["train"],
-        settings=config["psa"],
+        # only the keys this stage reads, so that e.g. editing logt reruns the walk alone
+        settings={key: config["psa"][key] for key in ("alpha_low", "alpha_high", "max_images", "crf", "workers")},
     log:
         f"{RUN}/logs/psa_labels.log",
     benchmark:

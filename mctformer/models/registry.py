@@ -1,0 +1,17 @@
+"""Named MCTformer configurations and the localization maps each version gives (no torch import)."""
+
+# As timm registers its models. ``img_size`` is the training resolution that
+# sizes the learned patch position embedding.
+ARCHITECTURES: dict[str, dict] = {
+    "deit_small": dict(img_size=224, patch_size=16, embed_dim=384, depth=12, num_heads=6, mlp_ratio=4.0),
+    "deit_tiny": dict(img_size=224, patch_size=16, embed_dim=192, depth=12, num_heads=3, mlp_ratio=4.0),
+    # From scratch, for the embedded default on 2 CPU cores (64 px images, 8x8 grid).
+    "tiny": dict(img_size=64, patch_size=8, embed_dim=96, depth=4, num_heads=3, mlp_ratio=4.0),
+}
+
+# Map variants per version; "*_refined" use the patch-to-patch attention (the
+# reference), "*_feature_refined" an affinity from the final patch tokens.
+MAP_VARIANTS: dict[str, tuple[str, ...]] = {
+    "v1": ("attention", "attention_refined", "attention_feature_refined"),
+    "v2": ("attention", "patchcam", "fused", "fused_refined", "fused_feature_refined"),
+}

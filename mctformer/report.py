@@ -1,0 +1,188 @@
+"""The run's summary: every metric in ``summary.json`` and a ``report.md`` with plots, beside the paper's numbers."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .io import load_map_file, read_label_png, save_figure, voc_palette, write_json, write_text
+from .metrics import seed_prediction
+
+# PASCAL VOC 2012 numbers of the paper (DESIGN.md), in percent.
+PAPER = {
+    "seeds": {"V1 attention": 47.2, "V1 + patch affinity": 55.2, "V2 attention + Patch-CAM": 58.2, "V2 full": 61.7},
+    "masks": 69.1,
+    "deeplab_val": 71.9,
+    "deeplab_test": 71.6,
+}
+# Which of our seed variants stands for which row of the paper's Table 5.
+PAPER_ROW = {
+    "attention": "V1 attention",
+    "attention_refined": "V1 + patch affinity",
+    "fused": "V2 attention + Patch-CAM",
+    "fused_refined": "V2 full",
+}
+
+
+def _read_json(path: str) -> dict:
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def stage_times(benchmark_dir: str) -> pd.DataFrame:
+    """Wall time and peak memory of every finished job, from Snakemake's benchmark files."""
+    rows = []
+    for path in sorted(glob.glob(os.path.join(benchmark_dir, "*.tsv"))):
+        table = pd.read_csv(path, sep="\t")
+        rows.append({"stage": os.path.basename(path)[:-4], "seconds": float(table["s"].iloc[-1]), "max_rss_mb": float(table["max_rss"].iloc[-1])})
+    return pd.DataFrame(rows)
+
+
+def _colourise(label: np.ndarray) -> np.ndarray:
+    palette = voc_palette()
+    coloured = palette[np.where(label == 255, 0, label)]
+    coloured[label == 255] = (224, 224, 192)
+    return coloured
+
+
+def qualitative_grid(path: str, rows: Sequence[Sequence[np.ndarray]], titles: Sequence[str], zoom: int = 3) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(len(rows), len(titles), figsize=(1.6 * len(titles), 1.6 * len(rows)), squeeze=False)
+    for r, row in enumerate(rows):
+        for c, tile in enumerate(row):
+            axes[r][c].imshow(tile if tile.ndim == 3 else _colourise(tile), interpolation="nearest")
+            axes[r][c].axis("off")
+            if r == 0:
+                axes[r][c].set_title(titles[c], fontsize=8)
+    figure.tight_layout()
+    save_figure(path, figure)
+    plt.close(figure)
+
+
+def build_report(
+    run_dir: str,
+    layout,
+    seed_splits: Sequence[str],
+    variants: Sequence[str],
+    psa_variant: str,
+    mask_splits: Sequence[str],
+    deeplab_models: Sequence[str],
+    deeplab_split: str,
+    summary_path: str,
+    report_path: str,
+    figure_dir: str,
+    examples: int = 4,
+) -> dict:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(figure_dir, exist_ok=True)
+    summary: dict = {"seeds": {}, "masks": {}, "stage_seconds": {}}
+    for split in seed_splits:
+        for variant in variants:
+            best = _read_json(os.path.join(run_dir, "seeds", split, variant, "best.json"))
+            summary["seeds"].setdefault(split, {})[variant] = best
+    # the first seed split is the paper's protocol (VOC train); keep its numbers at the top level too
+    summary["seeds"].update({v: summary["seeds"][seed_splits[0]][v] for v in variants})
+    for split in mask_splits:
+        summary["masks"][split] = _read_json(os.path.join(run_dir, "masks", f"eval_{split}.json"))
+    summary["masks"]["miou"] = summary["masks"][mask_splits[0]]["miou"]
+    summary["psa_labels"] = _read_json(os.path.join(run_dir, "psa", "label_stats.json"))
+    for model in deeplab_models:
+        summary[model] = {
+            "miou": _read_json(os.path.join(run_dir, model, "eval_pred.json"))["miou"],
+            "miou_crf": _read_json(os.path.join(run_dir, model, "eval_pred_crf.json"))["miou"],
+            "split": deeplab_split,
+        }
+    times = stage_times(os.path.join(run_dir, "benchmarks"))
+    summary["stage_seconds"] = dict(zip(times["stage"], times["seconds"]))
+    summary["total_seconds"] = float(times["seconds"].sum())
+    write_json(summary_path, summary)
+
+    # seed ablation (Table 5) beside the paper
+    figure, axes = plt.subplots(figsize=(6, 3.2))
+    split = seed_splits[0]
+    ours = [100 * summary["seeds"][split][v]["miou"] for v in variants]
+    axes.bar(np.arange(len(variants)) - 0.2, ours, 0.4, label=f"ours ({split})")
+    paper = [PAPER["seeds"].get(PAPER_ROW.get(v, ""), np.nan) for v in variants]
+    axes.bar(np.arange(len(variants)) + 0.2, paper, 0.4, label="paper (VOC train)")
+    axes.set_xticks(np.arange(len(variants)), variants, rotation=20, fontsize=8)
+    axes.set_ylabel("seed mIoU (%)")
+    axes.legend(fontsize=8)
+    axes.set_title("seed ablation (Table 5)")
+    save_figure(os.path.join(figure_dir, "seed_ablation.png"), figure)
+    plt.close(figure)
+
+    # per-class IoU of masks and DeepLab
+    tables = {"pseudo masks": pd.read_csv(os.path.join(run_dir, "masks", f"eval_{mask_splits[0]}.csv"))}
+    for model in deeplab_models:
+        tables[f"{model} + CRF"] = pd.read_csv(os.path.join(run_dir, model, "eval_pred_crf.csv"))
+    figure, axes = plt.subplots(figsize=(max(5.0, 0.5 * len(next(iter(tables.values())))), 3.2))
+    width = 0.8 / len(tables)
+    for index, (name, table) in enumerate(tables.items()):
+        axes.bar(np.arange(len(table)) + index * width - 0.4 + width / 2, table["iou"], width, label=name)
+    axes.set_xticks(np.arange(len(table)), table["class"], rotation=45, fontsize=8)
+    axes.set_ylim(0, 1)
+    axes.set_ylabel("IoU")
+    axes.legend(fontsize=7)
+    save_figure(os.path.join(figure_dir, "per_class_iou.png"), figure)
+    plt.close(figure)
+
+    # qualitative examples: seeds and pseudo masks on the mask split, DeepLab on its split
+    threshold = summary["seeds"][seed_splits[0]][psa_variant]["threshold"] if psa_variant in variants else 0.3
+    mask_ids = layout.read_ids(mask_splits[0])[:examples]
+    rows = []
+    for image_id in mask_ids:
+        labels, maps = load_map_file(os.path.join(run_dir, "maps", psa_variant, f"{image_id}.npz"))
+        rows.append([
+            layout.load_image(image_id), layout.load_mask(image_id), seed_prediction(labels, maps, np.float32(threshold)),
+            read_label_png(os.path.join(run_dir, "masks", "pseudo", f"{image_id}.png")),
+        ])
+    qualitative_grid(os.path.join(figure_dir, "examples_masks.png"), rows, ["image", "ground truth", f"seed ({psa_variant})", "pseudo mask"])
+    rows = []
+    for image_id in layout.read_ids(deeplab_split)[:examples]:
+        rows.append([
+            layout.load_image(image_id), layout.load_mask(image_id),
+            read_label_png(os.path.join(run_dir, "deeplab", "pred", f"{image_id}.png")),
+            read_label_png(os.path.join(run_dir, "deeplab", "pred_crf", f"{image_id}.png")),
+        ])
+    qualitative_grid(os.path.join(figure_dir, "examples_deeplab.png"), rows, ["image", "ground truth", "DeepLab", "DeepLab + CRF"])
+
+    write_text(report_path, _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deeplab_split, times, figure_dir, report_path))
+    return summary
+
+
+def _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deeplab_split, times, figure_dir, report_path) -> str:
+    figures = os.path.relpath(figure_dir, os.path.dirname(report_path))
+    lines = ["# Run report", "", "Numbers of this run (mIoU, %) beside the paper's (PASCAL VOC 2012).", ""]
+    lines += ["## Seeds (best background threshold)", "", "| variant | " + " | ".join(seed_splits) + " | paper |", "|---|" + "---|" * (len(seed_splits) + 1)]
+    for variant in variants:
+        cells = [f"{100 * summary['seeds'][s][variant]['miou']:.1f} (t={summary['seeds'][s][variant]['threshold']:.2f})" for s in seed_splits]
+        paper = PAPER["seeds"].get(PAPER_ROW.get(variant, ""))
+        lines.append(f"| {variant} | " + " | ".join(cells) + f" | {paper if paper is not None else '-'} |")
+    lines += ["", f"![seed ablation]({figures}/seed_ablation.png)", "", "## Pseudo masks (PSA random walk)", ""]
+    for split in mask_splits:
+        lines.append(f"- {split}: {100 * summary['masks'][split]['miou']:.1f} (paper: {PAPER['masks']} on VOC train)")
+    stats = summary["psa_labels"]
+    lines.append(f"- confident labels: {100 * stats['foreground_fraction']:.1f} % foreground, {100 * stats['background_fraction']:.1f} % background, "
+                 f"{100 * stats['ignored_fraction']:.1f} % unsure" + (f", precision vs ground truth {100 * stats['precision_vs_gt']:.1f} %" if "precision_vs_gt" in stats else ""))
+    lines += ["", f"![examples]({figures}/examples_masks.png)", "", f"## Segmentation ({deeplab_split})", "", "| model | no CRF | + CRF | paper |", "|---|---|---|---|"]
+    for model in deeplab_models:
+        paper = PAPER["deeplab_val"] if model == "deeplab" else "-"
+        lines.append(f"| {model} | {100 * summary[model]['miou']:.1f} | {100 * summary[model]['miou_crf']:.1f} | {paper} |")
+    lines += ["", f"![per-class IoU]({figures}/per_class_iou.png)", "", f"![examples]({figures}/examples_deeplab.png)", "", "## Stage times", "", "| stage | seconds | peak RSS (MB) |", "|---|---|---|"]
+    for _, row in times.iterrows():
+        lines.append(f"| {row['stage']} | {row['seconds']:.1f} | {row['max_rss_mb']:.0f} |")
+    lines.append(f"| total | {times['seconds'].sum():.1f} | |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,97 @@
+"""DeepLab inference: multi-scale + flip softmax fusion, then a dense CRF (in a process pool)."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .crf import CRFParams, dense_crf, spatial_scale
+from .data.transforms import normalize_image
+from .io import atomic_directory, save_label_png
+from .localize import batches_of_equal_size
+
+
+@torch.inference_mode()
+def multiscale_softmax(model: torch.nn.Module, images: torch.Tensor, scales: Sequence[float], flip: bool, fuse: str = "max") -> torch.Tensor:
+    """Softmax [B, L, H, W] fused over scales (and flips) by ``max`` (the reference) or ``mean``."""
+    if fuse not in ("max", "mean"):
+        raise ValueError(f"deeplab.fuse must be 'max' or 'mean', got {fuse!r}")
+    if not scales:
+        raise ValueError("deeplab.scales must name at least one scale")
+    height, width = images.shape[-2:]
+    fused = None
+    count = 0
+    for scale in scales:
+        size = (max(1, round(height * scale)), max(1, round(width * scale)))
+        inputs = F.interpolate(images, size=size, mode="bilinear", align_corners=False) if size != (height, width) else images
+        variants = [inputs, inputs.flip(-1)] if flip else [inputs]
+        for index, batch in enumerate(variants):
+            logits = model(batch).float()
+            probs = torch.softmax(F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False), dim=1)
+            if index == 1:
+                probs = probs.flip(-1)
+            count += 1
+            if fused is None:
+                fused = probs
+            elif fuse == "max":
+                fused = torch.maximum(fused, probs)
+            else:
+                fused = fused + probs
+    return fused if fuse == "max" else fused / count
+
+
+def _crf_job(job: tuple) -> tuple[str, np.ndarray]:
+    image_id, image, probs, params, scale_setting, reference_size = job
+    # max-fused "probabilities" need not sum to one; the CRF's unary wants a distribution
+    probs = probs / probs.sum(axis=0, keepdims=True)
+    scaled = params.scaled(spatial_scale(image.shape[:2], scale_setting, reference_size))
+    return image_id, dense_crf(image, probs, scaled).argmax(axis=0).astype(np.uint8)
+
+
+def segment_images(
+    model: torch.nn.Module,
+    layout,
+    ids: Sequence[str],
+    out_dir: str,
+    crf_out_dir: str | None,
+    scales: Sequence[float],
+    flip: bool,
+    fuse: str,
+    crf_params: CRFParams,
+    scale_setting: float | str,
+    reference_size: float,
+    palette: np.ndarray,
+    device: torch.device,
+    workers: int = 1,
+    chunk: int = 32,
+) -> None:
+    """Label PNGs of every id (and, with ``crf_out_dir``, their CRF-refined versions); folders appear when complete."""
+    import contextlib
+
+    if not ids:
+        raise ValueError("infer_deeplab: the split list is empty")
+    model = model.to(device).eval()
+    with contextlib.ExitStack() as stack:
+        out_tmp = stack.enter_context(atomic_directory(out_dir))
+        crf_tmp = stack.enter_context(atomic_directory(crf_out_dir)) if crf_out_dir else None
+        pool = stack.enter_context(ProcessPoolExecutor(max_workers=workers)) if crf_out_dir and workers > 1 else None
+        progress = stack.enter_context(tqdm(total=len(ids), desc="segment", unit="img", mininterval=2.0))
+        for batch_ids in batches_of_equal_size(layout, ids, chunk):
+            images = [layout.load_image(image_id) for image_id in batch_ids]
+            batch = torch.stack([normalize_image(image) for image in images]).to(device)
+            probs = multiscale_softmax(model, batch, scales, flip, fuse).cpu().numpy()
+            jobs = []
+            for image_id, image, image_probs in zip(batch_ids, images, probs):
+                save_label_png(os.path.join(out_tmp, f"{image_id}.png"), image_probs.argmax(axis=0).astype(np.uint8), palette, atomic=False)
+                jobs.append((image_id, image, image_probs, crf_params, scale_setting, reference_size))
+            if crf_tmp is not None:
+                results = pool.map(_crf_job, jobs) if pool else map(_crf_job, jobs)
+                for image_id, label in results:
+                    save_label_png(os.path.join(crf_tmp, f"{image_id}.png"), label, palette, atomic=False)
+            progress.update(len(jobs))

@@ -1,0 +1,89 @@
+"""DeepLab training on pseudo masks (or ground truth, for the fully supervised upper bound).
+
+SGD with momentum and weight decay as two separate settings (the reference
+passes weight decay where momentum goes), poly schedule (power 0.9), 10x lr on
+the head, cross-entropy ignoring 255; random scale, flip and crop with labels
+padded by 255 (the reference pads them with 0, i.e. background).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from ..data.datasets import SegmentationCropDataset
+from ..data.voc import IGNORE, DatasetError, VOCLayout
+from ..models.deeplab import DeepLabLargeFOV
+from .common import fingerprint, read_checkpoint, save_trained, seed_everything
+from .loop import backbone_and_head_groups, poly_lr, set_group_lrs, train_epochs
+
+
+def build_deeplab(settings: Mapping[str, Any], num_labels: int, pretrained: str | None = None) -> DeepLabLargeFOV:
+    return DeepLabLargeFOV(
+        num_labels, settings["backbone"], pretrained,
+        head_channels=settings["head_channels"], dilation=settings["dilation"], dropout=settings["dropout"],
+    )
+
+
+def load_deeplab(path: str | os.PathLike, num_labels: int | None = None, device: str | torch.device = "cpu") -> DeepLabLargeFOV:
+    payload = read_checkpoint(path, "DeepLab", ("model", "architecture", "settings"))
+    if "num_labels" not in payload["architecture"]:
+        raise ValueError(f"{path} is not a DeepLab checkpoint of this pipeline")
+    saved = payload["architecture"]["num_labels"]
+    if num_labels is not None and saved != num_labels:
+        raise ValueError(f"DeepLab checkpoint {path} predicts {saved} labels, the config has {num_labels} (background + classes)")
+    model = build_deeplab(payload["settings"], saved)
+    model.load_state_dict(payload["model"])
+    return model.to(device).eval()
+
+
+def train_deeplab(
+    layout: VOCLayout,
+    ids: Sequence[str],
+    load_label: Callable[[str], np.ndarray],
+    num_labels: int,
+    settings: Mapping[str, Any],
+    checkpoint_path: str | os.PathLike,
+    log_path: str | os.PathLike,
+    resume_path: str | os.PathLike,
+    device: torch.device,
+    seed: int = 0,
+    workers: int = 0,
+) -> dict:
+    if not ids:
+        raise DatasetError("train_deeplab: the training split list is empty")
+    run_fingerprint = fingerprint({"settings": settings, "seed": seed, "ids": len(ids), "labels": num_labels})
+    seed_everything(seed)
+    model = build_deeplab(settings, num_labels, settings.get("pretrained")).to(device)
+    dataset = SegmentationCropDataset(layout, ids, load_label, settings["crop_size"], settings["scale_range"], settings["flip"])
+    batch_size = settings["batch_size"]
+    steps_per_epoch = max(1, len(dataset) // batch_size)
+    total_steps = settings["epochs"] * steps_per_epoch
+    optimizer = torch.optim.SGD(
+        backbone_and_head_groups(model, settings["head_lr_mult"]),
+        lr=settings["lr"], momentum=settings["momentum"], weight_decay=settings["weight_decay"],
+    )
+
+    def loss_of_batch(batch):
+        images, labels = batch
+        logits = model(images.to(device, non_blocking=True))
+        return F.cross_entropy(logits.float(), labels.to(device), ignore_index=IGNORE), {}
+
+    started = time.time()
+    rows = train_epochs(
+        model, optimizer,
+        make_loader=lambda generator: DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True, generator=generator, num_workers=workers),
+        loss_of_batch=loss_of_batch,
+        set_lr=lambda step: set_group_lrs(optimizer, poly_lr(settings["lr"], step, total_steps)),
+        epochs=settings["epochs"], steps_per_epoch=steps_per_epoch, seed=seed,
+        resume_path=resume_path, run_fingerprint=run_fingerprint, device=device, amp=settings["amp"],
+        description="deeplab",
+    )
+    save_trained(checkpoint_path, log_path, model, settings, rows)
+    return {"seconds": time.time() - started, "final": rows[-1] if rows else None}

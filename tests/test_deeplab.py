@@ -1,0 +1,98 @@
+import numpy as np
+import pytest
+import torch
+
+from mctformer.crf import CRFParams
+from mctformer.data.transforms import random_scale_flip_crop
+from mctformer.io import read_label_png, voc_palette
+from mctformer.models.deeplab import DeepLabLargeFOV
+from mctformer.segmentation import multiscale_softmax, segment_images
+from mctformer.training.common import save_checkpoint
+from mctformer.training.deeplab import build_deeplab, load_deeplab
+from mctformer.training.loop import poly_lr, set_group_lrs
+
+
+def test_poly_schedule_hand_values():
+    assert poly_lr(0.01, 0, 100) == pytest.approx(0.01)
+    assert poly_lr(0.01, 50, 100) == pytest.approx(0.01 * 0.5**0.9)
+    assert poly_lr(0.01, 100, 100) == 0.0
+    assert poly_lr(0.01, 150, 100) == 0.0
+
+
+def test_group_learning_rates_keep_their_multiplier():
+    weights = [torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))]
+    optimizer = torch.optim.SGD([{"params": [weights[0]], "lr_mult": 1.0}, {"params": [weights[1]], "lr_mult": 10.0}], lr=1.0, momentum=0.9, weight_decay=5e-4)
+    set_group_lrs(optimizer, 0.002)
+    assert [g["lr"] for g in optimizer.param_groups] == [pytest.approx(0.002), pytest.approx(0.02)]
+    assert all(g["momentum"] == 0.9 and g["weight_decay"] == 5e-4 for g in optimizer.param_groups)  # two separate settings
+
+
+def test_crop_pads_image_with_the_mean_and_labels_with_255():
+    image = np.full((10, 12, 3), 200, np.uint8)
+    label = np.ones((10, 12), np.uint8)
+    torch.manual_seed(0)
+    tensor, target = random_scale_flip_crop(image, label, crop_size=16, scale_range=(1.0, 1.0), flip=False)
+    assert tensor.shape == (3, 16, 16) and target.shape == (16, 16)
+    assert (target[:10, :12] == 1).all() and (target[10:, :] == 255).all() and (target[:, 12:] == 255).all()
+    assert torch.equal(tensor[:, 10:, :], torch.zeros(3, 6, 16))  # 0 after normalisation = the mean colour
+    assert target.dtype == torch.long
+
+
+def test_random_scale_keeps_labels_integral():
+    label = np.zeros((20, 20), np.uint8)
+    label[5:15, 5:15] = 3
+    label[0, :] = 255
+    for seed in range(5):
+        torch.manual_seed(seed)
+        _, target = random_scale_flip_crop(np.zeros((20, 20, 3), np.uint8), label, 16, (0.7, 1.3), True)
+        assert set(torch.unique(target).tolist()) <= {0, 3, 255}
+
+
+class ConstantSegmenter(torch.nn.Module):
+    """Scores favour label 1 on the left half of whatever it sees: makes flips and scales observable."""
+
+    def forward(self, images):
+        batch, _, height, width = images.shape
+        logits = torch.zeros(batch, 2, height, width)
+        logits[:, 1, :, : width // 2] = 2.0
+        return logits
+
+
+def test_multiscale_softmax_fusion():
+    images = torch.zeros(1, 3, 8, 8)
+    single = multiscale_softmax(ConstantSegmenter(), images, [1.0], flip=False)
+    assert single.shape == (1, 2, 8, 8) and torch.allclose(single.sum(1), torch.ones(1, 8, 8))
+    assert single[0, 1, 0, 0] > 0.8 and single[0, 1, 0, 7] == pytest.approx(0.5)
+    # with the flip, the right half also sees label 1 in the flipped copy: max keeps the strongest score
+    flipped_max = multiscale_softmax(ConstantSegmenter(), images, [1.0], flip=True, fuse="max")
+    assert torch.allclose(flipped_max[0, 1], torch.full((8, 8), float(torch.sigmoid(torch.tensor(2.0)))))
+    flipped_mean = multiscale_softmax(ConstantSegmenter(), images, [1.0, 0.5], flip=True, fuse="mean")
+    assert torch.allclose(flipped_mean.sum(1), torch.ones(1, 8, 8), atol=1e-6)
+    with pytest.raises(ValueError, match="fuse"):
+        multiscale_softmax(ConstantSegmenter(), images, [1.0], flip=False, fuse="median")
+
+
+def test_deeplab_shapes_and_checkpoint_class_count(tmp_path):
+    settings = {"backbone": "tiny", "head_channels": 8, "dilation": 2, "dropout": 0.5}
+    model = build_deeplab(settings, num_labels=5)
+    assert model(torch.randn(2, 3, 36, 44)).shape == (2, 5, 36, 44)
+    save_checkpoint(tmp_path / "deeplab.pt", {"model": model.state_dict(), "architecture": model.architecture(), "settings": settings})
+    assert isinstance(load_deeplab(tmp_path / "deeplab.pt", 5), DeepLabLargeFOV)
+    with pytest.raises(ValueError, match="predicts 5 labels, the config has 21"):
+        load_deeplab(tmp_path / "deeplab.pt", 21)
+
+
+def test_segment_images_writes_both_folders_with_crf(synthetic_root, tmp_path):
+    from conftest import TINY_SPEC
+    from mctformer.data.voc import VOCLayout
+
+    layout = VOCLayout(synthetic_root, TINY_SPEC.num_classes)
+    ids = layout.read_ids("val")[:5]
+    segment_images(
+        ConstantSegmenter(), layout, ids, str(tmp_path / "pred"), str(tmp_path / "pred_crf"), [1.0], False, "max",
+        CRFParams(), "auto", 500, voc_palette(), torch.device("cpu"), workers=2, chunk=2,
+    )
+    for image_id in ids:
+        plain = read_label_png(tmp_path / "pred" / f"{image_id}.png")
+        assert plain.shape == (32, 32) and (plain[:, :16] == 1).all() and (plain[:, 16:] == 0).all()
+        assert read_label_png(tmp_path / "pred_crf" / f"{image_id}.png").shape == (32, 32)

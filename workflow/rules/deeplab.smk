@@ -1,0 +1,85 @@
+# DeepLab on the pseudo masks ("deeplab") and, optionally, on ground truth ("deeplab_gt").
+
+
+rule train_deeplab:
+    input:
+        unpack(deeplab_training_inputs),
+    output:
+        checkpoint=f"{RUN}/{{model}}/checkpoint.pt",
+        log_csv=f"{RUN}/{{model}}/log.csv",
+    params:
+        root=data_root_of,
+        layout=LAYOUT,
+        classes=CLASSES,
+        split=SPLITS["train"],
+        mask_dir=lambda wildcards, input: input.get("masks"),
+        settings=config["deeplab"],
+        seed=config["seed"],
+        device=config["device"],
+        resume=lambda wildcards: f"{RUN}/{wildcards.model}/resume/last.pt",
+    log:
+        f"{RUN}/logs/train_{{model}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/train_{{model}}.tsv"
+    wildcard_constraints:
+        model="deeplab|deeplab_gt",
+    threads: 8
+    conda:
+        ENV
+    script:
+        "../scripts/train_deeplab.py"
+
+
+rule infer_deeplab:
+    input:
+        **dataset_inputs(),
+        checkpoint=f"{RUN}/{{model}}/checkpoint.pt",
+    output:
+        pred=directory(f"{RUN}/{{model}}/pred"),
+        pred_crf=directory(f"{RUN}/{{model}}/pred_crf"),
+    params:
+        root=data_root_of,
+        layout=LAYOUT,
+        classes=CLASSES,
+        palette=config["data"]["palette"],
+        split=config["deeplab"]["eval_split"],
+        settings=config["deeplab"],
+        device=config["device"],
+    log:
+        f"{RUN}/logs/infer_{{model}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/infer_{{model}}.tsv"
+    wildcard_constraints:
+        model="deeplab|deeplab_gt",
+    threads: 8
+    conda:
+        ENV
+    script:
+        "../scripts/infer_deeplab.py"
+
+
+rule evaluate_deeplab:
+    input:
+        **dataset_inputs(),
+        masks=f"{RUN}/{{model}}/{{folder}}",
+    output:
+        table=f"{RUN}/{{model}}/eval_{{folder}}.csv",
+        summary=f"{RUN}/{{model}}/eval_{{folder}}.json",
+        plot=f"{RUN}/{{model}}/eval_{{folder}}.png",
+    params:
+        root=data_root_of,
+        layout=LAYOUT,
+        classes=CLASSES,
+        split=config["deeplab"]["eval_split"],
+        title=lambda wildcards: f"{wildcards.model} ({'with CRF' if wildcards.folder == 'pred_crf' else 'no CRF'})",
+    log:
+        f"{RUN}/logs/evaluate_{{model}}_{{folder}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/evaluate_{{model}}_{{folder}}.tsv"
+    wildcard_constraints:
+        model="deeplab|deeplab_gt",
+        folder="pred|pred_crf",
+    conda:
+        ENV
+    script:
+        "../scripts/evaluate_deeplab.py"

@@ -1,0 +1,18 @@
+from mctformer.logs import redirect_to_log
+from mctformer.stages import train_deeplab_stage
+
+with redirect_to_log(snakemake.log[0]):
+    train_deeplab_stage(
+        snakemake.params.root,
+        snakemake.params.layout,
+        snakemake.params.classes,
+        snakemake.params.split,
+        snakemake.params.mask_dir,
+        snakemake.params.settings,
+        seed=snakemake.params.seed,
+        device=snakemake.params.device,
+        checkpoint=snakemake.output.checkpoint,
+        log_csv=snakemake.output.log_csv,
+        resume=snakemake.params.resume,
+        threads=snakemake.threads,
+    )
