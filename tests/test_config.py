@@ -27,6 +27,19 @@ def test_shipped_configs_follow_the_schema(name):
     validated(merged)
 
 
+@pytest.mark.parametrize("name", ["workflow/configs/voc12.yaml", "workflow/configs/synthetic_v1.yaml"])
+def test_shipped_overlays_pass_the_cross_key_checks(name, tmp_path):
+    from conftest import write_voc_root
+    import numpy as np
+
+    base = yaml.safe_load((REPO / "config.yaml").read_text())
+    config = validated(merge(base, yaml.safe_load((REPO / name).read_text())))
+    if config["data"]["source"] == "voc":
+        ids = ["a", "b"]
+        config["data"]["root"] = str(write_voc_root(tmp_path / "voc", {i: np.zeros((4, 4), np.uint8) for i in ids}, {s: ids for s in ("train_aug", "train", "val")}))
+    check_config(config)
+
+
 def merge(base, override):
     result = copy.deepcopy(base)
     for key, value in override.items():
