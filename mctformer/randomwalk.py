@@ -18,6 +18,7 @@ dense T logt times as the reference does; both give the same scores.
 from __future__ import annotations
 
 import warnings
+from typing import Mapping
 
 import numpy as np
 import torch
@@ -264,3 +265,73 @@ def random_walk_masks(
                     values = np.concatenate([[0], labels]).astype(np.uint8)[masks[index]]
                     save_label_png(os.path.join(tmp, f"{image_id}.png"), values, palette, atomic=False)
                 progress.update(len(batch_ids))
+
+
+# ---------------------------------------------------------------- ablation --
+
+def _crf_only_job(job: tuple) -> np.ndarray:
+    from .crf import spatial_scale
+    from .io import load_map_file
+    from .metrics import confusion_matrix
+
+    layout, image_id, map_path, background, params, scale_setting, reference_size, num_labels = job
+    image = layout.load_image(image_id)
+    labels, maps = load_map_file(map_path)
+    scores = np.concatenate([np.full((1,) + maps.shape[1:], background, np.float32), maps])
+    probs = scores / np.maximum(scores.sum(axis=0, keepdims=True), 1e-8)
+    refined = dense_crf(image, probs, params.scaled(spatial_scale(image.shape[:2], scale_setting, reference_size)))
+    prediction = np.concatenate([[0], labels])[refined.argmax(axis=0)]
+    return confusion_matrix(layout.load_mask(image_id), prediction, num_labels)
+
+
+@torch.inference_mode()
+def colour_walk_confusion(layout, ids, map_dir: str, background: float, beta: float, logt: int, radius: int, stride: int, sigma: float, num_labels: int) -> np.ndarray:
+    """Random walk with an affinity from colour alone (mean RGB of each stride cell), scored against the ground truth."""
+    import os
+
+    from .affinity import neighbour_affinity, pair_indices
+    from .io import load_map_file
+    from .metrics import confusion_matrix
+
+    total = np.zeros((num_labels, num_labels), dtype=np.int64)
+    for image_id in ids:
+        image = layout.load_image(image_id)
+        labels, maps = load_map_file(os.path.join(map_dir, f"{image_id}.npz"))
+        scores, padded = seed_scores_on_grid(labels, maps, background, stride)
+        grid = tuple(scores.shape[-2:])
+        colour = torch.zeros(1, 3, *padded)
+        colour[0, :, : image.shape[0], : image.shape[1]] = torch.from_numpy(image).permute(2, 0, 1).float() / 255.0
+        features = F.avg_pool2d(colour, stride, stride) / sigma
+        sources, targets = (torch.from_numpy(a) for a in pair_indices(grid[0], grid[1], radius))
+        transition_t = transition_matrix_transposed(neighbour_affinity(features, radius)[0], sources, targets, grid[0] * grid[1], beta)
+        walked = random_walk(scores.reshape(scores.shape[0], -1), transition_t, 2**logt)
+        index = walk_to_mask(walked.reshape(1, -1, *grid), grid, padded, image.shape[:2])[0]
+        total += confusion_matrix(layout.load_mask(image_id), np.concatenate([[0], labels])[index], num_labels)
+    return total
+
+
+def psa_ablation(
+    layout, ids, map_dir: str, background: float, psa: Mapping, affinity: Mapping, params: CRFParams,
+    num_labels: int, workers: int = 1, colour_sigma: float = 0.1,
+) -> dict[str, float]:
+    """mIoU of the seeds, of CRF on the seeds alone, and of a random walk with colour affinity: what PSA's learned affinity is measured against."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from .io import load_map_file
+    from .metrics import confusion_matrix, scores_from_confusion, seed_prediction
+
+    seeds = np.zeros((num_labels, num_labels), dtype=np.int64)
+    for image_id in ids:
+        labels, maps = load_map_file(os.path.join(map_dir, f"{image_id}.npz"))
+        seeds += confusion_matrix(layout.load_mask(image_id), seed_prediction(labels, maps, np.float32(background)), num_labels)
+    crf = psa["crf"]
+    jobs = [(layout, i, os.path.join(map_dir, f"{i}.npz"), background, params, crf["spatial_scale"], crf["reference_size"], num_labels) for i in ids]
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            crf_only = sum(pool.map(_crf_only_job, jobs, chunksize=32))
+    else:
+        crf_only = sum(map(_crf_only_job, jobs))
+    stride = 4 if affinity["backbone"] == "tiny" else 8
+    colour = colour_walk_confusion(layout, ids, map_dir, background, psa["beta"], psa["logt"], affinity["radius"], stride, colour_sigma, num_labels)
+    return {name: float(scores_from_confusion(c)["miou"]) for name, c in (("seeds", seeds), ("seeds + CRF", crf_only), ("random walk, colour affinity", colour))}

@@ -98,6 +98,8 @@ def build_report(
     for split in mask_splits:
         summary["masks"][split] = _read_json(os.path.join(run_dir, "masks", f"eval_{split}.json"))
     summary["masks"]["miou"] = summary["masks"][mask_splits[0]]["miou"]
+    ablation = pd.read_csv(os.path.join(run_dir, "masks", f"ablation_{mask_splits[0]}.csv"))
+    summary["masks"]["ablation"] = dict(zip(ablation["method"], ablation["miou"]))
     summary["psa_labels"] = _read_json(os.path.join(run_dir, "psa", "label_stats.json"))
     for model in deeplab_models:
         summary[model] = {
@@ -177,6 +179,8 @@ def _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deepl
     stats = summary["psa_labels"]
     lines.append(f"- confident labels: {100 * stats['foreground_fraction']:.1f} % foreground, {100 * stats['background_fraction']:.1f} % background, "
                  f"{100 * stats['ignored_fraction']:.1f} % unsure" + (f", precision vs ground truth {100 * stats['precision_vs_gt']:.1f} %" if "precision_vs_gt" in stats else ""))
+    lines += ["", f"PSA ablation on {mask_splits[0]}:", "", "| method | mIoU |", "|---|---|"]
+    lines += [f"| {method} | {100 * miou:.1f} |" for method, miou in summary["masks"]["ablation"].items()]
     lines += ["", f"![examples]({figures}/examples_masks.png)", "", f"## Segmentation ({deeplab_split})", "", "| model | no CRF | + CRF | paper |", "|---|---|---|---|"]
     for model in deeplab_models:
         paper = PAPER["deeplab_val"] if model == "deeplab" else "-"

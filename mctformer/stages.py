@@ -327,3 +327,26 @@ def infer_deeplab_stage(
         workers=max(1, threads),
     )
     print(f"segmented {len(ids)} images in {time.time() - started:.1f} s")
+
+
+def psa_ablation_stage(
+    root: str, layout: str, classes: Sequence[str], split: str, map_dir: str, best_json: str | None,
+    psa: Mapping[str, Any], affinity: Mapping[str, Any], learned_summary: str, table_path: str, threads: int = 1,
+) -> dict:
+    """The README's PSA ablation on ``split``: seeds, seeds + CRF, colour-affinity walk, learned-affinity walk."""
+    import json
+
+    import pandas as pd
+
+    from .randomwalk import psa_ablation
+
+    reader = open_layout(root, layout, len(classes))
+    ids = reader.read_ids(split)
+    background = read_background(psa, best_json)
+    results = psa_ablation(reader, ids, map_dir, background, psa, affinity, crf_params_of(psa["crf"]), len(classes) + 1, workers=max(1, threads))
+    with open(learned_summary) as handle:
+        results["random walk, learned affinity (PSA)"] = float(json.load(handle)["miou"])
+    table = pd.DataFrame({"method": list(results), "miou": list(results.values())})
+    write_dataframe_csv(table_path, table)
+    print(table.to_string(index=False))
+    return results

@@ -72,6 +72,9 @@ def test_whole_chain_so_far_on_a_tiny_config(tiny_run):
         assert 0 <= summary[key]["miou"] <= 1 and 0 <= summary[key]["miou_crf"] <= 1
     assert set(summary["seeds"]["val"]) == set(config["maps"]["variants"])
     assert summary["masks"]["miou"] > 0 and summary["total_seconds"] > 0
+    assert set(summary["masks"]["ablation"]) == {
+        "seeds", "seeds + CRF", "random walk, colour affinity", "random walk, learned affinity (PSA)",
+    }
     report = (run / "report.md").read_text()
     assert "## Seeds" in report and "figures/seed_ablation.png" in report
     for figure in ("seed_ablation", "per_class_iou", "examples_masks", "examples_deeplab"):

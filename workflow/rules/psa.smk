@@ -105,3 +105,30 @@ rule evaluate_masks:
         ENV
     script:
         "../scripts/evaluate_masks.py"
+
+
+rule psa_ablation:
+    input:
+        **dataset_inputs(),
+        maps=f"{RUN}/maps/{config['psa']['seed_variant']}",
+        best=best_threshold_file(),
+        learned=f"{RUN}/masks/eval_{{split}}.json",
+    output:
+        f"{RUN}/masks/ablation_{{split}}.csv",
+    params:
+        root=data_root_of,
+        layout=LAYOUT,
+        classes=CLASSES,
+        psa=config["psa"],
+        affinity=config["affinity"],
+    log:
+        f"{RUN}/logs/psa_ablation_{{split}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/psa_ablation_{{split}}.tsv"
+    wildcard_constraints:
+        split="|".join(config["psa"]["eval_splits"]),
+    threads: 8
+    conda:
+        ENV
+    script:
+        "../scripts/psa_ablation.py"

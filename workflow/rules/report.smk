@@ -6,6 +6,7 @@ rule report:
         **dataset_inputs(),
         seeds=seed_targets(),
         masks=mask_targets(),
+        ablation=[f"{RUN}/masks/ablation_{split}.csv" for split in config["psa"]["eval_splits"]],
         deeplab=deeplab_targets(),
     output:
         summary=f"{RUN}/summary.json",
