@@ -1,0 +1,51 @@
+import pytest
+import torch
+
+from mctformer.models.affinitynet import AffinityNet
+from mctformer.models.backbones import ResNet38d, create_backbone
+from mctformer.models.deeplab import DeepLabLargeFOV
+
+
+@pytest.fixture(scope="module")
+def resnet38():
+    torch.manual_seed(0)
+    return ResNet38d()
+
+
+def test_resnet38_levels_at_stride_8(resnet38):
+    levels = resnet38(torch.randn(1, 3, 32, 48))
+    assert [tuple(level.shape) for level in levels] == [(1, 512, 4, 6), (1, 1024, 4, 6), (1, 4096, 4, 6)]
+    assert 100e6 < sum(p.numel() for p in resnet38.parameters()) < 110e6  # the wide ResNet-38 (measured 105.1 M)
+
+
+def test_resnet38_keeps_batch_norm_and_first_conv_frozen(resnet38):
+    resnet38.train()
+    norms = [m for m in resnet38.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and not any(m.training for m in norms)
+    assert not resnet38.conv1a.weight.requires_grad and not norms[0].weight.requires_grad
+    assert resnet38.b4_3.conv_branch2a.weight.requires_grad
+
+
+def test_resnet38_loads_weights_in_the_reference_format(resnet38, tmp_path):
+    state = {key: torch.randn_like(value) if value.is_floating_point() else value for key, value in resnet38.state_dict().items()}
+    state = {key: value for key, value in state.items() if not key.endswith("num_batches_tracked")}  # the converted file has none
+    torch.save(state, tmp_path / "resnet38.pth")
+    loaded = ResNet38d(tmp_path / "resnet38.pth")
+    assert torch.equal(loaded.b6.conv_branch2b2.weight, state["b6.conv_branch2b2.weight"])
+    assert torch.equal(loaded.bn7.running_var, state["bn7.running_var"])
+    del state["b7.conv_branch1.weight"]
+    torch.save(state, tmp_path / "broken.pth")
+    with pytest.raises(ValueError, match="does not match ResNet-38"):
+        ResNet38d(tmp_path / "broken.pth")
+    with pytest.raises(FileNotFoundError, match="ilsvrc-cls_rna-a1_cls1000_ep-0001"):
+        ResNet38d(tmp_path / "absent.pth")
+
+
+def test_heads_on_every_backbone():
+    torch.manual_seed(0)
+    assert AffinityNet("resnet38d", feature_dim=448)(torch.randn(1, 3, 32, 32)).shape == (1, 448, 4, 4)
+    assert [h.out_channels for h in AffinityNet("resnet38d").level_heads] == [64, 128, 256]  # the reference's widths
+    assert DeepLabLargeFOV(21, "resnet18", head_channels=16)(torch.randn(1, 3, 40, 40)).shape == (1, 21, 40, 40)
+    assert create_backbone("resnet18").output_stride == 8
+    with pytest.raises(ValueError, match="from scratch"):
+        create_backbone("tiny", pretrained="weights.pth")
