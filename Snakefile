@@ -19,3 +19,4 @@ rule all:
     default_target: True
     input:
         f"{RUN}/report.md",
+        submission_targets(),

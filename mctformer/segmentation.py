@@ -58,7 +58,7 @@ def segment_images(
     model: torch.nn.Module,
     layout,
     ids: Sequence[str],
-    out_dir: str,
+    out_dir: str | None,
     crf_out_dir: str | None,
     scales: Sequence[float],
     flip: bool,
@@ -71,14 +71,14 @@ def segment_images(
     workers: int = 1,
     chunk: int = 32,
 ) -> None:
-    """Label PNGs of every id (and, with ``crf_out_dir``, their CRF-refined versions); folders appear when complete."""
+    """Label PNGs of every id in ``out_dir`` and/or CRF-refined ones in ``crf_out_dir``; folders appear when complete."""
     import contextlib
 
     if not ids:
         raise ValueError("infer_deeplab: the split list is empty")
     model = model.to(device).eval()
     with contextlib.ExitStack() as stack:
-        out_tmp = stack.enter_context(atomic_directory(out_dir))
+        out_tmp = stack.enter_context(atomic_directory(out_dir)) if out_dir else None
         crf_tmp = stack.enter_context(atomic_directory(crf_out_dir)) if crf_out_dir else None
         pool = stack.enter_context(ProcessPoolExecutor(max_workers=workers)) if crf_out_dir and workers > 1 else None
         progress = stack.enter_context(tqdm(total=len(ids), desc="segment", unit="img", mininterval=2.0))
@@ -88,10 +88,24 @@ def segment_images(
             probs = multiscale_softmax(model, batch, scales, flip, fuse).cpu().numpy()
             jobs = []
             for image_id, image, image_probs in zip(batch_ids, images, probs):
-                save_label_png(os.path.join(out_tmp, f"{image_id}.png"), image_probs.argmax(axis=0).astype(np.uint8), palette, atomic=False)
+                if out_tmp is not None:
+                    save_label_png(os.path.join(out_tmp, f"{image_id}.png"), image_probs.argmax(axis=0).astype(np.uint8), palette, atomic=False)
                 jobs.append((image_id, image, image_probs, crf_params, scale_setting, reference_size))
             if crf_tmp is not None:
                 results = pool.map(_crf_job, jobs) if pool else map(_crf_job, jobs)
                 for image_id, label in results:
                     save_label_png(os.path.join(crf_tmp, f"{image_id}.png"), label, palette, atomic=False)
             progress.update(len(jobs))
+
+
+SUBMISSION_FOLDER = os.path.join("VOC2012", "Segmentation", "comp6_test_cls")
+
+
+def pack_submission(submission_root: str, tarball: str) -> None:
+    """The tarball the PASCAL VOC evaluation server takes: results/VOC2012/Segmentation/comp6_test_cls/*.png."""
+    import tarfile
+
+    from .io import atomic_path
+
+    with atomic_path(tarball) as tmp, tarfile.open(tmp, "w:gz") as archive:
+        archive.add(os.path.join(submission_root, "VOC2012"), arcname=os.path.join("results", "VOC2012"))

@@ -350,3 +350,27 @@ def psa_ablation_stage(
     write_dataframe_csv(table_path, table)
     print(table.to_string(index=False))
     return results
+
+
+def submission_stage(
+    root: str, layout: str, classes: Sequence[str], palette: Sequence | None, split: str, checkpoint: str,
+    settings: Mapping[str, Any], device: str, out_dir: str, tarball: str, threads: int = 1,
+) -> None:
+    """Test-set predictions (multi-scale + CRF) in the official VOC submission layout, and its tarball."""
+    from .io import atomic_directory, make_palette
+    from .segmentation import SUBMISSION_FOLDER, pack_submission, segment_images
+    from .training.deeplab import load_deeplab
+
+    torch_device = _torch_setup(threads, device)
+    reader = open_layout(root, layout, len(classes))
+    ids = reader.read_ids(split)
+    model = load_deeplab(checkpoint, len(classes) + 1, torch_device)
+    crf = settings["crf"]
+    with atomic_directory(out_dir) as tmp:
+        segment_images(
+            model, reader, ids, None, os.path.join(tmp, SUBMISSION_FOLDER), settings["scales"], settings["flip_inference"],
+            settings["fuse"], crf_params_of(crf), crf["spatial_scale"], crf["reference_size"], make_palette(palette),
+            torch_device, workers=max(1, threads),
+        )
+    pack_submission(out_dir, tarball)
+    print(f"{len(ids)} test predictions in {out_dir}, packed as {tarball}")

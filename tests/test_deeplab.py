@@ -96,3 +96,32 @@ def test_segment_images_writes_both_folders_with_crf(synthetic_root, tmp_path):
         plain = read_label_png(tmp_path / "pred" / f"{image_id}.png")
         assert plain.shape == (32, 32) and (plain[:, :16] == 1).all() and (plain[:, 16:] == 0).all()
         assert read_label_png(tmp_path / "pred_crf" / f"{image_id}.png").shape == (32, 32)
+
+
+def test_voc_submission_layout_and_tarball(synthetic_root, tmp_path):
+    import tarfile
+
+    from conftest import TINY_SPEC
+    from mctformer.stages import submission_stage
+
+    settings = {"backbone": "tiny", "head_channels": 8, "dilation": 2, "dropout": 0.5}
+    model = build_deeplab(settings, TINY_SPEC.num_classes + 1)
+    save_checkpoint(tmp_path / "deeplab.pt", {"model": model.state_dict(), "architecture": model.architecture(), "settings": settings})
+    inference = {
+        "scales": [1.0], "flip_inference": True, "fuse": "max",
+        "crf": {"iterations": 2, "gaussian_sxy": 4, "gaussian_compat": 3, "bilateral_sxy": 83, "bilateral_srgb": 5,
+                "bilateral_compat": 3, "spatial_scale": "auto", "reference_size": 500},
+    }
+    classes = [f"c{i}" for i in range(TINY_SPEC.num_classes)]
+    out = tmp_path / "submission"
+    submission_stage(str(synthetic_root), "voc", classes, None, "val", str(tmp_path / "deeplab.pt"), inference, "cpu", str(out), str(tmp_path / "submission.tar.gz"))
+    pngs = sorted((out / "VOC2012" / "Segmentation" / "comp6_test_cls").glob("*.png"))
+    assert len(pngs) == TINY_SPEC.num_val
+    from PIL import Image
+
+    with Image.open(pngs[0]) as first:
+        assert first.mode == "P" and first.size == (TINY_SPEC.image_size, TINY_SPEC.image_size)
+    with tarfile.open(tmp_path / "submission.tar.gz") as archive:
+        names = archive.getnames()
+    assert f"results/VOC2012/Segmentation/comp6_test_cls/{pngs[0].name}" in names
+    assert sum(name.endswith(".png") for name in names) == TINY_SPEC.num_val

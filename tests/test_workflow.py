@@ -92,6 +92,15 @@ def test_editing_a_late_stage_leaves_earlier_ones_alone(tiny_run):
         assert f"rule {upstream}:" not in out and f"localrule {upstream}:" not in out
 
 
+def test_editing_inference_settings_does_not_retrain(tiny_run):
+    config = tiny_config()
+    config["deeplab"]["scales"] = [1.0]
+    result = snakemake(tiny_run, "-n", config=config)
+    out = result.stdout + result.stderr
+    assert "rule infer_deeplab:" in out and "rule evaluate_deeplab:" in out
+    assert "rule train_deeplab:" not in out and "rule random_walk:" not in out
+
+
 def test_editing_one_stage_reruns_only_it_and_its_dependents(tiny_run):
     config = tiny_config()
     config["maps"]["last_k"] = 2

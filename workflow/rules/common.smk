@@ -74,3 +74,21 @@ def deeplab_models():
 
 def deeplab_targets():
     return [f"{RUN}/{model}/eval_{folder}.json" for model in deeplab_models() for folder in ("pred", "pred_crf")]
+
+
+def submission_targets():
+    """The VOC test-server tarball, when the config names a test split."""
+    return [f"{RUN}/deeplab/submission.tar.gz"] if config["deeplab"]["test_split"] else []
+
+
+DEEPLAB_INFERENCE_KEYS = ("scales", "flip_inference", "fuse", "crf")
+
+
+def deeplab_settings(part):
+    """The keys of config["deeplab"] one job reads, so that e.g. editing the inference scales does not retrain."""
+    inference = part == "inference"
+    return {
+        key: value
+        for key, value in config["deeplab"].items()
+        if (key in DEEPLAB_INFERENCE_KEYS) == inference and not key.endswith("_split") and key != "train_on_gt"
+    }

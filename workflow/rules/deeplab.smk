@@ -13,7 +13,7 @@ rule train_deeplab:
         classes=CLASSES,
         split=SPLITS["train"],
         mask_dir=lambda wildcards, input: input.get("masks"),
-        settings=config["deeplab"],
+        settings=deeplab_settings("training"),
         seed=config["seed"],
         device=config["device"],
         resume=lambda wildcards: f"{RUN}/{wildcards.model}/resume/last.pt",
@@ -43,7 +43,7 @@ rule infer_deeplab:
         classes=CLASSES,
         palette=config["data"]["palette"],
         split=config["deeplab"]["eval_split"],
-        settings=config["deeplab"],
+        settings=deeplab_settings("inference"),
         device=config["device"],
     log:
         f"{RUN}/logs/infer_{{model}}.log",
@@ -83,3 +83,29 @@ rule evaluate_deeplab:
         ENV
     script:
         "../scripts/evaluate_deeplab.py"
+
+
+rule voc_submission:
+    input:
+        **dataset_inputs(),
+        checkpoint=f"{RUN}/deeplab/checkpoint.pt",
+    output:
+        folder=directory(f"{RUN}/deeplab/submission"),
+        tarball=f"{RUN}/deeplab/submission.tar.gz",
+    params:
+        root=data_root_of,
+        layout=LAYOUT,
+        classes=CLASSES,
+        palette=config["data"]["palette"],
+        split=config["deeplab"]["test_split"],
+        settings=deeplab_settings("inference"),
+        device=config["device"],
+    log:
+        f"{RUN}/logs/voc_submission.log",
+    benchmark:
+        f"{RUN}/benchmarks/voc_submission.tsv"
+    threads: 8
+    conda:
+        ENV
+    script:
+        "../scripts/voc_submission.py"
