@@ -161,19 +161,22 @@ def build_report(
         ])
     qualitative_grid(os.path.join(figure_dir, "examples_deeplab.png"), rows, ["image", "ground truth", "DeepLab", "DeepLab + CRF"])
 
-    write_text(report_path, _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deeplab_split, times, figure_dir, report_path))
+    write_text(report_path, _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deeplab_split, times, figure_dir, report_path, run_dir))
     return summary
 
 
-def _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deeplab_split, times, figure_dir, report_path) -> str:
+def _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deeplab_split, times, figure_dir, report_path, run_dir) -> str:
     figures = os.path.relpath(figure_dir, os.path.dirname(report_path))
+    seeds_dir = os.path.relpath(os.path.join(run_dir, "seeds"), os.path.dirname(report_path))
     lines = ["# Run report", "", "Numbers of this run (mIoU, %) beside the paper's (PASCAL VOC 2012).", ""]
     lines += ["## Seeds (best background threshold)", "", "| variant | " + " | ".join(seed_splits) + " | paper |", "|---|" + "---|" * (len(seed_splits) + 1)]
     for variant in variants:
         cells = [f"{100 * summary['seeds'][s][variant]['miou']:.1f} (t={summary['seeds'][s][variant]['threshold']:.2f})" for s in seed_splits]
         paper = PAPER["seeds"].get(PAPER_ROW.get(variant, ""))
         lines.append(f"| {variant} | " + " | ".join(cells) + f" | {paper if paper is not None else '-'} |")
-    lines += ["", f"![seed ablation]({figures}/seed_ablation.png)", "", "## Pseudo masks (PSA random walk)", ""]
+    lines += ["", f"![seed ablation]({figures}/seed_ablation.png)", ""]
+    lines += [f"![threshold sweep, {split}]({seeds_dir}/{split}/sweep.png)" for split in seed_splits]
+    lines += ["", "## Pseudo masks (PSA random walk)", ""]
     for split in mask_splits:
         lines.append(f"- {split}: {100 * summary['masks'][split]['miou']:.1f} (paper: {PAPER['masks']} on VOC train)")
     stats = summary["psa_labels"]

@@ -309,8 +309,9 @@ def train_deeplab_stage(
 
 def infer_deeplab_stage(
     root: str, layout: str, classes: Sequence[str], palette: Sequence | None, split: str, checkpoint: str,
-    settings: Mapping[str, Any], device: str, pred_dir: str, crf_dir: str, threads: int = 1,
+    settings: Mapping[str, Any], device: str, pred_dir: str | None, crf_dir: str | None, threads: int = 1,
 ) -> None:
+    """DeepLab predictions of a split: plain argmax in ``pred_dir`` and/or CRF-refined in ``crf_dir``."""
     from .io import make_palette
     from .segmentation import segment_images
     from .training.deeplab import load_deeplab
@@ -326,7 +327,7 @@ def infer_deeplab_stage(
         crf_params_of(crf), crf["spatial_scale"], crf["reference_size"], make_palette(palette), torch_device,
         workers=max(1, threads),
     )
-    print(f"segmented {len(ids)} images in {time.time() - started:.1f} s")
+    print(f"segmented {len(ids)} images of {split} in {time.time() - started:.1f} s")
 
 
 def psa_ablation_stage(
@@ -357,20 +358,13 @@ def submission_stage(
     settings: Mapping[str, Any], device: str, out_dir: str, tarball: str, threads: int = 1,
 ) -> None:
     """Test-set predictions (multi-scale + CRF) in the official VOC submission layout, and its tarball."""
-    from .io import atomic_directory, make_palette
-    from .segmentation import SUBMISSION_FOLDER, pack_submission, segment_images
-    from .training.deeplab import load_deeplab
+    from .io import atomic_directory
+    from .segmentation import SUBMISSION_FOLDER, pack_submission
 
-    torch_device = _torch_setup(threads, device)
-    reader = open_layout(root, layout, len(classes))
-    ids = reader.read_ids(split)
-    model = load_deeplab(checkpoint, len(classes) + 1, torch_device)
-    crf = settings["crf"]
     with atomic_directory(out_dir) as tmp:
-        segment_images(
-            model, reader, ids, None, os.path.join(tmp, SUBMISSION_FOLDER), settings["scales"], settings["flip_inference"],
-            settings["fuse"], crf_params_of(crf), crf["spatial_scale"], crf["reference_size"], make_palette(palette),
-            torch_device, workers=max(1, threads),
+        infer_deeplab_stage(
+            root, layout, classes, palette, split, checkpoint, settings, device,
+            pred_dir=None, crf_dir=os.path.join(tmp, SUBMISSION_FOLDER), threads=threads,
         )
     pack_submission(out_dir, tarball)
-    print(f"{len(ids)} test predictions in {out_dir}, packed as {tarball}")
+    print(f"test predictions in {out_dir}, packed as {tarball}")

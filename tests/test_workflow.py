@@ -76,7 +76,7 @@ def test_whole_chain_so_far_on_a_tiny_config(tiny_run):
         "seeds", "seeds + CRF", "random walk, colour affinity", "random walk, learned affinity (PSA)",
     }
     report = (run / "report.md").read_text()
-    assert "## Seeds" in report and "figures/seed_ablation.png" in report
+    assert "## Seeds" in report and "figures/seed_ablation.png" in report and "seeds/val/sweep.png" in report
     for figure in ("seed_ablation", "per_class_iou", "examples_masks", "examples_deeplab"):
         assert (run / "figures" / f"{figure}.png").stat().st_size > 1000
     assert not list(run.rglob(".*.tmp*")), "temporary files left behind"

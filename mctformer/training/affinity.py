@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import os
-import time
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from ..affinity import affinity_loss, neighbour_affinity, pair_labels
 from ..data.datasets import SegmentationCropDataset
 from ..data.voc import DatasetError, VOCLayout
 from ..io import read_label_png
 from ..models.affinitynet import AffinityNet
-from .common import fingerprint, read_checkpoint, save_trained, seed_everything
-from .loop import backbone_and_head_groups, poly_lr, set_group_lrs, train_epochs
+from .common import fingerprint, read_checkpoint, seed_everything
+from .loop import backbone_and_head_groups, fit_poly
 
 
 def grid_labels(labels: torch.Tensor, stride: int) -> torch.Tensor:
@@ -68,9 +66,6 @@ def train_affinity(
         layout, ids, lambda i: read_label_png(os.path.join(label_dir, f"{i}.png")),
         crop_size=crop, scale_range=settings["scale_range"], flip=settings["flip"],
     )
-    batch_size = settings["batch_size"]
-    steps_per_epoch = max(1, len(dataset) // batch_size)
-    total_steps = settings["epochs"] * steps_per_epoch
     groups = backbone_and_head_groups(model, settings["head_lr_mult"])
     if settings["optimizer"] == "sgd":
         optimizer = torch.optim.SGD(groups, lr=settings["lr"], momentum=settings["momentum"], weight_decay=settings["weight_decay"])
@@ -83,15 +78,7 @@ def train_affinity(
         affinity = neighbour_affinity(model(images.to(device, non_blocking=True)).float(), radius)
         return affinity_loss(affinity, pairs)
 
-    started = time.time()
-    rows = train_epochs(
-        model, optimizer,
-        make_loader=lambda generator: DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True, generator=generator, num_workers=workers),
-        loss_of_batch=loss_of_batch,
-        set_lr=lambda step: set_group_lrs(optimizer, poly_lr(settings["lr"], step, total_steps)),
-        epochs=settings["epochs"], steps_per_epoch=steps_per_epoch, seed=seed,
-        resume_path=resume_path, run_fingerprint=run_fingerprint, device=device, amp=settings["amp"],
-        description="affinity",
+    return fit_poly(
+        model, optimizer, dataset, loss_of_batch, settings, checkpoint_path, log_path, resume_path,
+        run_fingerprint, device, seed, workers, description="affinity",
     )
-    save_trained(checkpoint_path, log_path, model, settings, rows)
-    return {"seconds": time.time() - started, "final": rows[-1] if rows else None}

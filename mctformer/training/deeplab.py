@@ -9,19 +9,17 @@ padded by 255 (the reference pads them with 0, i.e. background).
 from __future__ import annotations
 
 import os
-import time
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
 from ..data.datasets import SegmentationCropDataset
 from ..data.voc import IGNORE, DatasetError, VOCLayout
 from ..models.deeplab import DeepLabLargeFOV
-from .common import fingerprint, read_checkpoint, save_trained, seed_everything
-from .loop import backbone_and_head_groups, poly_lr, set_group_lrs, train_epochs
+from .common import fingerprint, read_checkpoint, seed_everything
+from .loop import backbone_and_head_groups, fit_poly
 
 
 def build_deeplab(settings: Mapping[str, Any], num_labels: int, pretrained: str | None = None) -> DeepLabLargeFOV:
@@ -62,9 +60,6 @@ def train_deeplab(
     seed_everything(seed)
     model = build_deeplab(settings, num_labels, settings.get("pretrained")).to(device)
     dataset = SegmentationCropDataset(layout, ids, load_label, settings["crop_size"], settings["scale_range"], settings["flip"])
-    batch_size = settings["batch_size"]
-    steps_per_epoch = max(1, len(dataset) // batch_size)
-    total_steps = settings["epochs"] * steps_per_epoch
     optimizer = torch.optim.SGD(
         backbone_and_head_groups(model, settings["head_lr_mult"]),
         lr=settings["lr"], momentum=settings["momentum"], weight_decay=settings["weight_decay"],
@@ -75,15 +70,7 @@ def train_deeplab(
         logits = model(images.to(device, non_blocking=True))
         return F.cross_entropy(logits.float(), labels.to(device), ignore_index=IGNORE), {}
 
-    started = time.time()
-    rows = train_epochs(
-        model, optimizer,
-        make_loader=lambda generator: DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True, generator=generator, num_workers=workers),
-        loss_of_batch=loss_of_batch,
-        set_lr=lambda step: set_group_lrs(optimizer, poly_lr(settings["lr"], step, total_steps)),
-        epochs=settings["epochs"], steps_per_epoch=steps_per_epoch, seed=seed,
-        resume_path=resume_path, run_fingerprint=run_fingerprint, device=device, amp=settings["amp"],
-        description="deeplab",
+    return fit_poly(
+        model, optimizer, dataset, loss_of_batch, settings, checkpoint_path, log_path, resume_path,
+        run_fingerprint, device, seed, workers, description="deeplab",
     )
-    save_trained(checkpoint_path, log_path, model, settings, rows)
-    return {"seconds": time.time() - started, "final": rows[-1] if rows else None}

@@ -99,3 +99,40 @@ def backbone_and_head_groups(model: torch.nn.Module, head_lr_mult: float) -> lis
         {"params": [p for p in model.parameters() if id(p) not in head_ids], "lr_mult": 1.0},
         {"params": head, "lr_mult": head_lr_mult},
     ]
+
+
+def fit_poly(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    dataset,
+    loss_of_batch: Callable[[Any], tuple[torch.Tensor, dict[str, float]]],
+    settings: dict,
+    checkpoint_path: str | os.PathLike,
+    log_path: str | os.PathLike,
+    resume_path: str | os.PathLike,
+    run_fingerprint: str,
+    device: torch.device,
+    seed: int,
+    workers: int,
+    description: str,
+) -> dict:
+    """Dense-prediction training (AffinityNet, DeepLab): shuffled batches, poly schedule, final checkpoint and log."""
+    from torch.utils.data import DataLoader
+
+    from .common import save_trained
+
+    batch_size = settings["batch_size"]
+    steps_per_epoch = max(1, len(dataset) // batch_size)
+    total_steps = settings["epochs"] * steps_per_epoch
+    started = time.time()
+    rows = train_epochs(
+        model, optimizer,
+        make_loader=lambda generator: DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True, generator=generator, num_workers=workers),
+        loss_of_batch=loss_of_batch,
+        set_lr=lambda step: set_group_lrs(optimizer, poly_lr(settings["lr"], step, total_steps)),
+        epochs=settings["epochs"], steps_per_epoch=steps_per_epoch, seed=seed,
+        resume_path=resume_path, run_fingerprint=run_fingerprint, device=device, amp=settings["amp"],
+        description=description,
+    )
+    save_trained(checkpoint_path, log_path, model, settings, rows)
+    return {"seconds": time.time() - started, "final": rows[-1] if rows else None}
