@@ -216,55 +216,51 @@ def random_walk_masks(
 ) -> None:
     """Pseudo masks of every id by random walk with the AffinityNet's affinities (``out_dir`` written atomically)."""
     import os
-    from collections import defaultdict
 
     from tqdm import tqdm
 
     from .affinity import neighbour_affinity, pair_indices
     from .data.transforms import normalize_image
     from .io import atomic_directory, load_map_file, save_label_png
+    from .localize import batches_of_equal_size
 
     if not ids:
         raise ValueError("random_walk: the split list is empty")
     stride = model.output_stride
-    by_size: dict[tuple[int, int], list[str]] = defaultdict(list)
-    for image_id in ids:
-        by_size[layout.image_size(image_id)].append(image_id)
     model = model.to(device).eval()
     with atomic_directory(out_dir) as tmp, tqdm(total=len(ids), desc="random walk", unit="img", mininterval=2.0) as progress:
-        for (height, width), group in by_size.items():
+        for batch_ids in batches_of_equal_size(layout, ids, batch_size):
+            height, width = layout.image_size(batch_ids[0])
             padded = (int(np.ceil(height / stride)) * stride, int(np.ceil(width / stride)) * stride)
             grid = (padded[0] // stride, padded[1] // stride)
             sources, targets = (torch.from_numpy(a).to(device) for a in pair_indices(grid[0], grid[1], radius))
-            for start in range(0, len(group), batch_size):
-                batch_ids = group[start : start + batch_size]
-                images = torch.stack([normalize_image(layout.load_image(i)) for i in batch_ids])
-                images = F.pad(images, (0, padded[1] - width, 0, padded[0] - height)).to(device)
-                features = model(images).float()
-                if tuple(features.shape[-2:]) != grid:
-                    raise RuntimeError(f"AffinityNet gave a {tuple(features.shape[-2:])} grid for {padded} inputs; expected {grid}")
-                transition_t = transition_matrix_transposed(neighbour_affinity(features, radius), sources, targets, grid[0] * grid[1], beta)
-                seeds = []
-                for image_id in batch_ids:
-                    map_path = os.path.join(map_dir, f"{image_id}.npz")
-                    labels, maps = load_map_file(map_path)
-                    if maps.shape[1:] != (height, width):
-                        raise ValueError(f"map file {map_path} is {maps.shape[1:]} but its image is {(height, width)}")
-                    seeds.append((labels, seed_scores_on_grid(labels, maps, background, stride)[0]))
-                # one walk for the batch: images side by side, classes padded to the batch's largest count
-                channels = max(scores.shape[0] for _, scores in seeds)
-                stacked = torch.zeros(channels, len(seeds), grid[0] * grid[1])
-                for index, (_, scores) in enumerate(seeds):
-                    stacked[: scores.shape[0], index] = scores.reshape(scores.shape[0], -1)
-                walked = random_walk(stacked.reshape(channels, -1).to(device), transition_t, 2**logt)
-                walked = walked.reshape(channels, len(seeds), *grid).transpose(0, 1)
-                for index, (labels, scores) in enumerate(seeds):
-                    walked[index, scores.shape[0] :] = -1e9  # padding channels never win (-inf would give NaN when upsampled)
-                masks = walk_to_mask(walked, grid, padded, (height, width))
-                for index, (image_id, (labels, _)) in enumerate(zip(batch_ids, seeds)):
-                    values = np.concatenate([[0], labels]).astype(np.uint8)[masks[index]]
-                    save_label_png(os.path.join(tmp, f"{image_id}.png"), values, palette, atomic=False)
-                progress.update(len(batch_ids))
+            images = torch.stack([normalize_image(layout.load_image(i)) for i in batch_ids])
+            images = F.pad(images, (0, padded[1] - width, 0, padded[0] - height)).to(device)
+            features = model(images).float()
+            if tuple(features.shape[-2:]) != grid:
+                raise RuntimeError(f"AffinityNet gave a {tuple(features.shape[-2:])} grid for {padded} inputs; expected {grid}")
+            transition_t = transition_matrix_transposed(neighbour_affinity(features, radius), sources, targets, grid[0] * grid[1], beta)
+            seeds = []
+            for image_id in batch_ids:
+                map_path = os.path.join(map_dir, f"{image_id}.npz")
+                labels, maps = load_map_file(map_path)
+                if maps.shape[1:] != (height, width):
+                    raise ValueError(f"map file {map_path} is {maps.shape[1:]} but its image is {(height, width)}")
+                seeds.append((labels, seed_scores_on_grid(labels, maps, background, stride)[0]))
+            # one walk for the batch: images side by side, classes padded to the batch's largest count
+            channels = max(scores.shape[0] for _, scores in seeds)
+            stacked = torch.zeros(channels, len(seeds), grid[0] * grid[1])
+            for index, (_, scores) in enumerate(seeds):
+                stacked[: scores.shape[0], index] = scores.reshape(scores.shape[0], -1)
+            walked = random_walk(stacked.reshape(channels, -1).to(device), transition_t, 2**logt)
+            walked = walked.reshape(channels, len(seeds), *grid).transpose(0, 1)
+            for index, (labels, scores) in enumerate(seeds):
+                walked[index, scores.shape[0] :] = -1e9  # padding channels never win (-inf would give NaN when upsampled)
+            masks = walk_to_mask(walked, grid, padded, (height, width))
+            for index, (image_id, (labels, _)) in enumerate(zip(batch_ids, seeds)):
+                values = np.concatenate([[0], labels]).astype(np.uint8)[masks[index]]
+                save_label_png(os.path.join(tmp, f"{image_id}.png"), values, palette, atomic=False)
+            progress.update(len(batch_ids))
 
 
 # ---------------------------------------------------------------- ablation --

@@ -40,21 +40,25 @@ def test_training_writes_checkpoint_and_log(data, tmp_path):
         load_classifier(tmp_path / "checkpoint.pt", num_classes=20)
 
 
-def test_killed_training_resumes_to_the_same_weights(data, tmp_path, monkeypatch):
-    straight = tmp_path / "straight"
-    run(data, straight)
-
-    interrupted = tmp_path / "interrupted"
+def kill_after_first_epoch(monkeypatch):
+    """Make the first per-epoch checkpoint the last thing a run does."""
     real_save = loop_module.save_checkpoint
-    calls = {"n": 0}
 
     def save_then_die(path, payload):
         real_save(path, payload)
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise KeyboardInterrupt("killed after the first epoch's checkpoint")
+        raise KeyboardInterrupt("killed after the first epoch's checkpoint")
 
     monkeypatch.setattr(loop_module, "save_checkpoint", save_then_die)
+    return real_save
+
+
+def test_killed_training_resumes_to_the_same_weights(data, tmp_path, monkeypatch):
+    straight = tmp_path / "straight"
+    run(data, straight)
+    assert not (straight / "resume" / "last.pt").exists()  # a finished run leaves no resume state
+
+    interrupted = tmp_path / "interrupted"
+    real_save = kill_after_first_epoch(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         run(data, interrupted)
     assert not (interrupted / "checkpoint.pt").exists() and (interrupted / "resume" / "last.pt").exists()
@@ -70,9 +74,12 @@ def test_killed_training_resumes_to_the_same_weights(data, tmp_path, monkeypatch
         assert torch.equal(a["model"][key], b["model"][key]), key
 
 
-def test_resume_state_of_other_settings_is_ignored(data, tmp_path, capsys):
-    run(data, tmp_path, epochs=1)
+def test_resume_state_of_other_settings_is_ignored(data, tmp_path, monkeypatch, capsys):
+    real_save = kill_after_first_epoch(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        run(data, tmp_path, epochs=3)
     assert (tmp_path / "resume" / "last.pt").exists()
+    monkeypatch.setattr(loop_module, "save_checkpoint", real_save)
     capsys.readouterr()
     run(data, tmp_path, epochs=2)  # other settings: must train from scratch, not resume
     printed = capsys.readouterr().out

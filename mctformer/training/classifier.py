@@ -122,5 +122,5 @@ def train_classifier(
     )
 
     summary = {"seconds": time.time() - started, "epochs": settings["epochs"], "final": rows[-1] if rows else None}
-    save_trained(checkpoint_path, log_path, model, settings, rows, class_count=num_classes)
+    save_trained(checkpoint_path, log_path, model, settings, rows, resume_path, class_count=num_classes)
     return summary

@@ -85,7 +85,16 @@ def read_checkpoint(path: str | os.PathLike, what: str, required: tuple[str, ...
     return payload
 
 
-def save_trained(checkpoint_path: str | os.PathLike, log_path: str | os.PathLike, model: torch.nn.Module, settings: Any, rows: list[dict], **extra: Any) -> None:
-    """The final artifacts of a trainer: weights with what rebuilds them, and the per-epoch log."""
+def save_trained(
+    checkpoint_path: str | os.PathLike, log_path: str | os.PathLike, model: torch.nn.Module, settings: Any, rows: list[dict],
+    resume_path: str | os.PathLike | None = None, **extra: Any,
+) -> None:
+    """The final artifacts of a trainer: weights with what rebuilds them, and the per-epoch log.
+
+    The resume state is deleted once they are written: it exists to survive a
+    kill, and a deliberate rerun (``--forcerun``) must train afresh.
+    """
     save_checkpoint(checkpoint_path, {"model": model.state_dict(), "architecture": model.architecture(), "settings": dict(settings), "log": rows, **extra})
     write_log(log_path, rows)
+    if resume_path is not None:
+        Path(resume_path).unlink(missing_ok=True)

@@ -134,5 +134,5 @@ def fit_poly(
         resume_path=resume_path, run_fingerprint=run_fingerprint, device=device, amp=settings["amp"],
         description=description,
     )
-    save_trained(checkpoint_path, log_path, model, settings, rows)
+    save_trained(checkpoint_path, log_path, model, settings, rows, resume_path)
     return {"seconds": time.time() - started, "final": rows[-1] if rows else None}
