@@ -165,3 +165,10 @@ def read_label_png(path: str | os.PathLike) -> np.ndarray:
         raise
     except Exception as error:
         raise ValueError(f"label file {path} is unreadable or corrupt: {error}") from error
+
+
+def require_per_image_files(folder: str | os.PathLike, ids: Sequence[str], suffix: str, what: str) -> None:
+    """Refuse, naming an example, when ``folder`` lacks ``<id><suffix>`` for some of ``ids``."""
+    missing = [image_id for image_id in ids if not os.path.isfile(os.path.join(folder, f"{image_id}{suffix}"))]
+    if missing:
+        raise FileNotFoundError(f"{what} missing for {len(missing)} of {len(ids)} images, e.g. {os.path.join(folder, missing[0] + suffix)}")

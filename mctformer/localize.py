@@ -20,7 +20,6 @@ import contextlib
 import os
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np

@@ -167,11 +167,9 @@ def make_psa_labels(
 
     from tqdm import tqdm
 
-    from .io import atomic_directory
+    from .io import atomic_directory, require_per_image_files
 
-    missing = [i for i in ids if not os.path.isfile(os.path.join(map_dir, f"{i}.npz"))]
-    if missing:
-        raise FileNotFoundError(f"maps missing for {len(missing)} images of the list, e.g. {os.path.join(map_dir, missing[0] + '.npz')}")
+    require_per_image_files(map_dir, ids, ".npz", "maps")
     totals: dict[str, int] = {}
     with atomic_directory(out_dir) as tmp:
         jobs = [

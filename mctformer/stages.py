@@ -283,8 +283,7 @@ def train_deeplab_stage(
     seed: int, device: str, checkpoint: str, log_csv: str, resume: str, threads: int = 1,
 ) -> None:
     """Train on the pseudo masks in ``mask_dir``, or on the ground truth when ``mask_dir`` is None."""
-    from .data.voc import DatasetError
-    from .io import read_label_png
+    from .io import read_label_png, require_per_image_files
     from .training.deeplab import train_deeplab
 
     torch_device = _torch_setup(threads, device)
@@ -293,9 +292,7 @@ def train_deeplab_stage(
     if mask_dir is None:
         load_label = reader.load_mask
     else:
-        missing = [i for i in ids if not os.path.isfile(os.path.join(mask_dir, f"{i}.png"))]
-        if missing:
-            raise DatasetError(f"pseudo masks missing for {len(missing)} training images, e.g. {os.path.join(mask_dir, missing[0] + '.png')}")
+        require_per_image_files(mask_dir, ids, ".png", "pseudo masks")
 
         def load_label(image_id: str) -> np.ndarray:
             return read_label_png(os.path.join(mask_dir, f"{image_id}.png"))

@@ -150,3 +150,20 @@ def test_batched_transition_walks_each_image_on_its_own():
     for image in range(3):
         alone = random_walk(scores[:, image], transition_matrix_transposed(affinity[image], sources, targets, 30, 8), 8)
         assert torch.allclose(batched[:, image], alone)
+
+
+def test_missing_per_image_inputs_are_named(synthetic_root, tmp_path):
+    from conftest import TINY_SPEC
+    from mctformer.data.voc import VOCLayout
+    from mctformer.io import voc_palette
+    from mctformer.randomwalk import make_psa_labels
+    from mctformer.training.affinity import train_affinity
+
+    layout = VOCLayout(synthetic_root, TINY_SPEC.num_classes)
+    ids = layout.read_ids("val")[:3]
+    (tmp_path / "maps").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"maps missing for 3 of 3 images, e\.g\. .*maps/syn_\d+\.npz"):
+        make_psa_labels(layout, ids, str(tmp_path / "maps"), str(tmp_path / "labels"), 4, 12, CRFParams(), "auto", 500, voc_palette())
+    assert not (tmp_path / "labels").exists()
+    with pytest.raises(FileNotFoundError, match="PSA labels missing for 3 of 3 images"):
+        train_affinity(layout, ids, str(tmp_path / "maps"), {}, tmp_path / "a.pt", tmp_path / "a.csv", tmp_path / "r.pt", torch.device("cpu"))

@@ -11,7 +11,7 @@ import torch
 from ..affinity import affinity_loss, neighbour_affinity, pair_labels
 from ..data.datasets import SegmentationCropDataset
 from ..data.voc import DatasetError, VOCLayout
-from ..io import read_label_png
+from ..io import read_label_png, require_per_image_files
 from ..models.affinitynet import AffinityNet
 from .common import fingerprint, read_checkpoint, seed_everything
 from .loop import backbone_and_head_groups, fit_poly
@@ -53,9 +53,7 @@ def train_affinity(
 ) -> dict:
     if not ids:
         raise DatasetError("train_affinity: the training split list is empty")
-    missing = [i for i in ids if not os.path.isfile(os.path.join(label_dir, f"{i}.png"))]
-    if missing:
-        raise DatasetError(f"PSA labels missing for {len(missing)} images, e.g. {os.path.join(label_dir, missing[0] + '.png')}")
+    require_per_image_files(label_dir, ids, ".png", "PSA labels")
     run_fingerprint = fingerprint({"settings": settings, "seed": seed, "ids": len(ids)})
     seed_everything(seed)
     model = AffinityNet(settings["backbone"], settings.get("pretrained"), feature_dim=settings["feature_dim"]).to(device)
