@@ -14,7 +14,7 @@ def requirement_name(requirement: str) -> str:
     return re.split(r"[<>=!~ ]", requirement, maxsplit=1)[0].strip().lower()
 
 
-def test_every_rule_names_an_existing_env_and_a_log():
+def test_every_rule_names_the_env_a_log_and_a_benchmark():
     common = (REPO / "workflow" / "rules" / "common.smk").read_text()
     env_path = re.search(r'^ENV = "([^"]+)"', common, flags=re.M).group(1)
     assert (REPO / "workflow" / "rules" / env_path).resolve() == (REPO / "envs" / "pipeline.yaml").resolve()
@@ -22,7 +22,7 @@ def test_every_rule_names_an_existing_env_and_a_log():
         text = rule_file.read_text()
         rules = re.findall(r"^\s*rule (\w+):", text, flags=re.M)
         assert re.findall(r"conda:\s*\n\s*(\S+)", text) == ["ENV"] * len(rules), rule_file.name
-        assert text.count("log:") == len(rules), rule_file.name
+        assert text.count("log:") == len(rules) and text.count("benchmark:") == len(rules), rule_file.name
 
 
 def test_env_file_pins_what_the_package_needs():

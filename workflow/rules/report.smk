@@ -28,6 +28,8 @@ rule report:
         deeplab_split=config["deeplab"]["eval_split"],
     log:
         f"{RUN}/logs/report.log",
+    benchmark:
+        f"{RUN}/benchmarks/report.tsv"
     conda:
         ENV
     script:
