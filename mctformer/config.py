@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from .models.registry import ARCHITECTURES, MAP_VARIANTS
+from .models.registry import ARCHITECTURES, MAP_VARIANTS, backbone_output_stride
 
 SYNTHETIC_SPLITS = ("train_aug", "train", "val")
 
@@ -83,8 +83,9 @@ def check_config(config: Mapping[str, Any]) -> None:
             f"psa.threshold_split: {psa['threshold_split']!r} is not in data.splits.seed_eval, so no best threshold is "
             f"computed for it; pick one of {data['splits']['seed_eval']} or pin psa.background"
         )
-    if config["affinity"]["crop_size"] % (4 if config["affinity"]["backbone"] == "tiny" else 8):
-        raise ConfigError("affinity.crop_size: must be a multiple of the backbone's output stride (4 for tiny, 8 otherwise)")
+    stride = backbone_output_stride(config["affinity"]["backbone"])
+    if config["affinity"]["crop_size"] % stride:
+        raise ConfigError(f"affinity.crop_size: must be a multiple of the backbone's output stride ({stride} for {config['affinity']['backbone']})")
     thresholds = config["seeds"]["thresholds"]
     if thresholds["stop"] < thresholds["start"]:
         raise ConfigError("seeds.thresholds: stop must not be below start")

@@ -264,7 +264,7 @@ def random_walk_masks(
 # ---------------------------------------------------------------- ablation --
 
 def _crf_only_job(job: tuple) -> np.ndarray:
-    from .crf import spatial_scale
+    from .crf import crf_argmax
     from .io import load_map_file
     from .metrics import confusion_matrix
 
@@ -272,22 +272,18 @@ def _crf_only_job(job: tuple) -> np.ndarray:
     image = layout.load_image(image_id)
     labels, maps = load_map_file(map_path)
     scores = np.concatenate([np.full((1,) + maps.shape[1:], background, np.float32), maps])
-    probs = scores / np.maximum(scores.sum(axis=0, keepdims=True), 1e-8)
-    refined = dense_crf(image, probs, params.scaled(spatial_scale(image.shape[:2], scale_setting, reference_size)))
-    prediction = np.concatenate([[0], labels])[refined.argmax(axis=0)]
+    prediction = np.concatenate([[0], labels])[crf_argmax(image, scores, params, scale_setting, reference_size)]
     return confusion_matrix(layout.load_mask(image_id), prediction, num_labels)
 
 
 @torch.inference_mode()
-def colour_walk_confusion(layout, ids, map_dir: str, background: float, beta: float, logt: int, radius: int, stride: int, sigma: float, num_labels: int) -> np.ndarray:
-    """Random walk with an affinity from colour alone (mean RGB of each stride cell), scored against the ground truth."""
+def colour_walk_predictions(layout, ids, map_dir: str, background: float, beta: float, logt: int, radius: int, stride: int, sigma: float):
+    """(ground truth, prediction) per image of a random walk with an affinity from colour alone (mean RGB of each stride cell)."""
     import os
 
     from .affinity import neighbour_affinity, pair_indices
     from .io import load_map_file
-    from .metrics import confusion_matrix
 
-    total = np.zeros((num_labels, num_labels), dtype=np.int64)
     for image_id in ids:
         image = layout.load_image(image_id)
         labels, maps = load_map_file(os.path.join(map_dir, f"{image_id}.npz"))
@@ -300,8 +296,7 @@ def colour_walk_confusion(layout, ids, map_dir: str, background: float, beta: fl
         transition_t = transition_matrix_transposed(neighbour_affinity(features, radius)[0], sources, targets, grid[0] * grid[1], beta)
         walked = random_walk(scores.reshape(scores.shape[0], -1), transition_t, 2**logt)
         index = walk_to_mask(walked.reshape(1, -1, *grid), grid, padded, image.shape[:2])[0]
-        total += confusion_matrix(layout.load_mask(image_id), np.concatenate([[0], labels])[index], num_labels)
-    return total
+        yield layout.load_mask(image_id), np.concatenate([[0], labels])[index]
 
 
 def psa_ablation(
@@ -313,12 +308,15 @@ def psa_ablation(
     from concurrent.futures import ProcessPoolExecutor
 
     from .io import load_map_file
-    from .metrics import confusion_matrix, scores_from_confusion, seed_prediction
+    from .metrics import dataset_confusion, scores_from_confusion, seed_prediction
+    from .models.registry import backbone_output_stride
 
-    seeds = np.zeros((num_labels, num_labels), dtype=np.int64)
-    for image_id in ids:
-        labels, maps = load_map_file(os.path.join(map_dir, f"{image_id}.npz"))
-        seeds += confusion_matrix(layout.load_mask(image_id), seed_prediction(labels, maps, np.float32(background)), num_labels)
+    def seed_pairs():
+        for image_id in ids:
+            labels, maps = load_map_file(os.path.join(map_dir, f"{image_id}.npz"))
+            yield layout.load_mask(image_id), seed_prediction(labels, maps, np.float32(background))
+
+    seeds = dataset_confusion(seed_pairs(), num_labels)
     crf = psa["crf"]
     jobs = [(layout, i, os.path.join(map_dir, f"{i}.npz"), background, params, crf["spatial_scale"], crf["reference_size"], num_labels) for i in ids]
     if workers > 1:
@@ -326,6 +324,9 @@ def psa_ablation(
             crf_only = sum(pool.map(_crf_only_job, jobs, chunksize=32))
     else:
         crf_only = sum(map(_crf_only_job, jobs))
-    stride = 4 if affinity["backbone"] == "tiny" else 8
-    colour = colour_walk_confusion(layout, ids, map_dir, background, psa["beta"], psa["logt"], affinity["radius"], stride, colour_sigma, num_labels)
+    stride = backbone_output_stride(affinity["backbone"])
+    colour = dataset_confusion(
+        colour_walk_predictions(layout, ids, map_dir, background, psa["beta"], psa["logt"], affinity["radius"], stride, colour_sigma),
+        num_labels,
+    )
     return {name: float(scores_from_confusion(c)["miou"]) for name, c in (("seeds", seeds), ("seeds + CRF", crf_only), ("random walk, colour affinity", colour))}

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .crf import CRFParams, dense_crf, spatial_scale
+from .crf import CRFParams, crf_argmax
 from .data.transforms import normalize_image
 from .io import atomic_directory, save_label_png
 from .localize import batches_of_equal_size
@@ -48,10 +48,7 @@ def multiscale_softmax(model: torch.nn.Module, images: torch.Tensor, scales: Seq
 
 def _crf_job(job: tuple) -> tuple[str, np.ndarray]:
     image_id, image, probs, params, scale_setting, reference_size = job
-    # max-fused "probabilities" need not sum to one; the CRF's unary wants a distribution
-    probs = probs / probs.sum(axis=0, keepdims=True)
-    scaled = params.scaled(spatial_scale(image.shape[:2], scale_setting, reference_size))
-    return image_id, dense_crf(image, probs, scaled).argmax(axis=0).astype(np.uint8)
+    return image_id, crf_argmax(image, probs, params, scale_setting, reference_size).astype(np.uint8)
 
 
 def segment_images(

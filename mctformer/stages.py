@@ -228,19 +228,21 @@ def evaluate_masks_stage(
     from tqdm import tqdm
 
     from .io import read_label_png
-    from .metrics import confusion_matrix, scores_from_confusion
+    from .metrics import dataset_confusion, scores_from_confusion
 
     reader = open_layout(root, layout, len(classes))
     ids = reader.read_ids(split)
     label_names = ["background", *classes]
-    confusion = np.zeros((len(label_names),) * 2, dtype=np.int64)
-    for image_id in tqdm(ids, desc=f"evaluate {title}", unit="img", mininterval=2.0):
-        gt = reader.load_mask(image_id)
-        prediction = read_label_png(os.path.join(mask_dir, f"{image_id}.png"))
-        if prediction.shape != gt.shape:
-            raise ValueError(f"{os.path.join(mask_dir, image_id + '.png')} is {prediction.shape}, its ground truth {gt.shape}")
-        confusion += confusion_matrix(gt, prediction, len(label_names))
-    scores = scores_from_confusion(confusion)
+
+    def pairs():
+        for image_id in tqdm(ids, desc=f"evaluate {title}", unit="img", mininterval=2.0):
+            gt = reader.load_mask(image_id)
+            prediction = read_label_png(os.path.join(mask_dir, f"{image_id}.png"))
+            if prediction.shape != gt.shape:
+                raise ValueError(f"{os.path.join(mask_dir, image_id + '.png')} is {prediction.shape}, its ground truth {gt.shape}")
+            yield gt, prediction
+
+    scores = scores_from_confusion(dataset_confusion(pairs(), len(label_names)))
     table = pd.DataFrame({"class": label_names, "iou": scores["iou"], "precision": scores["precision"], "recall": scores["recall"]})
     write_dataframe_csv(table_path, table)
     summary = {"miou": float(scores["miou"]), "images": len(ids), "split": split}

@@ -49,3 +49,12 @@ def test_heads_on_every_backbone():
     assert create_backbone("resnet18").output_stride == 8
     with pytest.raises(ValueError, match="from scratch"):
         create_backbone("tiny", pretrained="weights.pth")
+
+
+@pytest.mark.parametrize("name, size", [("tiny", 32), ("resnet18", 32)])
+def test_registry_stride_is_the_backbones_real_stride(name, size):
+    from mctformer.models.registry import backbone_output_stride
+
+    backbone = create_backbone(name)
+    assert backbone.output_stride == backbone_output_stride(name)
+    assert backbone(torch.randn(1, 3, size, size))[-1].shape[-1] == size // backbone_output_stride(name)

@@ -11,6 +11,8 @@ import os
 import torch
 import torch.nn as nn
 
+from .registry import backbone_output_stride
+
 
 def conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
     return nn.Sequential(
@@ -23,7 +25,7 @@ def conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1, dilation:
 class TinyDilatedBackbone(nn.Module):
     """From scratch, for the embedded default: output stride 4, three levels (48, 64, 96 channels)."""
 
-    output_stride = 4
+    output_stride = backbone_output_stride("tiny")
 
     def __init__(self, width: int = 16) -> None:
         super().__init__()
@@ -43,7 +45,7 @@ class TinyDilatedBackbone(nn.Module):
 class TimmBackbone(nn.Module):
     """A timm CNN via ``features_only`` at output stride 8 (dilated last stages), its last three levels."""
 
-    output_stride = 8
+    output_stride = backbone_output_stride("timm")
 
     def __init__(self, name: str, pretrained: str | os.PathLike | None = None) -> None:
         super().__init__()
@@ -113,7 +115,7 @@ class ResNet38d(nn.Module):
     first convolution.
     """
 
-    output_stride = 8
+    output_stride = backbone_output_stride("resnet38d")
 
     def __init__(self, pretrained: str | os.PathLike | None = None) -> None:
         super().__init__()

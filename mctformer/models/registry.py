@@ -9,6 +9,11 @@ ARCHITECTURES: dict[str, dict] = {
     "tiny": dict(img_size=64, patch_size=8, embed_dim=96, depth=4, num_heads=3, mlp_ratio=4.0),
 }
 
+def backbone_output_stride(name: str) -> int:
+    """Output stride of a dense backbone (AffinityNet, DeepLab) by name: tiny keeps 64 px images at 16x16."""
+    return 4 if name == "tiny" else 8
+
+
 # Map variants per version; "*_refined" use the patch-to-patch attention (the
 # reference), "*_feature_refined" an affinity from the final patch tokens.
 MAP_VARIANTS: dict[str, tuple[str, ...]] = {
