@@ -6,6 +6,8 @@ folder of masks); the workflow itself calls the same functions from its rules.
     python -m mctformer synthetic OUT [--config config.yaml]     generate the synthetic VOC-layout tree
     python -m mctformer labels ROOT OUT --split train_aug ...     build cls_labels.npy from a root's masks
     python -m mctformer evaluate ROOT MASK_DIR --split train      mIoU of a folder of label PNGs
+    python -m mctformer prepare-voc12 VOC OUT [--sbd SBD] [--test TEST]   VOC 2012 (+ SBD) root from the official archives
+    python -m mctformer prepare-coco14 IMAGES ANNOTATIONS OUT           COCO 2014 root from the images and instances JSONs
 """
 
 from __future__ import annotations
@@ -48,7 +50,29 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--config", default="config.yaml", help="for the class list")
     evaluate.add_argument("--layout", choices=["voc", "coco"], default="voc")
 
+    voc = commands.add_parser("prepare-voc12", help="VOC 2012 + SBD root (SegmentationClassAug, train_aug, cls_labels.npy)")
+    voc.add_argument("voc", help="VOCtrainval_11-May-2012.tar or the extracted VOCdevkit/VOC2012")
+    voc.add_argument("out", help="the root to write (replaced when complete)")
+    voc.add_argument("--sbd", help="SBD benchmark.tgz or the extracted benchmark_RELEASE (without it train_aug = VOC train)")
+    voc.add_argument("--test", help="VOC2012test.tar or its folder: adds the test list and images")
+
+    coco = commands.add_parser("prepare-coco14", help="COCO 2014 root (class-index masks, lists, cls_labels.npy)")
+    coco.add_argument("images", help="folder holding train2014/ and val2014/")
+    coco.add_argument("annotations", help="folder holding instances_train2014.json and instances_val2014.json")
+    coco.add_argument("out", help="the root to write (replaced when complete)")
+    coco.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+
     args = parser.parse_args(argv)
+    if args.command == "prepare-voc12":  # no config: the releases fix the classes
+        from .data.prepare import prepare_voc12
+
+        prepare_voc12(args.voc, args.sbd, args.out, test=args.test)
+        return 0
+    if args.command == "prepare-coco14":
+        from .data.prepare import prepare_coco14
+
+        prepare_coco14(args.images, args.annotations, args.out, workers=args.workers)
+        return 0
     config = _config(args.config)
     classes = config["data"]["classes"]
     if args.command == "synthetic":

@@ -19,9 +19,19 @@ class ConfigError(ValueError):
     """A configuration error; the message names the key and what was expected."""
 
 
+# What data.archives takes per source (required, optional) and the split lists the prepare rule writes.
+ARCHIVE_KEYS = {"voc": (("voc",), ("sbd", "test")), "coco": (("images", "annotations"), ())}
+PREPARED_SPLITS = {"voc": ("train_aug", "train", "val"), "coco": ("train", "val")}
+
+
+def builds_data_root(config: Mapping[str, Any]) -> bool:
+    """Whether a rule makes the dataset root (synthetic data, or a real dataset from data.archives)."""
+    return config["data"]["source"] == "synthetic" or bool(config["data"].get("archives"))
+
+
 def data_root(config: Mapping[str, Any], run_dir: str) -> str:
-    """Where the VOC/COCO-layout tree is: generated under the run for synthetic data, else data.root."""
-    if config["data"]["source"] == "synthetic":
+    """Where the VOC/COCO-layout tree is: built under the run (synthetic, or from data.archives), else data.root."""
+    if builds_data_root(config):
         return f"{run_dir}/data"
     return str(config["data"]["root"])
 
@@ -51,6 +61,10 @@ def check_config(config: Mapping[str, Any]) -> None:
         for split in all_splits(config):
             if split not in SYNTHETIC_SPLITS:
                 raise ConfigError(f"data.splits: the synthetic generator writes {SYNTHETIC_SPLITS}, not {split!r}")
+        if data.get("archives"):
+            raise ConfigError("data.archives: only for data.source voc or coco")
+    elif data.get("archives"):
+        check_archives(config)
     else:
         if not data.get("root"):
             raise ConfigError(f"data.root: required when data.source is {data['source']!r} (a VOC/COCO-layout folder)")
@@ -65,9 +79,10 @@ def check_config(config: Mapping[str, Any]) -> None:
         raise ConfigError("data.palette: needs one colour for background and one per class")
 
     classifier = config["classifier"]
-    pretrained = classifier.get("pretrained")
-    if pretrained and not Path(pretrained).is_file():
-        raise ConfigError(f"classifier.pretrained: weights file {pretrained} does not exist")
+    check_weights_file(config, "classifier", classifier["arch"])
+    for section in ("affinity", "deeplab"):
+        if section in config:
+            check_weights_file(config, section, config[section]["backbone"])
     depth = ARCHITECTURES[classifier["arch"]]["depth"]
     if config["maps"]["last_k"] > depth:
         raise ConfigError(f"maps.last_k: {config['maps']['last_k']} exceeds the {depth} blocks of {classifier['arch']}")
@@ -89,3 +104,77 @@ def check_config(config: Mapping[str, Any]) -> None:
     thresholds = config["seeds"]["thresholds"]
     if thresholds["stop"] < thresholds["start"]:
         raise ConfigError("seeds.thresholds: stop must not be below start")
+
+
+# Rules that use a GPU when one is there; only they get GPU requests and the GPU partition.
+GPU_RULES = ("train_classifier", "extract_maps", "train_affinity", "train_deeplab", "infer_deeplab")
+# Rules that run data-parallel (torchrun) when given more than one GPU.
+DISTRIBUTED_RULES = ("train_classifier", "train_deeplab")
+
+
+def rule_settings(config: Mapping[str, Any], rule: str) -> dict[str, Any]:
+    """resources.default overlaid with resources.rules[rule]: threads, mem_mb, runtime, gpus."""
+    resources = config["resources"]
+    settings = dict(resources["default"])
+    settings.update(resources["rules"].get(rule) or {})
+    if settings["gpus"] and rule not in GPU_RULES:
+        raise ConfigError(f"resources.rules.{rule}.gpus: {rule} does not use a GPU (GPU rules: {', '.join(GPU_RULES)})")
+    if settings["gpus"] > 1 and rule not in DISTRIBUTED_RULES:
+        raise ConfigError(f"resources.rules.{rule}.gpus: only {' and '.join(DISTRIBUTED_RULES)} run on several GPUs")
+    return settings
+
+
+def rule_resources(config: Mapping[str, Any], rule: str) -> dict[str, Any]:
+    """Snakemake ``resources:`` of a rule, in the names the SLURM executor plugin reads.
+
+    ``gpu`` (+ ``gpu_model``) become ``--gpus``; ``slurm_partition`` the
+    partition (the GPU partition for a rule given GPUs). A workstation run
+    ignores all but mem_mb/runtime bookkeeping.
+    """
+    settings = rule_settings(config, rule)
+    resources: dict[str, Any] = {"mem_mb": settings["mem_mb"], "runtime": settings["runtime"]}
+    partition = config["resources"]["partition"]
+    if settings["gpus"]:
+        resources["gpu"] = settings["gpus"]
+        if config["resources"]["gpu_model"]:
+            resources["gpu_model"] = config["resources"]["gpu_model"]
+        partition = config["resources"]["gpu_partition"] or partition
+    if partition:
+        resources["slurm_partition"] = partition
+    return resources
+
+
+def check_weights_file(config: Mapping[str, Any], section: str, model: str) -> None:
+    """``<section>.pretrained``, when set, must be a file; the error says what to download."""
+    from .models.weights import weights_hint
+
+    pretrained = config[section].get("pretrained")
+    if pretrained and not Path(pretrained).is_file():
+        raise ConfigError(f"{section}.pretrained: weights file {pretrained} does not exist: {weights_hint(model, f'{section}.pretrained')}")
+
+
+def check_archives(config: Mapping[str, Any]) -> None:
+    """data.archives: the keys of the source, every named file or folder present, splits the prepare rule writes."""
+    data = config["data"]
+    source, archives = data["source"], data["archives"]
+    if data.get("root"):
+        raise ConfigError("data.root / data.archives: give one of them (archives builds the root under results/<run_name>/data)")
+    required, optional = ARCHIVE_KEYS[source]
+    for key, value in archives.items():
+        if key not in required + optional:
+            raise ConfigError(f"data.archives.{key}: not used for data.source {source!r} (it takes {', '.join(required + optional)})")
+        if value is not None and not Path(value).exists():
+            raise ConfigError(f"data.archives.{key}: {value} does not exist")
+    for key in required:
+        if not archives.get(key):
+            raise ConfigError(f"data.archives.{key}: required for data.source {source!r}")
+    prepared = PREPARED_SPLITS[source] + (("test",) if archives.get("test") else ())
+    for split in all_splits(config):
+        if split not in prepared:
+            raise ConfigError(f"data.splits: the prepared {source} root has the lists {prepared}, not {split!r}")
+    test_split = config.get("deeplab", {}).get("test_split")
+    if test_split and test_split not in prepared:
+        raise ConfigError(
+            f"deeplab.test_split: {test_split!r} is not prepared from data.archives; add data.archives.test "
+            f"(VOC2012test.tar) or set deeplab.test_split to null"
+        )

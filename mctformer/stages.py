@@ -30,6 +30,26 @@ def _torch_setup(threads: int, device: str):
     return resolve_device(device)
 
 
+def _relaunched_under_torchrun(stage: str, arguments: Mapping[str, Any]) -> bool:
+    """Run ``stage`` in ``arguments['processes']`` torchrun ranks unless this already is one; True when it did."""
+    from .training.distributed import is_distributed, run_under_torchrun
+
+    processes = int(arguments.get("processes", 1))
+    if processes <= 1 or is_distributed():
+        return False
+    # each rank gets its share of the job's CPU threads
+    ranked = {key: value for key, value in arguments.items() if key != "processes"}
+    ranked["threads"] = max(1, int(arguments.get("threads", 1)) // processes)
+    run_under_torchrun(stage, ranked, processes)
+    return True
+
+
+def _distributed_device(threads: int, device: str):
+    from .training.distributed import setup
+
+    return setup(_torch_setup(threads, device))
+
+
 def prepare_synthetic_data(out_root: str, data: Mapping[str, Any], synthetic: Mapping[str, Any], seed: int, workers: int = 1) -> dict:
     """Generate the synthetic VOC-layout tree at ``out_root``."""
     spec = SyntheticSpec(
@@ -63,10 +83,14 @@ def make_class_labels(root: str, layout: str, classes: Sequence[str], splits: Se
 def train_classifier_stage(
     root: str, layout: str, classes: Sequence[str], labels_path: str, splits: Mapping[str, Any],
     settings: Mapping[str, Any], seed: int, device: str, checkpoint: str, log_csv: str, resume: str, threads: int = 1,
+    processes: int = 1,
 ) -> None:
+    """Train MCTformer; ``processes > 1``: data-parallel in that many torchrun processes (one per GPU)."""
+    if _relaunched_under_torchrun("train_classifier_stage", locals()):
+        return
     from .training.classifier import train_classifier
 
-    torch_device = _torch_setup(threads, device)
+    torch_device = _distributed_device(threads, device)
     reader = open_layout(root, layout, len(classes))
     train_ids = reader.read_ids(splits["train"])
     val_ids = reader.read_ids(splits["val"])
@@ -210,11 +234,12 @@ def random_walk_stage(
     ids = list(dict.fromkeys(i for split in splits for i in reader.read_ids(split)))
     model = load_affinity_net(checkpoint, affinity["backbone"], torch_device)
     background = read_background(psa, best_json)
-    print(f"random walk on {len(ids)} images: background {background}, beta {psa['beta']}, logt {psa['logt']}, radius {affinity['radius']}")
+    print(f"random walk on {len(ids)} images: background {background}, beta {psa['beta']}, logt {psa['logt']}, "
+          f"radius {affinity['radius']}, image scale {psa['walk_scale']}")
     started = time.time()
     random_walk_masks(
         model, reader, ids, map_dir, out_dir, background, psa["beta"], psa["logt"], affinity["radius"],
-        make_palette(palette), torch_device,
+        make_palette(palette), torch_device, scale=psa["walk_scale"],
     )
     print(f"pseudo masks in {time.time() - started:.1f} s")
 
@@ -282,13 +307,16 @@ def crf_params_of(settings: Mapping[str, Any]):
 
 def train_deeplab_stage(
     root: str, layout: str, classes: Sequence[str], split: str, mask_dir: str | None, settings: Mapping[str, Any],
-    seed: int, device: str, checkpoint: str, log_csv: str, resume: str, threads: int = 1,
+    seed: int, device: str, checkpoint: str, log_csv: str, resume: str, threads: int = 1, processes: int = 1,
 ) -> None:
-    """Train on the pseudo masks in ``mask_dir``, or on the ground truth when ``mask_dir`` is None."""
+    """Train on the pseudo masks in ``mask_dir``, or on the ground truth when ``mask_dir`` is None;
+    ``processes > 1``: data-parallel in that many torchrun processes (one per GPU)."""
+    if _relaunched_under_torchrun("train_deeplab_stage", locals()):
+        return
     from .io import read_label_png, require_per_image_files
     from .training.deeplab import train_deeplab
 
-    torch_device = _torch_setup(threads, device)
+    torch_device = _distributed_device(threads, device)
     reader = open_layout(root, layout, len(classes))
     ids = reader.read_ids(split)
     if mask_dir is None:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -52,3 +54,23 @@ def tiny_config(run_name: str = "tiny") -> dict:
     config["affinity"].update(epochs=1, batch_size=8, crop_size=32)
     config["deeplab"].update(epochs=1, batch_size=8, crop_size=32, scales=[0.75, 1.0])
     return config
+
+
+def snakemake(workdir, *args, config=None):
+    """Run this repository's workflow in ``workdir`` with ``config`` (default: :func:`tiny_config`)."""
+    config_path = workdir / "config.tiny.yaml"
+    config_path.write_text(yaml.safe_dump(config or tiny_config()))
+    command = [
+        sys.executable, "-m", "snakemake", *args, "--cores", "2", "-s", str(REPO / "Snakefile"),
+        "--directory", str(workdir), "--configfile", str(config_path),
+    ]
+    return subprocess.run(command, capture_output=True, text=True, cwd=workdir)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The whole chain run once on the tiny config (--cores 2); tests read it, none may change it."""
+    workdir = tmp_path_factory.mktemp("tiny_run")
+    result = snakemake(workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir

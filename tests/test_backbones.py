@@ -26,13 +26,16 @@ def test_resnet38_keeps_batch_norm_and_first_conv_frozen(resnet38):
     assert resnet38.b4_3.conv_branch2a.weight.requires_grad
 
 
-def test_resnet38_loads_weights_in_the_reference_format(resnet38, tmp_path):
+def test_resnet38_loads_weights_in_the_reference_format(resnet38, tmp_path, capsys):
+    import hashlib
+
     state = {key: torch.randn_like(value) if value.is_floating_point() else value for key, value in resnet38.state_dict().items()}
     state = {key: value for key, value in state.items() if not key.endswith("num_batches_tracked")}  # the converted file has none
     torch.save(state, tmp_path / "resnet38.pth")
     loaded = ResNet38d(tmp_path / "resnet38.pth")
     assert torch.equal(loaded.b6.conv_branch2b2.weight, state["b6.conv_branch2b2.weight"])
     assert torch.equal(loaded.bn7.running_var, state["bn7.running_var"])
+    assert f"sha256 {hashlib.sha256((tmp_path / 'resnet38.pth').read_bytes()).hexdigest()[:16]}" in capsys.readouterr().out
     del state["b7.conv_branch1.weight"]
     torch.save(state, tmp_path / "broken.pth")
     with pytest.raises(ValueError, match="does not match ResNet-38"):

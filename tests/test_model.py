@@ -79,7 +79,7 @@ def test_image_smaller_than_a_patch_is_refused(tiny_v2):
         tiny_v2(torch.randn(1, 3, 6, 64))
 
 
-def test_deit_checkpoint_initialises_every_class_token(tmp_path):
+def test_deit_checkpoint_initialises_every_class_token(tmp_path, capsys):
     """Class tokens and their position embeddings start as copies of DeiT's cls token (.pth and safetensors)."""
     from safetensors.torch import save_file
     from timm.models.vision_transformer import VisionTransformer
@@ -94,6 +94,7 @@ def test_deit_checkpoint_initialises_every_class_token(tmp_path):
         model = create_mctformer("tiny", num_classes=4, version="v2")
         info = load_deit_weights(model, tmp_path / name)
         assert len(info["sha256"]) == 64
+        assert f"sha256 {info['sha256'][:16]}" in capsys.readouterr().out  # the job log says which file it was
         for c in range(4):
             assert torch.equal(model.class_tokens[0, c], state["cls_token"][0, 0])
             assert torch.equal(model.class_pos_embed[0, c], state["pos_embed"][0, 0])

@@ -11,6 +11,7 @@ from mctformer.randomwalk import (
     random_walk,
     seed_scores_on_grid,
     transition_matrix_transposed,
+    walk_geometry,
     walk_to_mask,
 )
 
@@ -104,6 +105,33 @@ def test_walk_to_mask_upsamples_argmax_and_crops():
     mask = walk_to_mask(walked, (2, 2), (4, 4), (3, 4))
     assert mask.shape == (1, 3, 4)
     assert mask[0, 0, 0] == 0 and mask[0, 0, 3] == 1 and set(np.unique(mask)) <= {0, 1}
+
+
+
+def test_walk_geometry_of_a_scaled_image():
+    assert walk_geometry(64, 64, 4) == ((64, 64), (64, 64), (16, 16))
+    assert walk_geometry(64, 64, 4, 2.0) == ((128, 128), (128, 128), (32, 32))
+    assert walk_geometry(10, 13, 4, 1.5) == ((15, 20), (16, 20), (4, 5))
+
+
+def test_seed_scores_of_a_scaled_image_pool_the_resized_maps():
+    maps = np.zeros((1, 4, 4), np.float32)
+    maps[0, :, 2:] = 1.0  # right half
+    scores, padded = seed_scores_on_grid(np.array([1]), maps, background=0.25, stride=2, scaled=(8, 8))
+    assert padded == (8, 8) and scores.shape == (2, 4, 4)
+    assert torch.allclose(scores[0], torch.full((4, 4), 0.25))
+    # resized bilinearly then pooled: the outer columns keep 0 and 1, symmetric around the edge
+    assert torch.allclose(scores[1, :, 0], torch.zeros(4)) and torch.allclose(scores[1, :, 3], torch.ones(4))
+    assert torch.allclose(scores[1, :, 1] + scores[1, :, 2], torch.ones(4))
+
+
+def test_walk_to_mask_of_a_scaled_walk_returns_the_original_size():
+    walked = torch.full((1, 2, 4, 4), 0.5)
+    walked[0, 1] = 0.0
+    walked[0, 1, :, 2:] = 1.0  # class 1 on the right half of the scaled grid, background 0.5 everywhere
+    mask = walk_to_mask(walked, (4, 4), (8, 8), (4, 4), scaled=(8, 8))
+    assert mask.shape == (1, 4, 4)
+    assert (mask[0, :, :2] == 0).all() and (mask[0, :, 2:] == 1).all()
 
 
 def test_crf_cleans_a_noisy_unary_along_the_colour_edge():

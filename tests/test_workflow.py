@@ -5,20 +5,8 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
-import yaml
 
-from conftest import REPO, tiny_config
-
-
-def snakemake(workdir, *args, config=None):
-    config_path = workdir / "config.tiny.yaml"
-    config_path.write_text(yaml.safe_dump(config or tiny_config()))
-    command = [
-        sys.executable, "-m", "snakemake", *args, "--cores", "2", "-s", str(REPO / "Snakefile"),
-        "--directory", str(workdir), "--configfile", str(config_path),
-    ]
-    return subprocess.run(command, capture_output=True, text=True, cwd=workdir)
+from conftest import REPO, snakemake, tiny_config
 
 
 def test_prepare_data_and_labels_through_snakemake(tmp_path):
@@ -32,15 +20,6 @@ def test_prepare_data_and_labels_through_snakemake(tmp_path):
     # nothing left to do: the cached artifacts are reused
     again = snakemake(tmp_path, "results/tiny/labels/cls_labels.npy", "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """The whole chain run once on the tiny config; the tests below read it."""
-    workdir = tmp_path_factory.mktemp("tiny_run")
-    result = snakemake(workdir)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return workdir
 
 
 def test_whole_chain_so_far_on_a_tiny_config(tiny_run):
@@ -110,3 +89,27 @@ def test_editing_one_stage_reruns_only_it_and_its_dependents(tiny_run):
         assert f"rule {downstream}:" in out or f"localrule {downstream}:" in out, downstream
     for upstream in ("prepare_data", "class_labels", "train_classifier"):
         assert f"rule {upstream}:" not in out and f"localrule {upstream}:" not in out
+
+
+def test_editing_resources_reruns_nothing(tiny_run):
+    config = tiny_config()
+    config["resources"]["rules"]["train_classifier"].update(mem_mb=64000, runtime=600)
+    config["resources"]["partition"] = "gpu-long"
+    result = snakemake(tiny_run, "-n", config=config)
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_snakemake_report_holds_the_report_rule_figures(tiny_run):
+    result = snakemake(tiny_run, "--report", "report.html")
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = (tiny_run / "report.html").read_text()
+    for name in ("seed_ablation.png", "per_class_iou.png", "examples_masks.png", "examples_deeplab.png", "sweep.png"):
+        assert name in html, name
+    (tiny_run / "report.html").unlink()
+
+
+def test_lint_is_clean():
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--lint", "-s", str(REPO / "Snakefile")], capture_output=True, text=True, cwd=REPO,
+    )
+    assert result.returncode == 0 and "Congratulations" in result.stdout + result.stderr, (result.stdout + result.stderr)[-3000:]

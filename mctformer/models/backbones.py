@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 
 from .registry import backbone_output_stride
+from .weights import announce, missing_weights, read_state_dict
 
 
 def conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -54,13 +55,38 @@ class TimmBackbone(nn.Module):
         kwargs = {}
         if pretrained:
             if not os.path.isfile(pretrained):
-                raise FileNotFoundError(f"backbone weights {pretrained} not found (a timm checkpoint for {name})")
+                raise missing_weights(pretrained, name)
+            check_timm_checkpoint(name, pretrained)
             kwargs = {"pretrained": True, "pretrained_cfg_overlay": {"file": str(pretrained)}}
         self.body = timm.create_model(name, features_only=True, output_stride=8, out_indices=(-3, -2, -1), **kwargs)
         self.channels = list(self.body.feature_info.channels())
+        if pretrained:
+            announce(pretrained, f"backbone {name} (timm)")
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         return list(self.body(images))
+
+
+def check_timm_checkpoint(name: str, path: str | os.PathLike) -> None:
+    """Refuse a file that lacks some of the network's tensors.
+
+    timm loads a features-only model's weights non-strictly (it drops the
+    classifier and then tolerates anything missing), so a checkpoint of another
+    model or a truncated file would leave layers at random initialisation silently.
+    """
+    import timm
+
+    reference = timm.create_model(name, pretrained=False)
+    classifiers = reference.pretrained_cfg.get("classifier") or ()
+    classifiers = (classifiers,) if isinstance(classifiers, str) else tuple(classifiers)
+    state = read_state_dict(path, name)
+    expected = {k: v.shape for k, v in reference.state_dict().items() if not k.endswith("num_batches_tracked")}
+    missing = [k for k in expected if k not in state and not k.startswith(tuple(c + "." for c in classifiers))]
+    if missing:
+        raise ValueError(f"{path} does not match timm's {name}: it lacks {len(missing)} tensors, e.g. {missing[0]}")
+    wrong = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k]) and not k.startswith(tuple(c + "." for c in classifiers))]
+    if wrong:
+        raise ValueError(f"{path} does not match timm's {name}: {wrong[0]} is {tuple(state[wrong[0]].shape)}, expected {tuple(expected[wrong[0]])}")
 
 
 class PreActBlock(nn.Module):
@@ -145,17 +171,13 @@ class ResNet38d(nn.Module):
             self.load_imagenet(pretrained)
 
     def load_imagenet(self, path: str | os.PathLike) -> None:
-        if not os.path.isfile(path):
-            raise FileNotFoundError(
-                f"ResNet-38 weights {path} not found: use the converted ImageNet file the PSA / MCTformer "
-                f"READMEs link (ilsvrc-cls_rna-a1_cls1000_ep-0001.pth)"
-            )
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = read_state_dict(path, "resnet38d")
         state = {key: value for key, value in state.items() if not key.startswith(("fc", "linear"))}
         missing, unexpected = self.load_state_dict(state, strict=False)
         missing = [key for key in missing if not key.endswith("num_batches_tracked")]
         if missing or unexpected:
             raise ValueError(f"{path} does not match ResNet-38: missing {missing[:3]}, unexpected {unexpected[:3]}")
+        announce(path, "backbone resnet38d (ImageNet, PSA's converted file)")
 
     def train(self, mode: bool = True) -> "ResNet38d":
         super().train(mode)

@@ -16,18 +16,17 @@ attention, only disabled) while a caller asks for attention.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator, Literal
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.layers import resample_abs_pos_embed, trunc_normal_
+from timm.layers import trunc_normal_
 from timm.models.vision_transformer import VisionTransformer
 
+from . import weights
 from .registry import ARCHITECTURES
 
 TokenPooling = Literal["avg", "max", "fc"]
@@ -91,6 +90,10 @@ class MCTformer(VisionTransformer):
             self.patchcam_head = nn.Conv2d(self.embed_dim, num_classes, kernel_size=3, padding=1)
             trunc_normal_(self.patchcam_head.weight, std=0.02)
             nn.init.zeros_(self.patchcam_head.bias)
+        # The final LayerNorm is never applied (scores come before it). It stays so
+        # that DeiT checkpoints load strictly, frozen so that data-parallel
+        # training (DDP) finds no trainable parameter without a gradient.
+        self.norm.requires_grad_(False)
         self._captured: list[torch.Tensor] | None = None
 
     @property
@@ -131,6 +134,16 @@ class MCTformer(VisionTransformer):
                 block.attn.fused_attn = was_fused
 
     # -- forward -------------------------------------------------------------
+    def _pos_embed(self, patches: torch.Tensor) -> torch.Tensor:
+        """Patch tokens [B, h, w, D] plus the position embedding resampled to (h, w) -> [B, h*w, D].
+
+        Replaces timm's version, whose resampling is antialiased (a different
+        cubic kernel, a = -0.5, even when upsampling); the reference uses plain bicubic.
+        """
+        batch, height, width, dim = patches.shape
+        position = resample_position_embedding(self.pos_embed, tuple(self.patch_embed.grid_size), (height, width))
+        return self.pos_drop(patches.reshape(batch, height * width, dim) + position)
+
     def _check_input(self, images: torch.Tensor) -> None:
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"expected images [B, 3, H, W], got {tuple(images.shape)}")
@@ -210,31 +223,27 @@ def create_mctformer(
     return model
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def read_state_dict(path: str | os.PathLike, model: str = "deit_small") -> dict[str, torch.Tensor]:
+    """A state dict from a local .pth/.pt (optionally under 'model' or 'state_dict') or .safetensors file.
+
+    A missing file names what to download for ``model`` (see models/weights.py).
+    """
+    return weights.read_state_dict(path, model)
 
 
-def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """A state dict from a local .pth/.pt (optionally under 'model' or 'state_dict') or .safetensors file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"pretrained weights {path} not found: download the file named in the README's "
-            f"'Reproducing the paper' section and point the config key at it"
-        )
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+def resample_position_embedding(pos_embed: torch.Tensor, old_size: tuple[int, int], new_size: tuple[int, int]) -> torch.Tensor:
+    """Patch position embedding [1, h*w, D] on an ``old_size`` grid -> [1, H*W, D] on ``new_size``.
 
-        return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("model", "state_dict"):
-        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
-            state = state[key]
-    return state
+    Plain bicubic (a = -0.75, align_corners=False) as the reference's
+    F.interpolate; unchanged when the sizes agree. The reference's
+    DINO-style ``scale_factor`` with a +0.1 offset only guards the output size
+    against float rounding, which giving ``size`` directly makes unnecessary.
+    """
+    if tuple(old_size) == tuple(new_size):
+        return pos_embed
+    grid = pos_embed.reshape(1, old_size[0], old_size[1], -1).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid.float(), size=tuple(new_size), mode="bicubic", align_corners=False).to(pos_embed.dtype)
+    return grid.permute(0, 2, 3, 1).reshape(1, new_size[0] * new_size[1], -1)
 
 
 def load_deit_weights(model: MCTformer, path: str | os.PathLike) -> dict[str, str]:
@@ -245,7 +254,8 @@ def load_deit_weights(model: MCTformer, path: str | os.PathLike) -> dict[str, st
     position embedding is resampled (bicubic) to the model's grid. DeiT's
     classifier head is dropped. Returns {'sha256': ..., 'path': ...}.
     """
-    state = read_state_dict(path)
+    # The hint for a missing file names the DeiT of this width (DeiT-S is 384 wide, DeiT-Ti 192).
+    state = read_state_dict(path, "deit_tiny" if model.embed_dim == 192 else "deit_small")
     if "cls_token" not in state or "pos_embed" not in state:
         raise ValueError(f"{path} is not a DeiT/ViT checkpoint: it has no cls_token/pos_embed")
     own = model.state_dict()
@@ -257,7 +267,10 @@ def load_deit_weights(model: MCTformer, path: str | os.PathLike) -> dict[str, st
     converted["class_tokens"] = cls_token.expand(1, model.num_classes, -1).clone()
     converted["class_pos_embed"] = pos_embed[:, :1].expand(1, model.num_classes, -1).clone()
     grid = model.patch_embed.grid_size
-    converted["pos_embed"] = resample_abs_pos_embed(pos_embed[:, 1:], new_size=grid, num_prefix_tokens=0)
+    side = int(round((pos_embed.shape[1] - 1) ** 0.5))
+    if side * side != pos_embed.shape[1] - 1:
+        raise ValueError(f"{path}: pos_embed holds {pos_embed.shape[1] - 1} patch positions, not a square grid")
+    converted["pos_embed"] = resample_position_embedding(pos_embed[:, 1:], (side, side), tuple(grid))
     for key, value in state.items():
         if key in ("cls_token", "pos_embed") or key.startswith(("head.", "head_dist.", "dist_token")):
             continue
@@ -270,7 +283,7 @@ def load_deit_weights(model: MCTformer, path: str | os.PathLike) -> dict[str, st
     if missing:
         raise ValueError(f"{path}: checkpoint lacks {len(missing)} backbone tensors, e.g. {missing[0]}")
     model.load_state_dict(converted, strict=False)
-    return {"path": str(path), "sha256": file_sha256(path)}
+    return {"path": str(path), "sha256": weights.announce(path, "MCTformer backbone (DeiT)")}
 
 
 def model_summary(model: MCTformer, image_size: int) -> dict[str, float]:

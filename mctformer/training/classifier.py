@@ -22,6 +22,7 @@ from ..data.voc import DatasetError, VOCLayout
 from ..metrics import mean_average_precision
 from ..models.mctformer import MCTformer, classification_loss, create_mctformer, model_summary
 from .common import autocast, fingerprint, read_checkpoint, save_trained, seed_everything
+from .distributed import is_main, shuffled_loader, wrap
 from .loop import train_epochs
 
 
@@ -39,6 +40,8 @@ def build_classifier(settings: Mapping[str, Any], num_classes: int) -> MCTformer
 def load_classifier(path: str | os.PathLike, num_classes: int | None = None, device: str | torch.device = "cpu") -> MCTformer:
     """Rebuild a trained classifier from its ``checkpoint.pt``; refuses another class count."""
     payload = read_checkpoint(path, "classifier", ("model", "architecture", "settings"))
+    if "num_classes" not in payload["architecture"]:  # e.g. an AffinityNet or DeepLab checkpoint
+        raise ValueError(f"{path} is not a classifier (MCTformer) checkpoint of this pipeline")
     saved_classes = payload["architecture"]["num_classes"]
     if num_classes is not None and saved_classes != num_classes:
         raise ValueError(f"classifier checkpoint {path} was trained for {saved_classes} classes, the config has {num_classes}")
@@ -105,14 +108,16 @@ def train_classifier(
     )
     amp = bool(settings.get("amp", True)) and device.type == "cuda"
 
+    trained = wrap(model, device)  # DDP under torchrun, else the model itself
+
     def loss_of_batch(batch):
         images, targets = batch
-        return classification_loss(model(images.to(device, non_blocking=True)), targets.to(device)), {}
+        return classification_loss(trained(images.to(device, non_blocking=True)), targets.to(device)), {}
 
     started = time.time()
     rows = train_epochs(
         model, optimizer,
-        make_loader=lambda generator: DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True, generator=generator, **loader_args),
+        make_loader=lambda generator: shuffled_loader(train_set, batch_size, generator, **loader_args),
         loss_of_batch=loss_of_batch,
         set_lr=scheduler.step_update,
         epochs=settings["epochs"], steps_per_epoch=steps_per_epoch, seed=seed,
@@ -122,5 +127,6 @@ def train_classifier(
     )
 
     summary = {"seconds": time.time() - started, "epochs": settings["epochs"], "final": rows[-1] if rows else None}
-    save_trained(checkpoint_path, log_path, model, settings, rows, resume_path, class_count=num_classes)
+    if is_main():
+        save_trained(checkpoint_path, log_path, model, settings, rows, resume_path, class_count=num_classes)
     return summary

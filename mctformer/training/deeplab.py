@@ -19,6 +19,7 @@ from ..data.datasets import SegmentationCropDataset
 from ..data.voc import IGNORE, DatasetError, VOCLayout
 from ..models.deeplab import DeepLabLargeFOV
 from .common import fingerprint, read_checkpoint, seed_everything
+from .distributed import wrap
 from .loop import backbone_and_head_groups, fit_poly
 
 
@@ -65,9 +66,11 @@ def train_deeplab(
         lr=settings["lr"], momentum=settings["momentum"], weight_decay=settings["weight_decay"],
     )
 
+    trained = wrap(model, device)  # DDP under torchrun, else the model itself
+
     def loss_of_batch(batch):
         images, labels = batch
-        logits = model(images.to(device, non_blocking=True))
+        logits = trained(images.to(device, non_blocking=True))
         return F.cross_entropy(logits.float(), labels.to(device), ignore_index=IGNORE), {}
 
     return fit_poly(

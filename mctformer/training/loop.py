@@ -11,6 +11,7 @@ import torch
 from tqdm import tqdm
 
 from .common import autocast, epoch_seed, load_resume_state, save_checkpoint, seed_everything
+from .distributed import is_main, shuffled_loader
 
 
 def poly_lr(base_lr: float, step: int, total_steps: int, power: float = 0.9) -> float:
@@ -44,6 +45,7 @@ def train_epochs(
 
     Each epoch reseeds every generator from (seed, epoch), so an interrupted and
     resumed run repeats exactly the epochs an uninterrupted one would run.
+    Under DDP every rank runs this loop; only rank 0 evaluates, prints and saves.
     """
     amp = amp and device.type == "cuda"
     scaler = torch.amp.GradScaler(device.type, enabled=amp)
@@ -63,7 +65,7 @@ def train_epochs(
         model.train()
         losses: list[float] = []
         parts_sum: dict[str, float] = {}
-        progress = tqdm(loader, desc=f"{description} epoch {epoch + 1}/{epochs}", unit="batch", mininterval=2.0)
+        progress = tqdm(loader, desc=f"{description} epoch {epoch + 1}/{epochs}", unit="batch", mininterval=2.0, disable=not is_main())
         for step_in_epoch, batch in enumerate(progress):
             set_lr(epoch * steps_per_epoch + step_in_epoch)
             with autocast(device, amp):
@@ -78,16 +80,17 @@ def train_epochs(
             progress.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
         row = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else float("nan")}
         row.update({key: value / max(len(losses), 1) for key, value in parts_sum.items()})
-        if end_of_epoch is not None:
+        if end_of_epoch is not None and is_main():
             row.update(end_of_epoch())
         row["lr"] = optimizer.param_groups[0]["lr"]
         row["seconds"] = time.time() - started
         rows.append(row)
-        print(f"{description} epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
-        save_checkpoint(resume_path, {
-            "fingerprint": run_fingerprint, "epoch": epoch + 1, "log": rows,
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-        })
+        if is_main():
+            print(f"{description} epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
+            save_checkpoint(resume_path, {
+                "fingerprint": run_fingerprint, "epoch": epoch + 1, "log": rows,
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+            })
     return rows
 
 
@@ -117,8 +120,6 @@ def fit_poly(
     description: str,
 ) -> dict:
     """Dense-prediction training (AffinityNet, DeepLab): shuffled batches, poly schedule, final checkpoint and log."""
-    from torch.utils.data import DataLoader
-
     from .common import save_trained
 
     batch_size = settings["batch_size"]
@@ -127,12 +128,13 @@ def fit_poly(
     started = time.time()
     rows = train_epochs(
         model, optimizer,
-        make_loader=lambda generator: DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True, generator=generator, num_workers=workers),
+        make_loader=lambda generator: shuffled_loader(dataset, batch_size, generator, num_workers=workers),
         loss_of_batch=loss_of_batch,
         set_lr=lambda step: set_group_lrs(optimizer, poly_lr(settings["lr"], step, total_steps)),
         epochs=settings["epochs"], steps_per_epoch=steps_per_epoch, seed=seed,
         resume_path=resume_path, run_fingerprint=run_fingerprint, device=device, amp=settings["amp"],
         description=description,
     )
-    save_trained(checkpoint_path, log_path, model, settings, rows, resume_path)
+    if is_main():
+        save_trained(checkpoint_path, log_path, model, settings, rows, resume_path)
     return {"seconds": time.time() - started, "final": rows[-1] if rows else None}

@@ -22,7 +22,9 @@ rule train_classifier:
         f"{RUN}/logs/train_classifier.log",
     benchmark:
         f"{RUN}/benchmarks/train_classifier.tsv"
-    threads: 8
+    threads: rule_threads("train_classifier")
+    resources:
+        **rule_resources_of("train_classifier"),
     conda:
         ENV
     script:

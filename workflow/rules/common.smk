@@ -3,7 +3,7 @@ import os
 
 from snakemake.utils import min_version, validate
 
-from mctformer.config import ConfigError, all_splits, check_config, data_root, layout_name
+from mctformer.config import ConfigError, all_splits, builds_data_root, check_config, data_root, layout_name, rule_resources, rule_settings
 
 min_version("9.0")
 
@@ -20,13 +20,24 @@ LAYOUT = layout_name(config)
 CLASSES = list(config["data"]["classes"])
 SPLITS = config["data"]["splits"]
 VARIANTS = list(config["maps"]["variants"])
-ENV = "../../envs/pipeline.yaml"
+# conda envs (under --use-conda): the CRF stages need pydensecrf on top of torch
+ENV = "../../envs/torch.yaml"
+ENV_CRF = "../../envs/crf.yaml"
+
+
+def rule_threads(rule):
+    """Threads of a rule from config resources (snakemake caps them at --cores)."""
+    return rule_settings(config, rule)["threads"]
+
+
+def rule_resources_of(rule):
+    return rule_resources(config, rule)
 
 
 def dataset_inputs():
-    """Dataset inputs of a job: the root (generated or given) and, for a given root, its split lists."""
+    """Dataset inputs of a job: the root (built by a rule or given) and, for a given root, its split lists."""
     inputs = {"data": DATA_ROOT}
-    if config["data"]["source"] != "synthetic":
+    if not builds_data_root(config):
         for split in all_splits(config):
             inputs[f"list_{split}"] = os.path.join(DATA_ROOT, "ImageSets", "Segmentation", f"{split}.txt")
     return inputs
@@ -34,6 +45,11 @@ def dataset_inputs():
 
 def data_root_of(wildcards, input):
     return input.data
+
+
+def archive_inputs():
+    """The release files/folders data.archives names (inputs of prepare_voc12 / prepare_coco14)."""
+    return {key: path for key, path in (config["data"].get("archives") or {}).items() if path}
 
 
 def extraction_splits():

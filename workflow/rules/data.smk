@@ -1,4 +1,5 @@
-# Data: the synthetic VOC-layout tree (when data.source is synthetic) and the image-level labels.
+# Data: the dataset root (the synthetic tree, or VOC / COCO built from data.archives;
+# no rule when data.root points at a prepared root) and the image-level labels.
 
 
 if config["data"]["source"] == "synthetic":
@@ -14,11 +15,51 @@ if config["data"]["source"] == "synthetic":
             f"{RUN}/logs/prepare_data.log",
         benchmark:
             f"{RUN}/benchmarks/prepare_data.tsv"
-        threads: 8
+        threads: rule_threads("prepare_data")
+        resources:
+            **rule_resources_of("prepare_data"),
         conda:
             ENV
         script:
             "../scripts/prepare_data.py"
+
+elif config["data"].get("archives") and LAYOUT == "voc":
+
+    rule prepare_voc12:
+        input:
+            **archive_inputs(),
+        output:
+            directory(f"{RUN}/data"),
+        log:
+            f"{RUN}/logs/prepare_voc12.log",
+        benchmark:
+            f"{RUN}/benchmarks/prepare_voc12.tsv"
+        threads: rule_threads("prepare_voc12")
+        resources:
+            **rule_resources_of("prepare_voc12"),
+        conda:
+            ENV
+        script:
+            "../scripts/prepare_voc12.py"
+
+elif config["data"].get("archives"):
+
+    rule prepare_coco14:
+        input:
+            **archive_inputs(),
+        output:
+            directory(f"{RUN}/data"),
+        log:
+            f"{RUN}/logs/prepare_coco14.log",
+        benchmark:
+            f"{RUN}/benchmarks/prepare_coco14.tsv"
+        threads: rule_threads("prepare_coco14")
+        resources:
+            **rule_resources_of("prepare_coco14"),
+        conda:
+            ENV
+        script:
+            "../scripts/prepare_coco14.py"
 
 
 rule class_labels:
@@ -35,7 +76,9 @@ rule class_labels:
         f"{RUN}/logs/class_labels.log",
     benchmark:
         f"{RUN}/benchmarks/class_labels.tsv"
-    threads: 8
+    threads: rule_threads("class_labels")
+    resources:
+        **rule_resources_of("class_labels"),
     conda:
         ENV
     script:

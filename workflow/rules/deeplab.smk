@@ -23,7 +23,9 @@ rule train_deeplab:
         f"{RUN}/benchmarks/train_{{model}}.tsv"
     wildcard_constraints:
         model="deeplab|deeplab_gt",
-    threads: 8
+    threads: rule_threads("train_deeplab")
+    resources:
+        **rule_resources_of("train_deeplab"),
     conda:
         ENV
     script:
@@ -51,9 +53,11 @@ rule infer_deeplab:
         f"{RUN}/benchmarks/infer_{{model}}.tsv"
     wildcard_constraints:
         model="deeplab|deeplab_gt",
-    threads: 8
+    threads: rule_threads("infer_deeplab")
+    resources:
+        **rule_resources_of("infer_deeplab"),
     conda:
-        ENV
+        ENV_CRF
     script:
         "../scripts/infer_deeplab.py"
 
@@ -79,6 +83,9 @@ rule evaluate_deeplab:
     wildcard_constraints:
         model="deeplab|deeplab_gt",
         folder="pred|pred_crf",
+    threads: rule_threads("evaluate_deeplab")
+    resources:
+        **rule_resources_of("evaluate_deeplab"),
     conda:
         ENV
     script:
@@ -104,8 +111,10 @@ rule voc_submission:
         f"{RUN}/logs/voc_submission.log",
     benchmark:
         f"{RUN}/benchmarks/voc_submission.tsv"
-    threads: 8
+    threads: rule_threads("voc_submission")
+    resources:
+        **rule_resources_of("voc_submission"),
     conda:
-        ENV
+        ENV_CRF
     script:
         "../scripts/voc_submission.py"

@@ -20,9 +20,11 @@ rule psa_labels:
         f"{RUN}/logs/psa_labels.log",
     benchmark:
         f"{RUN}/benchmarks/psa_labels.tsv"
-    threads: 8
+    threads: rule_threads("psa_labels")
+    resources:
+        **rule_resources_of("psa_labels"),
     conda:
-        ENV
+        ENV_CRF
     script:
         "../scripts/psa_labels.py"
 
@@ -48,7 +50,9 @@ rule train_affinity:
         f"{RUN}/logs/train_affinity.log",
     benchmark:
         f"{RUN}/benchmarks/train_affinity.tsv"
-    threads: 8
+    threads: rule_threads("train_affinity")
+    resources:
+        **rule_resources_of("train_affinity"),
     conda:
         ENV
     script:
@@ -76,7 +80,9 @@ rule random_walk:
         f"{RUN}/logs/random_walk.log",
     benchmark:
         f"{RUN}/benchmarks/random_walk.tsv"
-    threads: 8
+    threads: rule_threads("random_walk")
+    resources:
+        **rule_resources_of("random_walk"),
     conda:
         ENV
     script:
@@ -101,6 +107,9 @@ rule evaluate_masks:
         f"{RUN}/benchmarks/evaluate_masks_{{split}}.tsv"
     wildcard_constraints:
         split="|".join(config["psa"]["eval_splits"]),
+    threads: rule_threads("evaluate_masks")
+    resources:
+        **rule_resources_of("evaluate_masks"),
     conda:
         ENV
     script:
@@ -127,8 +136,10 @@ rule psa_ablation:
         f"{RUN}/benchmarks/psa_ablation_{{split}}.tsv"
     wildcard_constraints:
         split="|".join(config["psa"]["eval_splits"]),
-    threads: 8
+    threads: rule_threads("psa_ablation")
+    resources:
+        **rule_resources_of("psa_ablation"),
     conda:
-        ENV
+        ENV_CRF
     script:
         "../scripts/psa_ablation.py"

@@ -30,6 +30,9 @@ rule report:
         f"{RUN}/logs/report.log",
     benchmark:
         f"{RUN}/benchmarks/report.tsv"
+    threads: rule_threads("report")
+    resources:
+        **rule_resources_of("report"),
     conda:
         ENV
     script:

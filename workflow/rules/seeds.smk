@@ -21,7 +21,9 @@ rule extract_maps:
         f"{RUN}/logs/extract_maps.log",
     benchmark:
         f"{RUN}/benchmarks/extract_maps.tsv"
-    threads: 8
+    threads: rule_threads("extract_maps")
+    resources:
+        **rule_resources_of("extract_maps"),
     conda:
         ENV
     script:
@@ -49,6 +51,9 @@ rule evaluate_seeds:
         f"{RUN}/benchmarks/evaluate_seeds_{{split}}.tsv"
     wildcard_constraints:
         split="|".join(SPLITS["seed_eval"]),
+    threads: rule_threads("evaluate_seeds")
+    resources:
+        **rule_resources_of("evaluate_seeds"),
     conda:
         ENV
     script:

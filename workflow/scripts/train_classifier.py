@@ -15,4 +15,6 @@ with redirect_to_log(snakemake.log[0]):
         log_csv=snakemake.output.log_csv,
         resume=snakemake.params.resume,
         threads=snakemake.threads,
+        # several GPUs: one DDP process each (resources come from config `resources`)
+        processes=max(1, int(snakemake.resources.get("gpu", 1))),
     )

@@ -1,0 +1,113 @@
+"""Data-parallel training (DDP) under torchrun: one process per GPU, gloo on CPU.
+
+A training stage given ``processes > 1`` relaunches itself through
+``torch.distributed.run`` (:func:`run_under_torchrun`); every rank then trains
+on its shard of each epoch's shuffled order and DDP averages the gradients, so
+the ranks hold identical weights after every step. Only rank 0 evaluates,
+logs and writes checkpoints. The global batch (config ``batch_size``) is split
+over the ranks, so the learning-rate schedule is the single-process one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from typing import Any, Iterable
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler
+
+
+def world() -> tuple[int, int]:
+    """(rank, world size) of this process; (0, 1) outside torchrun."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def is_distributed() -> bool:
+    return world()[1] > 1
+
+
+def is_main() -> bool:
+    return world()[0] == 0
+
+
+def setup(device: torch.device) -> torch.device:
+    """Join the process group torchrun describes (NCCL on CUDA, gloo on CPU); the device of this rank."""
+    if not is_distributed():
+        return device
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return device
+
+
+def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``model`` in DistributedDataParallel when there are several ranks (checkpoints keep saving ``model`` itself)."""
+    if not is_distributed():
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def shuffled_loader(dataset, batch_size: int, generator: torch.Generator, **loader_args: Any) -> Iterable:
+    """One epoch of shuffled, full batches; under DDP this rank's 1/world of each batch, from one shared order."""
+    rank, world_size = world()
+    if world_size == 1:
+        return DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True, generator=generator, **loader_args)
+    if batch_size % world_size:
+        raise ValueError(f"batch_size {batch_size} does not split over {world_size} processes; use a multiple of {world_size}")
+    # every rank draws the same seed from the epoch's generator, so the shards partition one permutation
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+    sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True)
+    return DataLoader(dataset, batch_size=batch_size // world_size, sampler=sampler, drop_last=True, **loader_args)
+
+
+def run_under_torchrun(stage: str, arguments: dict[str, Any], processes: int) -> None:
+    """Run ``mctformer.stages.<stage>(**arguments)`` in ``processes`` ranks (torchrun on this node) and wait."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(arguments, handle)
+    try:
+        command = [
+            sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
+            "-m", "mctformer.training.distributed", stage, handle.name,
+        ]
+        print("launching", " ".join(command), flush=True)
+        # the ranks write where this process writes (a stage's log file under redirect_to_log)
+        result = subprocess.run(command, stdout=_file_descriptor(sys.stdout), stderr=_file_descriptor(sys.stderr))
+        if result.returncode:
+            raise RuntimeError(f"{stage} failed in one of its {processes} processes (exit {result.returncode}); see the log above")
+    finally:
+        os.unlink(handle.name)
+
+
+def _file_descriptor(stream) -> int | None:
+    try:
+        stream.flush()
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):  # e.g. pytest's capture: inherit ours
+        return None
+
+
+def main(argv: list[str]) -> None:
+    """Entry point of each rank: ``python -m mctformer.training.distributed <stage> <arguments.json>``."""
+    from .. import stages
+
+    stage, arguments_path = argv
+    with open(arguments_path) as handle:
+        arguments = json.load(handle)
+    try:
+        getattr(stages, stage)(**arguments)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,121 @@
+"""The tiny pipeline through a real one-node SLURM cluster (tests/slurm/start-cluster.sh).
+
+The cluster is the one `.ci/run` started (MCTFORMER_SLURM_STATE names its
+state folder) or one this module starts and stops. Without SLURM and without
+root to install it, the test is skipped, except under CI=true, where it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import REPO, tiny_config
+from mctformer.io import load_map_file, read_label_png
+
+SLURM_DIR = REPO / "tests" / "slurm"
+# Everything of the tiny run goes through sbatch except the target rule `all`.
+SUBMITTED_RULES = {
+    "prepare_data", "class_labels", "train_classifier", "extract_maps", "evaluate_seeds", "psa_labels", "train_affinity",
+    "random_walk", "evaluate_masks", "psa_ablation", "train_deeplab", "infer_deeplab", "evaluate_deeplab", "report",
+}
+
+pytestmark = pytest.mark.slow
+
+
+def cannot_run_slurm() -> str | None:
+    if shutil.which("sbatch") and shutil.which("slurmctld"):
+        return None
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return "SLURM is not installed and installing it needs root and apt-get"
+    return None
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster(tmp_path_factory):
+    """SLURM_CONF of a running one-node cluster with one (fake) GPU."""
+    given = os.environ.get("MCTFORMER_SLURM_STATE")
+    if given:
+        yield os.path.join(given, "slurm.conf")
+        return
+    reason = cannot_run_slurm()
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    state = tmp_path_factory.mktemp("slurm")
+    started = subprocess.run([str(SLURM_DIR / "start-cluster.sh"), str(state)], capture_output=True, text=True)
+    assert started.returncode == 0, started.stderr[-3000:]
+    try:
+        yield "/etc/slurm/slurm.conf"
+    finally:
+        subprocess.run([str(SLURM_DIR / "stop-cluster.sh"), str(state)], check=False)
+
+
+def slurm_config() -> dict:
+    """The tiny config with what a user sets for a cluster: threads, memory, wall time, a GPU for the classifier."""
+    config = tiny_config()
+    # 2 threads, as the reference run's --cores 2 gives every job, so the numbers can be compared bitwise
+    config["resources"]["default"].update(threads=2, mem_mb=1000, runtime=10)
+    for settings in config["resources"]["rules"].values():
+        settings.update(threads=2, mem_mb=1500, runtime=10)
+    config["resources"]["rules"]["train_classifier"]["gpus"] = 1
+    return config
+
+
+def test_tiny_pipeline_through_slurm_equals_the_local_run(slurm_cluster, tiny_run, tmp_path):
+    workdir = tmp_path / "slurm_run"
+    workdir.mkdir()
+    config_path = workdir / "config.slurm.yaml"
+    config_path.write_text(yaml.safe_dump(slurm_config()))
+    environment = {**os.environ, "SLURM_CONF": slurm_cluster}
+    started = time.time()
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+            "--profile", str(REPO / "workflow" / "profiles" / "slurm"), "--configfile", str(config_path),
+            # this cluster has no accounting daemon (slurm.conf keeps finished jobs for squeue instead)
+            "--slurm-status-command", "squeue", "--slurm-no-account",
+            "--slurm-init-seconds-before-status-checks", "2", "--retries", "0",
+        ],
+        capture_output=True, text=True, cwd=workdir, env=environment, timeout=1800,
+    )
+    print(f"SLURM run: {time.time() - started:.0f} s")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+
+    # every job went through sbatch and completed; the classifier asked for its GPU
+    listing = subprocess.run(
+        ["squeue", "--states=all", "--noheader", "--format=%i|%k|%T"], capture_output=True, text=True, env=environment, check=True,
+    ).stdout
+    submitted_ids = set(re.findall(r"submitted with SLURM jobid (\d+)", result.stdout + result.stderr))
+    jobs = {}
+    for line in listing.splitlines():
+        job_id, comment, state = line.strip().split("|")
+        if job_id in submitted_ids:
+            jobs[job_id] = (comment, state)
+    rules = {comment.removeprefix("rule_").split("_wildcards")[0] for comment, _ in jobs.values()}
+    assert rules == SUBMITTED_RULES, listing
+    assert all(state == "COMPLETED" for _, state in jobs.values()), listing
+    classifier_job = next(job_id for job_id, (comment, _) in jobs.items() if comment == "rule_train_classifier")
+    details = subprocess.run(["scontrol", "show", "job", classifier_job], capture_output=True, text=True, env=environment, check=True).stdout
+    assert "gpu:1" in details, details
+
+    # the same numbers and files as the local run (same thread counts)
+    local, remote = tiny_run / "results" / "tiny", workdir / "results" / "tiny"
+    local_summary, remote_summary = (json.loads((run / "summary.json").read_text()) for run in (local, remote))
+    for key in ("seeds", "masks", "deeplab", "deeplab_gt"):
+        assert remote_summary[key] == local_summary[key], key
+    for path in sorted((local / "maps" / "fused_feature_refined").glob("*.npz"))[:8]:
+        (labels_a, maps_a), (labels_b, maps_b) = load_map_file(path), load_map_file(remote / path.relative_to(local))
+        assert np.array_equal(labels_a, labels_b) and np.array_equal(maps_a, maps_b), path.name
+    for path in sorted((local / "masks" / "pseudo").glob("*.png")):
+        assert np.array_equal(read_label_png(path), read_label_png(remote / path.relative_to(local))), path.name

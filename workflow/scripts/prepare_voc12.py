@@ -1,0 +1,10 @@
+from mctformer.data.prepare import prepare_voc12
+from mctformer.logs import redirect_to_log
+
+with redirect_to_log(snakemake.log[0]):
+    prepare_voc12(
+        snakemake.input.voc,
+        snakemake.input.get("sbd"),
+        snakemake.output[0],
+        test=snakemake.input.get("test"),
+    )
