@@ -104,10 +104,13 @@ def check_config(config: Mapping[str, Any]) -> None:
     thresholds = config["seeds"]["thresholds"]
     if thresholds["stop"] < thresholds["start"]:
         raise ConfigError("seeds.thresholds: stop must not be below start")
+    if "resources" in config:
+        for rule in config["resources"]["rules"]:
+            rule_settings(config, rule)
 
 
 # Rules that use a GPU when one is there; only they get GPU requests and the GPU partition.
-GPU_RULES = ("train_classifier", "extract_maps", "train_affinity", "train_deeplab", "infer_deeplab")
+GPU_RULES = ("train_classifier", "extract_maps", "train_affinity", "random_walk", "train_deeplab", "infer_deeplab")
 # Rules that run data-parallel (torchrun) when given more than one GPU.
 DISTRIBUTED_RULES = ("train_classifier", "train_deeplab")
 

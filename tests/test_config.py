@@ -104,3 +104,34 @@ def test_bad_config_fails_before_any_job(tmp_path):
     assert result.returncode != 0
     assert "epochs" in result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_rule_resources_map_the_config_to_the_slurm_plugin_names():
+    from mctformer.config import rule_resources, rule_settings
+
+    config = validated(copy.deepcopy(tiny_config()))
+    config["resources"].update(partition="cpu", gpu_partition="gpu", gpu_model="a100")
+    config["resources"]["rules"]["train_classifier"].update(gpus=2, mem_mb=64000, runtime=600)
+    assert rule_resources(config, "train_classifier") == {
+        "mem_mb": 64000, "runtime": 600, "gpu": 2, "gpu_model": "a100", "slurm_partition": "gpu",
+    }
+    # a rule the config does not list takes resources.default; no GPU, the CPU partition
+    config["resources"]["rules"].pop("report", None)
+    default = config["resources"]["default"]
+    assert rule_resources(config, "report") == {"mem_mb": default["mem_mb"], "runtime": default["runtime"], "slurm_partition": "cpu"}
+    assert rule_settings(config, "report")["threads"] == default["threads"]
+
+
+@pytest.mark.parametrize("rule, gpus, message", [
+    ("evaluate_seeds", 1, "does not use a GPU"),
+    ("extract_maps", 2, "only train_classifier and train_deeplab run on several GPUs"),
+])
+def test_rule_resources_refuse_gpus_where_they_cannot_be_used(rule, gpus, message):
+    from mctformer.config import rule_resources
+
+    config = validated(copy.deepcopy(tiny_config()))
+    config["resources"]["rules"][rule] = {"gpus": gpus}
+    with pytest.raises(ConfigError, match=message):
+        rule_resources(config, rule)
+    with pytest.raises(ConfigError, match=message):  # before any job
+        check_config(config)

@@ -64,3 +64,16 @@ def test_classifier_stage_trains_data_parallel_in_two_processes(synthetic_root, 
     assert checkpoint.is_file() and not (tmp_path / "resume" / "last.pt").exists()
     log = log_csv.read_text().splitlines()
     assert log[0].startswith("epoch,loss") and len(log) == 2
+
+
+def test_deeplab_stage_trains_data_parallel_in_two_processes(synthetic_root, tmp_path):
+    from mctformer.stages import train_deeplab_stage
+
+    settings = dict(tiny_config()["deeplab"], epochs=1, batch_size=8, crop_size=32, workers=0)
+    checkpoint, log_csv = tmp_path / "checkpoint.pt", tmp_path / "log.csv"
+    classes = [f"c{i}" for i in range(TINY_SPEC.num_classes)]
+    train_deeplab_stage(
+        str(synthetic_root), "voc", classes, "train_aug", None, settings, seed=0, device="cpu",
+        checkpoint=str(checkpoint), log_csv=str(log_csv), resume=str(tmp_path / "resume" / "last.pt"), threads=2, processes=2,
+    )
+    assert checkpoint.is_file() and len(log_csv.read_text().splitlines()) == 2
