@@ -1,7 +1,8 @@
 """The tiny pipeline through a real one-node SLURM cluster (tests/slurm/start-cluster.sh).
 
-The cluster is the one `.ci/run` started (MCTFORMER_SLURM_STATE names its
-state folder) or one this module starts and stops. Without SLURM and without
+The cluster (with slurmdbd accounting, as production clusters have it) is the
+one `.ci/run` started (MCTFORMER_SLURM_STATE names its state folder) or one
+this module starts and stops. Without SLURM and without
 root to install it, the test is skipped, except under CI=true, where it fails.
 """
 
@@ -83,8 +84,7 @@ def test_tiny_pipeline_through_slurm_equals_the_local_run(slurm_cluster, tiny_ru
         [
             sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
             "--profile", str(REPO / "workflow" / "profiles" / "slurm"), "--configfile", str(config_path),
-            # this cluster has no accounting daemon (slurm.conf keeps finished jobs for squeue instead)
-            "--slurm-status-command", "squeue", "--slurm-no-account",
+            "--slurm-no-account",  # no bank accounts on this cluster
             "--slurm-init-seconds-before-status-checks", "2", "--retries", "0",
         ],
         capture_output=True, text=True, cwd=workdir, env=environment, timeout=1800,
@@ -92,22 +92,21 @@ def test_tiny_pipeline_through_slurm_equals_the_local_run(slurm_cluster, tiny_ru
     print(f"SLURM run: {time.time() - started:.0f} s")
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
 
-    # every job went through sbatch and completed; the classifier asked for its GPU
+    # every job went through sbatch and completed, as slurmdbd's accounting records; the classifier got its GPU
+    submitted = set(re.findall(r"submitted with SLURM jobid (\d+)", result.stdout + result.stderr))
     listing = subprocess.run(
-        ["squeue", "--states=all", "--noheader", "--format=%i|%k|%T"], capture_output=True, text=True, env=environment, check=True,
+        ["sacct", "-X", "-n", "-P", "--format=JobID,Comment,State,AllocTRES", "-j", ",".join(sorted(submitted))],
+        capture_output=True, text=True, env=environment, check=True,
     ).stdout
-    submitted_ids = set(re.findall(r"submitted with SLURM jobid (\d+)", result.stdout + result.stderr))
-    jobs = {}
-    for line in listing.splitlines():
-        job_id, comment, state = line.strip().split("|")
-        if job_id in submitted_ids:
-            jobs[job_id] = (comment, state)
-    rules = {comment.removeprefix("rule_").split("_wildcards")[0] for comment, _ in jobs.values()}
+    jobs = {job_id: (comment, state, tres) for job_id, comment, state, tres in (line.split("|") for line in listing.splitlines())}
+    assert set(jobs) == submitted, listing
+    rules = {comment.removeprefix("rule_").split("_wildcards")[0] for comment, _, _ in jobs.values()}
     assert rules == SUBMITTED_RULES, listing
-    assert all(state == "COMPLETED" for _, state in jobs.values()), listing
-    classifier_job = next(job_id for job_id, (comment, _) in jobs.items() if comment == "rule_train_classifier")
-    details = subprocess.run(["scontrol", "show", "job", classifier_job], capture_output=True, text=True, env=environment, check=True).stdout
-    assert "gpu:1" in details, details
+    assert all(state == "COMPLETED" for _, state, _ in jobs.values()), listing
+    classifier_tres = [tres for comment, _, tres in jobs.values() if comment == "rule_train_classifier"]
+    assert len(classifier_tres) == 1 and "gres/gpu=1" in classifier_tres[0], listing
+    others = [tres for comment, _, tres in jobs.values() if comment != "rule_train_classifier"]
+    assert not any("gpu" in tres for tres in others), listing
 
     # the same numbers and files as the local run (same thread counts)
     local, remote = tiny_run / "results" / "tiny", workdir / "results" / "tiny"

@@ -14,7 +14,7 @@ done
 for pid in $pids; do kill -9 "$pid" 2>/dev/null; done
 : >"$STATE_DIR/pids"
 # put back what start-cluster.sh kept aside, else remove its files from /etc/slurm
-for name in slurm.conf gres.conf; do
+for name in slurm.conf gres.conf slurmdbd.conf; do
     if [ -e "$STATE_DIR/$name.orig" ]; then
         mv "$STATE_DIR/$name.orig" "/etc/slurm/$name"
     elif grep -qxF "# written by tests/slurm/start-cluster.sh" "/etc/slurm/$name" 2>/dev/null; then
