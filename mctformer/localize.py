@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -30,8 +29,11 @@ from tqdm import tqdm
 from .data.transforms import normalize_image
 from .data.voc import DatasetError, VOCLayout
 from .io import atomic_directory, atomic_path, save_map_file
-from .models.mctformer import MCTformer, MCTformerOutput
+from .data.layout import batches_of_equal_size
 from .models.registry import MAP_VARIANTS
+
+if TYPE_CHECKING:  # timm (behind the model) costs seconds to import; stages that only batch images skip it
+    from .models.mctformer import MCTformer, MCTformerOutput
 
 
 
@@ -161,14 +163,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device: 'cuda' was asked for but no CUDA device is available (use 'auto' or 'cpu')")
     return torch.device(name)
-
-
-def batches_of_equal_size(layout: VOCLayout, ids: Sequence[str], batch_size: int) -> list[list[str]]:
-    """Ids grouped by image size (read from headers), in batches of at most ``batch_size``."""
-    by_size: dict[tuple[int, int], list[str]] = defaultdict(list)
-    for image_id in ids:
-        by_size[layout.image_size(image_id)].append(image_id)
-    return [group[i : i + batch_size] for group in by_size.values() for i in range(0, len(group), batch_size)]
 
 
 def overlay_png(path: str | os.PathLike, image: np.ndarray, maps_by_variant: Mapping[str, np.ndarray], zoom: int = 3) -> None:

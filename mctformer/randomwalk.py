@@ -245,7 +245,7 @@ def random_walk_masks(
     from .affinity import neighbour_affinity, pair_indices
     from .data.transforms import normalize_image
     from .io import atomic_directory, load_map_file, save_label_png
-    from .localize import batches_of_equal_size
+    from .data.layout import batches_of_equal_size
 
     if not ids:
         raise ValueError("random_walk: the split list is empty")

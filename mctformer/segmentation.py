@@ -14,7 +14,7 @@ from tqdm import tqdm
 from .crf import CRFParams, crf_argmax
 from .data.transforms import normalize_image
 from .io import atomic_directory, save_label_png
-from .localize import batches_of_equal_size
+from .data.layout import batches_of_equal_size
 
 
 @torch.inference_mode()

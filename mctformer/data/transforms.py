@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from timm.data import create_transform
-
 import numpy as np
 import torch
 
@@ -20,6 +18,10 @@ def classification_transform(input_size: int, training: bool, augment: Mapping[s
     auto-augment string such as 'rand-m9-mstd0.5-inc1', or None), random_erasing
     (probability), eval_crop_pct.
     """
+    # imported here: timm pulls in torchvision's model zoo (~3 s), which the
+    # stages that only normalise images (walk, AffinityNet, DeepLab) never need
+    from timm.data import create_transform
+
     if training:
         return create_transform(
             input_size=input_size,
