@@ -239,38 +239,49 @@ def random_walk_masks(
     ``scale`` resizes the images the AffinityNet sees (see :func:`walk_geometry`); 1 is the reference.
     """
     import os
+    from concurrent.futures import ThreadPoolExecutor
 
     from tqdm import tqdm
 
+    from . import io
     from .affinity import neighbour_affinity, pair_indices
-    from .data.transforms import normalize_image
-    from .io import atomic_directory, load_map_file, save_label_png
     from .data.layout import batches_of_equal_size
+    from .data.transforms import normalize_image
+
+    atomic_directory, save_label_png = io.atomic_directory, io.save_label_png
 
     if not ids:
         raise ValueError("random_walk: the split list is empty")
     stride = model.output_stride
     model = model.to(device).eval()
-    with atomic_directory(out_dir) as tmp, tqdm(total=len(ids), desc="random walk", unit="img", mininterval=2.0) as progress:
+
+    def load_seeds(image_id: str, height: int, width: int, scaled: tuple[int, int]) -> tuple[np.ndarray, torch.Tensor]:
+        map_path = os.path.join(map_dir, f"{image_id}.npz")
+        labels, maps = io.load_map_file(map_path)  # looked up when called: tests count the arrays alive
+        if maps.shape[1:] != (height, width):
+            raise ValueError(f"map file {map_path} is {maps.shape[1:]} but its image is {(height, width)}")
+        return labels, seed_scores_on_grid(labels, maps, background, stride, scaled)[0]
+
+    # Map files are read (zlib, which releases the GIL) while the AffinityNet runs,
+    # and the PNGs of one batch are written while the next is computed.
+    with atomic_directory(out_dir) as tmp, ThreadPoolExecutor(max_workers=2) as io_pool, \
+            tqdm(total=len(ids), desc="random walk", unit="img", mininterval=2.0) as progress:
+        writes: list = []
         for batch_ids in batches_of_equal_size(layout, ids, batch_size):
             height, width = layout.image_size(batch_ids[0])
             scaled, padded, grid = walk_geometry(height, width, stride, scale)
+            pending_seeds = [io_pool.submit(load_seeds, image_id, height, width, scaled) for image_id in batch_ids]
             sources, targets = (torch.from_numpy(a).to(device) for a in pair_indices(grid[0], grid[1], radius))
             images = torch.stack([normalize_image(layout.load_image(i)) for i in batch_ids])
             if scaled != (height, width):
                 images = F.interpolate(images, size=scaled, mode="bilinear", align_corners=False)
             images = F.pad(images, (0, padded[1] - scaled[1], 0, padded[0] - scaled[0])).to(device)
             features = model(images).float()
+            del images
             if tuple(features.shape[-2:]) != grid:
                 raise RuntimeError(f"AffinityNet gave a {tuple(features.shape[-2:])} grid for {padded} inputs; expected {grid}")
             transition_t = transition_matrix_transposed(neighbour_affinity(features, radius), sources, targets, grid[0] * grid[1], beta)
-            seeds = []
-            for image_id in batch_ids:
-                map_path = os.path.join(map_dir, f"{image_id}.npz")
-                labels, maps = load_map_file(map_path)
-                if maps.shape[1:] != (height, width):
-                    raise ValueError(f"map file {map_path} is {maps.shape[1:]} but its image is {(height, width)}")
-                seeds.append((labels, seed_scores_on_grid(labels, maps, background, stride, scaled)[0]))
+            seeds = [future.result() for future in pending_seeds]
             # one walk for the batch: images side by side, classes padded to the batch's largest count
             channels = max(scores.shape[0] for _, scores in seeds)
             stacked = torch.zeros(channels, len(seeds), grid[0] * grid[1])
@@ -281,10 +292,16 @@ def random_walk_masks(
             for index, (labels, scores) in enumerate(seeds):
                 walked[index, scores.shape[0] :] = -1e9  # padding channels never win (-inf would give NaN when upsampled)
             masks = walk_to_mask(walked, grid, padded, (height, width), scaled)
-            for index, (image_id, (labels, _)) in enumerate(zip(batch_ids, seeds)):
-                values = np.concatenate([[0], labels]).astype(np.uint8)[masks[index]]
-                save_label_png(os.path.join(tmp, f"{image_id}.png"), values, palette, atomic=False)
+            for future in writes:  # the previous batch's PNGs, before queueing this one's
+                future.result()
+            writes = [
+                io_pool.submit(save_label_png, os.path.join(tmp, f"{image_id}.png"),
+                               np.concatenate([[0], labels]).astype(np.uint8)[masks[index]], palette, atomic=False)
+                for index, (image_id, (labels, _)) in enumerate(zip(batch_ids, seeds))
+            ]
             progress.update(len(batch_ids))
+        for future in writes:
+            future.result()
 
 
 # ---------------------------------------------------------------- ablation --

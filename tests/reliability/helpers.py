@@ -53,6 +53,14 @@ def run_snakemake(workdir: Path, *args: str, timeout: float = 900) -> subprocess
     return subprocess.run(snakemake_command(workdir, *args), capture_output=True, text=True, cwd=workdir, timeout=timeout)
 
 
+def run_each_in_two_threads(names, run) -> dict:
+    """{name: run(name)} with two runs at a time (each a snakemake subprocess; the machine has 2 cores)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip(names, pool.map(run, names)))
+
+
 def output_of(result) -> str:
     return (result.stdout or "") + (result.stderr or "")
 

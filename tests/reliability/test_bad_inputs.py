@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -22,6 +21,7 @@ from .helpers import (
     RUN,
     output_of,
     reliability_config,
+    run_each_in_two_threads,
     run_snakemake,
     temporaries,
     write_config,
@@ -106,8 +106,7 @@ def run_data_fault(base, name):
 @pytest.fixture(scope="module")
 def data_fault_runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("data_faults")
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        return dict(zip(SNAKEMAKE_DATA_FAULTS, pool.map(lambda name: run_data_fault(base, name), SNAKEMAKE_DATA_FAULTS)))
+    return run_each_in_two_threads(SNAKEMAKE_DATA_FAULTS, lambda name: run_data_fault(base, name))
 
 
 @pytest.mark.slow
@@ -177,8 +176,7 @@ def run_config_fault(base, name):
 @pytest.fixture(scope="module")
 def config_fault_runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("config_faults")
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        return dict(zip(SNAKEMAKE_CONFIG_FAULTS, pool.map(lambda name: run_config_fault(base, name), SNAKEMAKE_CONFIG_FAULTS)))
+    return run_each_in_two_threads(SNAKEMAKE_CONFIG_FAULTS, lambda name: run_config_fault(base, name))
 
 
 @pytest.mark.slow
