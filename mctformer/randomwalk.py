@@ -115,8 +115,13 @@ def walk_geometry(height: int, width: int, stride: int, scale: float = 1.0) -> t
     grid caps the pseudo masks at ~94 % mIoU even with perfect seeds).
     """
     scaled = (max(1, int(round(height * scale))), max(1, int(round(width * scale))))
-    padded = (int(np.ceil(scaled[0] / stride)) * stride, int(np.ceil(scaled[1] / stride)) * stride)
+    padded = padded_to_stride(scaled, stride)
     return scaled, padded, (padded[0] // stride, padded[1] // stride)
+
+
+def padded_to_stride(size: tuple[int, int], stride: int) -> tuple[int, int]:
+    """``size`` rounded up to whole strides (the reference pads the walk's input and maps with zeros)."""
+    return (int(np.ceil(size[0] / stride)) * stride, int(np.ceil(size[1] / stride)) * stride)
 
 
 def seed_scores_on_grid(labels: np.ndarray, maps: np.ndarray, background: float, stride: int,
@@ -127,7 +132,7 @@ def seed_scores_on_grid(labels: np.ndarray, maps: np.ndarray, background: float,
     if scaled is not None and tuple(scaled) != tuple(maps.shape[1:]):
         scores = F.interpolate(scores[None], size=scaled, mode="bilinear", align_corners=False)[0]
     height, width = scores.shape[1:]
-    padded = (int(np.ceil(height / stride)) * stride, int(np.ceil(width / stride)) * stride)
+    padded = padded_to_stride((height, width), stride)
     scores = F.pad(scores, (0, padded[1] - width, 0, padded[0] - height))
     return F.avg_pool2d(scores[None], stride, stride)[0], padded
 
@@ -239,16 +244,13 @@ def random_walk_masks(
     ``scale`` resizes the images the AffinityNet sees (see :func:`walk_geometry`); 1 is the reference.
     """
     import os
-    from concurrent.futures import ThreadPoolExecutor
 
     from tqdm import tqdm
 
-    from . import io
     from .affinity import neighbour_affinity, pair_indices
     from .data.layout import batches_of_equal_size
     from .data.transforms import normalize_image
-
-    atomic_directory, save_label_png = io.atomic_directory, io.save_label_png
+    from .io import atomic_directory, load_map_file, save_label_png
 
     if not ids:
         raise ValueError("random_walk: the split list is empty")
@@ -257,31 +259,25 @@ def random_walk_masks(
 
     def load_seeds(image_id: str, height: int, width: int, scaled: tuple[int, int]) -> tuple[np.ndarray, torch.Tensor]:
         map_path = os.path.join(map_dir, f"{image_id}.npz")
-        labels, maps = io.load_map_file(map_path)  # looked up when called: tests count the arrays alive
+        labels, maps = load_map_file(map_path)
         if maps.shape[1:] != (height, width):
             raise ValueError(f"map file {map_path} is {maps.shape[1:]} but its image is {(height, width)}")
         return labels, seed_scores_on_grid(labels, maps, background, stride, scaled)[0]
 
-    # Map files are read (zlib, which releases the GIL) while the AffinityNet runs,
-    # and the PNGs of one batch are written while the next is computed.
-    with atomic_directory(out_dir) as tmp, ThreadPoolExecutor(max_workers=2) as io_pool, \
-            tqdm(total=len(ids), desc="random walk", unit="img", mininterval=2.0) as progress:
-        writes: list = []
+    with atomic_directory(out_dir) as tmp, tqdm(total=len(ids), desc="random walk", unit="img", mininterval=2.0) as progress:
         for batch_ids in batches_of_equal_size(layout, ids, batch_size):
             height, width = layout.image_size(batch_ids[0])
             scaled, padded, grid = walk_geometry(height, width, stride, scale)
-            pending_seeds = [io_pool.submit(load_seeds, image_id, height, width, scaled) for image_id in batch_ids]
             sources, targets = (torch.from_numpy(a).to(device) for a in pair_indices(grid[0], grid[1], radius))
             images = torch.stack([normalize_image(layout.load_image(i)) for i in batch_ids])
             if scaled != (height, width):
                 images = F.interpolate(images, size=scaled, mode="bilinear", align_corners=False)
             images = F.pad(images, (0, padded[1] - scaled[1], 0, padded[0] - scaled[0])).to(device)
             features = model(images).float()
-            del images
             if tuple(features.shape[-2:]) != grid:
                 raise RuntimeError(f"AffinityNet gave a {tuple(features.shape[-2:])} grid for {padded} inputs; expected {grid}")
             transition_t = transition_matrix_transposed(neighbour_affinity(features, radius), sources, targets, grid[0] * grid[1], beta)
-            seeds = [future.result() for future in pending_seeds]
+            seeds = [load_seeds(image_id, height, width, scaled) for image_id in batch_ids]
             # one walk for the batch: images side by side, classes padded to the batch's largest count
             channels = max(scores.shape[0] for _, scores in seeds)
             stacked = torch.zeros(channels, len(seeds), grid[0] * grid[1])
@@ -292,16 +288,10 @@ def random_walk_masks(
             for index, (labels, scores) in enumerate(seeds):
                 walked[index, scores.shape[0] :] = -1e9  # padding channels never win (-inf would give NaN when upsampled)
             masks = walk_to_mask(walked, grid, padded, (height, width), scaled)
-            for future in writes:  # the previous batch's PNGs, before queueing this one's
-                future.result()
-            writes = [
-                io_pool.submit(save_label_png, os.path.join(tmp, f"{image_id}.png"),
-                               np.concatenate([[0], labels]).astype(np.uint8)[masks[index]], palette, atomic=False)
-                for index, (image_id, (labels, _)) in enumerate(zip(batch_ids, seeds))
-            ]
+            for index, (image_id, (labels, _)) in enumerate(zip(batch_ids, seeds)):
+                values = np.concatenate([[0], labels]).astype(np.uint8)[masks[index]]
+                save_label_png(os.path.join(tmp, f"{image_id}.png"), values, palette, atomic=False)
             progress.update(len(batch_ids))
-        for future in writes:
-            future.result()
 
 
 # ---------------------------------------------------------------- ablation --

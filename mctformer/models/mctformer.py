@@ -223,14 +223,6 @@ def create_mctformer(
     return model
 
 
-def read_state_dict(path: str | os.PathLike, model: str = "deit_small") -> dict[str, torch.Tensor]:
-    """A state dict from a local .pth/.pt (optionally under 'model' or 'state_dict') or .safetensors file.
-
-    A missing file names what to download for ``model`` (see models/weights.py).
-    """
-    return weights.read_state_dict(path, model)
-
-
 def resample_position_embedding(pos_embed: torch.Tensor, old_size: tuple[int, int], new_size: tuple[int, int]) -> torch.Tensor:
     """Patch position embedding [1, h*w, D] on an ``old_size`` grid -> [1, H*W, D] on ``new_size``.
 
@@ -255,7 +247,7 @@ def load_deit_weights(model: MCTformer, path: str | os.PathLike) -> dict[str, st
     classifier head is dropped. Returns {'sha256': ..., 'path': ...}.
     """
     # The hint for a missing file names the DeiT of this width (DeiT-S is 384 wide, DeiT-Ti 192).
-    state = read_state_dict(path, "deit_tiny" if model.embed_dim == 192 else "deit_small")
+    state = weights.read_state_dict(path, "deit_tiny" if model.embed_dim == 192 else "deit_small")
     if "cls_token" not in state or "pos_embed" not in state:
         raise ValueError(f"{path} is not a DeiT/ViT checkpoint: it has no cls_token/pos_embed")
     own = model.state_dict()
