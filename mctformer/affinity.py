@@ -1,10 +1,17 @@
 """Pixel-pair affinities of AffinityNet (Ahn & Kwak, CVPR 2018): pairs, labels, loss.
 
 Pairs join each feature-grid pixel to its neighbours at distance < radius;
-each unordered pair appears once (offsets in a half disc). Unlike the
-reference, pixels near the top, left and right borders keep their pairs too:
-on small feature grids (16x16 for 64 px images) the reference's cropping would
-leave a third of the pixels without any outgoing pair.
+each unordered pair appears once (offsets in a half disc, ordered as the
+reference orders them), offset-major. Which pixels are sources:
+
+- ``all``: every pixel, with the pairs that stay inside the grid.
+- ``reference``: as the reference's ``get_indices_of_pairs`` /
+  ``ExtractAffinityLabelInRadius``: only the pixels of rows 0..h-radius and
+  columns radius-1..w-radius (``grid[:-(r-1), r-1:-(r-1)]``), so the bottom
+  rows and the left and right columns are sources of no pair (they can still be
+  targets, some pixels of neither). On small feature grids (16x16 for 64 px
+  images) that leaves a third of the pixels without an outgoing pair, which is
+  why ``all`` is the embedded default.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import numpy as np
 import torch
 
 IGNORE = 255
+PAIR_SOURCES = ("all", "reference")
 
 
 def half_disc_offsets(radius: int) -> list[tuple[int, int]]:
@@ -26,25 +34,39 @@ def half_disc_offsets(radius: int) -> list[tuple[int, int]]:
     return offsets
 
 
+def source_window(height: int, width: int, radius: int, sources: str) -> tuple[slice, slice]:
+    """Rows and columns of the grid whose pixels are pair sources (see the module docstring)."""
+    if sources == "all":
+        return slice(0, height), slice(0, width)
+    if sources != "reference":
+        raise ValueError(f"affinity.pair_sources must be one of {PAIR_SOURCES}, got {sources!r}")
+    margin = radius - 1
+    if height - margin <= 0 or width - 2 * margin <= 0:
+        raise ValueError(f"a {height}x{width} feature grid has no pair sources at radius {radius} with affinity.pair_sources 'reference'")
+    return slice(0, height - margin), slice(margin, width - margin)
+
+
 @lru_cache(maxsize=64)
-def pair_indices(height: int, width: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
-    """Flat indices (from, to) of every in-bounds pair on an height x width grid."""
+def pair_indices(height: int, width: int, radius: int, sources: str = "all") -> tuple[np.ndarray, np.ndarray]:
+    """Flat indices (from, to) of the pairs on an height x width grid, offset-major, sources row-major."""
     rows, cols = np.mgrid[0:height, 0:width]
-    sources, targets = [], []
+    row_window, col_window = source_window(height, width, radius, sources)
+    rows, cols = rows[row_window, col_window], cols[row_window, col_window]
+    from_list, to_list = [], []
     for dy, dx in half_disc_offsets(radius):
         to_rows, to_cols = rows + dy, cols + dx
         inside = (to_rows < height) & (to_cols >= 0) & (to_cols < width)
-        sources.append((rows * width + cols)[inside])
-        targets.append((to_rows * width + to_cols)[inside])
-    return np.concatenate(sources), np.concatenate(targets)
+        from_list.append((rows * width + cols)[inside])
+        to_list.append((to_rows * width + to_cols)[inside])
+    return np.concatenate(from_list), np.concatenate(to_list)
 
 
-def pair_labels(label: np.ndarray, radius: int) -> dict[str, np.ndarray]:
+def pair_labels(label: np.ndarray, radius: int, sources: str = "all") -> dict[str, np.ndarray]:
     """Boolean masks over the pairs of ``label``'s grid: both background, same foreground class, different classes.
 
     Pairs touching an ignored (255) pixel are in none of the three.
     """
-    sources, targets = pair_indices(label.shape[0], label.shape[1], radius)
+    sources, targets = pair_indices(label.shape[0], label.shape[1], radius, sources)
     flat = label.reshape(-1)
     a, b = flat[sources], flat[targets]
     valid = (a != IGNORE) & (b != IGNORE)
@@ -61,19 +83,50 @@ def pair_affinity(features: torch.Tensor, sources: torch.Tensor, targets: torch.
     return torch.exp(-(flat[:, :, sources] - flat[:, :, targets]).abs().mean(dim=1))
 
 
-def neighbour_affinity(features: torch.Tensor, radius: int) -> torch.Tensor:
+def neighbour_affinity(features: torch.Tensor, radius: int, sources: str = "all") -> torch.Tensor:
     """:func:`pair_affinity` over exactly the pairs of :func:`pair_indices`, in the same order.
 
     Built from one shifted slice per offset instead of gathering every pair:
     the same numbers, several times faster forward and backward.
     """
     height, width = features.shape[-2:]
+    row_window, col_window = source_window(height, width, radius, sources)
+    top, bottom, left, right = row_window.start, row_window.stop, col_window.start, col_window.stop
     parts = []
     for dy, dx in half_disc_offsets(radius):
-        source = features[:, :, : height - dy, max(0, -dx) : width - max(0, dx)]
-        target = features[:, :, dy:, max(0, dx) : width - max(0, -dx)]
+        # sources in the window whose target (row + dy, col + dx) is inside the grid
+        row_stop = min(bottom, height - dy)
+        col_start, col_stop = max(left, -dx), min(right, width - dx)
+        source = features[:, :, top:row_stop, col_start:col_stop]
+        target = features[:, :, top + dy : row_stop + dy, col_start + dx : col_stop + dx]
         parts.append(torch.exp(-(source - target).abs().mean(dim=1)).flatten(1))
     return torch.cat(parts, dim=1)
+
+
+def pooled_grid_labels(la_scores: np.ndarray, ha_scores: np.ndarray, stride: int, keys: np.ndarray) -> np.ndarray:
+    """The reference's AffinityNet labels: the la and ha CRF scores [1+K, H, W] averaged over stride x stride cells, then merged.
+
+    As the reference's label transform (skimage ``block_reduce(..., np.mean)``):
+    the last cells are zero-padded and the padding counts in the mean; a cell
+    with no score at all (max < 1e-5: outside the image in a crop's zero
+    container) is ignored. Then la's argmax is the label where it is
+    foreground, 255 where la says background, and 0 wherever ha's argmax is
+    background. ``keys`` maps channel positions to label values (0 first).
+    Returns [ceil(H / stride), ceil(W / stride)] uint8.
+    """
+    stacked = np.concatenate([la_scores, ha_scores]).astype(np.float32)
+    channels, height, width = stacked.shape
+    padded = np.zeros((channels, -(-height // stride) * stride, -(-width // stride) * stride), np.float32)
+    padded[:, :height, :width] = stacked
+    pooled = padded.reshape(channels, padded.shape[1] // stride, stride, padded.shape[2] // stride, stride).mean(axis=(2, 4))
+    no_score = pooled.max(axis=0) < 1e-5
+    half = la_scores.shape[0]
+    la, ha = pooled[:half].argmax(axis=0), pooled[half:].argmax(axis=0)
+    label = np.asarray(keys, dtype=np.uint8)[la]
+    label[la == 0] = IGNORE
+    label[ha == 0] = 0
+    label[no_score] = IGNORE
+    return label
 
 
 def affinity_loss(affinity: torch.Tensor, labels: dict[str, torch.Tensor], eps: float = 1e-5) -> tuple[torch.Tensor, dict[str, float]]:

@@ -57,13 +57,18 @@ def dense_crf(image: np.ndarray, probs: np.ndarray, params: CRFParams) -> np.nda
     return np.asarray(crf.inference(params.iterations), dtype=np.float32).reshape(channels, height, width)
 
 
-def crf_argmax(image: np.ndarray, scores: np.ndarray, params: CRFParams, scale_setting: float | str = "auto", reference_size: float = 500.0) -> np.ndarray:
+def crf_argmax(
+    image: np.ndarray, scores: np.ndarray, params: CRFParams, scale_setting: float | str = "auto", reference_size: float = 500.0,
+    normalise: bool = True,
+) -> np.ndarray:
     """Channel index per pixel after a CRF on non-negative scores [C, H, W].
 
-    The scores are normalised to a distribution first (max-fused softmax or a
-    constant background score do not sum to one) and the sxy terms scaled to
-    the image size.
+    With ``normalise`` the scores are divided by their per-pixel sum first
+    (max-fused softmax or a constant background score do not sum to one);
+    without, they go to the CRF as they are (the reference's DeepLab inference:
+    unary_from_softmax takes -log of the clipped scores). The sxy terms are
+    scaled to the image size.
     """
-    probs = scores / np.maximum(scores.sum(axis=0, keepdims=True), 1e-8)
+    probs = scores / np.maximum(scores.sum(axis=0, keepdims=True), 1e-8) if normalise else scores
     scaled = params.scaled(spatial_scale(image.shape[:2], scale_setting, reference_size))
     return dense_crf(image, probs, scaled).argmax(axis=0)

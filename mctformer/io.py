@@ -7,7 +7,7 @@ looks complete to Snakemake.
 Map files (``<id>.npz``) hold two arrays:
   ``labels`` int16 [K]: segmentation values (1..C) of the classes present in the
       image; background (0) is never stored,
-  ``maps``   float16 [K, H, W]: one localization map per class, in [0, 1].
+  ``maps``   float16 (or float32, maps.storage_dtype) [K, H, W]: one localization map per class, in [0, 1].
 """
 
 from __future__ import annotations
@@ -141,13 +141,15 @@ def save_label_png(path: str | os.PathLike, label: np.ndarray, palette: np.ndarr
         image.save(path, format="PNG")
 
 
-def save_map_file(path: str | os.PathLike, labels: np.ndarray, maps: np.ndarray, atomic: bool = True) -> None:
-    """Write one image's localization maps (format in the module docstring).
+def save_map_file(path: str | os.PathLike, labels: np.ndarray, maps: np.ndarray, atomic: bool = True, dtype: str = "float16") -> None:
+    """Write one image's localization maps (format in the module docstring), as float16 or float32.
 
     ``atomic=False`` is for files inside a folder that is itself being written atomically.
     """
+    if dtype not in ("float16", "float32"):
+        raise ValueError(f"maps.storage_dtype must be float16 or float32, got {dtype!r}")
     labels = np.asarray(labels, dtype=np.int16)
-    maps = np.asarray(maps, dtype=np.float16)
+    maps = np.asarray(maps, dtype=dtype)
     if maps.ndim != 3 or maps.shape[0] != labels.shape[0]:
         raise ValueError(f"{path}: maps {maps.shape} do not match labels {labels.shape}")
     if not atomic:

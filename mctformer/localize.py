@@ -113,6 +113,58 @@ def scaled_size(height: int, width: int, scale: float, patch_size: int) -> tuple
     )
 
 
+# How each scale's input is made (maps.resize, maps.remainder); the reference's choices second.
+RESIZE_METHODS = ("torch_bilinear", "pil_bicubic")
+REMAINDER_RULES = ("resize", "crop")
+
+
+def scaled_inputs(
+    images: torch.Tensor, pictures: Sequence[np.ndarray] | None, scale: float, patch_size: int, resize: str, remainder: str,
+    flip: bool,
+) -> torch.Tensor:
+    """The network input at ``scale`` for a normalised batch ``images`` [B, 3, H, W] of equal-size pictures,
+    followed by their mirror images when ``flip`` ([2B, ...]).
+
+    ``remainder``: ``resize`` scales straight to whole patches (every pixel
+    seen); ``crop`` scales to round(H * s) x round(W * s) and keeps the top-left
+    whole patches, which is what the reference's stride-16 patch convolution
+    does with the remainder rows and columns (a 375x500 image is read as its
+    368x496 corner; the maps are still stretched over the whole image).
+    ``resize``: ``torch_bilinear`` on the normalised tensor (no antialias), or
+    ``pil_bicubic`` on the uint8 ``pictures`` (PIL, as the reference's dataset)
+    before normalising. Mirroring comes before the crop, as in the reference:
+    the mirror image loses its own last columns, i.e. the original's first ones.
+    """
+    if resize not in RESIZE_METHODS:
+        raise ValueError(f"maps.resize must be one of {RESIZE_METHODS}, got {resize!r}")
+    if remainder not in REMAINDER_RULES:
+        raise ValueError(f"maps.remainder must be one of {REMAINDER_RULES}, got {remainder!r}")
+    height, width = images.shape[-2:]
+    if remainder == "resize":
+        size = scaled_size(height, width, scale, patch_size)
+    else:
+        size = (max(1, round(height * scale)), max(1, round(width * scale)))  # Python's round, as the reference
+    if size == (height, width):
+        inputs = images
+    elif resize == "torch_bilinear":
+        inputs = F.interpolate(images, size=size, mode="bilinear", align_corners=False)
+    else:
+        from PIL import Image
+
+        if pictures is None:
+            raise ValueError("maps.resize pil_bicubic needs the uint8 pictures")
+        resized = [np.asarray(Image.fromarray(p).resize((size[1], size[0]), Image.BICUBIC)) for p in pictures]
+        inputs = torch.stack([normalize_image(p) for p in resized]).to(images.device)
+    if flip:
+        inputs = torch.cat([inputs, inputs.flip(-1)], dim=0)
+    if remainder == "crop":
+        kept = (size[0] // patch_size * patch_size, size[1] // patch_size * patch_size)
+        if min(kept) == 0:
+            raise ValueError(f"an image of {height}x{width} at scale {scale} is smaller than one {patch_size}px patch")
+        inputs = inputs[..., : kept[0], : kept[1]]
+    return inputs
+
+
 @torch.inference_mode()
 def multiscale_maps(
     model: MCTformer,
@@ -123,17 +175,29 @@ def multiscale_maps(
     flip: bool,
     last_k: int,
     feature_temperature: float = 0.1,
+    *,
+    pictures: Sequence[np.ndarray] | None = None,
+    resize: str = "torch_bilinear",
+    remainder: str = "resize",
+    position_embedding: str = "size",
+    amp: bool = False,
 ) -> dict[str, list[torch.Tensor]]:
     """Sum over scales (and horizontal flips) of the upsampled maps of each image's classes, unnormalised.
 
-    ``images`` is a normalised batch [B, 3, H, W] of equal-size images and
-    ``present`` a [B, C] boolean of their classes. Returns variant -> one
-    [K_b, H, W] tensor per image (its classes in index order). Each scale and
-    its flip run as ONE forward of 2B images. Flipping back and summing happen
-    on the patch grid, and only the image's classes are upsampled: both commute
-    with bilinear upsampling (align_corners=False samples symmetrically), so the
-    result equals upsampling every map first, at a fraction of the cost.
+    ``images`` is a normalised batch [B, 3, H, W] of equal-size images (their
+    uint8 ``pictures`` too for ``resize='pil_bicubic'``) and ``present`` a
+    [B, C] boolean of their classes. Returns variant -> one [K_b, H, W] tensor
+    per image (its classes in index order). Each scale and its flip run as ONE
+    forward of 2B images. Flipping back and summing happen on the patch grid,
+    and only the image's classes are upsampled: both commute with bilinear
+    upsampling to the whole image (align_corners=False samples symmetrically),
+    so the result equals upsampling every map first, at a fraction of the cost.
+    ``resize``/``remainder``: see :func:`scaled_inputs`; ``position_embedding``:
+    see ``resample_position_embedding``; ``amp``: float16 autocast on CUDA (the
+    reference extracts under autocast).
     """
+    from .training.common import autocast
+
     if not scales:
         raise ValueError("maps.scales must name at least one scale")
     batch, _, height, width = images.shape
@@ -141,12 +205,11 @@ def multiscale_maps(
     counts = present.sum(dim=1).tolist()
     totals: dict[str, torch.Tensor] = {}
     for scale in scales:
-        size = scaled_size(height, width, scale, model.patch_size)
-        inputs = F.interpolate(images, size=size, mode="bilinear", align_corners=False) if size != (height, width) else images
-        if flip:
-            inputs = torch.cat([inputs, inputs.flip(-1)], dim=0)
-        output = model.forward_tokens(inputs, return_attention=True)
-        for variant, grid in grid_maps(output, variants, model.num_classes, last_k, feature_temperature).items():
+        inputs = scaled_inputs(images, pictures, scale, model.patch_size, resize, remainder, flip)
+        with autocast(images.device, amp):
+            output = model.forward_tokens(inputs, return_attention=True, position_resampling=position_embedding)
+            grids = grid_maps(output, variants, model.num_classes, last_k, feature_temperature)
+        for variant, grid in grids.items():
             grid = grid.float()
             if flip:
                 grid = grid[:batch] + grid[batch:].flip(-1)
@@ -200,10 +263,18 @@ def extract_maps(
     device: torch.device | str = "cpu",
     overlay_dir: str | os.PathLike | None = None,
     num_overlays: int = 0,
+    resize: str = "torch_bilinear",
+    remainder: str = "resize",
+    position_embedding: str = "size",
+    amp: bool = False,
+    storage_dtype: str = "float16",
 ) -> None:
     """Write ``<id>.npz`` maps of every id for every variant in ``out_dirs`` (variant -> folder).
 
     Each folder (and the overlay folder) appears only when all of it is written.
+    ``resize``, ``remainder``, ``position_embedding``, ``amp``: see
+    :func:`multiscale_maps`; ``storage_dtype``: float16 (half the disk, within
+    2.5e-4 of float32 on [0, 1] maps) or float32 (the reference).
     """
     if not ids:
         raise DatasetError("extract_maps: the split list is empty")
@@ -231,14 +302,18 @@ def extract_maps(
                 pictures = [layout.load_image(i) for i in batch_ids]
                 images = torch.stack([normalize_image(p) for p in pictures]).to(device)
                 multi_hot = np.stack([np.asarray(class_labels[i]) > 0 for i in batch_ids])
-                summed = multiscale_maps(model, images, torch.from_numpy(multi_hot), variants, scales, flip, last_k, feature_temperature)
+                summed = multiscale_maps(
+                    model, images, torch.from_numpy(multi_hot), variants, scales, flip, last_k, feature_temperature,
+                    pictures=pictures, resize=resize, remainder=remainder, position_embedding=position_embedding, amp=amp,
+                )
                 written = []
                 for index, image_id in enumerate(batch_ids):
                     labels = np.flatnonzero(multi_hot[index]) + 1
                     per_variant = {}
                     for variant in variants:
                         maps = minmax_normalize(summed[variant][index]).cpu().numpy()
-                        written.append(writers.submit(save_map_file, tmp_dirs[variant] / f"{image_id}.npz", labels, maps, atomic=False))
+                        written.append(writers.submit(save_map_file, tmp_dirs[variant] / f"{image_id}.npz", labels, maps,
+                                                     atomic=False, dtype=storage_dtype))
                         per_variant[variant] = maps
                     if image_id in overlay_ids:
                         overlay_png(tmp_overlay / f"{image_id}.png", pictures[index], per_variant)

@@ -4,7 +4,11 @@ Conventions (DESIGN.md): a seed prediction is argmax over [t, maps] with the
 background score a constant t (a tie goes to background); label 255 is
 ignored; one confusion matrix accumulates over the whole split; mIoU is the
 mean IoU over background and every class (classes with an empty union, i.e.
-absent from both ground truth and prediction, are left out of the mean).
+absent from both ground truth and prediction, are left out of the mean). The
+reference's convention, ``miou_all_labels``, averages over every label with
+IoU = TP / (union + 1e-10), so an absent label counts 0; the two agree up to
+the factor (labels present) / (all labels) and rank thresholds alike unless a
+label's union becomes empty inside the sweep.
 """
 
 from __future__ import annotations
@@ -45,7 +49,9 @@ def scores_from_confusion(confusion: np.ndarray) -> dict[str, np.ndarray | float
         recall = np.where(gt_total > 0, true_positive / gt_total, np.nan)
     valid = union > 0
     miou = np.where(valid.any(axis=-1), np.nansum(iou, axis=-1) / np.maximum(valid.sum(axis=-1), 1), np.nan)
-    return {"iou": iou, "precision": precision, "recall": recall, "miou": miou}
+    # the reference (evaluation.py): every label in the mean, an empty union scoring 0
+    miou_all_labels = (true_positive / (union + 1e-10)).mean(axis=-1)
+    return {"iou": iou, "precision": precision, "recall": recall, "miou": miou, "miou_all_labels": miou_all_labels}
 
 
 def seed_prediction(labels: np.ndarray, maps: np.ndarray, threshold: float) -> np.ndarray:
@@ -136,7 +142,7 @@ def check_map_labels(path: str, labels: np.ndarray, expected_multi_hot: np.ndarr
 def sweep_table(confusions: np.ndarray, thresholds: np.ndarray, label_names: Sequence[str]) -> pd.DataFrame:
     """One row per threshold: mIoU, mean precision/recall, and per-class IoU/precision/recall."""
     scores = scores_from_confusion(confusions)
-    table = {"threshold": thresholds, "miou": scores["miou"]}
+    table = {"threshold": thresholds, "miou": scores["miou"], "miou_all_labels": scores["miou_all_labels"]}
     table["mean_precision"] = np.nanmean(scores["precision"], axis=1)
     table["mean_recall"] = np.nanmean(scores["recall"], axis=1)
     for index, name in enumerate(label_names):
@@ -147,10 +153,39 @@ def sweep_table(confusions: np.ndarray, thresholds: np.ndarray, label_names: Seq
     return pd.DataFrame(table)
 
 
-def best_threshold(table: pd.DataFrame) -> dict[str, float]:
-    """Highest mIoU; among equal ones the lowest threshold."""
-    row = table.loc[table["miou"].idxmax()]
-    return {"threshold": float(row["threshold"]), "miou": float(row["miou"])}
+MIOU_COLUMNS = {"present_labels": "miou", "all_labels": "miou_all_labels"}
+SELECTIONS = ("global_max", "first_non_improving")
+
+
+def best_threshold(table: pd.DataFrame, convention: str = "present_labels", selection: str = "global_max") -> dict:
+    """The sweep's answer: the threshold that feeds the walk, with both conventions and both selections beside it.
+
+    ``convention`` picks the mIoU that ranks (``present_labels``: ours,
+    ``all_labels``: the reference's). ``selection``: ``global_max`` = the
+    highest mIoU (the lowest threshold among equal ones);
+    ``first_non_improving`` = the reference's --curve, which walks up the
+    thresholds and stops at the first whose mIoU is not strictly higher than
+    the best so far (on a curve with two bumps it answers the first).
+    """
+    if convention not in MIOU_COLUMNS:
+        raise ValueError(f"seeds.miou_convention must be one of {sorted(MIOU_COLUMNS)}, got {convention!r}")
+    if selection not in SELECTIONS:
+        raise ValueError(f"seeds.selection must be one of {SELECTIONS}, got {selection!r}")
+    column = table[MIOU_COLUMNS[convention]].to_numpy()
+    global_index = int(np.nanargmax(column))
+    early_index = 0
+    for index in range(1, len(column)):
+        if not column[index] > column[early_index]:
+            break
+        early_index = index
+
+    def row(index: int) -> dict[str, float]:
+        return {"threshold": float(table["threshold"].iloc[index]), "miou": float(column[index]),
+                "miou_present_labels": float(table["miou"].iloc[index]), "miou_all_labels": float(table["miou_all_labels"].iloc[index])}
+
+    chosen = row(global_index if selection == "global_max" else early_index)
+    return {**chosen, "convention": convention, "selection": selection,
+            "global_max": row(global_index), "first_non_improving": row(early_index)}
 
 
 def mean_average_precision(scores: np.ndarray, targets: np.ndarray) -> float:

@@ -37,11 +37,35 @@ def background_power_scores(maps: np.ndarray, alpha: float) -> np.ndarray:
     return np.concatenate([background[None], maps], axis=0).astype(np.float32)
 
 
+def crf_scores(image: np.ndarray, maps: np.ndarray, alpha: float, params: CRFParams) -> np.ndarray:
+    """The CRF's probabilities [K+1, H, W] on [bg^alpha, maps] (the reference's la / ha dicts, background first)."""
+    return dense_crf(image, background_power_scores(maps, alpha), params)
+
+
 def crf_labels(image: np.ndarray, labels: np.ndarray, maps: np.ndarray, alpha: float, params: CRFParams) -> np.ndarray:
     """Argmax of the CRF on [bg^alpha, maps], as segmentation values (0 or one of ``labels``)."""
-    scores = background_power_scores(maps, alpha)
-    refined = dense_crf(image, scores, params)
-    return np.concatenate([[0], labels]).astype(np.uint8)[refined.argmax(axis=0)]
+    return np.concatenate([[0], labels]).astype(np.uint8)[crf_scores(image, maps, alpha, params).argmax(axis=0)]
+
+
+CRF_IMAGES = ("decoded", "normalised_roundtrip")
+
+
+def crf_image(picture: np.ndarray, source: str) -> np.ndarray:
+    """The RGB image the label CRF sees: the decoded picture, or the reference's round trip.
+
+    The reference maps its normalised network input back, (x * std + mean) *
+    255, and truncates to uint8, which lowers up to ~10 % of the channel
+    values by one (psa.crf_image).
+    """
+    if source == "decoded":
+        return picture
+    if source != "normalised_roundtrip":
+        raise ValueError(f"psa.crf_image must be one of {CRF_IMAGES}, got {source!r}")
+    from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize_image
+
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return ((normalize_image(picture) * std + mean) * 255).permute(1, 2, 0).numpy().astype(np.uint8)
 
 
 def confident_labels(la: np.ndarray, ha: np.ndarray) -> np.ndarray:
@@ -151,20 +175,40 @@ def walk_to_mask(walked: torch.Tensor, grid: tuple[int, int], padded: tuple[int,
 
 # ---------------------------------------------------------------- stages ---
 
+def save_confident_scores(path: str, labels: np.ndarray, la: np.ndarray, ha: np.ndarray) -> None:
+    """The la / ha CRF scores of one image (float16, background first) for AffinityNet's pooled grid labels."""
+    np.savez_compressed(path, labels=np.asarray(labels, np.int16), la=la.astype(np.float16), ha=ha.astype(np.float16))
+
+
+def load_confident_scores(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(labels [K], la [K+1, H, W], ha [K+1, H, W]) as :func:`save_confident_scores` wrote them; errors name the file."""
+    try:
+        with np.load(path) as data:
+            return data["labels"].astype(np.int64), data["la"].astype(np.float32), data["ha"].astype(np.float32)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"PSA score file missing: {path} (psa_labels writes it when affinity.grid_labels is pooled_scores)") from None
+    except Exception as error:
+        raise ValueError(f"unreadable PSA score file {path}: {error}") from error
+
+
 def _psa_label_job(job: tuple) -> dict[str, int]:
     from .io import load_map_file, save_label_png
     from .crf import spatial_scale
 
-    layout, image_id, map_path, out_path, alpha_low, alpha_high, params, scale_setting, reference_size, palette = job
-    image = layout.load_image(image_id)
+    layout, image_id, map_path, out_path, alpha_low, alpha_high, params, scale_setting, reference_size, palette, image_source, keep_scores = job
+    picture = layout.load_image(image_id)
     labels, maps = load_map_file(map_path)
-    if maps.shape[1:] != image.shape[:2]:
-        raise ValueError(f"map file {map_path} is {maps.shape[1:]} but image {image_id} is {image.shape[:2]}")
+    if maps.shape[1:] != picture.shape[:2]:
+        raise ValueError(f"map file {map_path} is {maps.shape[1:]} but image {image_id} is {picture.shape[:2]}")
+    image = crf_image(picture, image_source)
     scaled = params.scaled(spatial_scale(image.shape[:2], scale_setting, reference_size))
-    la = crf_labels(image, labels, maps, alpha_low, scaled)
-    ha = crf_labels(image, labels, maps, alpha_high, scaled)
-    label = confident_labels(la, ha)
+    la_scores = crf_scores(image, maps, alpha_low, scaled)
+    ha_scores = crf_scores(image, maps, alpha_high, scaled)
+    values = np.concatenate([[0], labels]).astype(np.uint8)
+    label = confident_labels(values[la_scores.argmax(axis=0)], values[ha_scores.argmax(axis=0)])
     save_label_png(out_path, label, palette, atomic=False)
+    if keep_scores:
+        save_confident_scores(out_path.removesuffix(".png") + ".npz", labels, la_scores, ha_scores)
     counts = {"pixels": int(label.size), "foreground": int(((label != 0) & (label != IGNORE)).sum()), "background": int((label == 0).sum())}
     if layout.mask_dir is not None and layout.mask_path(image_id).is_file():
         gt = layout.load_mask(image_id)
@@ -186,8 +230,15 @@ def make_psa_labels(
     reference_size: float,
     palette: np.ndarray,
     workers: int = 1,
+    image_source: str = "decoded",
+    keep_scores: bool = False,
 ) -> dict[str, float]:
-    """Confident PSA labels of every id as palette PNGs in ``out_dir`` (written atomically as a folder)."""
+    """Confident PSA labels of every id as palette PNGs in ``out_dir`` (written atomically as a folder).
+
+    ``image_source``: see :func:`crf_image`. ``keep_scores``: also write each
+    image's la / ha CRF scores (``<id>.npz``), which AffinityNet's
+    ``pooled_scores`` grid labels read.
+    """
     import os
     from concurrent.futures import ProcessPoolExecutor
 
@@ -199,7 +250,8 @@ def make_psa_labels(
     totals: dict[str, int] = {}
     with atomic_directory(out_dir) as tmp:
         jobs = [
-            (layout, i, os.path.join(map_dir, f"{i}.npz"), os.path.join(tmp, f"{i}.png"), alpha_low, alpha_high, params, scale_setting, reference_size, palette)
+            (layout, i, os.path.join(map_dir, f"{i}.npz"), os.path.join(tmp, f"{i}.png"), alpha_low, alpha_high, params, scale_setting,
+             reference_size, palette, image_source, keep_scores)
             for i in ids
         ]
         if workers > 1:
@@ -238,10 +290,12 @@ def random_walk_masks(
     device: torch.device,
     batch_size: int = 64,
     scale: float = 1.0,
+    pair_sources: str = "all",
 ) -> None:
     """Pseudo masks of every id by random walk with the AffinityNet's affinities (``out_dir`` written atomically).
 
     ``scale`` resizes the images the AffinityNet sees (see :func:`walk_geometry`); 1 is the reference.
+    ``pair_sources``: which grid pixels have pairs (mctformer.affinity; ``reference`` = the reference's walk).
     """
     import os
 
@@ -268,7 +322,7 @@ def random_walk_masks(
         for batch_ids in batches_of_equal_size(layout, ids, batch_size):
             height, width = layout.image_size(batch_ids[0])
             scaled, padded, grid = walk_geometry(height, width, stride, scale)
-            sources, targets = (torch.from_numpy(a).to(device) for a in pair_indices(grid[0], grid[1], radius))
+            sources, targets = (torch.from_numpy(a).to(device) for a in pair_indices(grid[0], grid[1], radius, pair_sources))
             images = torch.stack([normalize_image(layout.load_image(i)) for i in batch_ids])
             if scaled != (height, width):
                 images = F.interpolate(images, size=scaled, mode="bilinear", align_corners=False)
@@ -276,7 +330,8 @@ def random_walk_masks(
             features = model(images).float()
             if tuple(features.shape[-2:]) != grid:
                 raise RuntimeError(f"AffinityNet gave a {tuple(features.shape[-2:])} grid for {padded} inputs; expected {grid}")
-            transition_t = transition_matrix_transposed(neighbour_affinity(features, radius), sources, targets, grid[0] * grid[1], beta)
+            affinity = neighbour_affinity(features, radius, pair_sources)
+            transition_t = transition_matrix_transposed(affinity, sources, targets, grid[0] * grid[1], beta)
             seeds = [load_seeds(image_id, height, width, scaled) for image_id in batch_ids]
             # one walk for the batch: images side by side, classes padded to the batch's largest count
             channels = max(scores.shape[0] for _, scores in seeds)
@@ -311,7 +366,7 @@ def _crf_only_job(job: tuple) -> np.ndarray:
 
 @torch.inference_mode()
 def colour_walk_predictions(layout, ids, map_dir: str, background: float, beta: float, logt: int, radius: int, stride: int, sigma: float,
-                            scale: float = 1.0):
+                            scale: float = 1.0, pair_sources: str = "all"):
     """(ground truth, prediction) per image of a random walk with an affinity from colour alone (mean RGB of each stride cell)."""
     import os
 
@@ -328,8 +383,9 @@ def colour_walk_predictions(layout, ids, map_dir: str, background: float, beta: 
             colour = F.interpolate(colour, size=scaled, mode="bilinear", align_corners=False)
         colour = F.pad(colour, (0, padded[1] - scaled[1], 0, padded[0] - scaled[0]))
         features = F.avg_pool2d(colour, stride, stride) / sigma
-        sources, targets = (torch.from_numpy(a) for a in pair_indices(grid[0], grid[1], radius))
-        transition_t = transition_matrix_transposed(neighbour_affinity(features, radius)[0], sources, targets, grid[0] * grid[1], beta)
+        sources, targets = (torch.from_numpy(a) for a in pair_indices(grid[0], grid[1], radius, pair_sources))
+        affinity = neighbour_affinity(features, radius, pair_sources)[0]
+        transition_t = transition_matrix_transposed(affinity, sources, targets, grid[0] * grid[1], beta)
         walked = random_walk(scores.reshape(scores.shape[0], -1), transition_t, 2**logt)
         index = walk_to_mask(walked.reshape(1, -1, *grid), grid, padded, image.shape[:2], scaled)[0]
         yield layout.load_mask(image_id), np.concatenate([[0], labels])[index]
@@ -363,7 +419,7 @@ def psa_ablation(
     stride = backbone_output_stride(affinity["backbone"])
     colour = dataset_confusion(
         colour_walk_predictions(layout, ids, map_dir, background, psa["beta"], psa["logt"], affinity["radius"], stride, colour_sigma,
-                                psa["walk_scale"]),
+                                psa["walk_scale"], affinity["pair_sources"]),
         num_labels,
     )
     return {name: float(scores_from_confusion(c)["miou"]) for name, c in (("seeds", seeds), ("seeds + CRF", crf_only), ("random walk, colour affinity", colour))}

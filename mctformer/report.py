@@ -165,6 +165,27 @@ def build_report(
     return summary
 
 
+def _seed_convention_lines(summary, seed_splits, variants) -> list[str]:
+    """Where the reference's mIoU convention or its early-stopping "best" answer differently from ours, a table says so."""
+    rows = []
+    for split in seed_splits:
+        for variant in variants:
+            best = summary["seeds"][split][variant]
+            top, early = best.get("global_max"), best.get("first_non_improving")
+            if top is None or early is None:  # a best.json from before both were recorded
+                continue
+            differs = top["threshold"] != early["threshold"] or abs(top["miou_all_labels"] - top["miou_present_labels"]) > 1e-12
+            if differs:
+                rows.append(
+                    f"| {split} | {variant} | {100 * top['miou_present_labels']:.1f} / {100 * top['miou_all_labels']:.1f} (t={top['threshold']:.2f}) "
+                    f"| {100 * early['miou_present_labels']:.1f} / {100 * early['miou_all_labels']:.1f} (t={early['threshold']:.2f}) |"
+                )
+    if not rows:
+        return []
+    return ["", "The two mIoU conventions (present labels / all labels, the reference's) and the reference's early-stopping threshold, "
+            "where they differ:", "", "| split | variant | global maximum | reference early stop |", "|---|---|---|---|", *rows]
+
+
 def _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deeplab_split, times, figure_dir, report_path, run_dir) -> str:
     figures = os.path.relpath(figure_dir, os.path.dirname(report_path))
     seeds_dir = os.path.relpath(os.path.join(run_dir, "seeds"), os.path.dirname(report_path))
@@ -174,6 +195,7 @@ def _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deepl
         cells = [f"{100 * summary['seeds'][s][variant]['miou']:.1f} (t={summary['seeds'][s][variant]['threshold']:.2f})" for s in seed_splits]
         paper = PAPER["seeds"].get(PAPER_ROW.get(variant, ""))
         lines.append(f"| {variant} | " + " | ".join(cells) + f" | {paper if paper is not None else '-'} |")
+    lines += _seed_convention_lines(summary, seed_splits, variants)
     lines += ["", f"![seed ablation]({figures}/seed_ablation.png)", ""]
     lines += [f"![threshold sweep, {split}]({seeds_dir}/{split}/sweep.png)" for split in seed_splits]
     lines += ["", "## Pseudo masks (PSA random walk)", ""]

@@ -17,22 +17,43 @@ from .io import atomic_directory, save_label_png
 from .data.layout import batches_of_equal_size
 
 
+INFERENCE_RESIZES = ("ours", "reference")
+
+
 @torch.inference_mode()
-def multiscale_softmax(model: torch.nn.Module, images: torch.Tensor, scales: Sequence[float], flip: bool, fuse: str = "max") -> torch.Tensor:
-    """Softmax [B, L, H, W] fused over scales (and flips) by ``max`` (the reference) or ``mean``."""
+def multiscale_softmax(
+    model: torch.nn.Module, images: torch.Tensor, scales: Sequence[float], flip: bool, fuse: str = "max", resize: str = "ours",
+) -> torch.Tensor:
+    """Softmax [B, L, H, W] fused over scales (and flips) by ``max`` (the reference) or ``mean``.
+
+    ``resize`` 'ours': each scale is round(H*s) x round(W*s), bilinear with
+    align_corners=False, and the model's input-size scores are upsampled to
+    H x W. 'reference' (seg/infer_seg.py): int(H*s) x int(W*s) (floor), bilinear
+    with align_corners=True (at every scale, 1 included: an identity there), and
+    the scores at the output stride (``model.logits`` where the model has it)
+    upsampled straight to H x W with align_corners=False.
+    """
     if fuse not in ("max", "mean"):
         raise ValueError(f"deeplab.fuse must be 'max' or 'mean', got {fuse!r}")
+    if resize not in INFERENCE_RESIZES:
+        raise ValueError(f"deeplab.inference_resize must be one of {INFERENCE_RESIZES}, got {resize!r}")
     if not scales:
         raise ValueError("deeplab.scales must name at least one scale")
     height, width = images.shape[-2:]
+    reference = resize == "reference"
+    scores_of = getattr(model, "logits", model) if reference else model
     fused = None
     count = 0
     for scale in scales:
-        size = (max(1, round(height * scale)), max(1, round(width * scale)))
-        inputs = F.interpolate(images, size=size, mode="bilinear", align_corners=False) if size != (height, width) else images
+        if reference:
+            size = (max(1, int(height * scale)), max(1, int(width * scale)))
+            inputs = F.interpolate(images, size=size, mode="bilinear", align_corners=True)
+        else:
+            size = (max(1, round(height * scale)), max(1, round(width * scale)))
+            inputs = F.interpolate(images, size=size, mode="bilinear", align_corners=False) if size != (height, width) else images
         variants = [inputs, inputs.flip(-1)] if flip else [inputs]
         for index, batch in enumerate(variants):
-            logits = model(batch).float()
+            logits = scores_of(batch).float()
             probs = torch.softmax(F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False), dim=1)
             if index == 1:
                 probs = probs.flip(-1)
@@ -47,8 +68,8 @@ def multiscale_softmax(model: torch.nn.Module, images: torch.Tensor, scales: Seq
 
 
 def _crf_job(job: tuple) -> tuple[str, np.ndarray]:
-    image_id, image, probs, params, scale_setting, reference_size = job
-    return image_id, crf_argmax(image, probs, params, scale_setting, reference_size).astype(np.uint8)
+    image_id, image, probs, params, scale_setting, reference_size, normalise = job
+    return image_id, crf_argmax(image, probs, params, scale_setting, reference_size, normalise=normalise).astype(np.uint8)
 
 
 def segment_images(
@@ -67,8 +88,13 @@ def segment_images(
     device: torch.device,
     workers: int = 1,
     chunk: int = 32,
+    resize: str = "ours",
+    normalise_crf_scores: bool = True,
 ) -> None:
-    """Label PNGs of every id in ``out_dir`` and/or CRF-refined ones in ``crf_out_dir``; folders appear when complete."""
+    """Label PNGs of every id in ``out_dir`` and/or CRF-refined ones in ``crf_out_dir``; folders appear when complete.
+
+    ``resize``: see :func:`multiscale_softmax`; ``normalise_crf_scores``: see :func:`crf.crf_argmax`.
+    """
     import contextlib
 
     if not ids:
@@ -82,12 +108,12 @@ def segment_images(
         for batch_ids in batches_of_equal_size(layout, ids, chunk):
             images = [layout.load_image(image_id) for image_id in batch_ids]
             batch = torch.stack([normalize_image(image) for image in images]).to(device)
-            probs = multiscale_softmax(model, batch, scales, flip, fuse).cpu().numpy()
+            probs = multiscale_softmax(model, batch, scales, flip, fuse, resize).cpu().numpy()
             jobs = []
             for image_id, image, image_probs in zip(batch_ids, images, probs):
                 if out_tmp is not None:
                     save_label_png(os.path.join(out_tmp, f"{image_id}.png"), image_probs.argmax(axis=0).astype(np.uint8), palette, atomic=False)
-                jobs.append((image_id, image, image_probs, crf_params, scale_setting, reference_size))
+                jobs.append((image_id, image, image_probs, crf_params, scale_setting, reference_size, normalise_crf_scores))
             if crf_tmp is not None:
                 results = pool.map(_crf_job, jobs) if pool else map(_crf_job, jobs)
                 for image_id, label in results:

@@ -120,6 +120,8 @@ def extract_maps_stage(
         scales=settings["scales"], flip=settings["flip"], last_k=settings["last_k"],
         feature_temperature=settings["feature_temperature"], batch_size=settings["batch_size"],
         device=torch_device, overlay_dir=overlay_dir, num_overlays=settings["overlays"],
+        resize=settings["resize"], remainder=settings["remainder"], position_embedding=settings["position_embedding"],
+        amp=settings["amp"], storage_dtype=settings["storage_dtype"],
     )
     print(f"extracted maps of {len(ids)} images in {time.time() - started:.1f} s")
 
@@ -127,8 +129,14 @@ def extract_maps_stage(
 def evaluate_seeds_stage(
     root: str, layout: str, classes: Sequence[str], labels_path: str, split: str, map_dirs: Mapping[str, str],
     thresholds: Mapping[str, float], out_files: Mapping[str, Mapping[str, str]], plot_path: str,
+    miou_convention: str = "present_labels", selection: str = "global_max",
 ) -> dict[str, dict]:
-    """Threshold sweep of every variant on ``split``; writes sweep.csv/best.json per variant and one plot."""
+    """Threshold sweep of every variant on ``split``; writes sweep.csv/best.json per variant and one plot.
+
+    best.json holds the chosen threshold (``miou_convention``, ``selection``;
+    see metrics.best_threshold) and, beside it, the global maximum and the
+    reference's early stop in both mIoU conventions.
+    """
     reader = open_layout(root, layout, len(classes))
     ids = reader.read_ids(split)
     labels = load_class_labels(labels_path, ids, len(classes))
@@ -138,10 +146,13 @@ def evaluate_seeds_stage(
     confusions = sweep_split(map_dirs, ids, reader.load_mask, grid, len(label_names), labels)
     for variant in map_dirs:
         tables[variant] = sweep_table(confusions[variant], grid, label_names)
-        bests[variant] = best_threshold(tables[variant])
+        best = bests[variant] = best_threshold(tables[variant], miou_convention, selection)
         write_dataframe_csv(out_files[variant]["sweep"], tables[variant])
-        write_json(out_files[variant]["best"], bests[variant])
-        print(f"{split} {variant}: best mIoU {bests[variant]['miou']:.4f} at t = {bests[variant]['threshold']:.2f}")
+        write_json(out_files[variant]["best"], best)
+        early, top = best["first_non_improving"], best["global_max"]
+        print(f"{split} {variant}: mIoU {best['miou']:.4f} at t = {best['threshold']:.2f} ({selection}, {miou_convention}); "
+              f"global max {top['miou']:.4f} at t = {top['threshold']:.2f}, reference early stop {early['miou']:.4f} at "
+              f"t = {early['threshold']:.2f}; all-labels mIoU {best['miou_all_labels']:.4f}, present-labels {best['miou_present_labels']:.4f}")
     save_figure(plot_path, sweep_figure(tables, bests, title=f"seed mIoU vs background threshold ({split}, {len(ids)} images)"))
     return bests
 
@@ -175,8 +186,9 @@ def psa_training_ids(reader, split: str, max_images: int | None) -> list[str]:
 
 def psa_labels_stage(
     root: str, layout: str, classes: Sequence[str], palette: Sequence | None, split: str, map_dir: str,
-    settings: Mapping[str, Any], out_dir: str, stats_path: str, workers: int = 1,
+    settings: Mapping[str, Any], out_dir: str, stats_path: str, workers: int = 1, grid_labels: str = "centre_pixel",
 ) -> dict:
+    """Confident labels (and, for ``grid_labels`` pooled_scores, the la / ha CRF scores AffinityNet pools)."""
     from .io import make_palette
     from .randomwalk import make_psa_labels
 
@@ -187,6 +199,7 @@ def psa_labels_stage(
     stats = make_psa_labels(
         reader, ids, map_dir, out_dir, settings["alpha_low"], settings["alpha_high"], crf_params_of(crf),
         crf["spatial_scale"], crf["reference_size"], make_palette(palette), workers=max(1, min(workers, settings["workers"])),
+        image_source=settings["crf_image"], keep_scores=grid_labels == "pooled_scores",
     )
     stats["seconds"] = time.time() - started
     write_json(stats_path, stats)
@@ -239,7 +252,7 @@ def random_walk_stage(
     started = time.time()
     random_walk_masks(
         model, reader, ids, map_dir, out_dir, background, psa["beta"], psa["logt"], affinity["radius"],
-        make_palette(palette), torch_device, scale=psa["walk_scale"],
+        make_palette(palette), torch_device, scale=psa["walk_scale"], pair_sources=affinity["pair_sources"],
     )
     print(f"pseudo masks in {time.time() - started:.1f} s")
 
@@ -352,7 +365,8 @@ def infer_deeplab_stage(
     segment_images(
         model, reader, ids, pred_dir, crf_dir, settings["scales"], settings["flip_inference"], settings["fuse"],
         crf_params_of(crf), crf["spatial_scale"], crf["reference_size"], make_palette(palette), torch_device,
-        workers=max(1, threads),
+        workers=max(1, threads), resize=settings.get("inference_resize", "ours"),
+        normalise_crf_scores=crf.get("normalise_scores", True),
     )
     print(f"segmented {len(ids)} images of {split} in {time.time() - started:.1f} s")
 

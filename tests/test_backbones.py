@@ -61,3 +61,13 @@ def test_registry_stride_is_the_backbones_real_stride(name, size):
     backbone = create_backbone(name)
     assert backbone.output_stride == backbone_output_stride(name)
     assert backbone(torch.randn(1, 3, size, size))[-1].shape[-1] == size // backbone_output_stride(name)
+
+
+def test_resnet38_loads_psa_voc_classifier_weights(resnet38, tmp_path):
+    """PSA's res38_cls.pth (the paper configs' AffinityNet and DeepLab start): the same trunk names plus its fc8 classifier."""
+    state = {key: torch.randn_like(value) if value.is_floating_point() else value for key, value in resnet38.state_dict().items()}
+    state["fc8.weight"] = torch.randn(20, 4096, 1, 1)  # resnet38_cls.Net's 1x1 classifier, dropped on load
+    torch.save(state, tmp_path / "res38_cls.pth")
+    loaded = ResNet38d(tmp_path / "res38_cls.pth")
+    assert torch.equal(loaded.b4_5.conv_branch2b1.weight, state["b4_5.conv_branch2b1.weight"])
+    assert not any(key.startswith("fc8") for key in loaded.state_dict())

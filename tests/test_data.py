@@ -134,3 +134,21 @@ def test_command_line_builds_labels_and_scores_masks(synthetic_root, tmp_path, c
     # the ground truth scored against itself is perfect
     assert main(["evaluate", str(synthetic_root), str(synthetic_root / "SegmentationClassAug"), "--split", "val", "--config", str(config)]) == 0
     assert "mIoU 1.0000" in capsys.readouterr().out
+
+
+def test_classification_transform_is_bicubic_with_one_erasing():
+    """The paper config's DeiT pipeline: bicubic random resized crops and one random-erasing box of per-pixel noise."""
+    import yaml
+    from timm.data.random_erasing import RandomErasing
+
+    from conftest import REPO
+    from mctformer.data.transforms import classification_transform
+
+    classifier = yaml.safe_load((REPO / "workflow" / "configs" / "voc12.yaml").read_text())["classifier"]
+    steps = classification_transform(classifier["input_size"], True, classifier["augment"]).transforms
+    crop = steps[0]
+    assert type(crop).__name__ == "RandomResizedCropAndInterpolation" and str(crop.interpolation).lower().endswith("bicubic")
+    erasing = [step for step in steps if isinstance(step, RandomErasing)]
+    assert len(erasing) == 1 and erasing[0].max_count == 1 and erasing[0].mode == "pixel" and erasing[0].probability == 0.25
+    evaluation = classification_transform(classifier["input_size"], False, classifier["augment"]).transforms
+    assert evaluation[0].size == 256 and evaluation[1].size == (224, 224)

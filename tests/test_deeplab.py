@@ -125,3 +125,27 @@ def test_voc_submission_layout_and_tarball(synthetic_root, tmp_path):
         names = archive.getnames()
     assert f"results/VOC2012/Segmentation/comp6_test_cls/{pngs[0].name}" in names
     assert sum(name.endswith(".png") for name in names) == TINY_SPEC.num_val
+
+
+def test_training_loss_is_cross_entropy_ignoring_255(synthetic_root, tmp_path, monkeypatch):
+    """The reference's loss: mean cross-entropy over the pixels whose label is not 255."""
+    import torch.nn.functional as F
+
+    from conftest import TINY_SPEC, tiny_config
+    from mctformer.data.voc import VOCLayout
+    from mctformer.training import deeplab as deeplab_module
+
+    calls = []
+    real = F.cross_entropy
+
+    def recording(logits, labels, **kwargs):
+        calls.append(kwargs)
+        return real(logits, labels, **kwargs)
+
+    monkeypatch.setattr(F, "cross_entropy", recording)
+    layout = VOCLayout(synthetic_root, TINY_SPEC.num_classes)
+    settings = dict(tiny_config()["deeplab"], epochs=1, batch_size=4, workers=0)
+    ids = layout.read_ids("train")[:8]
+    deeplab_module.train_deeplab(layout, ids, layout.load_mask, TINY_SPEC.num_classes + 1, settings, tmp_path / "c.pt", tmp_path / "l.csv",
+                                 tmp_path / "r.pt", torch.device("cpu"))
+    assert calls and all(call == {"ignore_index": 255} for call in calls)

@@ -74,7 +74,9 @@ def test_sweep_split_and_table(tmp_path):
     assert np.array_equal(confusions[1], np.array([[3, 0, 0], [0, 2, 0], [0, 0, 2]]))
     table = sweep_table(confusions, grid, ["background", "x", "y"])
     assert table.loc[1, "miou"] == pytest.approx(1.0)
-    assert best_threshold(table) == {"threshold": 0.3, "miou": 1.0}
+    best = best_threshold(table)
+    assert (best["threshold"], best["miou"], best["selection"], best["convention"]) == (0.3, 1.0, "global_max", "present_labels")
+    assert best["miou_all_labels"] == pytest.approx(1.0)  # all three labels occur
     with pytest.raises(ValueError, match="holds classes"):
         sweep_split({"v": tmp_path}, ["a"], gt.__getitem__, grid, 3, class_labels={"a": np.array([0, 1], np.float32)}, progress=False)
     with pytest.raises(FileNotFoundError, match="c.npz"):
@@ -82,8 +84,31 @@ def test_sweep_split_and_table(tmp_path):
 
 
 def test_best_threshold_prefers_the_lowest_on_ties():
-    table = pd.DataFrame({"threshold": [0.1, 0.2, 0.3], "miou": [0.5, 0.7, 0.7]})
+    table = pd.DataFrame({"threshold": [0.1, 0.2, 0.3], "miou": [0.5, 0.7, 0.7], "miou_all_labels": [0.5, 0.7, 0.7]})
     assert best_threshold(table)["threshold"] == 0.2
+
+
+def test_early_stop_answers_the_first_bump_and_the_conventions_rank_separately():
+    # all-labels mIoU: 0.2, 0.3, 0.25, 0.6 -> the reference's --curve stops after 0.3 (t = 0.2)
+    table = pd.DataFrame({"threshold": [0.1, 0.2, 0.3, 0.4], "miou": [0.8, 0.4, 0.5, 0.6], "miou_all_labels": [0.2, 0.3, 0.25, 0.6]})
+    early = best_threshold(table, convention="all_labels", selection="first_non_improving")
+    assert (early["threshold"], early["miou"], early["miou_present_labels"]) == (0.2, 0.3, 0.4)
+    assert early["global_max"]["threshold"] == 0.4
+    ours = best_threshold(table)
+    assert (ours["threshold"], ours["miou"]) == (0.1, 0.8)
+    assert ours["first_non_improving"]["threshold"] == 0.1  # 0.4 < 0.8: stops at once
+    with pytest.raises(ValueError, match="seeds.selection"):
+        best_threshold(table, selection="last")
+    with pytest.raises(ValueError, match="seeds.miou_convention"):
+        best_threshold(table, convention="mean")
+
+
+def test_all_labels_convention_counts_an_absent_label_as_zero():
+    # label 2 occurs in neither ground truth nor prediction
+    confusion = np.array([[3, 1, 0], [0, 2, 0], [0, 0, 0]])
+    scores = scores_from_confusion(confusion)
+    assert scores["miou"] == pytest.approx((3 / 4 + 2 / 3) / 2)
+    assert scores["miou_all_labels"] == pytest.approx((3 / 4 + 2 / 3 + 0) / 3)
 
 
 def test_mean_average_precision_hand_case():

@@ -103,3 +103,12 @@ def test_deit_checkpoint_initialises_every_class_token(tmp_path, capsys):
         assert torch.equal(model.blocks[2].mlp.fc1.weight, state["blocks.2.mlp.fc1.weight"])
     with pytest.raises(FileNotFoundError, match="missing.pth not found"):
         load_deit_weights(model, tmp_path / "missing.pth")
+
+
+def test_no_dropout_besides_drop_path():
+    """The reference sets drop path 0.1 and leaves every dropout at 0 (timm's drop_rate, attention and projection dropout)."""
+    model = create_mctformer("tiny", 4, drop_path_rate=0.1)
+    rates = [module.p for module in model.modules() if isinstance(module, torch.nn.Dropout)]
+    assert rates and all(rate == 0.0 for rate in rates)
+    # timm spaces the rate linearly over the blocks: 0 in the first, 0.1 in the last
+    assert model.blocks[-1].drop_path1.drop_prob == pytest.approx(0.1)

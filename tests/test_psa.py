@@ -1,6 +1,9 @@
 import numpy as np
 import pytest
 import torch
+import yaml
+
+from conftest import REPO
 
 from mctformer.affinity import affinity_loss, half_disc_offsets, neighbour_affinity, pair_affinity, pair_indices, pair_labels
 from mctformer.crf import CRFParams, dense_crf, spatial_scale
@@ -194,4 +197,5 @@ def test_missing_per_image_inputs_are_named(synthetic_root, tmp_path):
         make_psa_labels(layout, ids, str(tmp_path / "maps"), str(tmp_path / "labels"), 4, 12, CRFParams(), "auto", 500, voc_palette())
     assert not (tmp_path / "labels").exists()
     with pytest.raises(FileNotFoundError, match="PSA labels missing for 3 of 3 images"):
-        train_affinity(layout, ids, str(tmp_path / "maps"), {}, tmp_path / "a.pt", tmp_path / "a.csv", tmp_path / "r.pt", torch.device("cpu"))
+        settings = yaml.safe_load((REPO / "config.yaml").read_text())["affinity"]
+        train_affinity(layout, ids, str(tmp_path / "maps"), settings, tmp_path / "a.pt", tmp_path / "a.csv", tmp_path / "r.pt", torch.device("cpu"))

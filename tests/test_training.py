@@ -90,3 +90,26 @@ def test_empty_training_list_is_refused(data, tmp_path):
     layout, _, val, labels = data
     with pytest.raises(ValueError, match="training split list is empty"):
         train_classifier(layout, [], val, labels, settings(), tmp_path / "c.pt", tmp_path / "l.csv", tmp_path / "r.pt", torch.device("cpu"))
+
+
+def test_classifier_optimizer_is_adamw_with_torch_defaults(data, tmp_path, monkeypatch):
+    """As the reference: AdamW (eps 1e-8, betas 0.9/0.999), no gradient clipping, shuffled batches (no repeated
+    augmentation), and the checkpoint holds the weights after the last epoch."""
+    from mctformer.models.mctformer import create_mctformer
+    from mctformer.training.classifier import build_optimizer
+
+    optimizer = build_optimizer(create_mctformer("tiny", 4), settings(), lr=1e-3)
+    assert type(optimizer) is torch.optim.AdamW
+    assert optimizer.defaults["eps"] == 1e-8 and optimizer.defaults["betas"] == (0.9, 0.999)
+
+    def no_clipping(*args, **kwargs):
+        raise AssertionError("the reference clips no gradients")
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", no_clipping)
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_value_", no_clipping)
+    final_states = []
+    real_save = loop_module.save_checkpoint
+    monkeypatch.setattr(loop_module, "save_checkpoint", lambda path, payload: (final_states.append(payload["model"]), real_save(path, payload)))
+    run(data, tmp_path)
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["model"]
+    assert all(torch.equal(saved[key], final_states[-1][key]) for key in saved)

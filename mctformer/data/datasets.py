@@ -32,9 +32,13 @@ class ClassificationDataset(Dataset):
 class SegmentationCropDataset(Dataset):
     """(normalised image [3, S, S], label long [S, S]) crops for dense training (AffinityNet, DeepLab).
 
-    Random scale (image bilinear, label nearest), horizontal flip, then a
-    random S x S crop; images smaller than S are padded with the mean (0 after
-    normalisation) and labels with 255, so padding is never learned as a class.
+    Optional colour jitter of the picture, random scale (image bilinear, label
+    nearest), horizontal flip, then a random S x S crop; images smaller than S
+    are padded with the mean (0 after normalisation; ``pad_image='black'``: raw
+    0, as the reference) and labels with ``pad_label`` (255, so padding is never
+    learned as a class; the reference's DeepLab pads them with 0 = background).
+    ``placement``: where an image smaller than the crop lands (transforms.CROP_PLACEMENTS).
+    A label may also be a stack of score maps [C, H, W] (see random_scale_flip_crop).
     """
 
     def __init__(
@@ -45,13 +49,27 @@ class SegmentationCropDataset(Dataset):
         crop_size: int,
         scale_range: Sequence[float] = (1.0, 1.0),
         flip: bool = True,
+        color_jitter: Sequence[float] | None = None,
+        pad_image: str = "mean",
+        pad_label: int = 255,
+        placement: str = "top_left",
     ) -> None:
+        from .transforms import PAD_IMAGE_MODES
+
+        if pad_image not in PAD_IMAGE_MODES:
+            raise ValueError(f"pad_image must be one of {PAD_IMAGE_MODES}, got {pad_image!r}")
+        if color_jitter is not None and len(color_jitter) != 4:
+            raise ValueError(f"color_jitter must be [brightness, contrast, saturation, hue] or None, got {color_jitter!r}")
         self.layout = layout
         self.ids = list(ids)
         self.load_label = load_label
         self.crop_size = crop_size
         self.scale_range = tuple(scale_range)
         self.flip = flip
+        self.color_jitter = None if color_jitter is None else tuple(float(v) for v in color_jitter)
+        self.pad_image = pad_image
+        self.pad_label = int(pad_label)
+        self.placement = placement
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -62,6 +80,9 @@ class SegmentationCropDataset(Dataset):
         image_id = self.ids[index]
         image = self.layout.load_image(image_id)
         label = self.load_label(image_id)
-        if label.shape != image.shape[:2]:
-            raise ValueError(f"label of {image_id} is {label.shape}, its image {image.shape[:2]}")
-        return random_scale_flip_crop(image, label, self.crop_size, self.scale_range, self.flip)
+        if label.shape[-2:] != image.shape[:2]:
+            raise ValueError(f"label of {image_id} is {label.shape[-2:]}, its image {image.shape[:2]}")
+        return random_scale_flip_crop(
+            image, label, self.crop_size, self.scale_range, self.flip, ignore=self.pad_label,
+            color_jitter=self.color_jitter, pad_image=self.pad_image, placement=self.placement,
+        )

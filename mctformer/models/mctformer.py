@@ -30,6 +30,9 @@ from . import weights
 from .registry import ARCHITECTURES
 
 TokenPooling = Literal["avg", "max", "fc"]
+# How the patch position embedding follows another patch grid (see resample_position_embedding).
+PositionResampling = Literal["size", "reference_scale_factor"]
+PatchCamInit = Literal["trunc_normal", "pytorch_default"]
 
 @dataclass
 class MCTformerOutput:
@@ -60,8 +63,11 @@ class MCTformer(VisionTransformer):
         num_classes: int,
         version: Literal["v1", "v2"] = "v2",
         token_pooling: TokenPooling = "avg",
+        patchcam_init: PatchCamInit = "trunc_normal",
         **vit_kwargs,
     ) -> None:
+        if patchcam_init not in ("trunc_normal", "pytorch_default"):
+            raise ValueError(f"classifier.patchcam_init must be trunc_normal or pytorch_default, got {patchcam_init!r}")
         if version not in ("v1", "v2"):
             raise ValueError(f"classifier.version must be 'v1' or 'v2', got {version!r}")
         if token_pooling not in ("avg", "max", "fc"):
@@ -88,8 +94,11 @@ class MCTformer(VisionTransformer):
             self.token_head = nn.Conv1d(num_classes, num_classes, kernel_size=self.embed_dim, groups=num_classes)
         if version == "v2":
             self.patchcam_head = nn.Conv2d(self.embed_dim, num_classes, kernel_size=3, padding=1)
-            trunc_normal_(self.patchcam_head.weight, std=0.02)
-            nn.init.zeros_(self.patchcam_head.bias)
+            # The reference applies ViT's _init_weights to this conv, which only touches Linear
+            # and LayerNorm layers: the conv keeps PyTorch's default (kaiming-uniform) init.
+            if patchcam_init == "trunc_normal":
+                trunc_normal_(self.patchcam_head.weight, std=0.02)
+                nn.init.zeros_(self.patchcam_head.bias)
         # The final LayerNorm is never applied (scores come before it). It stays so
         # that DeiT checkpoints load strictly, frozen so that data-parallel
         # training (DDP) finds no trainable parameter without a gradient.
@@ -134,14 +143,14 @@ class MCTformer(VisionTransformer):
                 block.attn.fused_attn = was_fused
 
     # -- forward -------------------------------------------------------------
-    def _pos_embed(self, patches: torch.Tensor) -> torch.Tensor:
+    def _pos_embed(self, patches: torch.Tensor, resampling: PositionResampling = "size") -> torch.Tensor:
         """Patch tokens [B, h, w, D] plus the position embedding resampled to (h, w) -> [B, h*w, D].
 
         Replaces timm's version, whose resampling is antialiased (a different
         cubic kernel, a = -0.5, even when upsampling); the reference uses plain bicubic.
         """
         batch, height, width, dim = patches.shape
-        position = resample_position_embedding(self.pos_embed, tuple(self.patch_embed.grid_size), (height, width))
+        position = resample_position_embedding(self.pos_embed, tuple(self.patch_embed.grid_size), (height, width), resampling)
         return self.pos_drop(patches.reshape(batch, height * width, dim) + position)
 
     def _check_input(self, images: torch.Tensor) -> None:
@@ -152,11 +161,14 @@ class MCTformer(VisionTransformer):
                 f"image size {tuple(images.shape[-2:])} is smaller than one {self.patch_size}px patch"
             )
 
-    def forward_tokens(self, images: torch.Tensor, return_attention: bool = False) -> MCTformerOutput:
+    def forward_tokens(
+        self, images: torch.Tensor, return_attention: bool = False, position_resampling: PositionResampling = "size",
+    ) -> MCTformerOutput:
+        """One forward pass; ``position_resampling`` only matters on a grid other than the training one."""
         self._check_input(images)
         patches = self.patch_embed(images)  # [B, h, w, D] (dynamic_img_size)
         batch, grid_h, grid_w, _ = patches.shape
-        patches = self._pos_embed(patches)  # [B, M, D], position embedding resampled to (h, w)
+        patches = self._pos_embed(patches, position_resampling)  # [B, M, D], position embedding resampled to (h, w)
         class_tokens = (self.class_tokens + self.class_pos_embed).expand(batch, -1, -1)
         tokens = self.norm_pre(torch.cat([class_tokens, patches], dim=1))
 
@@ -204,6 +216,7 @@ def create_mctformer(
     token_pooling: TokenPooling = "avg",
     drop_path_rate: float = 0.0,
     pretrained: str | os.PathLike | None = None,
+    patchcam_init: PatchCamInit = "trunc_normal",
 ) -> MCTformer:
     """Build a named configuration; ``pretrained`` is a local DeiT checkpoint (.pth or .safetensors)."""
     try:
@@ -214,6 +227,7 @@ def create_mctformer(
         num_classes=num_classes,
         version=version,
         token_pooling=token_pooling,
+        patchcam_init=patchcam_init,
         qkv_bias=True,
         drop_path_rate=drop_path_rate,
         **settings,
@@ -223,18 +237,36 @@ def create_mctformer(
     return model
 
 
-def resample_position_embedding(pos_embed: torch.Tensor, old_size: tuple[int, int], new_size: tuple[int, int]) -> torch.Tensor:
+def resample_position_embedding(
+    pos_embed: torch.Tensor, old_size: tuple[int, int], new_size: tuple[int, int], method: PositionResampling = "size",
+) -> torch.Tensor:
     """Patch position embedding [1, h*w, D] on an ``old_size`` grid -> [1, H*W, D] on ``new_size``.
 
     Plain bicubic (a = -0.75, align_corners=False) as the reference's
-    F.interpolate; unchanged when the sizes agree. The reference's
-    DINO-style ``scale_factor`` with a +0.1 offset only guards the output size
-    against float rounding, which giving ``size`` directly makes unnecessary.
+    F.interpolate; unchanged when the sizes agree. ``method``:
+
+    - ``size``: interpolate to ``size=new_size``: output pixel centres map onto
+      the old grid by the exact ratio old/new.
+    - ``reference_scale_factor``: the reference's DINO-style call,
+      ``scale_factor = (new + 0.1) / old`` and no size. Since PyTorch 1.6 the
+      given factor also sets the sampling coordinates (src = (dst + 0.5) /
+      factor - 0.5), so the +0.1 is not a rounding guard: it shifts and
+      slightly shrinks the sampled grid (up to 0.2 difference on the golden
+      embeddings, tests/test_reference_parity.py).
     """
     if tuple(old_size) == tuple(new_size):
         return pos_embed
-    grid = pos_embed.reshape(1, old_size[0], old_size[1], -1).permute(0, 3, 1, 2)
-    grid = F.interpolate(grid.float(), size=tuple(new_size), mode="bicubic", align_corners=False).to(pos_embed.dtype)
+    grid = pos_embed.reshape(1, old_size[0], old_size[1], -1).permute(0, 3, 1, 2).float()
+    if method == "size":
+        grid = F.interpolate(grid, size=tuple(new_size), mode="bicubic", align_corners=False)
+    elif method == "reference_scale_factor":
+        factors = ((new_size[0] + 0.1) / old_size[0], (new_size[1] + 0.1) / old_size[1])
+        grid = F.interpolate(grid, scale_factor=factors, mode="bicubic", align_corners=False)
+        if tuple(grid.shape[-2:]) != tuple(new_size):
+            raise RuntimeError(f"position embedding resampled to {tuple(grid.shape[-2:])}, expected {tuple(new_size)}")
+    else:
+        raise ValueError(f"maps.position_embedding must be size or reference_scale_factor, got {method!r}")
+    grid = grid.to(pos_embed.dtype)
     return grid.permute(0, 2, 3, 1).reshape(1, new_size[0] * new_size[1], -1)
 
 

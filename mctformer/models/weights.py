@@ -38,7 +38,8 @@ WEIGHTS: dict[str, WeightSource] = {
         "affinity.pretrained / deeplab.pretrained",
         "ilsvrc-cls_rna-a1_cls1000_ep-0001.pth",
         "the converted ImageNet ResNet-38 weights linked from the READMEs of PSA (github.com/jiwoon-ahn/psa) "
-        "and MCTformer (github.com/xulianuwa/MCTformer)",
+        "and MCTformer (github.com/xulianuwa/MCTformer); the paper configs' reference recipe starts from PSA's "
+        "VOC-trained res38_cls.pth instead (the same format, loaded the same way)",
     ),
 }
 

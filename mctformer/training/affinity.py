@@ -8,22 +8,59 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from ..affinity import affinity_loss, neighbour_affinity, pair_labels
+from ..affinity import affinity_loss, neighbour_affinity, pair_labels, pooled_grid_labels
 from ..data.datasets import SegmentationCropDataset
 from ..data.voc import DatasetError, VOCLayout
+from ..randomwalk import load_confident_scores
 from ..io import read_label_png, require_per_image_files
 from ..models.affinitynet import AffinityNet
 from .common import fingerprint, read_checkpoint, seed_everything
 from .loop import backbone_and_head_groups, fit_poly
 
 
+GRID_LABELS = ("centre_pixel", "pooled_scores")
+
+
 def grid_labels(labels: torch.Tensor, stride: int) -> torch.Tensor:
-    """Pixel labels [B, S, S] -> the label at the centre of each stride x stride cell, [B, S/stride, S/stride]."""
-    return labels[:, stride // 2 :: stride, stride // 2 :: stride]
+    """Pixel labels [..., S, S] -> the label at the centre of each stride x stride cell, [..., S/stride, S/stride]."""
+    return labels[..., stride // 2 :: stride, stride // 2 :: stride]
 
 
-def batch_pair_labels(labels: torch.Tensor, radius: int) -> dict[str, torch.Tensor]:
-    per_image = [pair_labels(label.numpy(), radius) for label in labels]
+class AffinityCropDataset(SegmentationCropDataset):
+    """(image crop [3, S, S], grid label [S/stride, S/stride]) for AffinityNet.
+
+    ``grid_labels``: ``centre_pixel`` reads the confident-label PNGs and keeps
+    the centre pixel of each cell; ``pooled_scores`` (the reference) reads the la
+    / ha CRF scores, crops them with the image (zero scores outside it, which
+    become 255) and pools them per cell (mctformer.affinity.pooled_grid_labels).
+    """
+
+    def __init__(self, layout: VOCLayout, ids: Sequence[str], label_dir: str | os.PathLike, grid_labels: str, stride: int, **crop) -> None:
+        if grid_labels not in GRID_LABELS:
+            raise ValueError(f"affinity.grid_labels must be one of {GRID_LABELS}, got {grid_labels!r}")
+        self.label_dir, self.grid_labels, self.stride, self.keys = str(label_dir), grid_labels, stride, {}
+        if grid_labels == "pooled_scores":
+            crop["pad_label"] = 0  # no score at all: pooled_grid_labels ignores the cell
+        super().__init__(layout, ids, self._load, **crop)
+
+    def _load(self, image_id: str) -> np.ndarray:
+        if self.grid_labels == "centre_pixel":
+            return read_label_png(os.path.join(self.label_dir, f"{image_id}.png"))
+        labels, la, ha = load_confident_scores(os.path.join(self.label_dir, f"{image_id}.npz"))
+        self.keys[image_id] = np.concatenate([[0], labels])
+        return np.concatenate([la, ha])
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, label = super().__getitem__(index)
+        if self.grid_labels == "centre_pixel":
+            return image, grid_labels(label, self.stride)
+        half = label.shape[0] // 2
+        keys = self.keys.pop(self.ids[index])
+        return image, torch.from_numpy(pooled_grid_labels(label[:half].numpy(), label[half:].numpy(), self.stride, keys)).long()
+
+
+def batch_pair_labels(labels: torch.Tensor, radius: int, sources: str) -> dict[str, torch.Tensor]:
+    per_image = [pair_labels(label.numpy(), radius, sources) for label in labels]
     return {key: torch.from_numpy(np.stack([p[key] for p in per_image])) for key in ("bg", "fg", "neg")}
 
 
@@ -53,17 +90,19 @@ def train_affinity(
 ) -> dict:
     if not ids:
         raise DatasetError("train_affinity: the training split list is empty")
-    require_per_image_files(label_dir, ids, ".png", "PSA labels")
+    require_per_image_files(label_dir, ids, ".npz" if settings["grid_labels"] == "pooled_scores" else ".png", "PSA labels")
     run_fingerprint = fingerprint({"settings": settings, "seed": seed, "ids": len(ids)})
     seed_everything(seed)
     model = AffinityNet(settings["backbone"], settings.get("pretrained"), feature_dim=settings["feature_dim"]).to(device)
     stride, crop, radius = model.output_stride, settings["crop_size"], settings["radius"]
     if crop % stride:
         raise ValueError(f"affinity.crop_size ({crop}) must be a multiple of the backbone's output stride ({stride})")
-    dataset = SegmentationCropDataset(
-        layout, ids, lambda i: read_label_png(os.path.join(label_dir, f"{i}.png")),
+    dataset = AffinityCropDataset(
+        layout, ids, label_dir, settings["grid_labels"], stride,
         crop_size=crop, scale_range=settings["scale_range"], flip=settings["flip"],
+        color_jitter=settings["color_jitter"], pad_image=settings["pad_image"], placement=settings["crop_placement"],
     )
+    sources = settings["pair_sources"]
     groups = backbone_and_head_groups(model, settings["head_lr_mult"])
     if settings["optimizer"] == "sgd":
         optimizer = torch.optim.SGD(groups, lr=settings["lr"], momentum=settings["momentum"], weight_decay=settings["weight_decay"])
@@ -72,8 +111,8 @@ def train_affinity(
 
     def loss_of_batch(batch):
         images, labels = batch
-        pairs = {k: v.to(device) for k, v in batch_pair_labels(grid_labels(labels, stride), radius).items()}
-        affinity = neighbour_affinity(model(images.to(device, non_blocking=True)).float(), radius)
+        pairs = {k: v.to(device) for k, v in batch_pair_labels(labels, radius, sources).items()}
+        affinity = neighbour_affinity(model(images.to(device, non_blocking=True)).float(), radius, sources)
         return affinity_loss(affinity, pairs)
 
     return fit_poly(

@@ -1,7 +1,8 @@
 """Multi-label classification training of MCTformer (paper Sec. 3.2 / 4.1).
 
 AdamW with lr scaled by batch/512, weight decay, cosine schedule with warm-up
-(timm's scheduler, stepped per update), drop-path, AMP on CUDA. Checkpoints
+(timm's scheduler, stepped per update, or per epoch with the reference's lag:
+``lr_schedule``), drop-path, AMP on CUDA. Checkpoints
 every epoch and resumes after a kill.
 """
 
@@ -33,6 +34,8 @@ def build_classifier(settings: Mapping[str, Any], num_classes: int) -> MCTformer
         version=settings["version"],
         token_pooling=settings["token_pooling"],
         drop_path_rate=settings["drop_path"],
+        # only shapes a fresh model; checkpoints from before the key was added load either way
+        patchcam_init=settings.get("patchcam_init", "trunc_normal"),
         pretrained=settings.get("pretrained"),
     )
 
@@ -51,6 +54,61 @@ def load_classifier(path: str | os.PathLike, num_classes: int | None = None, dev
         raise ValueError(f"classifier checkpoint {path} holds {payload['architecture']}, the config builds {model.architecture()}")
     model.load_state_dict(payload["model"])
     return model.to(device).eval()
+
+
+# Parameters the reference (timm create_optimizer, filter_bias_and_bn) keeps out of weight decay besides the
+# 1-D ones: model.no_weight_decay() = {pos_embed, cls_token}; its cls_token / pos_embed hold what our
+# class_tokens / class_pos_embed + pos_embed hold.
+NO_WEIGHT_DECAY = ("class_tokens", "class_pos_embed", "pos_embed")
+LR_SCHEDULES = ("per_step", "per_epoch_reference")
+
+
+def build_optimizer(model: torch.nn.Module, settings: Mapping[str, Any], lr: float) -> torch.optim.AdamW:
+    """AdamW; ``weight_decay_exempt``: no decay on 1-D parameters (biases, LayerNorm) and on the class
+    tokens and position embeddings, as the reference (timm's param_groups_weight_decay, the helper
+    timm's create_optimizer uses); else decay on every parameter."""
+    if settings["weight_decay_exempt"]:
+        from timm.optim import param_groups_weight_decay
+
+        skip = set(NO_WEIGHT_DECAY) | set(getattr(model, "no_weight_decay", set)())
+        groups = param_groups_weight_decay(model, settings["weight_decay"], no_weight_decay_list=sorted(skip))
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=0.0)
+    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=settings["weight_decay"])
+
+
+def lr_schedule(optimizer: torch.optim.Optimizer, settings: Mapping[str, Any], steps_per_epoch: int):
+    """``set_lr(global_step)`` of timm's cosine schedule with linear warm-up from ``warmup_lr``.
+
+    per_step: over epochs x steps, warm-up in steps, updated every step.
+    per_epoch_reference: the reference's (t_initial = epochs, warm-up in epochs,
+    ``lr_scheduler.step(epoch)`` after each epoch): epoch e runs at the
+    schedule's value for e - 1, epoch 0 at its value for 0, so with warm-up the
+    first two epochs both run at the warm-up start lr.
+    """
+    mode = settings["lr_schedule"]
+    if mode not in LR_SCHEDULES:
+        raise ValueError(f"classifier.lr_schedule must be one of {LR_SCHEDULES}, got {mode!r}")
+    warmup_lr = settings["warmup_lr"]
+    if mode == "per_step":
+        scheduler = CosineLRScheduler(
+            optimizer,
+            t_initial=settings["epochs"] * steps_per_epoch,
+            lr_min=settings["min_lr"],
+            warmup_t=int(round(settings["warmup_epochs"] * steps_per_epoch)),
+            warmup_lr_init=warmup_lr,
+            t_in_epochs=False,
+        )
+        return scheduler.step_update
+    scheduler = CosineLRScheduler(
+        optimizer,
+        t_initial=settings["epochs"],
+        lr_min=settings["min_lr"],
+        warmup_t=settings["warmup_epochs"],
+        warmup_lr_init=warmup_lr,
+        t_in_epochs=True,
+    )
+    # stateless in the epoch, so a resumed run sets the same lr as an uninterrupted one
+    return lambda step: scheduler.step(max(step // steps_per_epoch - 1, 0))
 
 
 @torch.no_grad()
@@ -96,16 +154,9 @@ def train_classifier(
     val_loader = DataLoader(val_set, batch_size=batch_size * 2, shuffle=False, **loader_args)
 
     lr = settings["base_lr"] * batch_size / 512
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=settings["weight_decay"])
+    optimizer = build_optimizer(model, settings, lr)
     steps_per_epoch = max(1, len(train_set) // batch_size)
-    scheduler = CosineLRScheduler(
-        optimizer,
-        t_initial=settings["epochs"] * steps_per_epoch,
-        lr_min=settings["min_lr"],
-        warmup_t=int(round(settings["warmup_epochs"] * steps_per_epoch)),
-        warmup_lr_init=settings["min_lr"],
-        t_in_epochs=False,
-    )
+    set_lr = lr_schedule(optimizer, settings, steps_per_epoch)
     amp = bool(settings.get("amp", True)) and device.type == "cuda"
 
     trained = wrap(model, device)  # DDP under torchrun, else the model itself
@@ -119,7 +170,7 @@ def train_classifier(
         model, optimizer,
         make_loader=lambda generator: shuffled_loader(train_set, batch_size, generator, **loader_args),
         loss_of_batch=loss_of_batch,
-        set_lr=scheduler.step_update,
+        set_lr=set_lr,
         epochs=settings["epochs"], steps_per_epoch=steps_per_epoch, seed=seed,
         resume_path=resume_path, run_fingerprint=run_fingerprint, device=device, amp=amp,
         end_of_epoch=lambda: {"val_map": evaluate_map(model, val_loader, device, amp) if len(val_set) else float("nan")},

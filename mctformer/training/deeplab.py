@@ -3,7 +3,7 @@
 SGD with momentum and weight decay as two separate settings (the reference
 passes weight decay where momentum goes), poly schedule (power 0.9), 10x lr on
 the head, cross-entropy ignoring 255; random scale, flip and crop with labels
-padded by 255 (the reference pads them with 0, i.e. background).
+padded by ``pad_label``: 255 (the reference pads them with 0, i.e. background).
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ def build_deeplab(settings: Mapping[str, Any], num_labels: int, pretrained: str 
     return DeepLabLargeFOV(
         num_labels, settings["backbone"], pretrained,
         head_channels=settings["head_channels"], dilation=settings["dilation"], dropout=settings["dropout"],
+        # absent from checkpoints made before the keys existed: the 1x1 classifier they all had
+        classifier_kernel=settings.get("classifier_kernel", 1), head_init=settings.get("head_init", "kaiming_normal"),
     )
 
 
@@ -37,7 +39,12 @@ def load_deeplab(path: str | os.PathLike, num_labels: int | None = None, device:
     saved = payload["architecture"]["num_labels"]
     if num_labels is not None and saved != num_labels:
         raise ValueError(f"DeepLab checkpoint {path} predicts {saved} labels, the config has {num_labels} (background + classes)")
-    model = build_deeplab(payload["settings"], saved)
+    # the head's shape as recorded (checkpoints from before classifier_kernel existed have the 1x1 one)
+    recorded = {"classifier_kernel": 1, **payload["architecture"]}
+    shape = {key: recorded[key] for key in ("backbone", "head_channels", "dilation", "classifier_kernel")}
+    model = build_deeplab({**payload["settings"], **shape}, saved)
+    if model.architecture() != recorded:
+        raise ValueError(f"DeepLab checkpoint {path} holds {recorded}, its settings build {model.architecture()}")
     model.load_state_dict(payload["model"])
     return model.to(device).eval()
 
@@ -60,7 +67,10 @@ def train_deeplab(
     run_fingerprint = fingerprint({"settings": settings, "seed": seed, "ids": len(ids), "labels": num_labels})
     seed_everything(seed)
     model = build_deeplab(settings, num_labels, settings.get("pretrained")).to(device)
-    dataset = SegmentationCropDataset(layout, ids, load_label, settings["crop_size"], settings["scale_range"], settings["flip"])
+    dataset = SegmentationCropDataset(
+        layout, ids, load_label, settings["crop_size"], settings["scale_range"], settings["flip"],
+        pad_label=settings["pad_label"],
+    )
     optimizer = torch.optim.SGD(
         backbone_and_head_groups(model, settings["head_lr_mult"]),
         lr=settings["lr"], momentum=settings["momentum"], weight_decay=settings["weight_decay"],

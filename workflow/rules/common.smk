@@ -97,7 +97,7 @@ def submission_targets():
     return [f"{RUN}/deeplab/submission.tar.gz"] if config["deeplab"]["test_split"] else []
 
 
-DEEPLAB_INFERENCE_KEYS = ("scales", "flip_inference", "fuse", "crf")
+DEEPLAB_INFERENCE_KEYS = ("scales", "flip_inference", "fuse", "inference_resize", "crf")
 
 
 def deeplab_settings(part):

@@ -15,7 +15,8 @@ rule psa_labels:
         palette=config["data"]["palette"],
         split=SPLITS["train"],
         # only the keys this stage reads, so that e.g. editing logt reruns the walk alone
-        settings={key: config["psa"][key] for key in ("alpha_low", "alpha_high", "max_images", "crf", "workers")},
+        settings={key: config["psa"][key] for key in ("alpha_low", "alpha_high", "max_images", "crf", "crf_image", "workers")},
+        grid_labels=config["affinity"]["grid_labels"],
     log:
         f"{RUN}/logs/psa_labels.log",
     benchmark:

@@ -45,6 +45,8 @@ rule evaluate_seeds:
         classes=CLASSES,
         variants=VARIANTS,
         thresholds=config["seeds"]["thresholds"],
+        miou_convention=config["seeds"]["miou_convention"],
+        selection=config["seeds"]["selection"],
     log:
         f"{RUN}/logs/evaluate_seeds_{{split}}.log",
     benchmark:

@@ -11,6 +11,8 @@ with redirect_to_log(snakemake.log[0]):
         snakemake.wildcards.split,
         map_dirs=dict(zip(variants, snakemake.input.maps)),
         thresholds=snakemake.params.thresholds,
+        miou_convention=snakemake.params.miou_convention,
+        selection=snakemake.params.selection,
         out_files={
             variant: {"sweep": sweep, "best": best}
             for variant, sweep, best in zip(variants, snakemake.output.sweeps, snakemake.output.bests)

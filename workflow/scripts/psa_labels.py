@@ -13,4 +13,5 @@ with redirect_to_log(snakemake.log[0]):
         out_dir=snakemake.output.labels,
         stats_path=snakemake.output.stats,
         workers=snakemake.threads,
+        grid_labels=snakemake.params.grid_labels,
     )
