@@ -56,7 +56,8 @@ def prepare(workdir: Path, images: int, size: int) -> None:
     classes = settings["data"]["classes"]
     spec = SyntheticSpec(num_classes=len(classes), num_train_aug=4 * images, num_train=images, num_val=1, image_size=size, seed=0)
     generate_synthetic_voc(workdir / "data", spec, workers=os.cpu_count() or 1)
-    make_class_labels(str(workdir / "data"), "voc", classes, ["train_aug"], str(workdir / "cls_labels.npy"))
+    make_class_labels(root=str(workdir / "data"), layout="voc", classes=classes, splits=["train_aug"], out_path=str(workdir / "cls_labels.npy"),
+                      workers=1)
     classifier = build_classifier(settings["classifier"], len(classes))
     save_trained(workdir / "classifier.pt", workdir / "classifier.csv", classifier, settings["classifier"], [], class_count=len(classes))
     affinity = AffinityNet(settings["affinity"]["backbone"], feature_dim=settings["affinity"]["feature_dim"])
@@ -85,15 +86,21 @@ def child(stage: str, workdir: Path, split: str, threads: int) -> None:
     before, started = peak_kib(), time.perf_counter()
     if stage == "extract_maps":
         target = maps if split == "train_aug" else {v: str(out / v) for v in variants}
-        stages.extract_maps_stage(root, "voc", classes, labels, str(workdir / "classifier.pt"), [split], settings["maps"], "cpu",
-                                  out_dirs=target, overlay_dir=None, threads=threads)
+        keys = {key: value for key, value in settings["maps"].items() if key != "variants"}
+        stages.extract_maps_stage(root=root, layout="voc", classes=classes, labels_path=labels, checkpoint=str(workdir / "classifier.pt"),
+                                  splits=[split], device="cpu", out_dirs=target, overlay_dir=None, threads=threads, **keys)
     elif stage == "evaluate_seeds":
         files = {v: {"sweep": str(out / v / "sweep.csv"), "best": str(out / v / "best.json")} for v in variants}
-        stages.evaluate_seeds_stage(root, "voc", classes, labels, split, maps, settings["seeds"]["thresholds"], files, str(out / "sweep.png"))
+        stages.evaluate_seeds_stage(root=root, layout="voc", classes=classes, labels_path=labels, split=split, map_dirs=maps,
+                                    out_files=files, plot_path=str(out / "sweep.png"), **settings["seeds"])
     else:
-        psa = dict(settings["psa"], background=0.3)
-        stages.random_walk_stage(root, "voc", classes, None, [split], maps[settings["psa"]["seed_variant"]], str(workdir / "affinity.pt"),
-                                 None, psa, settings["affinity"], "cpu", str(out / "pseudo"), threads=threads)
+        psa, affinity = settings["psa"], settings["affinity"]
+        stages.random_walk_stage(
+            root=root, layout="voc", classes=classes, palette=None, splits=[split], map_dir=maps[psa["seed_variant"]],
+            checkpoint=str(workdir / "affinity.pt"), best_json=None, background=0.3, beta=psa["beta"], logt=psa["logt"],
+            walk_scale=psa["walk_scale"], batch_size=psa["batch_size"], backbone=affinity["backbone"], radius=affinity["radius"],
+            pair_sources=affinity["pair_sources"], device="cpu", out_dir=str(out / "pseudo"), threads=threads,
+        )
     print(json.dumps({"before_kib": before, "peak_kib": peak_kib(), "seconds": time.perf_counter() - started}))
 
 

@@ -15,7 +15,7 @@ import time
 import torch
 
 from mctformer.affinity import pair_indices
-from mctformer.randomwalk import dense_random_walk, random_walk, transition_matrix_transposed
+from mctformer.psa.walk import dense_random_walk, random_walk, transition_matrix_transposed
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from scipy import ndimage
 
 from mctformer.data.synthetic import SyntheticSpec, generate_synthetic_voc
 from mctformer.data.voc import VOCLayout
-from mctformer.io import load_map_file, save_map_file
+from mctformer.artifacts import load_map_file, save_map_file
 from mctformer.metrics import confusion_matrix, scores_from_confusion, seed_prediction, sweep_split, threshold_grid
 
 

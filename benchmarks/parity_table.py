@@ -25,18 +25,14 @@ import test_reference_parity as golden  # noqa: E402  (the parity tests' helpers
 from mctformer.affinity import neighbour_affinity, pair_indices, pooled_grid_labels  # noqa: E402
 from mctformer.crf import CRFParams  # noqa: E402
 from mctformer.data.voc import VOCLayout  # noqa: E402
-from mctformer.io import load_map_file, read_label_png, save_map_file, voc_palette  # noqa: E402
+from mctformer.artifacts import load_map_file, read_label_png, save_map_file, voc_palette  # noqa: E402
 from mctformer.localize import extract_maps  # noqa: E402
 from mctformer.metrics import best_threshold, scores_from_confusion, sweep_image, sweep_table, threshold_grid  # noqa: E402
 from mctformer.models.mctformer import resample_position_embedding  # noqa: E402
-from mctformer.randomwalk import (  # noqa: E402
-    crf_image,
-    crf_labels,
-    random_walk,
-    random_walk_masks,
-    seed_scores_on_grid,
-    transition_matrix_transposed,
-)
+from mctformer.psa.drivers import random_walk_masks  # noqa: E402
+from mctformer.psa.geometry import seed_scores_on_grid  # noqa: E402
+from mctformer.psa.labels import crf_image, crf_labels  # noqa: E402
+from mctformer.psa.walk import random_walk, transition_matrix_transposed  # noqa: E402
 
 GOLDEN = golden.GOLDEN
 rows: list[tuple[str, str, str]] = []

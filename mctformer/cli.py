@@ -66,24 +66,28 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "prepare-voc12":  # no config: the releases fix the classes
         from .data.prepare import prepare_voc12
 
-        prepare_voc12(args.voc, args.sbd, args.out, test=args.test)
+        prepare_voc12(voc=args.voc, sbd=args.sbd, out_root=args.out, test=args.test)
         return 0
     if args.command == "prepare-coco14":
         from .data.prepare import prepare_coco14
 
-        prepare_coco14(args.images, args.annotations, args.out, workers=args.workers)
+        prepare_coco14(images_root=args.images, annotations_dir=args.annotations, out_root=args.out, workers=args.workers)
         return 0
     config = _config(args.config)
     classes = config["data"]["classes"]
     if args.command == "synthetic":
-        stages.prepare_synthetic_data(args.out, config["data"], config["synthetic"], config.get("seed", 0), workers=args.workers)
+        stages.prepare_synthetic_data(
+            out_root=args.out, num_classes=len(classes), palette=config["data"]["palette"], seed=config["seed"], workers=args.workers,
+            **config["synthetic"],
+        )
     elif args.command == "labels":
-        stages.make_class_labels(args.root, args.layout, classes, args.split, args.out)
+        stages.make_class_labels(root=args.root, layout=args.layout, classes=classes, splits=args.split, out_path=args.out, workers=1)
     else:
         with tempfile.TemporaryDirectory() as tmp:
             stages.evaluate_masks_stage(
-                args.root, args.layout, classes, args.split, args.masks,
-                os.path.join(tmp, "eval.csv"), os.path.join(tmp, "eval.json"), os.path.join(tmp, "eval.png"), title=args.masks,
+                root=args.root, layout=args.layout, classes=classes, split=args.split, mask_dir=args.masks,
+                table_path=os.path.join(tmp, "eval.csv"), summary_path=os.path.join(tmp, "eval.json"),
+                plot_path=os.path.join(tmp, "eval.png"), title=args.masks,
             )
     return 0
 

@@ -45,8 +45,37 @@ def all_splits(config: Mapping[str, Any]) -> list[str]:
     return list(dict.fromkeys([splits["train"], splits["val"], *splits["seed_eval"], *config["psa"]["eval_splits"]]))
 
 
+def check_ignored_keys(config: Mapping[str, Any]) -> None:
+    """Refuse a key that the chosen data.source would silently ignore, naming it.
+
+    Refused: ``data.root`` and ``data.archives`` with ``source: synthetic`` (the
+    generator writes its own root under results/<run_name>/data, so a user's
+    VOC/COCO folder would go unread and the run would score synthetic data), and
+    a ``deeplab.test_split`` the generator does not write. With voc/coco,
+    data.root *and* data.archives is refused by check_archives, and an archive
+    key of the other source there too.
+
+    Not refused: the ``synthetic:`` section with voc/coco. config.yaml always
+    carries one and Snakemake merges every --configfile over it, so its presence
+    (or values) says nothing about what the user set; the paper configs rely on
+    that. Likewise data.root: null and data.archives: null / {} are "not set".
+    """
+    data = config["data"]
+    if data["source"] != "synthetic":
+        return
+    ignored = "is ignored when data.source is 'synthetic' (the pipeline generates its own data under results/<run_name>/data)"
+    if data.get("root"):
+        raise ConfigError(f"data.root: {data['root']} {ignored}; set data.source to voc or coco to read this root, or data.root to null")
+    if data.get("archives"):
+        raise ConfigError(f"data.archives: {ignored}; only for data.source voc or coco")
+    test_split = (config.get("deeplab") or {}).get("test_split")
+    if test_split and test_split not in SYNTHETIC_SPLITS:
+        raise ConfigError(f"deeplab.test_split: the synthetic generator writes {SYNTHETIC_SPLITS}, not {test_split!r}; set it to null")
+
+
 def check_config(config: Mapping[str, Any]) -> None:
     data = config["data"]
+    check_ignored_keys(config)
     if data["source"] == "synthetic":
         synthetic = config.get("synthetic", {})
         if synthetic["num_train"] > synthetic["num_train_aug"]:
@@ -61,8 +90,6 @@ def check_config(config: Mapping[str, Any]) -> None:
         for split in all_splits(config):
             if split not in SYNTHETIC_SPLITS:
                 raise ConfigError(f"data.splits: the synthetic generator writes {SYNTHETIC_SPLITS}, not {split!r}")
-        if data.get("archives"):
-            raise ConfigError("data.archives: only for data.source voc or coco")
     elif data.get("archives"):
         check_archives(config)
     else:

@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
+from .logs import progress_bar
 
 from .data.transforms import normalize_image
 from .data.voc import DatasetError, VOCLayout
-from .io import atomic_directory, atomic_path, save_map_file
+from .artifacts import atomic_directory, atomic_path, save_map_file
 from .data.layout import batches_of_equal_size
 from .models.registry import MAP_VARIANTS
 
@@ -297,7 +297,7 @@ def extract_maps(
         writers = stack.enter_context(ThreadPoolExecutor(max_workers=4))
         pending: list = []
         batches = batches_of_equal_size(layout, ids, batch_size)
-        with tqdm(total=len(ids), desc="extract maps", unit="img", mininterval=2.0) as progress:
+        with progress_bar(total=len(ids), desc="extract maps", unit="img", mininterval=2.0) as progress:
             for batch_ids in batches:
                 pictures = [layout.load_image(i) for i in batch_ids]
                 images = torch.stack([normalize_image(p) for p in pictures]).to(device)

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .data.voc import IGNORE, DatasetError
-from .io import load_map_file
+from .artifacts import load_map_file
 
 
 def confusion_matrix(gt: np.ndarray, pred: np.ndarray, num_labels: int, ignore: int = IGNORE) -> np.ndarray:
@@ -115,12 +115,12 @@ def sweep_split(
 
     One pass over the images: each ground truth and each map file is read once.
     """
-    from tqdm import tqdm
+    from .logs import progress_bar
 
     if not ids:
         raise DatasetError("evaluate: the split list is empty")
     totals = {name: np.zeros((len(thresholds), num_labels, num_labels), dtype=np.int64) for name in map_dirs}
-    for image_id in tqdm(ids, desc="threshold sweep", unit="img", disable=not progress):
+    for image_id in progress_bar(ids, desc="threshold sweep", unit="img", disable=not progress):
         gt = load_gt(image_id)
         for name, map_dir in map_dirs.items():
             path = os.path.join(map_dir, f"{image_id}.npz")

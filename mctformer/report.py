@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import os
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .io import load_map_file, read_label_png, save_figure, voc_palette, write_json, write_text
+from .artifacts import load_map_file, read_label_png, save_figure, voc_palette, write_json, write_text
 from .metrics import seed_prediction
 
 # PASCAL VOC 2012 numbers of the paper (DESIGN.md), in percent.
@@ -34,10 +33,10 @@ def _read_json(path: str) -> dict:
         return json.load(handle)
 
 
-def stage_times(benchmark_dir: str) -> pd.DataFrame:
-    """Wall time and peak memory of every finished job, from Snakemake's benchmark files."""
+def stage_times(benchmark_files: Sequence[str]) -> pd.DataFrame:
+    """Wall time and peak memory of every job, from Snakemake's benchmark files (one per job)."""
     rows = []
-    for path in sorted(glob.glob(os.path.join(benchmark_dir, "*.tsv"))):
+    for path in sorted(benchmark_files):
         table = pd.read_csv(path, sep="\t")
         rows.append({"stage": os.path.basename(path)[:-4], "seconds": float(table["s"].iloc[-1]), "max_rss_mb": float(table["max_rss"].iloc[-1])})
     return pd.DataFrame(rows)
@@ -69,45 +68,53 @@ def qualitative_grid(path: str, rows: Sequence[Sequence[np.ndarray]], titles: Se
 
 
 def build_report(
-    run_dir: str,
+    *,
     layout,
-    seed_splits: Sequence[str],
-    variants: Sequence[str],
+    seed_bests: Mapping[str, Mapping[str, str]],
+    seed_plots: Mapping[str, str],
+    mask_summaries: Mapping[str, str],
+    mask_tables: Mapping[str, str],
+    ablation_table: str,
+    label_stats: str,
+    deeplab_summaries: Mapping[str, Mapping[str, str]],
+    deeplab_tables: Mapping[str, str],
+    benchmarks: Sequence[str],
+    example_maps: str,
+    example_masks: str,
+    example_predictions: Mapping[str, str],
     psa_variant: str,
-    mask_splits: Sequence[str],
-    deeplab_models: Sequence[str],
     deeplab_split: str,
     summary_path: str,
     report_path: str,
     figure_dir: str,
-    examples: int = 4,
+    examples: int,
 ) -> dict:
+    """summary.json and report.md from the files the rule declares: ``seed_bests`` {split: {variant: best.json}},
+    ``mask_*`` {split: file}, ``deeplab_summaries`` {model: {pred | pred_crf: eval json}}, ``deeplab_tables``
+    {model: per-class csv with CRF}, ``benchmarks`` (every job's benchmark file), the folders the examples come
+    from (the PSA seed variant's maps, the pseudo masks, DeepLab's {pred | pred_crf} predictions)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    seed_splits, mask_splits, deeplab_models = list(seed_bests), list(mask_summaries), list(deeplab_summaries)
+    variants = list(next(iter(seed_bests.values())))
     os.makedirs(figure_dir, exist_ok=True)
     summary: dict = {"seeds": {}, "masks": {}, "stage_seconds": {}}
-    for split in seed_splits:
-        for variant in variants:
-            best = _read_json(os.path.join(run_dir, "seeds", split, variant, "best.json"))
-            summary["seeds"].setdefault(split, {})[variant] = best
+    for split, bests in seed_bests.items():
+        summary["seeds"][split] = {variant: _read_json(path) for variant, path in bests.items()}
     # the first seed split is the paper's protocol (VOC train); keep its numbers at the top level too
     summary["seeds"].update({v: summary["seeds"][seed_splits[0]][v] for v in variants})
-    for split in mask_splits:
-        summary["masks"][split] = _read_json(os.path.join(run_dir, "masks", f"eval_{split}.json"))
+    for split, path in mask_summaries.items():
+        summary["masks"][split] = _read_json(path)
     summary["masks"]["miou"] = summary["masks"][mask_splits[0]]["miou"]
-    ablation = pd.read_csv(os.path.join(run_dir, "masks", f"ablation_{mask_splits[0]}.csv"))
+    ablation = pd.read_csv(ablation_table)
     summary["masks"]["ablation"] = dict(zip(ablation["method"], ablation["miou"]))
-    summary["psa_labels"] = _read_json(os.path.join(run_dir, "psa", "label_stats.json"))
-    for model in deeplab_models:
-        summary[model] = {
-            "miou": _read_json(os.path.join(run_dir, model, "eval_pred.json"))["miou"],
-            "miou_crf": _read_json(os.path.join(run_dir, model, "eval_pred_crf.json"))["miou"],
-            "split": deeplab_split,
-        }
-    times = stage_times(os.path.join(run_dir, "benchmarks"))
+    summary["psa_labels"] = _read_json(label_stats)
+    for model, files in deeplab_summaries.items():
+        summary[model] = {"miou": _read_json(files["pred"])["miou"], "miou_crf": _read_json(files["pred_crf"])["miou"], "split": deeplab_split}
+    times = stage_times(benchmarks)
     summary["stage_seconds"] = dict(zip(times["stage"], times["seconds"]))
     summary["total_seconds"] = float(times["seconds"].sum())
     write_json(summary_path, summary)
@@ -127,9 +134,9 @@ def build_report(
     plt.close(figure)
 
     # per-class IoU of masks and DeepLab
-    tables = {"pseudo masks": pd.read_csv(os.path.join(run_dir, "masks", f"eval_{mask_splits[0]}.csv"))}
+    tables = {"pseudo masks": pd.read_csv(mask_tables[mask_splits[0]])}
     for model in deeplab_models:
-        tables[f"{model} + CRF"] = pd.read_csv(os.path.join(run_dir, model, "eval_pred_crf.csv"))
+        tables[f"{model} + CRF"] = pd.read_csv(deeplab_tables[model])
     figure, axes = plt.subplots(figsize=(max(5.0, 0.5 * len(next(iter(tables.values())))), 3.2))
     width = 0.8 / len(tables)
     for index, (name, table) in enumerate(tables.items()):
@@ -146,22 +153,23 @@ def build_report(
     mask_ids = layout.read_ids(mask_splits[0])[:examples]
     rows = []
     for image_id in mask_ids:
-        labels, maps = load_map_file(os.path.join(run_dir, "maps", psa_variant, f"{image_id}.npz"))
+        labels, maps = load_map_file(os.path.join(example_maps, f"{image_id}.npz"))
         rows.append([
             layout.load_image(image_id), layout.load_mask(image_id), seed_prediction(labels, maps, np.float32(threshold)),
-            read_label_png(os.path.join(run_dir, "masks", "pseudo", f"{image_id}.png")),
+            read_label_png(os.path.join(example_masks, f"{image_id}.png")),
         ])
     qualitative_grid(os.path.join(figure_dir, "examples_masks.png"), rows, ["image", "ground truth", f"seed ({psa_variant})", "pseudo mask"])
     rows = []
     for image_id in layout.read_ids(deeplab_split)[:examples]:
         rows.append([
             layout.load_image(image_id), layout.load_mask(image_id),
-            read_label_png(os.path.join(run_dir, "deeplab", "pred", f"{image_id}.png")),
-            read_label_png(os.path.join(run_dir, "deeplab", "pred_crf", f"{image_id}.png")),
+            read_label_png(os.path.join(example_predictions["pred"], f"{image_id}.png")),
+            read_label_png(os.path.join(example_predictions["pred_crf"], f"{image_id}.png")),
         ])
     qualitative_grid(os.path.join(figure_dir, "examples_deeplab.png"), rows, ["image", "ground truth", "DeepLab", "DeepLab + CRF"])
 
-    write_text(report_path, _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deeplab_split, times, figure_dir, report_path, run_dir))
+    write_text(report_path, _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deeplab_split, times, figure_dir,
+                                      report_path, seed_plots))
     return summary
 
 
@@ -186,9 +194,8 @@ def _seed_convention_lines(summary, seed_splits, variants) -> list[str]:
             "where they differ:", "", "| split | variant | global maximum | reference early stop |", "|---|---|---|---|", *rows]
 
 
-def _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deeplab_split, times, figure_dir, report_path, run_dir) -> str:
+def _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deeplab_split, times, figure_dir, report_path, seed_plots) -> str:
     figures = os.path.relpath(figure_dir, os.path.dirname(report_path))
-    seeds_dir = os.path.relpath(os.path.join(run_dir, "seeds"), os.path.dirname(report_path))
     lines = ["# Run report", "", "Numbers of this run (mIoU, %) beside the paper's (PASCAL VOC 2012).", ""]
     lines += ["## Seeds (best background threshold)", "", "| variant | " + " | ".join(seed_splits) + " | paper |", "|---|" + "---|" * (len(seed_splits) + 1)]
     for variant in variants:
@@ -197,7 +204,7 @@ def _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deepl
         lines.append(f"| {variant} | " + " | ".join(cells) + f" | {paper if paper is not None else '-'} |")
     lines += _seed_convention_lines(summary, seed_splits, variants)
     lines += ["", f"![seed ablation]({figures}/seed_ablation.png)", ""]
-    lines += [f"![threshold sweep, {split}]({seeds_dir}/{split}/sweep.png)" for split in seed_splits]
+    lines += [f"![threshold sweep, {split}]({os.path.relpath(seed_plots[split], os.path.dirname(report_path))})" for split in seed_splits]
     lines += ["", "## Pseudo masks (PSA random walk)", ""]
     for split in mask_splits:
         lines.append(f"- {split}: {100 * summary['masks'][split]['miou']:.1f} (paper: {PAPER['masks']} on VOC train)")

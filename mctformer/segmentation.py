@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
 from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
+from .logs import progress_bar
 
 from .crf import CRFParams, crf_argmax
 from .data.transforms import normalize_image
-from .io import atomic_directory, save_label_png
+from .artifacts import atomic_directory, save_label_png
 from .data.layout import batches_of_equal_size
+from .parallel import map_in_processes, worker_pool
 
 
 INFERENCE_RESIZES = ("ours", "reference")
@@ -103,8 +103,8 @@ def segment_images(
     with contextlib.ExitStack() as stack:
         out_tmp = stack.enter_context(atomic_directory(out_dir)) if out_dir else None
         crf_tmp = stack.enter_context(atomic_directory(crf_out_dir)) if crf_out_dir else None
-        pool = stack.enter_context(ProcessPoolExecutor(max_workers=workers)) if crf_out_dir and workers > 1 else None
-        progress = stack.enter_context(tqdm(total=len(ids), desc="segment", unit="img", mininterval=2.0))
+        pool = stack.enter_context(worker_pool(workers if crf_out_dir else 1))
+        progress = stack.enter_context(progress_bar(total=len(ids), desc="segment", unit="img", mininterval=2.0))
         for batch_ids in batches_of_equal_size(layout, ids, chunk):
             images = [layout.load_image(image_id) for image_id in batch_ids]
             batch = torch.stack([normalize_image(image) for image in images]).to(device)
@@ -115,7 +115,7 @@ def segment_images(
                     save_label_png(os.path.join(out_tmp, f"{image_id}.png"), image_probs.argmax(axis=0).astype(np.uint8), palette, atomic=False)
                 jobs.append((image_id, image, image_probs, crf_params, scale_setting, reference_size, normalise_crf_scores))
             if crf_tmp is not None:
-                results = pool.map(_crf_job, jobs) if pool else map(_crf_job, jobs)
+                results = map_in_processes(_crf_job, jobs, pool=pool)
                 for image_id, label in results:
                     save_label_png(os.path.join(crf_tmp, f"{image_id}.png"), label, palette, atomic=False)
             progress.update(len(jobs))
@@ -128,7 +128,7 @@ def pack_submission(submission_root: str, tarball: str) -> None:
     """The tarball the PASCAL VOC evaluation server takes: results/VOC2012/Segmentation/comp6_test_cls/*.png."""
     import tarfile
 
-    from .io import atomic_path
+    from .artifacts import atomic_path
 
     with atomic_path(tarball) as tmp, tarfile.open(tmp, "w:gz") as archive:
         archive.add(os.path.join(submission_root, "VOC2012"), arcname=os.path.join("results", "VOC2012"))

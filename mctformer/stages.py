@@ -17,7 +17,7 @@ import numpy as np
 from .data.labels import build_class_labels, load_class_labels, save_class_labels
 from .data.layout import open_layout
 from .data.synthetic import SyntheticSpec, generate_synthetic_voc
-from .io import save_figure, write_dataframe_csv, write_json
+from .artifacts import save_figure, write_dataframe_csv, write_json
 from .metrics import best_threshold, sweep_split, sweep_table, threshold_grid
 
 
@@ -30,16 +30,15 @@ def _torch_setup(threads: int, device: str):
     return resolve_device(device)
 
 
-def _relaunched_under_torchrun(stage: str, arguments: Mapping[str, Any]) -> bool:
+def _relaunched_under_torchrun(stage, arguments: Mapping[str, Any]) -> bool:
     """Run ``stage`` in ``arguments['processes']`` torchrun ranks unless this already is one; True when it did."""
     from .training.distributed import is_distributed, run_under_torchrun
 
-    processes = int(arguments.get("processes", 1))
+    processes = int(arguments["processes"])
     if processes <= 1 or is_distributed():
         return False
-    # each rank gets its share of the job's CPU threads
-    ranked = {key: value for key, value in arguments.items() if key != "processes"}
-    ranked["threads"] = max(1, int(arguments.get("threads", 1)) // processes)
+    # each rank gets its share of the job's CPU threads (and, being a rank, does not relaunch)
+    ranked = dict(arguments, threads=max(1, int(arguments["threads"]) // processes))
     run_under_torchrun(stage, ranked, processes)
     return True
 
@@ -50,27 +49,19 @@ def _distributed_device(threads: int, device: str):
     return setup(_torch_setup(threads, device))
 
 
-def prepare_synthetic_data(out_root: str, data: Mapping[str, Any], synthetic: Mapping[str, Any], seed: int, workers: int = 1) -> dict:
-    """Generate the synthetic VOC-layout tree at ``out_root``."""
-    spec = SyntheticSpec(
-        num_classes=len(data["classes"]),
-        num_train_aug=synthetic["num_train_aug"],
-        num_train=synthetic["num_train"],
-        num_val=synthetic["num_val"],
-        image_size=synthetic["image_size"],
-        min_objects=synthetic["min_objects"],
-        max_objects=synthetic["max_objects"],
-        radius_range=tuple(synthetic["radius_range"]),
-        seed=seed,
-    )
+def prepare_synthetic_data(*, out_root: str, num_classes: int, palette: Sequence | None, seed: int, workers: int, **synthetic: Any) -> dict:
+    """Generate the synthetic VOC-layout tree at ``out_root``; ``synthetic`` = the config's ``synthetic`` keys."""
+    if "radius_range" in synthetic:
+        synthetic["radius_range"] = tuple(synthetic["radius_range"])
+    spec = SyntheticSpec(num_classes=num_classes, seed=seed, **synthetic)
     started = time.time()
-    generate_synthetic_voc(out_root, spec, palette=data.get("palette"), workers=workers)
+    generate_synthetic_voc(out_root, spec, palette=palette, workers=workers)
     seconds = time.time() - started
     print(f"generated {spec.num_train_aug + spec.num_val} images in {seconds:.1f} s")
     return {"seconds": seconds}
 
 
-def make_class_labels(root: str, layout: str, classes: Sequence[str], splits: Sequence[str], out_path: str, workers: int = 1) -> None:
+def make_class_labels(*, root: str, layout: str, classes: Sequence[str], splits: Sequence[str], out_path: str, workers: int) -> None:
     """``cls_labels.npy`` for every id of ``splits``, from the ground-truth masks."""
     reader = open_layout(root, layout, len(classes))
     ids = [image_id for split in splits for image_id in reader.read_ids(split)]
@@ -81,19 +72,19 @@ def make_class_labels(root: str, layout: str, classes: Sequence[str], splits: Se
 
 
 def train_classifier_stage(
-    root: str, layout: str, classes: Sequence[str], labels_path: str, splits: Mapping[str, Any],
-    settings: Mapping[str, Any], seed: int, device: str, checkpoint: str, log_csv: str, resume: str, threads: int = 1,
-    processes: int = 1,
+    *, root: str, layout: str, classes: Sequence[str], labels_path: str, train_split: str, val_split: str,
+    settings: Mapping[str, Any], seed: int, device: str, checkpoint: str, log_csv: str, resume: str, threads: int, processes: int,
 ) -> None:
-    """Train MCTformer; ``processes > 1``: data-parallel in that many torchrun processes (one per GPU)."""
-    if _relaunched_under_torchrun("train_classifier_stage", locals()):
+    """Train MCTformer (``settings`` = the config's ``classifier`` section, all of which it reads);
+    ``processes > 1``: data-parallel in that many torchrun processes (one per GPU)."""
+    if _relaunched_under_torchrun(train_classifier_stage, locals()):
         return
     from .training.classifier import train_classifier
 
     torch_device = _distributed_device(threads, device)
     reader = open_layout(root, layout, len(classes))
-    train_ids = reader.read_ids(splits["train"])
-    val_ids = reader.read_ids(splits["val"])
+    train_ids = reader.read_ids(train_split)
+    val_ids = reader.read_ids(val_split)
     labels = load_class_labels(labels_path, train_ids + val_ids, len(classes))
     summary = train_classifier(
         reader, train_ids, val_ids, labels, settings, checkpoint, log_csv, resume,
@@ -103,9 +94,12 @@ def train_classifier_stage(
 
 
 def extract_maps_stage(
-    root: str, layout: str, classes: Sequence[str], labels_path: str, checkpoint: str, splits: Sequence[str],
-    settings: Mapping[str, Any], device: str, out_dirs: Mapping[str, str], overlay_dir: str | None, threads: int = 1,
+    *, root: str, layout: str, classes: Sequence[str], labels_path: str, checkpoint: str, splits: Sequence[str],
+    last_k: int, scales: Sequence[float], flip: bool, feature_temperature: float, batch_size: int, overlays: int,
+    resize: str, remainder: str, position_embedding: str, amp: bool, storage_dtype: str,
+    device: str, out_dirs: Mapping[str, str], overlay_dir: str | None, threads: int,
 ) -> None:
+    """Maps of every image of ``splits`` for every variant in ``out_dirs``; the keys are the config's ``maps``."""
     from .localize import extract_maps
     from .training.classifier import load_classifier
 
@@ -117,19 +111,16 @@ def extract_maps_stage(
     started = time.time()
     extract_maps(
         model, reader, ids, labels, out_dirs,
-        scales=settings["scales"], flip=settings["flip"], last_k=settings["last_k"],
-        feature_temperature=settings["feature_temperature"], batch_size=settings["batch_size"],
-        device=torch_device, overlay_dir=overlay_dir, num_overlays=settings["overlays"],
-        resize=settings["resize"], remainder=settings["remainder"], position_embedding=settings["position_embedding"],
-        amp=settings["amp"], storage_dtype=settings["storage_dtype"],
+        scales=scales, flip=flip, last_k=last_k, feature_temperature=feature_temperature, batch_size=batch_size,
+        device=torch_device, overlay_dir=overlay_dir, num_overlays=overlays,
+        resize=resize, remainder=remainder, position_embedding=position_embedding, amp=amp, storage_dtype=storage_dtype,
     )
     print(f"extracted maps of {len(ids)} images in {time.time() - started:.1f} s")
 
 
 def evaluate_seeds_stage(
-    root: str, layout: str, classes: Sequence[str], labels_path: str, split: str, map_dirs: Mapping[str, str],
-    thresholds: Mapping[str, float], out_files: Mapping[str, Mapping[str, str]], plot_path: str,
-    miou_convention: str = "present_labels", selection: str = "global_max",
+    *, root: str, layout: str, classes: Sequence[str], labels_path: str, split: str, map_dirs: Mapping[str, str],
+    thresholds: Mapping[str, float], miou_convention: str, selection: str, out_files: Mapping[str, Mapping[str, str]], plot_path: str,
 ) -> dict[str, dict]:
     """Threshold sweep of every variant on ``split``; writes sweep.csv/best.json per variant and one plot.
 
@@ -164,8 +155,11 @@ def sweep_figure(tables: Mapping[str, Any], bests: Mapping[str, dict], title: st
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(6.5, 4))
+    from .metrics import MIOU_COLUMNS
+
     for variant, table in tables.items():
-        line, = axes.plot(table["threshold"], table["miou"], label=f"{variant} (best {bests[variant]['miou']:.3f})")
+        curve = table[MIOU_COLUMNS[bests[variant]["convention"]]]
+        line, = axes.plot(table["threshold"], curve, label=f"{variant} (best {bests[variant]['miou']:.3f})")
         axes.scatter([bests[variant]["threshold"]], [bests[variant]["miou"]], color=line.get_color(), zorder=3)
     axes.set_xlabel("background threshold t")
     axes.set_ylabel("mIoU")
@@ -185,21 +179,21 @@ def psa_training_ids(reader, split: str, max_images: int | None) -> list[str]:
 
 
 def psa_labels_stage(
-    root: str, layout: str, classes: Sequence[str], palette: Sequence | None, split: str, map_dir: str,
-    settings: Mapping[str, Any], out_dir: str, stats_path: str, workers: int = 1, grid_labels: str = "centre_pixel",
+    *, root: str, layout: str, classes: Sequence[str], palette: Sequence | None, split: str, map_dir: str,
+    alpha_low: float, alpha_high: float, max_images: int | None, crf: Mapping[str, Any], crf_image: str, workers: int,
+    grid_labels: str, out_dir: str, stats_path: str, threads: int,
 ) -> dict:
     """Confident labels (and, for ``grid_labels`` pooled_scores, the la / ha CRF scores AffinityNet pools)."""
-    from .io import make_palette
-    from .randomwalk import make_psa_labels
+    from .artifacts import make_palette
+    from .psa.drivers import make_psa_labels
 
     reader = open_layout(root, layout, len(classes))
-    ids = psa_training_ids(reader, split, settings["max_images"])
-    crf = settings["crf"]
+    ids = psa_training_ids(reader, split, max_images)
     started = time.time()
     stats = make_psa_labels(
-        reader, ids, map_dir, out_dir, settings["alpha_low"], settings["alpha_high"], crf_params_of(crf),
-        crf["spatial_scale"], crf["reference_size"], make_palette(palette), workers=max(1, min(workers, settings["workers"])),
-        image_source=settings["crf_image"], keep_scores=grid_labels == "pooled_scores",
+        reader, ids, map_dir, out_dir, alpha_low=alpha_low, alpha_high=alpha_high, params=crf_params_of(crf),
+        scale_setting=crf["spatial_scale"], reference_size=crf["reference_size"], palette=make_palette(palette),
+        workers=max(1, min(threads, workers)), image_source=crf_image, keep_scores=grid_labels == "pooled_scores",
     )
     stats["seconds"] = time.time() - started
     write_json(stats_path, stats)
@@ -208,9 +202,10 @@ def psa_labels_stage(
 
 
 def train_affinity_stage(
-    root: str, layout: str, classes: Sequence[str], split: str, max_images: int | None, label_dir: str,
-    settings: Mapping[str, Any], seed: int, device: str, checkpoint: str, log_csv: str, resume: str, threads: int = 1,
+    *, root: str, layout: str, classes: Sequence[str], split: str, max_images: int | None, label_dir: str,
+    settings: Mapping[str, Any], seed: int, device: str, checkpoint: str, log_csv: str, resume: str, threads: int,
 ) -> None:
+    """Train AffinityNet (``settings`` = the config's ``affinity`` section, all of which it reads)."""
     from .training.affinity import train_affinity
 
     torch_device = _torch_setup(threads, device)
@@ -223,49 +218,50 @@ def train_affinity_stage(
     print(f"AffinityNet trained in {summary['seconds']:.1f} s: {summary['final']}")
 
 
-def read_background(settings: Mapping[str, Any], best_json: str | None) -> float:
-    """The random walk's background score: pinned in config, else the best seed threshold."""
+def read_background(background: float | None, best_json: str | None) -> float:
+    """The random walk's background score: pinned in config (psa.background), else the best seed threshold."""
     import json
 
-    if settings["background"] is not None:
-        return float(settings["background"])
+    if background is not None:
+        return float(background)
     with open(best_json) as handle:
         return float(json.load(handle)["threshold"])
 
 
 def random_walk_stage(
-    root: str, layout: str, classes: Sequence[str], palette: Sequence | None, splits: Sequence[str], map_dir: str,
-    checkpoint: str, best_json: str | None, psa: Mapping[str, Any], affinity: Mapping[str, Any],
-    device: str, out_dir: str, threads: int = 1,
+    *, root: str, layout: str, classes: Sequence[str], palette: Sequence | None, splits: Sequence[str], map_dir: str,
+    checkpoint: str, best_json: str | None, background: float | None, beta: float, logt: int, walk_scale: float, batch_size: int,
+    backbone: str, radius: int, pair_sources: str, device: str, out_dir: str, threads: int,
 ) -> None:
-    from .io import make_palette
-    from .randomwalk import random_walk_masks
+    """Pseudo masks of ``splits`` (psa.* and the affinity.* keys the walk shares with training)."""
+    from .artifacts import make_palette
+    from .psa.drivers import random_walk_masks
     from .training.affinity import load_affinity_net
 
     torch_device = _torch_setup(threads, device)
     reader = open_layout(root, layout, len(classes))
     ids = list(dict.fromkeys(i for split in splits for i in reader.read_ids(split)))
-    model = load_affinity_net(checkpoint, affinity["backbone"], torch_device)
-    background = read_background(psa, best_json)
-    print(f"random walk on {len(ids)} images: background {background}, beta {psa['beta']}, logt {psa['logt']}, "
-          f"radius {affinity['radius']}, image scale {psa['walk_scale']}")
+    model = load_affinity_net(checkpoint, backbone, torch_device)
+    background = read_background(background, best_json)
+    print(f"random walk on {len(ids)} images: background {background}, beta {beta}, logt {logt}, "
+          f"radius {radius}, image scale {walk_scale}, pair sources {pair_sources}")
     started = time.time()
     random_walk_masks(
-        model, reader, ids, map_dir, out_dir, background, psa["beta"], psa["logt"], affinity["radius"],
-        make_palette(palette), torch_device, scale=psa["walk_scale"], pair_sources=affinity["pair_sources"],
+        model, reader, ids, map_dir, out_dir, background=background, beta=beta, logt=logt, radius=radius,
+        palette=make_palette(palette), device=torch_device, batch_size=batch_size, scale=walk_scale, pair_sources=pair_sources,
     )
     print(f"pseudo masks in {time.time() - started:.1f} s")
 
 
 def evaluate_masks_stage(
-    root: str, layout: str, classes: Sequence[str], split: str, mask_dir: str, table_path: str, summary_path: str, plot_path: str,
-    title: str = "pseudo masks",
+    *, root: str, layout: str, classes: Sequence[str], split: str, mask_dir: str, table_path: str, summary_path: str, plot_path: str,
+    title: str,
 ) -> dict:
     """mIoU (and per-class IoU/precision/recall) of a folder of label PNGs against the ground truth."""
     import pandas as pd
-    from tqdm import tqdm
+    from .logs import progress_bar
 
-    from .io import read_label_png
+    from .artifacts import read_label_png
     from .metrics import dataset_confusion, scores_from_confusion
 
     reader = open_layout(root, layout, len(classes))
@@ -273,7 +269,7 @@ def evaluate_masks_stage(
     label_names = ["background", *classes]
 
     def pairs():
-        for image_id in tqdm(ids, desc=f"evaluate {title}", unit="img", mininterval=2.0):
+        for image_id in progress_bar(ids, desc=f"evaluate {title}", unit="img", mininterval=2.0):
             gt = reader.load_mask(image_id)
             prediction = read_label_png(os.path.join(mask_dir, f"{image_id}.png"))
             if prediction.shape != gt.shape:
@@ -319,14 +315,14 @@ def crf_params_of(settings: Mapping[str, Any]):
 
 
 def train_deeplab_stage(
-    root: str, layout: str, classes: Sequence[str], split: str, mask_dir: str | None, settings: Mapping[str, Any],
-    seed: int, device: str, checkpoint: str, log_csv: str, resume: str, threads: int = 1, processes: int = 1,
+    *, root: str, layout: str, classes: Sequence[str], split: str, mask_dir: str | None, settings: Mapping[str, Any],
+    seed: int, device: str, checkpoint: str, log_csv: str, resume: str, threads: int, processes: int,
 ) -> None:
-    """Train on the pseudo masks in ``mask_dir``, or on the ground truth when ``mask_dir`` is None;
-    ``processes > 1``: data-parallel in that many torchrun processes (one per GPU)."""
-    if _relaunched_under_torchrun("train_deeplab_stage", locals()):
+    """Train on the pseudo masks in ``mask_dir``, or on the ground truth when ``mask_dir`` is None (``settings`` =
+    the config's ``deeplab`` training keys); ``processes > 1``: data-parallel in that many torchrun processes."""
+    if _relaunched_under_torchrun(train_deeplab_stage, locals()):
         return
-    from .io import read_label_png, require_per_image_files
+    from .artifacts import read_label_png, require_per_image_files
     from .training.deeplab import train_deeplab
 
     torch_device = _distributed_device(threads, device)
@@ -348,11 +344,12 @@ def train_deeplab_stage(
 
 
 def infer_deeplab_stage(
-    root: str, layout: str, classes: Sequence[str], palette: Sequence | None, split: str, checkpoint: str,
-    settings: Mapping[str, Any], device: str, pred_dir: str | None, crf_dir: str | None, threads: int = 1,
+    *, root: str, layout: str, classes: Sequence[str], palette: Sequence | None, split: str, checkpoint: str,
+    scales: Sequence[float], flip_inference: bool, fuse: str, inference_resize: str, crf: Mapping[str, Any],
+    device: str, pred_dir: str | None, crf_dir: str | None, threads: int,
 ) -> None:
     """DeepLab predictions of a split: plain argmax in ``pred_dir`` and/or CRF-refined in ``crf_dir``."""
-    from .io import make_palette
+    from .artifacts import make_palette
     from .segmentation import segment_images
     from .training.deeplab import load_deeplab
 
@@ -360,32 +357,36 @@ def infer_deeplab_stage(
     reader = open_layout(root, layout, len(classes))
     ids = reader.read_ids(split)
     model = load_deeplab(checkpoint, len(classes) + 1, torch_device)
-    crf = settings["crf"]
     started = time.time()
     segment_images(
-        model, reader, ids, pred_dir, crf_dir, settings["scales"], settings["flip_inference"], settings["fuse"],
+        model, reader, ids, pred_dir, crf_dir, scales, flip_inference, fuse,
         crf_params_of(crf), crf["spatial_scale"], crf["reference_size"], make_palette(palette), torch_device,
-        workers=max(1, threads), resize=settings.get("inference_resize", "ours"),
-        normalise_crf_scores=crf.get("normalise_scores", True),
+        workers=max(1, threads), resize=inference_resize, normalise_crf_scores=crf["normalise_scores"],
     )
     print(f"segmented {len(ids)} images of {split} in {time.time() - started:.1f} s")
 
 
 def psa_ablation_stage(
-    root: str, layout: str, classes: Sequence[str], split: str, map_dir: str, best_json: str | None,
-    psa: Mapping[str, Any], affinity: Mapping[str, Any], learned_summary: str, table_path: str, threads: int = 1,
+    *, root: str, layout: str, classes: Sequence[str], split: str, map_dir: str, best_json: str | None, background: float | None,
+    beta: float, logt: int, walk_scale: float, crf: Mapping[str, Any], colour_sigma: float, backbone: str, radius: int, pair_sources: str,
+    learned_summary: str, table_path: str, threads: int,
 ) -> dict:
     """The README's PSA ablation on ``split``: seeds, seeds + CRF, colour-affinity walk, learned-affinity walk."""
     import json
 
     import pandas as pd
 
-    from .randomwalk import psa_ablation
+    from .models.registry import backbone_output_stride
+    from .psa.drivers import psa_ablation
 
     reader = open_layout(root, layout, len(classes))
     ids = reader.read_ids(split)
-    background = read_background(psa, best_json)
-    results = psa_ablation(reader, ids, map_dir, background, psa, affinity, crf_params_of(psa["crf"]), len(classes) + 1, workers=max(1, threads))
+    results = psa_ablation(
+        reader, ids, map_dir, background=read_background(background, best_json), beta=beta, logt=logt, walk_scale=walk_scale,
+        params=crf_params_of(crf), scale_setting=crf["spatial_scale"], reference_size=crf["reference_size"],
+        radius=radius, stride=backbone_output_stride(backbone), pair_sources=pair_sources, colour_sigma=colour_sigma,
+        num_labels=len(classes) + 1, workers=max(1, threads),
+    )
     with open(learned_summary) as handle:
         results["random walk, learned affinity (PSA)"] = float(json.load(handle)["miou"])
     table = pd.DataFrame({"method": list(results), "miou": list(results.values())})
@@ -395,16 +396,18 @@ def psa_ablation_stage(
 
 
 def submission_stage(
-    root: str, layout: str, classes: Sequence[str], palette: Sequence | None, split: str, checkpoint: str,
-    settings: Mapping[str, Any], device: str, out_dir: str, tarball: str, threads: int = 1,
+    *, root: str, layout: str, classes: Sequence[str], palette: Sequence | None, split: str, checkpoint: str,
+    scales: Sequence[float], flip_inference: bool, fuse: str, inference_resize: str, crf: Mapping[str, Any],
+    device: str, out_dir: str, tarball: str, threads: int,
 ) -> None:
     """Test-set predictions (multi-scale + CRF) in the official VOC submission layout, and its tarball."""
-    from .io import atomic_directory
+    from .artifacts import atomic_directory
     from .segmentation import SUBMISSION_FOLDER, pack_submission
 
     with atomic_directory(out_dir) as tmp:
         infer_deeplab_stage(
-            root, layout, classes, palette, split, checkpoint, settings, device,
+            root=root, layout=layout, classes=classes, palette=palette, split=split, checkpoint=checkpoint, scales=scales,
+            flip_inference=flip_inference, fuse=fuse, inference_resize=inference_resize, crf=crf, device=device,
             pred_dir=None, crf_dir=os.path.join(tmp, SUBMISSION_FOLDER), threads=threads,
         )
     pack_submission(out_dir, tarball)

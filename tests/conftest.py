@@ -11,7 +11,7 @@ import yaml
 from PIL import Image
 
 from mctformer.data.synthetic import SyntheticSpec, generate_synthetic_voc
-from mctformer.io import save_label_png, voc_palette
+from mctformer.artifacts import save_label_png, voc_palette
 
 REPO = Path(__file__).resolve().parents[1]
 

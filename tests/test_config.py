@@ -106,6 +106,54 @@ def test_bad_config_fails_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        # the realistic mistake: the default config pointed at one's own VOC-layout root (an existing folder)
+        (lambda c, root: c["data"].update(root=str(root)), "data.root: {root} is ignored when data.source is 'synthetic'"),
+        (lambda c, root: c["data"].update(archives={"voc": str(root)}), "data.archives: is ignored when data.source is 'synthetic'"),
+        (lambda c, root: c["deeplab"].update(test_split="test"), "deeplab.test_split: the synthetic generator writes"),
+    ],
+)
+def test_keys_the_synthetic_source_would_ignore_are_refused_naming_the_key(edit, message, tmp_path):
+    config = validated(tiny_config())
+    edit(config, tmp_path)
+    with pytest.raises(ConfigError) as error:
+        check_config(config)
+    assert str(error.value).startswith(message.format(root=tmp_path)), error.value
+
+
+def test_a_voc_config_keeps_the_synthetic_section_that_config_yaml_always_carries(tmp_path):
+    """Snakemake merges --configfile over config.yaml, so `synthetic:` is always there: not a user-set key to refuse."""
+    from conftest import write_voc_root
+    import numpy as np
+
+    config = validated(tiny_config())
+    ids = ["a", "b"]
+    root = write_voc_root(tmp_path / "voc", {i: np.zeros((4, 4), np.uint8) for i in ids}, {s: ids for s in ("train_aug", "train", "val")})
+    config["data"].update(source="voc", root=str(root))
+    config["synthetic"].update(num_train_aug=7, num_train=3)  # even edited: it cannot be told from the merged default
+    check_config(config)
+
+
+def test_data_root_with_the_synthetic_source_fails_a_dry_run_before_any_job(tmp_path):
+    own_root = tmp_path / "VOCdevkit" / "VOC2012"
+    own_root.mkdir(parents=True)
+    config = tiny_config()
+    config["data"]["root"] = str(own_root)
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", str(path), "--directory", str(tmp_path), "-s", str(REPO / "Snakefile")],
+        capture_output=True, text=True,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"invalid config: data.root: {own_root} is ignored when data.source is 'synthetic'" in output, output[-2000:]
+    assert "Job stats" not in output and "prepare_data" not in output  # refused while loading, before any job is planned
+    assert not (tmp_path / "results").exists()
+
+
 def test_rule_resources_map_the_config_to_the_slurm_plugin_names():
     from mctformer.config import rule_resources, rule_settings
 

@@ -6,7 +6,7 @@ from mctformer.data.coco import COCOLayout
 from mctformer.data.labels import build_class_labels, labels_from_mask, load_class_labels, save_class_labels
 from mctformer.data.layout import open_layout
 from mctformer.data.voc import DatasetError, VOCLayout
-from mctformer.io import save_label_png, voc_palette
+from mctformer.artifacts import save_label_png, voc_palette
 
 
 def hand_masks():

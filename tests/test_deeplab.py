@@ -4,7 +4,7 @@ import torch
 
 from mctformer.crf import CRFParams
 from mctformer.data.transforms import random_scale_flip_crop
-from mctformer.io import read_label_png, voc_palette
+from mctformer.artifacts import read_label_png, voc_palette
 from mctformer.models.deeplab import DeepLabLargeFOV
 from mctformer.segmentation import multiscale_softmax, segment_images
 from mctformer.training.common import save_checkpoint
@@ -108,13 +108,14 @@ def test_voc_submission_layout_and_tarball(synthetic_root, tmp_path):
     model = build_deeplab(settings, TINY_SPEC.num_classes + 1)
     save_checkpoint(tmp_path / "deeplab.pt", {"model": model.state_dict(), "architecture": model.architecture(), "settings": settings})
     inference = {
-        "scales": [1.0], "flip_inference": True, "fuse": "max",
-        "crf": {"iterations": 2, "gaussian_sxy": 4, "gaussian_compat": 3, "bilateral_sxy": 83, "bilateral_srgb": 5,
+        "scales": [1.0], "flip_inference": True, "fuse": "max", "inference_resize": "ours",
+        "crf": {"normalise_scores": True, "iterations": 2, "gaussian_sxy": 4, "gaussian_compat": 3, "bilateral_sxy": 83, "bilateral_srgb": 5,
                 "bilateral_compat": 3, "spatial_scale": "auto", "reference_size": 500},
     }
     classes = [f"c{i}" for i in range(TINY_SPEC.num_classes)]
     out = tmp_path / "submission"
-    submission_stage(str(synthetic_root), "voc", classes, None, "val", str(tmp_path / "deeplab.pt"), inference, "cpu", str(out), str(tmp_path / "submission.tar.gz"))
+    submission_stage(root=str(synthetic_root), layout="voc", classes=classes, palette=None, split="val", checkpoint=str(tmp_path / "deeplab.pt"),
+                     device="cpu", out_dir=str(out), tarball=str(tmp_path / "submission.tar.gz"), threads=1, **inference)
     pngs = sorted((out / "VOC2012" / "Segmentation" / "comp6_test_cls").glob("*.png"))
     assert len(pngs) == TINY_SPEC.num_val
     from PIL import Image

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mctformer.io import save_map_file
+from mctformer.artifacts import save_map_file
 from mctformer.metrics import (
     best_threshold,
     confusion_matrix,

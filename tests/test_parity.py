@@ -39,7 +39,8 @@ import yaml
 from conftest import REPO
 from mctformer.crf import CRFParams, crf_argmax, dense_crf, spatial_scale
 from mctformer.models.mctformer import ARCHITECTURES, create_mctformer, load_deit_weights
-from mctformer.randomwalk import confident_labels, crf_labels, random_walk, transition_matrix_transposed
+from mctformer.psa.labels import confident_labels, crf_labels
+from mctformer.psa.walk import random_walk, transition_matrix_transposed
 from mctformer.segmentation import multiscale_softmax
 
 SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
@@ -118,10 +119,10 @@ def test_position_embedding_kernel_is_not_the_antialiased_one(deit_checkpoint):
 
 def test_la_is_confident_foreground_and_ha_confident_background(monkeypatch):
     """With the CRF an identity, la/ha are argmaxes of [(1 - m)^alpha, m]; alpha = 1 (la) and 12 (ha) by default."""
-    import mctformer.randomwalk as randomwalk
+    import mctformer.psa.labels as psa_labels
 
     seen = []
-    monkeypatch.setattr(randomwalk, "dense_crf", lambda image, scores, params: seen.append(scores) or scores)
+    monkeypatch.setattr(psa_labels, "dense_crf", lambda image, scores, params: seen.append(scores) or scores)
     assert (schema_default("psa", "alpha_low"), schema_default("psa", "alpha_high")) == (1, 12)
     maps = np.array([[[0.8, 0.4, 0.1]]], np.float32)  # one class (value 5), three pixels
     image = np.zeros((1, 3, 3), np.uint8)
@@ -165,8 +166,8 @@ def test_random_walk_settings_and_background_score(tmp_path):
     # background score: the best seed threshold unless the config pins one (the reference hard-codes 0.39)
     (tmp_path / "best.json").write_text(json.dumps({"threshold": 0.39, "miou": 0.6}))
     assert schema_default("psa", "background") is None
-    assert read_background({"background": None}, str(tmp_path / "best.json")) == 0.39
-    assert read_background({"background": 0.25}, str(tmp_path / "best.json")) == 0.25
+    assert read_background(None, str(tmp_path / "best.json")) == 0.39
+    assert read_background(0.25, str(tmp_path / "best.json")) == 0.25
 
 
 # ----------------------------------------------------------------------------- CRF --

@@ -20,7 +20,7 @@ from mctformer.data.labels import build_class_labels, load_class_labels
 from mctformer.data.layout import open_layout
 from mctformer.data.prepare import coco_category_index, coco_class_mask, prepare_coco14, prepare_voc12, train_aug_ids
 from mctformer.data.voc import VOC_CLASSES, DatasetError, VOCLayout
-from mctformer.io import read_label_png, voc_palette
+from mctformer.artifacts import read_label_png, voc_palette
 
 # ------------------------------------------------------------------ VOC + SBD --
 # VOC train a1 a2, val v1 v2; SBD train s1 a1 v1, val s2 s3. a1 is in SBD and VOC train (VOC's mask

@@ -7,16 +7,9 @@ from conftest import REPO
 
 from mctformer.affinity import affinity_loss, half_disc_offsets, neighbour_affinity, pair_affinity, pair_indices, pair_labels
 from mctformer.crf import CRFParams, dense_crf, spatial_scale
-from mctformer.randomwalk import (
-    background_power_scores,
-    confident_labels,
-    dense_random_walk,
-    random_walk,
-    seed_scores_on_grid,
-    transition_matrix_transposed,
-    walk_geometry,
-    walk_to_mask,
-)
+from mctformer.psa.geometry import seed_scores_on_grid, walk_geometry, walk_to_mask
+from mctformer.psa.labels import background_power_scores, confident_labels
+from mctformer.psa.walk import dense_random_walk, random_walk, transition_matrix_transposed
 
 
 def test_half_disc_offsets_hand_list():
@@ -186,15 +179,16 @@ def test_batched_transition_walks_each_image_on_its_own():
 def test_missing_per_image_inputs_are_named(synthetic_root, tmp_path):
     from conftest import TINY_SPEC
     from mctformer.data.voc import VOCLayout
-    from mctformer.io import voc_palette
-    from mctformer.randomwalk import make_psa_labels
+    from mctformer.artifacts import voc_palette
+    from mctformer.psa.drivers import make_psa_labels
     from mctformer.training.affinity import train_affinity
 
     layout = VOCLayout(synthetic_root, TINY_SPEC.num_classes)
     ids = layout.read_ids("val")[:3]
     (tmp_path / "maps").mkdir()
     with pytest.raises(FileNotFoundError, match=r"maps missing for 3 of 3 images, e\.g\. .*maps/syn_\d+\.npz"):
-        make_psa_labels(layout, ids, str(tmp_path / "maps"), str(tmp_path / "labels"), 4, 12, CRFParams(), "auto", 500, voc_palette())
+        make_psa_labels(layout, ids, str(tmp_path / "maps"), str(tmp_path / "labels"), alpha_low=4, alpha_high=12, params=CRFParams(),
+                        scale_setting="auto", reference_size=500, palette=voc_palette(), workers=1, image_source="decoded", keep_scores=False)
     assert not (tmp_path / "labels").exists()
     with pytest.raises(FileNotFoundError, match="PSA labels missing for 3 of 3 images"):
         settings = yaml.safe_load((REPO / "config.yaml").read_text())["affinity"]

@@ -22,19 +22,14 @@ from mctformer.affinity import half_disc_offsets, neighbour_affinity, pair_indic
 from mctformer.crf import CRFParams
 from mctformer.data.transforms import normalize_image
 from mctformer.data.voc import VOCLayout
-from mctformer.io import load_map_file, read_label_png, save_map_file, voc_palette
+from mctformer.artifacts import load_map_file, read_label_png, save_map_file, voc_palette
 from mctformer.localize import extract_maps, grid_maps
 from mctformer.metrics import best_threshold, scores_from_confusion, sweep_image, sweep_table, threshold_grid
 from mctformer.models.mctformer import MCTformer, resample_position_embedding
-from mctformer.randomwalk import (
-    confident_labels,
-    crf_image,
-    crf_labels,
-    random_walk,
-    random_walk_masks,
-    seed_scores_on_grid,
-    transition_matrix_transposed,
-)
+from mctformer.psa.drivers import random_walk_masks
+from mctformer.psa.geometry import seed_scores_on_grid
+from mctformer.psa.labels import confident_labels, crf_image, crf_labels
+from mctformer.psa.walk import random_walk, transition_matrix_transposed
 
 GOLDEN = Path(__file__).parent / "fixtures" / "reference"
 NUM_CLASSES = 20

@@ -178,7 +178,7 @@ def recording_dataset(record):
 
 def test_affinity_settings_reach_the_dataset(monkeypatch, tmp_path):
     from conftest import tiny_config
-    from mctformer.io import save_label_png, voc_palette
+    from mctformer.artifacts import save_label_png, voc_palette
     from mctformer.training import affinity as affinity_module
 
     save_label_png(tmp_path / "a.png", np.zeros((4, 4), np.uint8), voc_palette())
@@ -378,7 +378,7 @@ def test_segment_images_passes_the_crf_and_resize_switches(monkeypatch, syntheti
     from conftest import TINY_SPEC
     from mctformer.data.transforms import normalize_image
     from mctformer.data.voc import VOCLayout
-    from mctformer.io import voc_palette
+    from mctformer.artifacts import voc_palette
     from mctformer.segmentation import segment_images
 
     monkeypatch.setattr(pydensecrf.utils, "unary_from_softmax", RecordingUnary())

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from conftest import REPO, tiny_config
-from mctformer.io import load_map_file, read_label_png
+from mctformer.artifacts import load_map_file, read_label_png
 
 SLURM_DIR = REPO / "tests" / "slurm"
 # Everything of the tiny run goes through sbatch except the target rule `all`.

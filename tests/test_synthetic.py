@@ -5,7 +5,7 @@ from PIL import Image
 from conftest import TINY_SPEC
 from mctformer.data.synthetic import SyntheticSpec, render_image
 from mctformer.data.voc import VOCLayout
-from mctformer.io import voc_palette
+from mctformer.artifacts import voc_palette
 
 
 def test_render_is_deterministic_per_seed_and_index():

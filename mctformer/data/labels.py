@@ -7,13 +7,13 @@ multi-hot over the foreground classes (index ``c`` is mask value ``c + 1``).
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
 from typing import Iterable, Sequence
 
 import numpy as np
-from tqdm import tqdm
+from ..logs import progress_bar
 
-from ..io import atomic_path
+from ..artifacts import atomic_path
+from ..parallel import map_in_processes
 from .voc import IGNORE, DatasetError, VOCLayout
 
 
@@ -37,11 +37,7 @@ def build_class_labels(layout: VOCLayout, ids: Iterable[str], workers: int = 1) 
     """Labels of every id, read from its mask (validated against its image's size)."""
     ids = list(dict.fromkeys(ids))
     jobs = [(layout, image_id) for image_id in ids]
-    if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            pairs = list(tqdm(pool.map(_labels_of, jobs, chunksize=64), total=len(jobs), desc="class labels"))
-    else:
-        pairs = [_labels_of(job) for job in tqdm(jobs, desc="class labels")]
+    pairs = list(progress_bar(map_in_processes(_labels_of, jobs, workers, chunksize=64), total=len(jobs), desc="class labels"))
     return dict(pairs)
 
 

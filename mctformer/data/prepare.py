@@ -34,15 +34,15 @@ import json
 import os
 import tarfile
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
+from ..logs import progress_bar
 
-from ..io import atomic_directory, save_label_png, voc_palette, write_json
+from ..artifacts import atomic_directory, save_label_png, voc_palette, write_json
+from ..parallel import map_in_processes
 from .coco import COCO_CLASSES
 from .labels import labels_from_mask, save_class_labels
 from .voc import IGNORE, VOC_CLASSES, DatasetError
@@ -155,7 +155,7 @@ class Release:
             raise DatasetError(f"{self.what}: {len(missing)} of {len(rels)} files are missing, e.g. {self.describe(missing[0])}")
         if self._tar is not None:
             rels.sort(key=lambda rel: self._members[rel].offset)
-        for rel in tqdm(rels, desc=desc, unit="file", mininterval=2.0):
+        for rel in progress_bar(rels, desc=desc, unit="file", mininterval=2.0):
             yield rel, self.read_bytes(rel)
 
     def local_file(self, rel: str) -> Path | None:
@@ -318,7 +318,7 @@ def _gather_images(release: Release, ids: Sequence[str], out_dir: Path) -> dict[
     if missing:
         raise DatasetError(f"{release.what}: the split lists name {len(missing)} images that are missing, e.g. {release.describe(missing[0])}")
     if release.local_file(rels[0] if rels else "") is not None:
-        for image_id, rel in tqdm(list(zip(ids, rels)), desc="link images", unit="img", mininterval=2.0):
+        for image_id, rel in progress_bar(list(zip(ids, rels)), desc="link images", unit="img", mininterval=2.0):
             source = release.local_file(rel)
             sizes[image_id] = _image_size(source, str(source))
             os.symlink(source, out_dir / f"{image_id}.jpg")
@@ -435,11 +435,8 @@ def prepare_coco14(
                 jobs.append((image_id, image["height"], image["width"], by_image[image["id"]], index, tmp / "SegmentationClass" / f"{image_id}.png"))
             if missing:
                 raise DatasetError(f"COCO images: {len(missing)} images of {json_path} are missing, e.g. {missing[0]}")
-            if workers > 1:
-                with ProcessPoolExecutor(max_workers=workers) as pool:
-                    results = list(tqdm(pool.map(_coco_mask_job, jobs, chunksize=64), total=len(jobs), desc=f"{split} masks", unit="img", mininterval=2.0))
-            else:
-                results = [_coco_mask_job(job) for job in tqdm(jobs, desc=f"{split} masks", unit="img", mininterval=2.0)]
+            results = list(progress_bar(map_in_processes(_coco_mask_job, jobs, workers, chunksize=64), total=len(jobs), desc=f"{split} masks",
+                                unit="img", mininterval=2.0))
             kept = {image_id: multi_hot for image_id, multi_hot in results if multi_hot is not None}
             dropped = len(results) - len(kept)
             if dropped:

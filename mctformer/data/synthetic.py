@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import colorsys
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -24,9 +23,10 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 from scipy import ndimage
-from tqdm import tqdm
+from ..logs import progress_bar
 
-from ..io import atomic_directory, make_palette, save_label_png
+from ..artifacts import atomic_directory, make_palette, save_label_png
+from ..parallel import map_in_processes
 
 IGNORE = 255
 MIN_VISIBLE_PIXELS = 8
@@ -246,15 +246,9 @@ def generate_synthetic_voc(
         lists = tmp / "ImageSets" / "Segmentation"
         lists.mkdir(parents=True)
         jobs = [(spec, str(tmp), s, min(s + chunk, total), palette_list) for s in range(0, total, chunk)]
-        progress = tqdm(total=total, desc="synthetic images", unit="img")
-        if workers > 1:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                for job, _ in zip(jobs, pool.map(_write_range, jobs)):
-                    progress.update(job[3] - job[2])
-        else:
-            for job in jobs:
-                _write_range(job)
-                progress.update(job[3] - job[2])
+        progress = progress_bar(total=total, desc="synthetic images", unit="img")
+        for job, _ in zip(jobs, map_in_processes(_write_range, jobs, workers)):
+            progress.update(job[3] - job[2])
         progress.close()
         ids = [image_id(i) for i in range(total)]
         splits = {

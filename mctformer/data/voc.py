@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..io import read_label_png
+from ..artifacts import read_label_png
 
 IGNORE = 255
 

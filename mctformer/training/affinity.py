@@ -11,8 +11,8 @@ import torch
 from ..affinity import affinity_loss, neighbour_affinity, pair_labels, pooled_grid_labels
 from ..data.datasets import SegmentationCropDataset
 from ..data.voc import DatasetError, VOCLayout
-from ..randomwalk import load_confident_scores
-from ..io import read_label_png, require_per_image_files
+from ..psa.labels import load_confident_scores
+from ..artifacts import read_label_png, require_per_image_files
 from ..models.affinitynet import AffinityNet
 from .common import fingerprint, read_checkpoint, seed_everything
 from .loop import backbone_and_head_groups, fit_poly

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..io import atomic_path, write_dataframe_csv
+from ..artifacts import atomic_path, write_dataframe_csv
 
 
 def seed_everything(seed: int) -> None:

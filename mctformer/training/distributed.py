@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 import torch.distributed as dist
@@ -69,20 +69,26 @@ def shuffled_loader(dataset, batch_size: int, generator: torch.Generator, **load
     return DataLoader(dataset, batch_size=batch_size // world_size, sampler=sampler, drop_last=True, **loader_args)
 
 
-def run_under_torchrun(stage: str, arguments: dict[str, Any], processes: int) -> None:
-    """Run ``mctformer.stages.<stage>(**arguments)`` in ``processes`` ranks (torchrun on this node) and wait."""
+def run_under_torchrun(function: Callable[..., Any], arguments: dict[str, Any], processes: int) -> None:
+    """Run ``function(**arguments)`` in ``processes`` ranks (torchrun on this node) and wait.
+
+    ``function`` must be importable by its module and name (a module-level
+    function); each rank imports it through :mod:`.launch`, so this module
+    knows nothing of the stages that use it.
+    """
+    target = f"{function.__module__}:{function.__qualname__}"
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(arguments, handle)
     try:
         command = [
             sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
-            "-m", "mctformer.training.distributed", stage, handle.name,
+            "-m", "mctformer.training.launch", target, handle.name,
         ]
         print("launching", " ".join(command), flush=True)
         # the ranks write where this process writes (a stage's log file under redirect_to_log)
         result = subprocess.run(command, stdout=_file_descriptor(sys.stdout), stderr=_file_descriptor(sys.stderr))
         if result.returncode:
-            raise RuntimeError(f"{stage} failed in one of its {processes} processes (exit {result.returncode}); see the log above")
+            raise RuntimeError(f"{target} failed in one of its {processes} processes (exit {result.returncode}); see the log above")
     finally:
         os.unlink(handle.name)
 
@@ -93,21 +99,3 @@ def _file_descriptor(stream) -> int | None:
         return stream.fileno()
     except (AttributeError, OSError, ValueError):  # e.g. pytest's capture: inherit ours
         return None
-
-
-def main(argv: list[str]) -> None:
-    """Entry point of each rank: ``python -m mctformer.training.distributed <stage> <arguments.json>``."""
-    from .. import stages
-
-    stage, arguments_path = argv
-    with open(arguments_path) as handle:
-        arguments = json.load(handle)
-    try:
-        getattr(stages, stage)(**arguments)
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

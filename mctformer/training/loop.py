@@ -8,7 +8,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from ..logs import progress_bar
 
 from .common import autocast, epoch_seed, load_resume_state, save_checkpoint, seed_everything
 from .distributed import is_main, shuffled_loader
@@ -65,7 +65,7 @@ def train_epochs(
         model.train()
         losses: list[float] = []
         parts_sum: dict[str, float] = {}
-        progress = tqdm(loader, desc=f"{description} epoch {epoch + 1}/{epochs}", unit="batch", mininterval=2.0, disable=not is_main())
+        progress = progress_bar(loader, desc=f"{description} epoch {epoch + 1}/{epochs}", unit="batch", mininterval=2.0, disable=not is_main())
         for step_in_epoch, batch in enumerate(progress):
             set_lr(epoch * steps_per_epoch + step_in_epoch)
             with autocast(device, amp):

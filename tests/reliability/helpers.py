@@ -163,15 +163,15 @@ VARIANTS = reliability_config()["maps"]["variants"]
 STAGES = [
     Stage("train_classifier", "group", "mctformer.training.common", "save_checkpoint", "classifier/resume/last.pt", 1,
           ("classifier/checkpoint.pt", "classifier/log.csv"), resume="classifier/resume/last.pt"),
-    Stage("extract_maps", "job", "mctformer.io", "save_map_file", "maps/.", 5,
+    Stage("extract_maps", "job", "mctformer.artifacts", "save_map_file", "maps/.", 5,
           tuple(f"maps/{v}" for v in VARIANTS) + ("maps/overlays",), temporary=f"maps/.{VARIANTS[0]}."),
     Stage("train_affinity", "job", "mctformer.training.common", "save_checkpoint", "psa/resume/last.pt", 1,
           ("psa/affinity.pt", "psa/affinity_log.csv"), resume="psa/resume/last.pt"),
-    Stage("random_walk", "group", "mctformer.io", "save_label_png", "masks/.pseudo.", 3,
+    Stage("random_walk", "group", "mctformer.artifacts", "save_label_png", "masks/.pseudo.", 3,
           ("masks/pseudo",), temporary="masks/.pseudo."),
     Stage("train_deeplab", "group", "mctformer.training.common", "save_checkpoint", "deeplab/resume/last.pt", 1,
           ("deeplab/checkpoint.pt", "deeplab/log.csv"), resume="deeplab/resume/last.pt"),
-    Stage("infer_deeplab", "job", "mctformer.io", "save_label_png", "deeplab/.pred_crf.", 2,
+    Stage("infer_deeplab", "job", "mctformer.artifacts", "save_label_png", "deeplab/.pred_crf.", 2,
           ("deeplab/pred", "deeplab/pred_crf"), temporary="deeplab/.pred_crf."),
 ]
 

@@ -3,7 +3,7 @@
 (A failed write leaving the previous output whole and no temporary: tests/test_io.py.)
 """
 
-from mctformer.io import atomic_directory
+from mctformer.artifacts import atomic_directory
 
 
 def test_a_killed_jobs_temporary_folder_goes_when_the_output_is_written_again(tmp_path):

@@ -51,7 +51,7 @@ def set_list(root, split, text):
 
 
 def wrong_mask(root, image_id, mask):
-    from mctformer.io import save_label_png, voc_palette
+    from mctformer.artifacts import save_label_png, voc_palette
 
     save_label_png(root / "SegmentationClassAug" / f"{image_id}.png", mask, voc_palette())
 
@@ -87,7 +87,7 @@ def test_bad_dataset_is_refused_naming_the_file(tmp_path, fault):
     root = bad_root(tmp_path, fault)
     out = tmp_path / "labels" / "cls_labels.npy"
     with pytest.raises(DatasetError, match=DATA_FAULTS[fault][1]):
-        make_class_labels(str(root), "voc", CLASSES, ["train_aug", "val", "train"], str(out))
+        make_class_labels(root=str(root), layout="voc", classes=CLASSES, splits=["train_aug", "val", "train"], out_path=str(out), workers=1)
     assert not out.parent.exists() or list(out.parent.iterdir()) == []
 
 
@@ -224,7 +224,8 @@ def class_labels(synthetic_root, tmp_path_factory):
     from mctformer.stages import make_class_labels
 
     path = tmp_path_factory.mktemp("labels") / "cls_labels.npy"
-    make_class_labels(str(synthetic_root), "voc", tiny_config()["data"]["classes"], ["train_aug", "val"], str(path))
+    make_class_labels(root=str(synthetic_root), layout="voc", classes=tiny_config()["data"]["classes"], splits=["train_aug", "val"],
+                      out_path=str(path), workers=1)
     return path
 
 
@@ -232,10 +233,12 @@ def extract(root, labels, checkpoint, out, batch_size=16):
     from mctformer.stages import extract_maps_stage
 
     config = tiny_config()
-    settings = dict(config["maps"], variants=["fused", "attention"], batch_size=batch_size, overlays=2)
+    settings = {key: value for key, value in config["maps"].items() if key != "variants"}
+    settings.update(batch_size=batch_size, overlays=2)
     extract_maps_stage(
-        str(root), "voc", config["data"]["classes"], str(labels), str(checkpoint), ["train_aug"], settings, "cpu",
-        out_dirs={v: str(out / v) for v in settings["variants"]}, overlay_dir=str(out / "overlays"),
+        root=str(root), layout="voc", classes=config["data"]["classes"], labels_path=str(labels), checkpoint=str(checkpoint),
+        splits=["train_aug"], device="cpu", out_dirs={v: str(out / v) for v in ("fused", "attention")},
+        overlay_dir=str(out / "overlays"), threads=1, **settings,
     )
 
 
@@ -243,18 +246,23 @@ def walk(root, maps, checkpoint, out):
     from mctformer.stages import random_walk_stage
 
     config = tiny_config()
-    psa = dict(config["psa"], background=0.3, logt=2)
-    random_walk_stage(str(root), "voc", config["data"]["classes"], None, ["train"], str(maps), str(checkpoint), None,
-                      psa, config["affinity"], "cpu", str(out / "pseudo"))
+    psa, affinity = config["psa"], config["affinity"]
+    random_walk_stage(
+        root=str(root), layout="voc", classes=config["data"]["classes"], palette=None, splits=["train"], map_dir=str(maps),
+        checkpoint=str(checkpoint), best_json=None, background=0.3, beta=psa["beta"], logt=2, walk_scale=psa["walk_scale"],
+        batch_size=psa["batch_size"], backbone=affinity["backbone"], radius=affinity["radius"], pair_sources=affinity["pair_sources"],
+        device="cpu", out_dir=str(out / "pseudo"), threads=1,
+    )
 
 
 def infer(root, checkpoint, out):
     from mctformer.stages import infer_deeplab_stage
 
     config = tiny_config()
-    settings = {key: config["deeplab"][key] for key in ("scales", "flip_inference", "fuse", "crf")}
-    infer_deeplab_stage(str(root), "voc", config["data"]["classes"], None, "val", str(checkpoint), settings, "cpu",
-                        str(out / "pred"), str(out / "pred_crf"))
+    settings = {key: config["deeplab"][key] for key in ("scales", "flip_inference", "fuse", "inference_resize", "crf")}
+    infer_deeplab_stage(root=str(root), layout="voc", classes=config["data"]["classes"], palette=None, split="val",
+                        checkpoint=str(checkpoint), device="cpu", pred_dir=str(out / "pred"), crf_dir=str(out / "pred_crf"), threads=1,
+                        **settings)
 
 
 # (stage, checkpoint given, what the error must say)
@@ -299,7 +307,7 @@ def test_corrupt_image_late_in_extraction_leaves_no_maps(synthetic_root, class_l
 
 def test_corrupt_map_file_in_the_random_walk_leaves_no_masks(synthetic_root, checkpoints, tmp_path):
     from mctformer.data.voc import VOCLayout
-    from mctformer.io import save_map_file
+    from mctformer.artifacts import save_map_file
 
     layout = VOCLayout(synthetic_root, TINY_SPEC.num_classes)
     ids = layout.read_ids("train")

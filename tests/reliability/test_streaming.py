@@ -17,7 +17,7 @@ import pytest
 import torch
 from conftest import TINY_SPEC, tiny_config
 
-from mctformer import io, localize, metrics
+from mctformer import artifacts, localize, metrics
 from mctformer.data.labels import build_class_labels
 from mctformer.data.voc import VOCLayout
 
@@ -64,7 +64,7 @@ def map_dir(layout, sizes, tmp_path_factory):
         mask = layout.load_mask(image_id)
         labels = np.array([v for v in np.unique(mask) if v not in (0, 255)], dtype=np.int64)
         maps = np.stack([(mask == v).astype(np.float32) for v in labels]) if len(labels) else np.zeros((0, *mask.shape), np.float32)
-        io.save_map_file(folder / f"{image_id}.npz", labels, maps)
+        artifacts.save_map_file(folder / f"{image_id}.npz", labels, maps)
     return folder
 
 
@@ -110,11 +110,12 @@ def test_sweep_holds_an_image_or_two(layout, sizes, map_dir, monkeypatch):
 
 def test_random_walk_holds_a_batch(layout, sizes, map_dir, tmp_path, monkeypatch):
     from mctformer.models.affinitynet import AffinityNet
-    from mctformer.randomwalk import random_walk_masks
+    from mctformer.psa import drivers
+    from mctformer.psa.drivers import random_walk_masks
 
     torch.manual_seed(0)
     model = AffinityNet("tiny", feature_dim=tiny_config()["affinity"]["feature_dim"])
-    real_image, real_map = layout.load_image, io.load_map_file
+    real_image, real_map = layout.load_image, artifacts.load_map_file
     peaks = {}
     for name, ids in sizes.items():
         images, maps = Live(), Live()
@@ -124,9 +125,9 @@ def test_random_walk_holds_a_batch(layout, sizes, map_dir, tmp_path, monkeypatch
             return labels, live.track(values)
 
         monkeypatch.setattr(layout, "load_image", lambda image_id, live=images: live.track(real_image(image_id)))
-        monkeypatch.setattr(io, "load_map_file", load_map)
+        monkeypatch.setattr(drivers, "load_map_file", load_map)
         random_walk_masks(model, layout, ids, str(map_dir), str(tmp_path / name), background=0.3, beta=8, logt=2, radius=4,
-                          palette=io.voc_palette(), device=torch.device("cpu"), batch_size=BATCH)
+                          palette=artifacts.voc_palette(), device=torch.device("cpu"), batch_size=BATCH)
         gc.collect()
         assert images.seen == maps.seen == len(ids) and len(list((tmp_path / name).glob("*.png"))) == len(ids)
         peaks[name] = (images.peak, maps.peak)

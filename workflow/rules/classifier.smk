@@ -10,12 +10,11 @@ rule train_classifier:
         log_csv=f"{RUN}/classifier/log.csv",
     params:
         root=data_root_of,
-        layout=LAYOUT,
-        classes=CLASSES,
-        splits=SPLITS,
-        settings=config["classifier"],
-        seed=config["seed"],
-        device=config["device"],
+        # the trainer reads every key of the classifier section
+        config_keys=dict(
+            layout=LAYOUT, classes=CLASSES, train_split=SPLITS["train"], val_split=SPLITS["val"],
+            settings=config["classifier"], seed=config["seed"], device=config["device"],
+        ),
         # Kept beside the outputs, not among them, so a killed job's state survives for the rerun.
         resume=f"{RUN}/classifier/resume/last.pt",
     log:

@@ -1,5 +1,6 @@
 # Config loading, validation and the artifact layout shared by every rule file.
 import os
+import shlex
 
 from snakemake.utils import min_version, validate
 
@@ -20,9 +21,29 @@ LAYOUT = layout_name(config)
 CLASSES = list(config["data"]["classes"])
 SPLITS = config["data"]["splits"]
 VARIANTS = list(config["maps"]["variants"])
-# conda envs (under --use-conda): the CRF stages need pydensecrf on top of torch
+# conda envs (under --use-conda): the CRF stages need pydensecrf on top of torch.
+# They list third-party packages only; the core package comes from this checkout:
 ENV = "../../envs/torch.yaml"
 ENV_CRF = "../../envs/crf.yaml"
+# Every job's command (a `script:` job's `python <script>` too) runs through
+# Snakemake's shell(), which starts it with shell.prefix: here an export that
+# puts the checkout first on PYTHONPATH, so the job and its children (torchrun's
+# ranks run `python -m mctformer...`) import this checkout's mctformer from the
+# venv (`make run`) and from a rule's conda env alike. In the command, not in
+# os.environ: under --use-conda Snakemake deletes PYTHONPATH from a job's
+# environment (snakemake/shell.py, conda_block_conflicting_envvars). Under SLURM
+# each job is a new snakemake process on the node that reads this file again.
+PROJECT_DIR = os.path.abspath(os.path.join(workflow.current_basedir.get_path_or_uri(secret_free=True), "..", ".."))
+
+
+def job_shell_prefix(project_dir, executable):
+    """Snakemake's default prefix for bash (set -euo pipefail) plus the PYTHONPATH export."""
+    strict = "set -euo pipefail; " if os.path.basename(executable or "") in ("bash", "bash.exe") else ""
+    prefix = f'{strict}export PYTHONPATH={shlex.quote(project_dir)}"${{PYTHONPATH:+:$PYTHONPATH}}"; '
+    return prefix.replace("{", "{{").replace("}", "}}")  # shell.prefix() formats it like a shell: command
+
+
+shell.prefix(job_shell_prefix(PROJECT_DIR, shell.get_executable()))
 
 
 def rule_threads(rule):
@@ -92,9 +113,32 @@ def deeplab_targets():
     return [f"{RUN}/{model}/eval_{folder}.json" for model in deeplab_models() for folder in ("pred", "pred_crf")]
 
 
+def benchmark_files():
+    """Every job's benchmark file that the report's stage-time table reads (the report's own excepted)."""
+    jobs = ["class_labels", "train_classifier", "extract_maps", "psa_labels", "train_affinity", "random_walk"]
+    if config["data"]["source"] == "synthetic":
+        jobs.append("prepare_data")
+    elif config["data"].get("archives"):
+        jobs.append("prepare_voc12" if LAYOUT == "voc" else "prepare_coco14")
+    jobs += [f"evaluate_seeds_{split}" for split in SPLITS["seed_eval"]]
+    jobs += [f"{stage}_{split}" for split in config["psa"]["eval_splits"] for stage in ("evaluate_masks", "psa_ablation")]
+    jobs += [f"{stage}_{model}" for model in deeplab_models() for stage in ("train", "infer")]
+    jobs += [f"evaluate_{model}_{folder}" for model in deeplab_models() for folder in ("pred", "pred_crf")]
+    return [f"{RUN}/benchmarks/{job}.tsv" for job in jobs]
+
+
 def submission_targets():
     """The VOC test-server tarball, when the config names a test split."""
     return [f"{RUN}/deeplab/submission.tar.gz"] if config["deeplab"]["test_split"] else []
+
+
+def psa_keys(*keys):
+    """The named keys of config["psa"], as a rule's params (each rule hands its stage exactly what it reads)."""
+    return {key: config["psa"][key] for key in keys}
+
+
+def affinity_keys(*keys):
+    return {key: config["affinity"][key] for key in keys}
 
 
 DEEPLAB_INFERENCE_KEYS = ("scales", "flip_inference", "fuse", "inference_resize", "crf")

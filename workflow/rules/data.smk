@@ -8,9 +8,7 @@ if config["data"]["source"] == "synthetic":
         output:
             directory(f"{RUN}/data"),
         params:
-            data=config["data"],
-            synthetic=config["synthetic"],
-            seed=config["seed"],
+            config_keys=dict(num_classes=len(CLASSES), palette=config["data"]["palette"], seed=config["seed"], **config["synthetic"]),
         log:
             f"{RUN}/logs/prepare_data.log",
         benchmark:
@@ -69,9 +67,7 @@ rule class_labels:
         f"{RUN}/labels/cls_labels.npy",
     params:
         root=data_root_of,
-        layout=LAYOUT,
-        classes=CLASSES,
-        splits=all_splits(config),
+        config_keys=dict(layout=LAYOUT, classes=CLASSES, splits=all_splits(config)),
     log:
         f"{RUN}/logs/class_labels.log",
     benchmark:

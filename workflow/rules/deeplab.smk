@@ -9,14 +9,12 @@ rule train_deeplab:
         log_csv=f"{RUN}/{{model}}/log.csv",
     params:
         root=data_root_of,
-        layout=LAYOUT,
-        classes=CLASSES,
-        split=SPLITS["train"],
         mask_dir=lambda wildcards, input: input.get("masks"),
-        settings=deeplab_settings("training"),
-        seed=config["seed"],
-        device=config["device"],
         resume=lambda wildcards: f"{RUN}/{wildcards.model}/resume/last.pt",
+        config_keys=dict(
+            layout=LAYOUT, classes=CLASSES, split=SPLITS["train"], settings=deeplab_settings("training"),
+            seed=config["seed"], device=config["device"],
+        ),
     log:
         f"{RUN}/logs/train_{{model}}.log",
     benchmark:
@@ -41,12 +39,10 @@ rule infer_deeplab:
         pred_crf=directory(f"{RUN}/{{model}}/pred_crf"),
     params:
         root=data_root_of,
-        layout=LAYOUT,
-        classes=CLASSES,
-        palette=config["data"]["palette"],
-        split=config["deeplab"]["eval_split"],
-        settings=deeplab_settings("inference"),
-        device=config["device"],
+        config_keys=dict(
+            layout=LAYOUT, classes=CLASSES, palette=config["data"]["palette"], split=config["deeplab"]["eval_split"],
+            device=config["device"], **deeplab_settings("inference"),
+        ),
     log:
         f"{RUN}/logs/infer_{{model}}.log",
     benchmark:
@@ -72,10 +68,8 @@ rule evaluate_deeplab:
         plot=f"{RUN}/{{model}}/eval_{{folder}}.png",
     params:
         root=data_root_of,
-        layout=LAYOUT,
-        classes=CLASSES,
-        split=config["deeplab"]["eval_split"],
         title=lambda wildcards: f"{wildcards.model} ({'with CRF' if wildcards.folder == 'pred_crf' else 'no CRF'})",
+        config_keys=dict(layout=LAYOUT, classes=CLASSES, split=config["deeplab"]["eval_split"]),
     log:
         f"{RUN}/logs/evaluate_{{model}}_{{folder}}.log",
     benchmark:
@@ -101,12 +95,10 @@ rule voc_submission:
         tarball=f"{RUN}/deeplab/submission.tar.gz",
     params:
         root=data_root_of,
-        layout=LAYOUT,
-        classes=CLASSES,
-        palette=config["data"]["palette"],
-        split=config["deeplab"]["test_split"],
-        settings=deeplab_settings("inference"),
-        device=config["device"],
+        config_keys=dict(
+            layout=LAYOUT, classes=CLASSES, palette=config["data"]["palette"], split=config["deeplab"]["test_split"],
+            device=config["device"], **deeplab_settings("inference"),
+        ),
     log:
         f"{RUN}/logs/voc_submission.log",
     benchmark:

@@ -10,13 +10,12 @@ rule psa_labels:
         stats=f"{RUN}/psa/label_stats.json",
     params:
         root=data_root_of,
-        layout=LAYOUT,
-        classes=CLASSES,
-        palette=config["data"]["palette"],
-        split=SPLITS["train"],
         # only the keys this stage reads, so that e.g. editing logt reruns the walk alone
-        settings={key: config["psa"][key] for key in ("alpha_low", "alpha_high", "max_images", "crf", "crf_image", "workers")},
-        grid_labels=config["affinity"]["grid_labels"],
+        config_keys=dict(
+            layout=LAYOUT, classes=CLASSES, palette=config["data"]["palette"], split=SPLITS["train"],
+            **psa_keys("alpha_low", "alpha_high", "max_images", "crf", "crf_image", "workers"),
+            **affinity_keys("grid_labels"),
+        ),
     log:
         f"{RUN}/logs/psa_labels.log",
     benchmark:
@@ -39,14 +38,12 @@ rule train_affinity:
         log_csv=f"{RUN}/psa/affinity_log.csv",
     params:
         root=data_root_of,
-        layout=LAYOUT,
-        classes=CLASSES,
-        split=SPLITS["train"],
-        max_images=config["psa"]["max_images"],
-        settings=config["affinity"],
-        seed=config["seed"],
-        device=config["device"],
         resume=f"{RUN}/psa/resume/last.pt",
+        # the trainer reads every key of the affinity section
+        config_keys=dict(
+            layout=LAYOUT, classes=CLASSES, split=SPLITS["train"], max_images=config["psa"]["max_images"],
+            settings=config["affinity"], seed=config["seed"], device=config["device"],
+        ),
     log:
         f"{RUN}/logs/train_affinity.log",
     benchmark:
@@ -70,13 +67,11 @@ rule random_walk:
         directory(f"{RUN}/masks/pseudo"),
     params:
         root=data_root_of,
-        layout=LAYOUT,
-        classes=CLASSES,
-        palette=config["data"]["palette"],
-        splits=random_walk_splits(),
-        psa=config["psa"],
-        affinity=config["affinity"],
-        device=config["device"],
+        config_keys=dict(
+            layout=LAYOUT, classes=CLASSES, palette=config["data"]["palette"], splits=random_walk_splits(), device=config["device"],
+            **psa_keys("background", "beta", "logt", "walk_scale", "batch_size"),
+            **affinity_keys("backbone", "radius", "pair_sources"),
+        ),
     log:
         f"{RUN}/logs/random_walk.log",
     benchmark:
@@ -100,8 +95,7 @@ rule evaluate_masks:
         plot=f"{RUN}/masks/eval_{{split}}.png",
     params:
         root=data_root_of,
-        layout=LAYOUT,
-        classes=CLASSES,
+        config_keys=dict(layout=LAYOUT, classes=CLASSES, title="pseudo masks"),
     log:
         f"{RUN}/logs/evaluate_masks_{{split}}.log",
     benchmark:
@@ -127,10 +121,11 @@ rule psa_ablation:
         f"{RUN}/masks/ablation_{{split}}.csv",
     params:
         root=data_root_of,
-        layout=LAYOUT,
-        classes=CLASSES,
-        psa=config["psa"],
-        affinity=config["affinity"],
+        config_keys=dict(
+            layout=LAYOUT, classes=CLASSES,
+            **psa_keys("background", "beta", "logt", "walk_scale", "crf", "colour_sigma"),
+            **affinity_keys("backbone", "radius", "pair_sources"),
+        ),
     log:
         f"{RUN}/logs/psa_ablation_{{split}}.log",
     benchmark:

@@ -1,13 +1,23 @@
 # The run's summary.json and report.md (with plots; also in `snakemake --report report.html`).
+# Every file the report reads is an input here, so the layout of the outputs lives in the rules alone
+# and a changed artifact reruns the report.
 
 
 rule report:
     input:
         **dataset_inputs(),
-        seeds=seed_targets(),
-        masks=mask_targets(),
-        ablation=[f"{RUN}/masks/ablation_{split}.csv" for split in config["psa"]["eval_splits"]],
-        deeplab=deeplab_targets(),
+        seed_bests=expand(f"{RUN}/seeds/{{split}}/{{variant}}/best.json", split=SPLITS["seed_eval"], variant=VARIANTS),
+        seed_plots=seed_targets(),
+        mask_summaries=mask_targets(),
+        mask_tables=[f"{RUN}/masks/eval_{split}.csv" for split in config["psa"]["eval_splits"]],
+        ablation_table=f"{RUN}/masks/ablation_{config['psa']['eval_splits'][0]}.csv",
+        label_stats=rules.psa_labels.output.stats,
+        deeplab_summaries=[f"{RUN}/{model}/eval_{folder}.json" for model in deeplab_models() for folder in ("pred", "pred_crf")],
+        deeplab_tables=[f"{RUN}/{model}/eval_pred_crf.csv" for model in deeplab_models()],
+        benchmarks=benchmark_files(),
+        example_maps=f"{RUN}/maps/{config['psa']['seed_variant']}",
+        example_masks=rules.random_walk.output[0],
+        example_predictions=[f"{RUN}/deeplab/pred", f"{RUN}/deeplab/pred_crf"],
     output:
         summary=f"{RUN}/summary.json",
         report=f"{RUN}/report.md",
@@ -19,13 +29,13 @@ rule report:
         root=data_root_of,
         layout=LAYOUT,
         classes=CLASSES,
-        run_dir=lambda wildcards, output: os.path.dirname(output.summary),
         seed_splits=SPLITS["seed_eval"],
         variants=VARIANTS,
-        psa_variant=config["psa"]["seed_variant"],
         mask_splits=config["psa"]["eval_splits"],
         deeplab_models=deeplab_models(),
+        psa_variant=config["psa"]["seed_variant"],
         deeplab_split=config["deeplab"]["eval_split"],
+        examples=4,  # images per qualitative figure
     log:
         f"{RUN}/logs/report.log",
     benchmark:

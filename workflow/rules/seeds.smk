@@ -11,12 +11,12 @@ rule extract_maps:
         overlays=directory(f"{RUN}/maps/overlays"),
     params:
         root=data_root_of,
-        layout=LAYOUT,
-        classes=CLASSES,
-        splits=extraction_splits(),
-        settings=config["maps"],
         variants=VARIANTS,
-        device=config["device"],
+        # every maps key but variants (the outputs)
+        config_keys=dict(
+            layout=LAYOUT, classes=CLASSES, splits=extraction_splits(), device=config["device"],
+            **{key: value for key, value in config["maps"].items() if key != "variants"},
+        ),
     log:
         f"{RUN}/logs/extract_maps.log",
     benchmark:
@@ -41,12 +41,8 @@ rule evaluate_seeds:
         plot=f"{RUN}/seeds/{{split}}/sweep.png",
     params:
         root=data_root_of,
-        layout=LAYOUT,
-        classes=CLASSES,
         variants=VARIANTS,
-        thresholds=config["seeds"]["thresholds"],
-        miou_convention=config["seeds"]["miou_convention"],
-        selection=config["seeds"]["selection"],
+        config_keys=dict(layout=LAYOUT, classes=CLASSES, **config["seeds"]),
     log:
         f"{RUN}/logs/evaluate_seeds_{{split}}.log",
     benchmark:

@@ -1,12 +1,5 @@
-from mctformer.logs import redirect_to_log
 from mctformer.stages import make_class_labels
+from mctformer.logs import redirect_to_log
 
 with redirect_to_log(snakemake.log[0]):
-    make_class_labels(
-        snakemake.params.root,
-        snakemake.params.layout,
-        snakemake.params.classes,
-        snakemake.params.splits,
-        snakemake.output[0],
-        workers=snakemake.threads,
-    )
+    make_class_labels(**snakemake.params.config_keys, root=snakemake.params.root, out_path=snakemake.output[0], workers=snakemake.threads)

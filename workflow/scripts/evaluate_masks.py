@@ -1,13 +1,12 @@
-from mctformer.logs import redirect_to_log
 from mctformer.stages import evaluate_masks_stage
+from mctformer.logs import redirect_to_log
 
 with redirect_to_log(snakemake.log[0]):
     evaluate_masks_stage(
-        snakemake.params.root,
-        snakemake.params.layout,
-        snakemake.params.classes,
-        snakemake.wildcards.split,
-        snakemake.input.masks,
+        **snakemake.params.config_keys,
+        root=snakemake.params.root,
+        split=snakemake.wildcards.split,
+        mask_dir=snakemake.input.masks,
         table_path=snakemake.output.table,
         summary_path=snakemake.output.summary,
         plot_path=snakemake.output.plot,

@@ -1,21 +1,16 @@
-from mctformer.logs import redirect_to_log
 from mctformer.stages import evaluate_seeds_stage
+from mctformer.logs import redirect_to_log
 
-variants = snakemake.params.variants
 with redirect_to_log(snakemake.log[0]):
     evaluate_seeds_stage(
-        snakemake.params.root,
-        snakemake.params.layout,
-        snakemake.params.classes,
-        snakemake.input.labels,
-        snakemake.wildcards.split,
-        map_dirs=dict(zip(variants, snakemake.input.maps)),
-        thresholds=snakemake.params.thresholds,
-        miou_convention=snakemake.params.miou_convention,
-        selection=snakemake.params.selection,
+        **snakemake.params.config_keys,
+        root=snakemake.params.root,
+        labels_path=snakemake.input.labels,
+        split=snakemake.wildcards.split,
+        map_dirs=dict(zip(snakemake.params.variants, snakemake.input.maps)),
         out_files={
             variant: {"sweep": sweep, "best": best}
-            for variant, sweep, best in zip(variants, snakemake.output.sweeps, snakemake.output.bests)
+            for variant, sweep, best in zip(snakemake.params.variants, snakemake.output.sweeps, snakemake.output.bests)
         },
         plot_path=snakemake.output.plot,
     )

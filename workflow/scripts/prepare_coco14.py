@@ -3,8 +3,8 @@ from mctformer.logs import redirect_to_log
 
 with redirect_to_log(snakemake.log[0]):
     prepare_coco14(
-        snakemake.input.images,
-        snakemake.input.annotations,
-        snakemake.output[0],
+        images_root=snakemake.input.images,
+        annotations_dir=snakemake.input.annotations,
+        out_root=snakemake.output[0],
         workers=snakemake.threads,
     )

@@ -1,11 +1,5 @@
-from mctformer.logs import redirect_to_log
 from mctformer.stages import prepare_synthetic_data
+from mctformer.logs import redirect_to_log
 
 with redirect_to_log(snakemake.log[0]):
-    prepare_synthetic_data(
-        snakemake.output[0],
-        snakemake.params.data,
-        snakemake.params.synthetic,
-        seed=snakemake.params.seed,
-        workers=snakemake.threads,
-    )
+    prepare_synthetic_data(**snakemake.params.config_keys, out_root=snakemake.output[0], workers=snakemake.threads)

@@ -1,16 +1,13 @@
-from mctformer.logs import redirect_to_log
 from mctformer.stages import psa_ablation_stage
+from mctformer.logs import redirect_to_log
 
 with redirect_to_log(snakemake.log[0]):
     psa_ablation_stage(
-        snakemake.params.root,
-        snakemake.params.layout,
-        snakemake.params.classes,
-        snakemake.wildcards.split,
-        snakemake.input.maps,
-        snakemake.input.best[0] if snakemake.input.best else None,
-        snakemake.params.psa,
-        snakemake.params.affinity,
+        **snakemake.params.config_keys,
+        root=snakemake.params.root,
+        split=snakemake.wildcards.split,
+        map_dir=snakemake.input.maps,
+        best_json=snakemake.input.best[0] if snakemake.input.best else None,
         learned_summary=snakemake.input.learned,
         table_path=snakemake.output[0],
         threads=snakemake.threads,

@@ -1,19 +1,13 @@
-from mctformer.logs import redirect_to_log
 from mctformer.stages import random_walk_stage
+from mctformer.logs import redirect_to_log
 
 with redirect_to_log(snakemake.log[0]):
     random_walk_stage(
-        snakemake.params.root,
-        snakemake.params.layout,
-        snakemake.params.classes,
-        snakemake.params.palette,
-        snakemake.params.splits,
-        snakemake.input.maps,
-        snakemake.input.checkpoint,
-        snakemake.input.best[0] if snakemake.input.best else None,
-        snakemake.params.psa,
-        snakemake.params.affinity,
-        device=snakemake.params.device,
+        **snakemake.params.config_keys,
+        root=snakemake.params.root,
+        map_dir=snakemake.input.maps,
+        checkpoint=snakemake.input.checkpoint,
+        best_json=snakemake.input.best[0] if snakemake.input.best else None,
         out_dir=snakemake.output[0],
         threads=snakemake.threads,
     )

@@ -4,17 +4,30 @@ from mctformer.data.layout import open_layout
 from mctformer.logs import redirect_to_log
 from mctformer.report import build_report
 
+params, inputs = snakemake.params, snakemake.input
+seeds = iter(inputs.seed_bests)  # expand() order: split-major, then variant
 with redirect_to_log(snakemake.log[0]):
     build_report(
-        snakemake.params.run_dir,
-        open_layout(snakemake.params.root, snakemake.params.layout, len(snakemake.params.classes)),
-        snakemake.params.seed_splits,
-        snakemake.params.variants,
-        snakemake.params.psa_variant,
-        snakemake.params.mask_splits,
-        snakemake.params.deeplab_models,
-        snakemake.params.deeplab_split,
+        layout=open_layout(params.root, params.layout, len(params.classes)),
+        seed_bests={split: {variant: next(seeds) for variant in params.variants} for split in params.seed_splits},
+        seed_plots=dict(zip(params.seed_splits, inputs.seed_plots)),
+        mask_summaries=dict(zip(params.mask_splits, inputs.mask_summaries)),
+        mask_tables=dict(zip(params.mask_splits, inputs.mask_tables)),
+        ablation_table=inputs.ablation_table,
+        label_stats=inputs.label_stats,
+        deeplab_summaries={
+            model: dict(zip(("pred", "pred_crf"), inputs.deeplab_summaries[2 * index : 2 * index + 2]))
+            for index, model in enumerate(params.deeplab_models)
+        },
+        deeplab_tables=dict(zip(params.deeplab_models, inputs.deeplab_tables)),
+        benchmarks=list(inputs.benchmarks),
+        example_maps=inputs.example_maps,
+        example_masks=inputs.example_masks,
+        example_predictions=dict(zip(("pred", "pred_crf"), inputs.example_predictions)),
+        psa_variant=params.psa_variant,
+        deeplab_split=params.deeplab_split,
         summary_path=snakemake.output.summary,
         report_path=snakemake.output.report,
         figure_dir=os.path.dirname(snakemake.output.seed_ablation),
+        examples=params.examples,
     )

@@ -1,19 +1,12 @@
-from mctformer.logs import redirect_to_log
 from mctformer.stages import train_affinity_stage
+from mctformer.logs import redirect_to_log
 
 with redirect_to_log(snakemake.log[0]):
     train_affinity_stage(
-        snakemake.params.root,
-        snakemake.params.layout,
-        snakemake.params.classes,
-        snakemake.params.split,
-        snakemake.params.max_images,
-        snakemake.input.labels,
-        snakemake.params.settings,
-        seed=snakemake.params.seed,
-        device=snakemake.params.device,
+        **snakemake.params.config_keys,
+        root=snakemake.params.root, resume=snakemake.params.resume,
+        label_dir=snakemake.input.labels,
         checkpoint=snakemake.output.checkpoint,
         log_csv=snakemake.output.log_csv,
-        resume=snakemake.params.resume,
         threads=snakemake.threads,
     )

@@ -1,19 +1,13 @@
-from mctformer.logs import redirect_to_log
 from mctformer.stages import train_classifier_stage
+from mctformer.logs import redirect_to_log
 
 with redirect_to_log(snakemake.log[0]):
     train_classifier_stage(
-        snakemake.params.root,
-        snakemake.params.layout,
-        snakemake.params.classes,
-        snakemake.input.labels,
-        snakemake.params.splits,
-        snakemake.params.settings,
-        seed=snakemake.params.seed,
-        device=snakemake.params.device,
+        **snakemake.params.config_keys,
+        root=snakemake.params.root, resume=snakemake.params.resume,
+        labels_path=snakemake.input.labels,
         checkpoint=snakemake.output.checkpoint,
         log_csv=snakemake.output.log_csv,
-        resume=snakemake.params.resume,
         threads=snakemake.threads,
         # several GPUs: one DDP process each (resources come from config `resources`)
         processes=max(1, int(snakemake.resources.get("gpu", 1))),

@@ -1,19 +1,12 @@
-from mctformer.logs import redirect_to_log
 from mctformer.stages import train_deeplab_stage
+from mctformer.logs import redirect_to_log
 
 with redirect_to_log(snakemake.log[0]):
     train_deeplab_stage(
-        snakemake.params.root,
-        snakemake.params.layout,
-        snakemake.params.classes,
-        snakemake.params.split,
-        snakemake.params.mask_dir,
-        snakemake.params.settings,
-        seed=snakemake.params.seed,
-        device=snakemake.params.device,
+        **snakemake.params.config_keys,
+        root=snakemake.params.root, mask_dir=snakemake.params.mask_dir, resume=snakemake.params.resume,
         checkpoint=snakemake.output.checkpoint,
         log_csv=snakemake.output.log_csv,
-        resume=snakemake.params.resume,
         threads=snakemake.threads,
         # several GPUs: one DDP process each (resources come from config `resources`)
         processes=max(1, int(snakemake.resources.get("gpu", 1))),

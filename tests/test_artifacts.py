@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from mctformer.io import atomic_directory, atomic_path
+from mctformer.artifacts import atomic_directory, atomic_path
 
 
 def test_atomic_directory_appears_whole_with_ordinary_permissions(tmp_path):

@@ -1,0 +1,36 @@
+"""One way to spread per-image jobs over processes (CRFs, mask decoding, data generation)."""
+
+from __future__ import annotations
+
+import contextlib
+from concurrent.futures import ProcessPoolExecutor
+from typing import Callable, Iterable, Iterator, TypeVar
+
+Job = TypeVar("Job")
+Result = TypeVar("Result")
+
+
+@contextlib.contextmanager
+def worker_pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
+    """A process pool of ``workers`` processes, or None when one process (this one) is asked for."""
+    if workers <= 1:
+        yield None
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        yield pool
+
+
+def map_in_processes(
+    function: Callable[[Job], Result], jobs: Iterable[Job], workers: int = 1, chunksize: int = 1,
+    pool: ProcessPoolExecutor | None = None,
+) -> Iterator[Result]:
+    """``function`` over ``jobs``, results in order: in ``pool`` when given, else in ``workers`` processes
+    (here, when ``workers`` <= 1). ``function`` and its jobs must pickle (a module-level function)."""
+    if pool is not None:
+        yield from pool.map(function, jobs, chunksize=chunksize)
+        return
+    with worker_pool(workers) as own:
+        if own is None:
+            yield from map(function, jobs)
+        else:
+            yield from own.map(function, jobs, chunksize=chunksize)

@@ -1,0 +1,212 @@
+"""The PSA stages' loops over a split: confident labels, random-walk masks, the ablation (files in, files out)."""
+
+from __future__ import annotations
+
+import os
+from functools import partial
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from ..logs import progress_bar
+
+from ..artifacts import atomic_directory, load_map_file, require_per_image_files, save_label_png
+from ..crf import CRFParams, crf_argmax, spatial_scale
+from ..data.layout import batches_of_equal_size
+from ..data.transforms import normalize_image
+from ..metrics import confusion_matrix, dataset_confusion, scores_from_confusion, seed_prediction
+from ..parallel import map_in_processes
+from .geometry import seed_scores_on_grid, walk_geometry, walk_to_mask
+from .labels import IGNORE, confident_labels, crf_image, crf_scores, save_confident_scores
+from .walk import walk_seeds
+
+
+def label_one_image(
+    image_id: str, *, layout, map_dir: str, out_dir: str, alpha_low: float, alpha_high: float, params: CRFParams,
+    scale_setting: float | str, reference_size: float, palette: np.ndarray, image_source: str, keep_scores: bool,
+) -> dict[str, int]:
+    """One image's confident label (and la / ha scores): the job :func:`make_psa_labels` spreads over processes."""
+    map_path, out_path = os.path.join(map_dir, f"{image_id}.npz"), os.path.join(out_dir, f"{image_id}.png")
+    picture = layout.load_image(image_id)
+    labels, maps = load_map_file(map_path)
+    if maps.shape[1:] != picture.shape[:2]:
+        raise ValueError(f"map file {map_path} is {maps.shape[1:]} but image {image_id} is {picture.shape[:2]}")
+    image = crf_image(picture, image_source)
+    scaled = params.scaled(spatial_scale(image.shape[:2], scale_setting, reference_size))
+    la_scores = crf_scores(image, maps, alpha_low, scaled)
+    ha_scores = crf_scores(image, maps, alpha_high, scaled)
+    values = np.concatenate([[0], labels]).astype(np.uint8)
+    label = confident_labels(values[la_scores.argmax(axis=0)], values[ha_scores.argmax(axis=0)])
+    save_label_png(out_path, label, palette, atomic=False)
+    if keep_scores:
+        save_confident_scores(out_path.removesuffix(".png") + ".npz", labels, la_scores, ha_scores)
+    counts = {"pixels": int(label.size), "foreground": int(((label != 0) & (label != IGNORE)).sum()), "background": int((label == 0).sum())}
+    if layout.mask_dir is not None and layout.mask_path(image_id).is_file():
+        gt = layout.load_mask(image_id)
+        known = (label != IGNORE) & (gt != IGNORE)
+        counts["labelled_with_gt"] = int(known.sum())
+        counts["correct"] = int((label[known] == gt[known]).sum())
+    return counts
+
+
+def make_psa_labels(
+    layout,
+    ids,
+    map_dir: str,
+    out_dir: str,
+    *,
+    alpha_low: float,
+    alpha_high: float,
+    params: CRFParams,
+    scale_setting: float | str,
+    reference_size: float,
+    palette: np.ndarray,
+    workers: int,
+    image_source: str,
+    keep_scores: bool,
+) -> dict[str, float]:
+    """Confident PSA labels of every id as palette PNGs in ``out_dir`` (written atomically as a folder).
+
+    ``image_source``: see :func:`.labels.crf_image`. ``keep_scores``: also write
+    each image's la / ha CRF scores (``<id>.npz``), which AffinityNet's
+    ``pooled_scores`` grid labels read.
+    """
+    require_per_image_files(map_dir, ids, ".npz", "maps")
+    totals: dict[str, int] = {}
+    with atomic_directory(out_dir) as tmp:
+        job = partial(
+            label_one_image, layout=layout, map_dir=map_dir, out_dir=str(tmp), alpha_low=alpha_low, alpha_high=alpha_high, params=params,
+            scale_setting=scale_setting, reference_size=reference_size, palette=palette, image_source=image_source, keep_scores=keep_scores,
+        )
+        for counts in progress_bar(map_in_processes(job, ids, workers, chunksize=32), total=len(ids), desc="PSA labels (CRF)", unit="img", mininterval=2.0):
+            for key, value in counts.items():
+                totals[key] = totals.get(key, 0) + value
+    stats = {
+        "images": len(ids),
+        "foreground_fraction": totals["foreground"] / totals["pixels"],
+        "background_fraction": totals["background"] / totals["pixels"],
+        "ignored_fraction": 1 - (totals["foreground"] + totals["background"]) / totals["pixels"],
+    }
+    if totals.get("labelled_with_gt"):
+        stats["precision_vs_gt"] = totals["correct"] / totals["labelled_with_gt"]
+    return stats
+
+
+def walk_masks(features: torch.Tensor, seeds: list[tuple[np.ndarray, torch.Tensor]], geometry: tuple, image_size: tuple[int, int],
+               beta: float, logt: int, radius: int, pair_sources: str) -> list[np.ndarray]:
+    """Pseudo masks (label values) of a batch walked on ``features`` [B, D, h, w]: ``seeds`` holds each image's
+    (labels [K], seed scores [K+1, h, w]); ``geometry`` = (scaled, padded, grid) of :func:`.geometry.walk_geometry`."""
+    scaled, padded, grid = geometry
+    if tuple(features.shape[-2:]) != tuple(grid):
+        raise RuntimeError(f"the affinity features are a {tuple(features.shape[-2:])} grid for {padded} inputs; expected {grid}")
+    walked = walk_seeds(features, [scores for _, scores in seeds], beta, logt, radius, pair_sources)
+    indices = walk_to_mask(walked, grid, padded, image_size, scaled)
+    return [np.concatenate([[0], labels]).astype(np.uint8)[index] for (labels, _), index in zip(seeds, indices)]
+
+
+def load_seeds(map_dir: str, image_id: str, image_size: tuple[int, int], background: float, stride: int,
+               scaled: tuple[int, int]) -> tuple[np.ndarray, torch.Tensor]:
+    """(labels, seed scores on the walk's grid) of one image's map file; refuses maps of another size."""
+    map_path = os.path.join(map_dir, f"{image_id}.npz")
+    labels, maps = load_map_file(map_path)
+    if maps.shape[1:] != tuple(image_size):
+        raise ValueError(f"map file {map_path} is {maps.shape[1:]} but its image is {tuple(image_size)}")
+    return labels, seed_scores_on_grid(labels, maps, background, stride, scaled)[0]
+
+
+@torch.inference_mode()
+def random_walk_masks(
+    model,
+    layout,
+    ids,
+    map_dir: str,
+    out_dir: str,
+    background: float,
+    beta: float,
+    logt: int,
+    radius: int,
+    palette: np.ndarray,
+    device: torch.device,
+    batch_size: int = 64,
+    scale: float = 1.0,
+    pair_sources: str = "all",
+) -> None:
+    """Pseudo masks of every id by random walk with the AffinityNet's affinities (``out_dir`` written atomically).
+
+    ``scale`` resizes the images the AffinityNet sees (see :func:`.geometry.walk_geometry`); 1 is the reference.
+    ``pair_sources``: which grid pixels have pairs (mctformer.affinity; ``reference`` = the reference's walk).
+    """
+    if not ids:
+        raise ValueError("random_walk: the split list is empty")
+    stride = model.output_stride
+    model = model.to(device).eval()
+    with atomic_directory(out_dir) as tmp, progress_bar(total=len(ids), desc="random walk", unit="img", mininterval=2.0) as progress:
+        for batch_ids in batches_of_equal_size(layout, ids, batch_size):
+            size = layout.image_size(batch_ids[0])
+            scaled, padded, grid = walk_geometry(size[0], size[1], stride, scale)
+            images = torch.stack([normalize_image(layout.load_image(i)) for i in batch_ids])
+            if scaled != size:
+                images = F.interpolate(images, size=scaled, mode="bilinear", align_corners=False)
+            images = F.pad(images, (0, padded[1] - scaled[1], 0, padded[0] - scaled[0])).to(device)
+            seeds = [load_seeds(map_dir, image_id, size, background, stride, scaled) for image_id in batch_ids]
+            masks = walk_masks(model(images).float(), seeds, (scaled, padded, grid), size, beta, logt, radius, pair_sources)
+            for image_id, mask in zip(batch_ids, masks):
+                save_label_png(os.path.join(tmp, f"{image_id}.png"), mask, palette, atomic=False)
+            progress.update(len(batch_ids))
+
+
+# ---------------------------------------------------------------- ablation --
+
+def _crf_only_job(job: tuple) -> np.ndarray:
+    layout, image_id, map_path, background, params, scale_setting, reference_size, num_labels = job
+    image = layout.load_image(image_id)
+    labels, maps = load_map_file(map_path)
+    scores = np.concatenate([np.full((1,) + maps.shape[1:], background, np.float32), maps])
+    prediction = np.concatenate([[0], labels])[crf_argmax(image, scores, params, scale_setting, reference_size)]
+    return confusion_matrix(layout.load_mask(image_id), prediction, num_labels)
+
+
+def colour_features(image: np.ndarray, geometry: tuple, stride: int, sigma: float) -> torch.Tensor:
+    """The ablation's affinity source: the mean RGB (in [0, 1], divided by ``sigma``) of each stride cell, [1, 3, h, w]."""
+    scaled, padded, _ = geometry
+    colour = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0
+    if scaled != image.shape[:2]:
+        colour = F.interpolate(colour, size=scaled, mode="bilinear", align_corners=False)
+    colour = F.pad(colour, (0, padded[1] - scaled[1], 0, padded[0] - scaled[0]))
+    return F.avg_pool2d(colour, stride, stride) / sigma
+
+
+@torch.inference_mode()
+def colour_walk_predictions(layout, ids, map_dir: str, background: float, beta: float, logt: int, radius: int, stride: int, sigma: float,
+                            scale: float = 1.0, pair_sources: str = "all"):
+    """(ground truth, prediction) per image of the same random walk as :func:`random_walk_masks`, with an
+    affinity from colour alone (:func:`colour_features`) instead of AffinityNet's."""
+    for image_id in ids:
+        image = layout.load_image(image_id)
+        geometry = walk_geometry(image.shape[0], image.shape[1], stride, scale)
+        seeds = [load_seeds(map_dir, image_id, image.shape[:2], background, stride, geometry[0])]
+        mask = walk_masks(colour_features(image, geometry, stride, sigma), seeds, geometry, image.shape[:2], beta, logt, radius, pair_sources)[0]
+        yield layout.load_mask(image_id), mask
+
+
+def psa_ablation(
+    layout, ids, map_dir: str, *, background: float, beta: float, logt: int, walk_scale: float, params: CRFParams,
+    scale_setting: float | str, reference_size: float, radius: int, stride: int, pair_sources: str, colour_sigma: float,
+    num_labels: int, workers: int,
+) -> dict[str, float]:
+    """mIoU of the seeds, of a CRF on the seeds alone, and of the random walk with a colour affinity
+    (``colour_sigma``): what PSA's learned affinity is measured against."""
+
+    def seed_pairs():
+        for image_id in ids:
+            labels, maps = load_map_file(os.path.join(map_dir, f"{image_id}.npz"))
+            yield layout.load_mask(image_id), seed_prediction(labels, maps, np.float32(background))
+
+    seeds = dataset_confusion(seed_pairs(), num_labels)
+    jobs = [(layout, i, os.path.join(map_dir, f"{i}.npz"), background, params, scale_setting, reference_size, num_labels) for i in ids]
+    crf_only = sum(map_in_processes(_crf_only_job, jobs, workers, chunksize=32))
+    colour = dataset_confusion(
+        colour_walk_predictions(layout, ids, map_dir, background, beta, logt, radius, stride, colour_sigma, walk_scale, pair_sources),
+        num_labels,
+    )
+    return {name: float(scores_from_confusion(c)["miou"]) for name, c in (("seeds", seeds), ("seeds + CRF", crf_only), ("random walk, colour affinity", colour))}
