@@ -21,7 +21,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/snakemake --cores all
 
+# Lint first (ruff for Python, snakefmt for the rules), then the suite.
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/python -m pytest
 
 clean-venv:

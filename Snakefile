@@ -3,6 +3,7 @@
 #   snakemake --cores 8 --configfile workflow/configs/voc12.yaml
 # Stages and artifacts: see README.md and the rules under workflow/rules/.
 
+
 configfile: "config.yaml"
 
 

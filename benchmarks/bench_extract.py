@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import torch
+import yaml
 
 from mctformer.localize import multiscale_maps, resolve_device, scaled_size
 from mctformer.models.mctformer import create_mctformer
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def timed(function, repeats: int, device: torch.device) -> float:
@@ -45,8 +49,13 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     device = resolve_device(args.device)
+    config = yaml.safe_load((REPO / "config.yaml").read_text())  # every setting but the ones above: the embedded default's
+    classifier, maps = config["classifier"], config["maps"]
     torch.manual_seed(0)
-    model = create_mctformer(args.arch, args.classes, "v2").to(device).eval()
+    model = create_mctformer(
+        args.arch, args.classes, version="v2", token_pooling=classifier["token_pooling"], drop_path_rate=classifier["drop_path"],
+        pretrained=None, patchcam_init=classifier["patchcam_init"],
+    ).to(device).eval()
     images = torch.randn(args.batch, 3, args.size, args.size, device=device)
     # two classes per image, about what VOC images hold (1.5 on average)
     present = torch.zeros(args.batch, args.classes, dtype=torch.bool)
@@ -62,7 +71,11 @@ def main() -> None:
             model(torch.cat([inputs, inputs.flip(-1)]))
 
     def extraction():
-        multiscale_maps(model, images, present, variants, args.scales, flip=True, last_k=3)
+        multiscale_maps(
+            model, images, present, variants, scales=args.scales, flip=True, last_k=maps["last_k"],
+            feature_temperature=maps["feature_temperature"], resize=maps["resize"], remainder=maps["remainder"],
+            position_embedding=maps["position_embedding"], amp=maps["amp"],
+        )
 
     plain = extract = float("inf")
     for _ in range(3):  # interleaved rounds, so drifting machine load hits both alike

@@ -54,13 +54,15 @@ def prepare(workdir: Path, images: int, size: int) -> None:
 
     settings = config()
     classes = settings["data"]["classes"]
-    spec = SyntheticSpec(num_classes=len(classes), num_train_aug=4 * images, num_train=images, num_val=1, image_size=size, seed=0)
-    generate_synthetic_voc(workdir / "data", spec, workers=os.cpu_count() or 1)
+    synthetic = {**settings["synthetic"], "radius_range": tuple(settings["synthetic"]["radius_range"])}
+    synthetic.update(num_train_aug=4 * images, num_train=images, num_val=1, image_size=size)
+    spec = SyntheticSpec(num_classes=len(classes), seed=settings["seed"], **synthetic)
+    generate_synthetic_voc(workdir / "data", spec, palette=settings["data"]["palette"], workers=os.cpu_count() or 1)
     make_class_labels(root=str(workdir / "data"), layout="voc", classes=classes, splits=["train_aug"], out_path=str(workdir / "cls_labels.npy"),
                       workers=1)
     classifier = build_classifier(settings["classifier"], len(classes))
     save_trained(workdir / "classifier.pt", workdir / "classifier.csv", classifier, settings["classifier"], [], class_count=len(classes))
-    affinity = AffinityNet(settings["affinity"]["backbone"], feature_dim=settings["affinity"]["feature_dim"])
+    affinity = AffinityNet(backbone=settings["affinity"]["backbone"], pretrained=None, feature_dim=settings["affinity"]["feature_dim"])
     save_trained(workdir / "affinity.pt", workdir / "affinity.csv", affinity, settings["affinity"], [])
 
 

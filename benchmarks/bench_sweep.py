@@ -16,12 +16,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 from scipy import ndimage
 
+from mctformer.artifacts import load_map_file, save_map_file
 from mctformer.data.synthetic import SyntheticSpec, generate_synthetic_voc
 from mctformer.data.voc import VOCLayout
-from mctformer.artifacts import load_map_file, save_map_file
 from mctformer.metrics import confusion_matrix, scores_from_confusion, seed_prediction, sweep_split, threshold_grid
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())  # what the options below leave: the embedded default's
 
 
 def write_maps(layout: VOCLayout, ids: list[str], out: Path, rng: np.random.Generator) -> None:
@@ -34,7 +38,8 @@ def write_maps(layout: VOCLayout, ids: list[str], out: Path, rng: np.random.Gene
         for value in present:
             blurred = ndimage.gaussian_filter((mask == value).astype(np.float32), 4) + 0.3 * ndimage.gaussian_filter(rng.random(mask.shape), 6)
             maps.append((blurred - blurred.min()) / (np.ptp(blurred) + 1e-8))
-        save_map_file(out / f"{image_id}.npz", np.array(present), np.array(maps).reshape(len(present), *mask.shape))
+        save_map_file(out / f"{image_id}.npz", np.array(present), np.array(maps).reshape(len(present), *mask.shape),
+                      dtype=CONFIG["maps"]["storage_dtype"])
 
 
 def reference_loop(map_dir: Path, ids, layout, thresholds, num_labels) -> np.ndarray:
@@ -58,8 +63,11 @@ def main() -> None:
     thresholds = threshold_grid(0.0, 0.6, 0.01)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "data"
-        spec = SyntheticSpec(num_classes=args.classes, num_train_aug=args.images, num_train=args.images, num_val=1, image_size=args.size)
-        generate_synthetic_voc(root, spec, workers=1)
+        synthetic = {**CONFIG["synthetic"], "radius_range": tuple(CONFIG["synthetic"]["radius_range"])}
+        synthetic.update(num_train_aug=args.images, num_train=args.images, num_val=1, image_size=args.size)
+        synthetic["max_objects"] = min(synthetic["max_objects"], args.classes)
+        spec = SyntheticSpec(num_classes=args.classes, seed=CONFIG["seed"], **synthetic)
+        generate_synthetic_voc(root, spec, palette=None, workers=1)
         layout = VOCLayout(root, args.classes)
         ids = layout.read_ids("train")
         write_maps(layout, ids, Path(tmp) / "maps", np.random.default_rng(0))

@@ -21,7 +21,8 @@ import torch
 import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
 from mctformer.models.affinitynet import AffinityNet  # noqa: E402
 from mctformer.models.mctformer import create_mctformer  # noqa: E402
@@ -29,6 +30,14 @@ from mctformer.training.deeplab import build_deeplab  # noqa: E402
 
 # VOC 2012 + SBD sizes: train_aug, train, val; the mean image is about 500 x 375.
 VOC = {"train_aug": 10582, "train": 1464, "val": 1449, "test": 1456, "height": 375, "width": 500}
+
+
+def merged(base: dict, overlay: dict) -> dict:
+    """``overlay`` over ``base``, section by section (as Snakemake merges a --configfile over config.yaml)."""
+    out = dict(base)
+    for key, value in overlay.items():
+        out[key] = merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return out
 
 
 def forward_flops(model: torch.nn.Module, height: int, width: int) -> float:
@@ -44,20 +53,24 @@ def main() -> None:
     parser.add_argument("--config", default="workflow/configs/voc12.yaml")
     parser.add_argument("--tflops", type=float, default=40.0, help="assumed sustained TFLOP/s of one GPU")
     args = parser.parse_args()
-    overlay = yaml.safe_load(Path(args.config).read_text())
+    overlay = merged(yaml.safe_load((REPO / "config.yaml").read_text()), yaml.safe_load(Path(args.config).read_text()))
     torch.set_num_threads(2)
     classifier, maps, affinity, deeplab = overlay["classifier"], overlay["maps"], overlay["affinity"], overlay["deeplab"]
     num_classes = len(overlay["data"]["classes"])
     size = classifier["input_size"]
 
-    mct = create_mctformer(classifier["arch"], num_classes=num_classes, version=classifier["version"])
+    # FLOPs only: untrained networks, no pretrained weights to read
+    mct = create_mctformer(
+        classifier["arch"], num_classes=num_classes, version=classifier["version"], token_pooling=classifier["token_pooling"],
+        drop_path_rate=classifier["drop_path"], pretrained=None, patchcam_init=classifier["patchcam_init"],
+    )
     flops_224 = forward_flops(mct, size, size)
     flops_full = forward_flops(mct, 368, 496)  # a typical VOC image rounded to whole 16 px patches
-    affinity_net = AffinityNet(affinity["backbone"], feature_dim=affinity.get("feature_dim", 448))
+    affinity_net = AffinityNet(backbone=affinity["backbone"], pretrained=None, feature_dim=affinity["feature_dim"])
     crop = affinity["crop_size"]
     flops_affinity = forward_flops(affinity_net, crop, crop)
     flops_affinity_full = forward_flops(affinity_net, 376, 504)
-    segmenter = build_deeplab(deeplab, num_classes + 1)
+    segmenter = build_deeplab({**deeplab, "pretrained": None}, num_classes + 1)
     flops_deeplab = forward_flops(segmenter, deeplab["crop_size"], deeplab["crop_size"])
     flops_deeplab_full = forward_flops(segmenter, VOC["height"], VOC["width"])
 
@@ -89,24 +102,27 @@ def main() -> None:
 
     import numpy as np
 
-    from mctformer.crf import CRFParams, dense_crf
+    from mctformer.crf import dense_crf
+    from mctformer.stages import crf_params_of
+
+    deeplab_crf, psa_crf = crf_params_of(deeplab["crf"]), crf_params_of(overlay["psa"]["crf"])
 
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, (VOC["height"], VOC["width"], 3), dtype=np.uint8)
     probs = rng.dirichlet(np.ones(num_classes + 1), size=(VOC["height"], VOC["width"])).transpose(2, 0, 1).astype(np.float32)
-    dense_crf(image, probs, CRFParams())
+    dense_crf(image, probs, deeplab_crf)
     started = time.perf_counter()
     for _ in range(3):
-        dense_crf(image, probs, CRFParams())
+        dense_crf(image, probs, deeplab_crf)
     per_image = (time.perf_counter() - started) / 3
     # PSA labels: two CRFs (la, ha) per train_aug image, with the image's classes + background only (~3 labels)
     few = probs[:3] / probs[:3].sum(axis=0, keepdims=True)
     started = time.perf_counter()
     for _ in range(3):
-        dense_crf(image, few, CRFParams())
+        dense_crf(image, few, psa_crf)
     per_image_few = (time.perf_counter() - started) / 3
-    print(f"MEASURED on this CPU (one core): dense CRF, 10 iterations, {VOC['width']}x{VOC['height']}: "
-          f"{per_image:.2f} s with {num_classes + 1} labels, {per_image_few:.2f} s with 3")
+    print(f"MEASURED on this CPU (one core): dense CRF, {VOC['width']}x{VOC['height']}: {per_image:.2f} s with {num_classes + 1} labels "
+          f"(deeplab.crf, {deeplab_crf.iterations} iterations), {per_image_few:.2f} s with 3 (psa.crf, {psa_crf.iterations} iterations)")
     print(f"  psa_labels (2 CRFs x {VOC['train_aug']} images)   {2 * per_image_few * VOC['train_aug'] / 3600:6.2f} CPU-core-h")
     print(f"  infer_deeplab CRF (val + test)          {per_image * (VOC['val'] + VOC['test']) / 3600:6.2f} CPU-core-h")
 

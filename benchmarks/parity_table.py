@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import test_reference_parity as golden  # noqa: E402  (the parity tests' helpers)
 
+from conftest import extract_arguments, shipped_config  # noqa: E402  (config.yaml's settings as keyword arguments)
 from mctformer.affinity import neighbour_affinity, pair_indices, pooled_grid_labels  # noqa: E402
-from mctformer.crf import CRFParams  # noqa: E402
-from mctformer.data.voc import VOCLayout  # noqa: E402
 from mctformer.artifacts import load_map_file, read_label_png, save_map_file, voc_palette  # noqa: E402
+from mctformer.data.voc import VOCLayout  # noqa: E402
 from mctformer.localize import extract_maps  # noqa: E402
 from mctformer.metrics import best_threshold, scores_from_confusion, sweep_image, sweep_table, threshold_grid  # noqa: E402
 from mctformer.models.mctformer import resample_position_embedding  # noqa: E402
@@ -66,9 +66,10 @@ def extraction_rows(models, root: Path, work: Path) -> None:
             reference = np.load(GOLDEN / "extract" / f"maps_{scales}_{variant}.npz")
             labels = {i: np.isin(np.arange(golden.NUM_CLASSES), reference[f"{i}_classes"]).astype(np.float32) for i in golden.IMAGE_IDS}
             cells = []
-            for mode, settings in (("ours", {}), ("reference", golden.REFERENCE_MAPS)):
+            ours = extract_arguments(scales=values, flip=True, last_k=3, batch_size=4)
+            for mode, settings in (("ours", ours), ("reference", {**ours, **golden.REFERENCE_MAPS})):
                 out = work / f"{scales}_{variant}_{mode}"
-                extract_maps(models["v2"], layout, golden.IMAGE_IDS, labels, {variant: out}, scales=values, flip=True, last_k=3, batch_size=4, **settings)
+                extract_maps(models["v2"], layout, golden.IMAGE_IDS, labels, {variant: out}, **settings)
                 worst, agreement = 0.0, 1.0
                 for image_id in golden.IMAGE_IDS:
                     maps, expected = load_map_file(out / f"{image_id}.npz")[1], reference[image_id].astype(np.float32)
@@ -83,7 +84,8 @@ def extraction_rows(models, root: Path, work: Path) -> None:
             worst = 1.0
             for image_id in golden.IMAGE_IDS:
                 image = crf_image(golden.picture(image_id), source)
-                ours = crf_labels(image, maps_file[f"{image_id}_classes"].astype(np.int64) + 1, maps_file[image_id].astype(np.float32), alpha, CRFParams())
+                ours = crf_labels(image, maps_file[f"{image_id}_classes"].astype(np.int64) + 1, maps_file[image_id].astype(np.float32), alpha,
+                                  golden.REFERENCE_PSA_CRF)
                 worst = min(worst, float((ours == read_label_png(GOLDEN / "extract" / f"crf_{name}_{image_id}.png")).mean()))
             cells.append(f"{100 * worst:.3f} %")
         add(f"2 {name} CRF labels, worst image agreement (tol 99.9 %)", *cells)
@@ -92,14 +94,16 @@ def extraction_rows(models, root: Path, work: Path) -> None:
 def seed_rows() -> None:
     thresholds = threshold_grid(0.0, 0.59, 0.01)
     for name in ("typical", "bimodal"):
-        confusion = sum(sweep_image(l, m, g, thresholds, golden.NUM_CLASSES + 1) for g, l, m in golden.golden_seed_set(name))
+        confusion = sum(sweep_image(labels, maps, gt, thresholds, golden.NUM_CLASSES + 1) for gt, labels, maps in golden.golden_seed_set(name))
         curve = np.load(GOLDEN / "seeds" / name / "curve.npz")
         answer = json.loads((GOLDEN / "seeds" / name / "curve.json").read_text())["early_stopping_best"]
         scores = scores_from_confusion(confusion)
         add(f"3 seeds {name}: reported mIoU vs the reference's curve (tol 1e-12)",
             f"{np.abs(scores['miou'] - curve['miou']).max():.2e}", f"{np.abs(scores['miou_all_labels'] - curve['miou']).max():.2e}")
         table = sweep_table(confusion, thresholds, ["background"] + [f"c{i}" for i in range(golden.NUM_CLASSES)])
-        ours, reference = best_threshold(table), best_threshold(table, "all_labels", "first_non_improving")
+        seeds = shipped_config()["seeds"]
+        ours = best_threshold(table, convention=seeds["miou_convention"], selection=seeds["selection"])
+        reference = best_threshold(table, convention="all_labels", selection="first_non_improving")
         add(f"3 seeds {name}: best threshold (the reference answers {answer['threshold']:.2f})", f"{ours['threshold']:.2f}", f"{reference['threshold']:.2f}")
 
 
@@ -122,8 +126,8 @@ def walk_rows(work: Path) -> None:
                 (out / "maps").mkdir()
                 save_map_file(out / "maps" / "walk.npz", labels, cams, dtype="float32")
                 random_walk_masks(golden.InjectedFeatures(case["features"]), VOCLayout(out / "voc", golden.NUM_CLASSES), ["walk"], str(out / "maps"),
-                                  str(out / "masks"), golden.BG_THRESHOLD, beta=8, logt=logt, radius=5, palette=voc_palette(),
-                                  device=torch.device("cpu"), pair_sources=sources)
+                                  str(out / "masks"), background=golden.BG_THRESHOLD, beta=8, logt=logt, radius=5, palette=voc_palette(),
+                                  device=torch.device("cpu"), batch_size=1, scale=1.0, pair_sources=sources)
                 agreement = (read_label_png(out / "masks" / "walk.png") == read_label_png(GOLDEN / "psa" / f"walk_{grid}_logt{logt}.png")).mean()
                 cells.append(f"{golden.relative(walked, case[f'scores_logt{logt}']):.2e} / {100 * agreement:.3f} %")
             add(f"4 walk {grid} logt {logt}: scores rel / mask agreement (tol 1e-4 / 99.95 %)", *cells)

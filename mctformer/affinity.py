@@ -47,8 +47,9 @@ def source_window(height: int, width: int, radius: int, sources: str) -> tuple[s
 
 
 @lru_cache(maxsize=64)
-def pair_indices(height: int, width: int, radius: int, sources: str = "all") -> tuple[np.ndarray, np.ndarray]:
-    """Flat indices (from, to) of the pairs on an height x width grid, offset-major, sources row-major."""
+def pair_indices(height: int, width: int, radius: int, sources: str) -> tuple[np.ndarray, np.ndarray]:
+    """Flat indices (from, to) of the pairs on an height x width grid, offset-major, sources row-major;
+    ``sources``: affinity.pair_sources (see the module docstring)."""
     rows, cols = np.mgrid[0:height, 0:width]
     row_window, col_window = source_window(height, width, radius, sources)
     rows, cols = rows[row_window, col_window], cols[row_window, col_window]
@@ -61,7 +62,7 @@ def pair_indices(height: int, width: int, radius: int, sources: str = "all") -> 
     return np.concatenate(from_list), np.concatenate(to_list)
 
 
-def pair_labels(label: np.ndarray, radius: int, sources: str = "all") -> dict[str, np.ndarray]:
+def pair_labels(label: np.ndarray, radius: int, sources: str) -> dict[str, np.ndarray]:
     """Boolean masks over the pairs of ``label``'s grid: both background, same foreground class, different classes.
 
     Pairs touching an ignored (255) pixel are in none of the three.
@@ -83,7 +84,7 @@ def pair_affinity(features: torch.Tensor, sources: torch.Tensor, targets: torch.
     return torch.exp(-(flat[:, :, sources] - flat[:, :, targets]).abs().mean(dim=1))
 
 
-def neighbour_affinity(features: torch.Tensor, radius: int, sources: str = "all") -> torch.Tensor:
+def neighbour_affinity(features: torch.Tensor, radius: int, sources: str) -> torch.Tensor:
     """:func:`pair_affinity` over exactly the pairs of :func:`pair_indices`, in the same order.
 
     Built from one shifted slice per offset instead of gathering every pair:

@@ -18,8 +18,9 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -141,8 +142,8 @@ def save_label_png(path: str | os.PathLike, label: np.ndarray, palette: np.ndarr
         image.save(path, format="PNG")
 
 
-def save_map_file(path: str | os.PathLike, labels: np.ndarray, maps: np.ndarray, atomic: bool = True, dtype: str = "float16") -> None:
-    """Write one image's localization maps (format in the module docstring), as float16 or float32.
+def save_map_file(path: str | os.PathLike, labels: np.ndarray, maps: np.ndarray, *, dtype: str, atomic: bool = True) -> None:
+    """Write one image's localization maps (format in the module docstring), as ``dtype`` float16 or float32 (maps.storage_dtype).
 
     ``atomic=False`` is for files inside a folder that is itself being written atomically.
     """

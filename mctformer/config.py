@@ -7,10 +7,11 @@ every path the config names exists, so a bad config fails before any job.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from .models.registry import ARCHITECTURES, MAP_VARIANTS, backbone_output_stride
+from .models.registry import ARCHITECTURES, MAP_VARIANTS, backbone_output_stride, check_last_k
 
 SYNTHETIC_SPLITS = ("train_aug", "train", "val")
 
@@ -110,9 +111,10 @@ def check_config(config: Mapping[str, Any]) -> None:
     for section in ("affinity", "deeplab"):
         if section in config:
             check_weights_file(config, section, config[section]["backbone"])
-    depth = ARCHITECTURES[classifier["arch"]]["depth"]
-    if config["maps"]["last_k"] > depth:
-        raise ConfigError(f"maps.last_k: {config['maps']['last_k']} exceeds the {depth} blocks of {classifier['arch']}")
+    try:
+        check_last_k(config["maps"]["last_k"], ARCHITECTURES[classifier["arch"]]["depth"], classifier["arch"])
+    except ValueError as error:
+        raise ConfigError(f"maps.last_k: {error}") from None
     allowed = MAP_VARIANTS[classifier["version"]]
     for variant in config["maps"]["variants"]:
         if variant not in allowed:

@@ -15,16 +15,19 @@ import numpy as np
 
 @dataclass(frozen=True)
 class CRFParams:
-    """One dense CRF: gaussian (smoothness) and bilateral (appearance) kernels, t iterations."""
+    """One dense CRF: gaussian (smoothness) and bilateral (appearance) kernels, t iterations.
 
-    iterations: int = 10
-    gaussian_sxy: float = 3.0
-    gaussian_compat: float = 3.0
-    bilateral_sxy: float = 80.0
-    bilateral_srgb: float = 13.0
-    bilateral_compat: float = 10.0
+    The fields are the keys of the config's ``psa.crf`` / ``deeplab.crf`` (stages.crf_params_of); none has a default.
+    """
 
-    def scaled(self, factor: float) -> "CRFParams":
+    iterations: int
+    gaussian_sxy: float
+    gaussian_compat: float
+    bilateral_sxy: float
+    bilateral_srgb: float
+    bilateral_compat: float
+
+    def scaled(self, factor: float) -> CRFParams:
         """The same CRF with every spatial standard deviation multiplied by ``factor``."""
         return CRFParams(
             self.iterations, self.gaussian_sxy * factor, self.gaussian_compat,
@@ -32,8 +35,9 @@ class CRFParams:
         )
 
 
-def spatial_scale(image_shape: tuple[int, int], setting: float | str, reference_size: float = 500.0) -> float:
-    """Factor for the sxy terms: ``auto`` = longer image side / reference_size, else the number given."""
+def spatial_scale(image_shape: tuple[int, int], setting: float | str, reference_size: float) -> float:
+    """Factor for the sxy terms: ``auto`` = longer image side / reference_size, else the number given
+    (``setting``, ``reference_size``: the config's crf.spatial_scale, crf.reference_size)."""
     if setting == "auto":
         return max(image_shape[:2]) / reference_size
     return float(setting)
@@ -58,8 +62,7 @@ def dense_crf(image: np.ndarray, probs: np.ndarray, params: CRFParams) -> np.nda
 
 
 def crf_argmax(
-    image: np.ndarray, scores: np.ndarray, params: CRFParams, scale_setting: float | str = "auto", reference_size: float = 500.0,
-    normalise: bool = True,
+    image: np.ndarray, scores: np.ndarray, params: CRFParams, *, scale_setting: float | str, reference_size: float, normalise: bool,
 ) -> np.ndarray:
     """Channel index per pixel after a CRF on non-negative scores [C, H, W].
 

@@ -18,19 +18,20 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .logs import progress_bar
 
-from .data.transforms import normalize_image
-from .data.voc import DatasetError, VOCLayout
 from .artifacts import atomic_directory, atomic_path, save_map_file
 from .data.layout import batches_of_equal_size
-from .models.registry import MAP_VARIANTS
+from .data.transforms import normalize_image
+from .data.voc import DatasetError, VOCLayout
+from .logs import progress_bar
+from .models.registry import MAP_VARIANTS, check_last_k
 
 if TYPE_CHECKING:  # timm (behind the model) costs seconds to import; stages that only batch images skip it
     from .models.mctformer import MCTformer, MCTformerOutput
@@ -39,8 +40,7 @@ if TYPE_CHECKING:  # timm (behind the model) costs seconds to import; stages tha
 
 def class_to_patch_attention(attentions: torch.Tensor, num_classes: int, grid: tuple[int, int], last_k: int) -> torch.Tensor:
     """[L, B, C+M, C+M] attention -> [B, C, h, w]: sum over the last K blocks of class-to-patch rows."""
-    if not 1 <= last_k <= attentions.shape[0]:
-        raise ValueError(f"maps.last_k must lie in 1..{attentions.shape[0]} (the model's depth), got {last_k}")
+    check_last_k(last_k, attentions.shape[0])
     summed = attentions[-last_k:].sum(dim=0)
     batch = summed.shape[0]
     return summed[:, :num_classes, num_classes:].reshape(batch, num_classes, *grid)
@@ -171,16 +171,16 @@ def multiscale_maps(
     images: torch.Tensor,
     present: torch.Tensor,
     variants: Sequence[str],
+    *,
     scales: Sequence[float],
     flip: bool,
     last_k: int,
-    feature_temperature: float = 0.1,
-    *,
+    feature_temperature: float,
+    resize: str,
+    remainder: str,
+    position_embedding: str,
+    amp: bool,
     pictures: Sequence[np.ndarray] | None = None,
-    resize: str = "torch_bilinear",
-    remainder: str = "resize",
-    position_embedding: str = "size",
-    amp: bool = False,
 ) -> dict[str, list[torch.Tensor]]:
     """Sum over scales (and horizontal flips) of the upsampled maps of each image's classes, unnormalised.
 
@@ -255,24 +255,26 @@ def extract_maps(
     ids: Sequence[str],
     class_labels: Mapping[str, np.ndarray],
     out_dirs: Mapping[str, str | os.PathLike],
-    scales: Sequence[float] = (1.0,),
-    flip: bool = True,
-    last_k: int = 3,
-    feature_temperature: float = 0.1,
-    batch_size: int = 32,
-    device: torch.device | str = "cpu",
+    *,
+    scales: Sequence[float],
+    flip: bool,
+    last_k: int,
+    feature_temperature: float,
+    batch_size: int,
+    device: torch.device | str,
+    num_overlays: int,
+    resize: str,
+    remainder: str,
+    position_embedding: str,
+    amp: bool,
+    storage_dtype: str,
     overlay_dir: str | os.PathLike | None = None,
-    num_overlays: int = 0,
-    resize: str = "torch_bilinear",
-    remainder: str = "resize",
-    position_embedding: str = "size",
-    amp: bool = False,
-    storage_dtype: str = "float16",
 ) -> None:
     """Write ``<id>.npz`` maps of every id for every variant in ``out_dirs`` (variant -> folder).
 
-    Each folder (and the overlay folder) appears only when all of it is written.
-    ``resize``, ``remainder``, ``position_embedding``, ``amp``: see
+    Every setting is a ``maps`` key of the config (``num_overlays`` = maps.overlays,
+    written only when ``overlay_dir`` is given). Each folder (and the overlay
+    folder) appears only when all of it is written. ``resize``, ``remainder``, ``position_embedding``, ``amp``: see
     :func:`multiscale_maps`; ``storage_dtype``: float16 (half the disk, within
     2.5e-4 of float32 on [0, 1] maps) or float32 (the reference).
     """
@@ -303,8 +305,9 @@ def extract_maps(
                 images = torch.stack([normalize_image(p) for p in pictures]).to(device)
                 multi_hot = np.stack([np.asarray(class_labels[i]) > 0 for i in batch_ids])
                 summed = multiscale_maps(
-                    model, images, torch.from_numpy(multi_hot), variants, scales, flip, last_k, feature_temperature,
-                    pictures=pictures, resize=resize, remainder=remainder, position_embedding=position_embedding, amp=amp,
+                    model, images, torch.from_numpy(multi_hot), variants, scales=scales, flip=flip, last_k=last_k,
+                    feature_temperature=feature_temperature, pictures=pictures, resize=resize, remainder=remainder,
+                    position_embedding=position_embedding, amp=amp,
                 )
                 written = []
                 for index, image_id in enumerate(batch_ids):

@@ -13,7 +13,8 @@ import contextlib
 import os
 import sys
 import time
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from tqdm import tqdm
 

@@ -14,13 +14,13 @@ label's union becomes empty inside the sweep.
 from __future__ import annotations
 
 import os
-from typing import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .data.voc import IGNORE, DatasetError
 from .artifacts import load_map_file
+from .data.voc import IGNORE, DatasetError
 
 
 def confusion_matrix(gt: np.ndarray, pred: np.ndarray, num_labels: int, ignore: int = IGNORE) -> np.ndarray:
@@ -157,11 +157,11 @@ MIOU_COLUMNS = {"present_labels": "miou", "all_labels": "miou_all_labels"}
 SELECTIONS = ("global_max", "first_non_improving")
 
 
-def best_threshold(table: pd.DataFrame, convention: str = "present_labels", selection: str = "global_max") -> dict:
+def best_threshold(table: pd.DataFrame, *, convention: str, selection: str) -> dict:
     """The sweep's answer: the threshold that feeds the walk, with both conventions and both selections beside it.
 
-    ``convention`` picks the mIoU that ranks (``present_labels``: ours,
-    ``all_labels``: the reference's). ``selection``: ``global_max`` = the
+    ``convention`` (seeds.miou_convention) picks the mIoU that ranks (``present_labels``: ours,
+    ``all_labels``: the reference's). ``selection`` (seeds.selection): ``global_max`` = the
     highest mIoU (the lowest threshold among equal ones);
     ``first_non_improving`` = the reference's --curve, which walks up the
     thresholds and stops at the first whose mIoU is not strictly higher than

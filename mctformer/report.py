@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -209,15 +209,18 @@ def _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deepl
     for split in mask_splits:
         lines.append(f"- {split}: {100 * summary['masks'][split]['miou']:.1f} (paper: {PAPER['masks']} on VOC train)")
     stats = summary["psa_labels"]
+    precision = f", precision vs ground truth {100 * stats['precision_vs_gt']:.1f} %" if "precision_vs_gt" in stats else ""
     lines.append(f"- confident labels: {100 * stats['foreground_fraction']:.1f} % foreground, {100 * stats['background_fraction']:.1f} % background, "
-                 f"{100 * stats['ignored_fraction']:.1f} % unsure" + (f", precision vs ground truth {100 * stats['precision_vs_gt']:.1f} %" if "precision_vs_gt" in stats else ""))
+                 f"{100 * stats['ignored_fraction']:.1f} % unsure{precision}")
     lines += ["", f"PSA ablation on {mask_splits[0]}:", "", "| method | mIoU |", "|---|---|"]
     lines += [f"| {method} | {100 * miou:.1f} |" for method, miou in summary["masks"]["ablation"].items()]
-    lines += ["", f"![examples]({figures}/examples_masks.png)", "", f"## Segmentation ({deeplab_split})", "", "| model | no CRF | + CRF | paper |", "|---|---|---|---|"]
+    lines += ["", f"![examples]({figures}/examples_masks.png)", "", f"## Segmentation ({deeplab_split})", ""]
+    lines += ["| model | no CRF | + CRF | paper |", "|---|---|---|---|"]
     for model in deeplab_models:
         paper = PAPER["deeplab_val"] if model == "deeplab" else "-"
         lines.append(f"| {model} | {100 * summary[model]['miou']:.1f} | {100 * summary[model]['miou_crf']:.1f} | {paper} |")
-    lines += ["", f"![per-class IoU]({figures}/per_class_iou.png)", "", f"![examples]({figures}/examples_deeplab.png)", "", "## Stage times", "", "| stage | seconds | peak RSS (MB) |", "|---|---|---|"]
+    lines += ["", f"![per-class IoU]({figures}/per_class_iou.png)", "", f"![examples]({figures}/examples_deeplab.png)", ""]
+    lines += ["## Stage times", "", "| stage | seconds | peak RSS (MB) |", "|---|---|---|"]
     for _, row in times.iterrows():
         lines.append(f"| {row['stage']} | {row['seconds']:.1f} | {row['max_rss_mb']:.0f} |")
     lines.append(f"| total | {times['seconds'].sum():.1f} | |")

@@ -3,28 +3,28 @@
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .logs import progress_bar
 
-from .crf import CRFParams, crf_argmax
-from .data.transforms import normalize_image
 from .artifacts import atomic_directory, save_label_png
+from .crf import CRFParams, crf_argmax
 from .data.layout import batches_of_equal_size
+from .data.transforms import normalize_image
+from .logs import progress_bar
 from .parallel import map_in_processes, worker_pool
-
 
 INFERENCE_RESIZES = ("ours", "reference")
 
 
 @torch.inference_mode()
 def multiscale_softmax(
-    model: torch.nn.Module, images: torch.Tensor, scales: Sequence[float], flip: bool, fuse: str = "max", resize: str = "ours",
+    model: torch.nn.Module, images: torch.Tensor, *, scales: Sequence[float], flip: bool, fuse: str, resize: str,
 ) -> torch.Tensor:
-    """Softmax [B, L, H, W] fused over scales (and flips) by ``max`` (the reference) or ``mean``.
+    """Softmax [B, L, H, W] fused over scales (and flips) by ``max`` (the reference) or ``mean`` (the config's
+    deeplab.scales, flip_inference, fuse, inference_resize).
 
     ``resize`` 'ours': each scale is round(H*s) x round(W*s), bilinear with
     align_corners=False, and the model's input-size scores are upsampled to
@@ -69,7 +69,8 @@ def multiscale_softmax(
 
 def _crf_job(job: tuple) -> tuple[str, np.ndarray]:
     image_id, image, probs, params, scale_setting, reference_size, normalise = job
-    return image_id, crf_argmax(image, probs, params, scale_setting, reference_size, normalise=normalise).astype(np.uint8)
+    label = crf_argmax(image, probs, params, scale_setting=scale_setting, reference_size=reference_size, normalise=normalise)
+    return image_id, label.astype(np.uint8)
 
 
 def segment_images(
@@ -78,6 +79,7 @@ def segment_images(
     ids: Sequence[str],
     out_dir: str | None,
     crf_out_dir: str | None,
+    *,
     scales: Sequence[float],
     flip: bool,
     fuse: str,
@@ -86,14 +88,15 @@ def segment_images(
     reference_size: float,
     palette: np.ndarray,
     device: torch.device,
-    workers: int = 1,
+    workers: int,
+    resize: str,
+    normalise_crf_scores: bool,
     chunk: int = 32,
-    resize: str = "ours",
-    normalise_crf_scores: bool = True,
 ) -> None:
     """Label PNGs of every id in ``out_dir`` and/or CRF-refined ones in ``crf_out_dir``; folders appear when complete.
 
-    ``resize``: see :func:`multiscale_softmax`; ``normalise_crf_scores``: see :func:`crf.crf_argmax`.
+    ``scales``, ``flip``, ``fuse``, ``resize``: see :func:`multiscale_softmax`; ``crf_params``, ``scale_setting``,
+    ``reference_size``, ``normalise_crf_scores``: deeplab.crf (see :func:`crf.crf_argmax`); ``workers``: CRF processes.
     """
     import contextlib
 
@@ -108,7 +111,7 @@ def segment_images(
         for batch_ids in batches_of_equal_size(layout, ids, chunk):
             images = [layout.load_image(image_id) for image_id in batch_ids]
             batch = torch.stack([normalize_image(image) for image in images]).to(device)
-            probs = multiscale_softmax(model, batch, scales, flip, fuse, resize).cpu().numpy()
+            probs = multiscale_softmax(model, batch, scales=scales, flip=flip, fuse=fuse, resize=resize).cpu().numpy()
             jobs = []
             for image_id, image, image_probs in zip(batch_ids, images, probs):
                 if out_tmp is not None:

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
+from .artifacts import save_figure, write_dataframe_csv, write_json
 from .data.labels import build_class_labels, load_class_labels, save_class_labels
 from .data.layout import open_layout
 from .data.synthetic import SyntheticSpec, generate_synthetic_voc
-from .artifacts import save_figure, write_dataframe_csv, write_json
 from .metrics import best_threshold, sweep_split, sweep_table, threshold_grid
 
 
@@ -107,7 +108,7 @@ def extract_maps_stage(
     reader = open_layout(root, layout, len(classes))
     ids = list(dict.fromkeys(i for split in splits for i in reader.read_ids(split)))
     labels = load_class_labels(labels_path, ids, len(classes))
-    model = load_classifier(checkpoint, len(classes), torch_device)
+    model = load_classifier(checkpoint, len(classes), device=torch_device)
     started = time.time()
     extract_maps(
         model, reader, ids, labels, out_dirs,
@@ -137,7 +138,7 @@ def evaluate_seeds_stage(
     confusions = sweep_split(map_dirs, ids, reader.load_mask, grid, len(label_names), labels)
     for variant in map_dirs:
         tables[variant] = sweep_table(confusions[variant], grid, label_names)
-        best = bests[variant] = best_threshold(tables[variant], miou_convention, selection)
+        best = bests[variant] = best_threshold(tables[variant], convention=miou_convention, selection=selection)
         write_dataframe_csv(out_files[variant]["sweep"], tables[variant])
         write_json(out_files[variant]["best"], best)
         early, top = best["first_non_improving"], best["global_max"]
@@ -241,7 +242,7 @@ def random_walk_stage(
     torch_device = _torch_setup(threads, device)
     reader = open_layout(root, layout, len(classes))
     ids = list(dict.fromkeys(i for split in splits for i in reader.read_ids(split)))
-    model = load_affinity_net(checkpoint, backbone, torch_device)
+    model = load_affinity_net(checkpoint, backbone, device=torch_device)
     background = read_background(background, best_json)
     print(f"random walk on {len(ids)} images: background {background}, beta {beta}, logt {logt}, "
           f"radius {radius}, image scale {walk_scale}, pair sources {pair_sources}")
@@ -259,9 +260,9 @@ def evaluate_masks_stage(
 ) -> dict:
     """mIoU (and per-class IoU/precision/recall) of a folder of label PNGs against the ground truth."""
     import pandas as pd
-    from .logs import progress_bar
 
     from .artifacts import read_label_png
+    from .logs import progress_bar
     from .metrics import dataset_confusion, scores_from_confusion
 
     reader = open_layout(root, layout, len(classes))
@@ -356,11 +357,11 @@ def infer_deeplab_stage(
     torch_device = _torch_setup(threads, device)
     reader = open_layout(root, layout, len(classes))
     ids = reader.read_ids(split)
-    model = load_deeplab(checkpoint, len(classes) + 1, torch_device)
+    model = load_deeplab(checkpoint, len(classes) + 1, device=torch_device)
     started = time.time()
     segment_images(
-        model, reader, ids, pred_dir, crf_dir, scales, flip_inference, fuse,
-        crf_params_of(crf), crf["spatial_scale"], crf["reference_size"], make_palette(palette), torch_device,
+        model, reader, ids, pred_dir, crf_dir, scales=scales, flip=flip_inference, fuse=fuse, crf_params=crf_params_of(crf),
+        scale_setting=crf["spatial_scale"], reference_size=crf["reference_size"], palette=make_palette(palette), device=torch_device,
         workers=max(1, threads), resize=inference_resize, normalise_crf_scores=crf["normalise_scores"],
     )
     print(f"segmented {len(ids)} images of {split} in {time.time() - started:.1f} s")

@@ -10,19 +10,16 @@ import pytest
 import yaml
 from PIL import Image
 
-from mctformer.data.synthetic import SyntheticSpec, generate_synthetic_voc
 from mctformer.artifacts import save_label_png, voc_palette
+from mctformer.data.synthetic import SyntheticSpec, generate_synthetic_voc
 
 REPO = Path(__file__).resolve().parents[1]
-
-TINY_SPEC = SyntheticSpec(num_classes=4, num_train_aug=48, num_train=12, num_val=16, image_size=32, max_objects=2, seed=3)
-
 
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory) -> Path:
     """A small generated VOC-layout root, shared read-only by the tests."""
     root = tmp_path_factory.mktemp("synthetic") / "data"
-    generate_synthetic_voc(root, TINY_SPEC)
+    generate_synthetic_voc(root, TINY_SPEC, palette=None, workers=1)
     return root
 
 
@@ -40,6 +37,53 @@ def write_voc_root(root: Path, masks: dict[str, np.ndarray], lists: dict[str, li
     return root
 
 
+def shipped_config() -> dict:
+    """The shipped config.yaml, the one place a default lives."""
+    return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def classifier_arguments(**overrides) -> dict:
+    """create_mctformer's keyword arguments as the shipped config's ``classifier`` section sets them."""
+    classifier = shipped_config()["classifier"]
+    arguments = {
+        "version": classifier["version"], "token_pooling": classifier["token_pooling"], "drop_path_rate": classifier["drop_path"],
+        "pretrained": classifier["pretrained"], "patchcam_init": classifier["patchcam_init"],
+    }
+    return {**arguments, **overrides}
+
+
+def tiny_mctformer(num_classes: int, **overrides):
+    """A from-scratch ``tiny`` MCTformer with the shipped ``classifier`` settings, ``overrides`` aside."""
+    from mctformer.models.mctformer import create_mctformer
+
+    return create_mctformer("tiny", num_classes, **classifier_arguments(**overrides))
+
+
+MAP_KEYS = ("scales", "flip", "last_k", "feature_temperature", "resize", "remainder", "position_embedding", "amp")
+
+
+def map_arguments(**overrides) -> dict:
+    """multiscale_maps' keyword arguments as the shipped config's ``maps`` section sets them."""
+    maps = shipped_config()["maps"]
+    return {**{key: maps[key] for key in MAP_KEYS}, **overrides}
+
+
+def extract_arguments(**overrides) -> dict:
+    """extract_maps' keyword arguments as the shipped config's ``maps`` section sets them, on the CPU."""
+    maps = shipped_config()["maps"]
+    arguments = {"batch_size": maps["batch_size"], "num_overlays": maps["overlays"], "storage_dtype": maps["storage_dtype"], "device": "cpu"}
+    return {**map_arguments(), **arguments, **overrides}
+
+
+def crf_params(section: str = "psa", **overrides):
+    """The CRFParams of the shipped config's ``<section>.crf`` (psa or deeplab), ``overrides`` aside."""
+    import dataclasses
+
+    from mctformer.stages import crf_params_of
+
+    return dataclasses.replace(crf_params_of(shipped_config()[section]["crf"]), **overrides)
+
+
 def tiny_config(run_name: str = "tiny") -> dict:
     """The shipped config, shrunk to run the whole chain in well under a minute."""
     config = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -54,6 +98,16 @@ def tiny_config(run_name: str = "tiny") -> dict:
     config["affinity"].update(epochs=1, batch_size=8, crop_size=32)
     config["deeplab"].update(epochs=1, batch_size=8, crop_size=32, scales=[0.75, 1.0])
     return config
+
+
+def tiny_spec(**overrides) -> SyntheticSpec:
+    """The synthetic data of :func:`tiny_config` (4 classes, 32 px), generated with seed 3."""
+    synthetic = tiny_config()["synthetic"]
+    values = {**synthetic, "radius_range": tuple(synthetic["radius_range"]), "num_classes": len(tiny_config()["data"]["classes"]), "seed": 3}
+    return SyntheticSpec(**{**values, **overrides})
+
+
+TINY_SPEC = tiny_spec()
 
 
 def snakemake(workdir, *args, config=None):

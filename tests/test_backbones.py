@@ -9,7 +9,7 @@ from mctformer.models.deeplab import DeepLabLargeFOV
 @pytest.fixture(scope="module")
 def resnet38():
     torch.manual_seed(0)
-    return ResNet38d()
+    return ResNet38d(None)
 
 
 def test_resnet38_levels_at_stride_8(resnet38):
@@ -46,10 +46,13 @@ def test_resnet38_loads_weights_in_the_reference_format(resnet38, tmp_path, caps
 
 def test_heads_on_every_backbone():
     torch.manual_seed(0)
-    assert AffinityNet("resnet38d", feature_dim=448)(torch.randn(1, 3, 32, 32)).shape == (1, 448, 4, 4)
-    assert [h.out_channels for h in AffinityNet("resnet38d").level_heads] == [64, 128, 256]  # the reference's widths
-    assert DeepLabLargeFOV(21, "resnet18", head_channels=16)(torch.randn(1, 3, 40, 40)).shape == (1, 21, 40, 40)
-    assert create_backbone("resnet18").output_stride == 8
+    reference = AffinityNet(backbone="resnet38d", pretrained=None, feature_dim=448)  # the reference's feature dim
+    assert reference(torch.randn(1, 3, 32, 32)).shape == (1, 448, 4, 4)
+    assert [h.out_channels for h in reference.level_heads] == [64, 128, 256]  # the reference's widths
+    deeplab = DeepLabLargeFOV(21, backbone="resnet18", pretrained=None, head_channels=16, dilation=12, dropout=0.5, classifier_kernel=1,
+                              head_init="kaiming_normal")
+    assert deeplab(torch.randn(1, 3, 40, 40)).shape == (1, 21, 40, 40)
+    assert create_backbone("resnet18", None).output_stride == 8
     with pytest.raises(ValueError, match="from scratch"):
         create_backbone("tiny", pretrained="weights.pth")
 
@@ -58,7 +61,7 @@ def test_heads_on_every_backbone():
 def test_registry_stride_is_the_backbones_real_stride(name, size):
     from mctformer.models.registry import backbone_output_stride
 
-    backbone = create_backbone(name)
+    backbone = create_backbone(name, None)
     assert backbone.output_stride == backbone_output_stride(name)
     assert backbone(torch.randn(1, 3, size, size))[-1].shape[-1] == size // backbone_output_stride(name)
 

@@ -1,4 +1,5 @@
 import copy
+import re
 import subprocess
 import sys
 
@@ -28,14 +29,16 @@ def test_shipped_configs_follow_the_schema(name):
 
 @pytest.mark.parametrize("name", ["workflow/configs/voc12.yaml", "workflow/configs/synthetic_v1.yaml"])
 def test_shipped_overlays_pass_the_cross_key_checks(name, tmp_path):
-    from conftest import write_voc_root
     import numpy as np
+
+    from conftest import write_voc_root
 
     base = yaml.safe_load((REPO / "config.yaml").read_text())
     config = validated(merge(base, yaml.safe_load((REPO / name).read_text())))
     if config["data"]["source"] == "voc":
         ids = ["a", "b"]
-        config["data"]["root"] = str(write_voc_root(tmp_path / "voc", {i: np.zeros((4, 4), np.uint8) for i in ids}, {s: ids for s in ("train_aug", "train", "val")}))
+        masks = {i: np.zeros((4, 4), np.uint8) for i in ids}
+        config["data"]["root"] = str(write_voc_root(tmp_path / "voc", masks, {s: ids for s in ("train_aug", "train", "val")}))
     check_config(config)
 
 
@@ -46,10 +49,51 @@ def merge(base, override):
     return result
 
 
-def test_defaults_are_filled():
-    config = tiny_config()
-    del config["maps"]["last_k"]
-    assert validated(config)["maps"]["last_k"] == 3
+# Keys the schema allows that config.yaml leaves out on purpose: the real-data archives, and rules config.yaml sizes by default.
+OPTIONAL_KEYS = ("data.archives", "resources.rules.")
+
+
+def schema_defaults(node, path=""):
+    """Every `default:` keyword in a schema node (a property merely named "default" is not one)."""
+    found = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "default":
+                found.append(path)
+            if key == "properties":
+                for name, child in value.items():
+                    found += schema_defaults(child, f"{path}.{name}".lstrip("."))
+            elif isinstance(value, (dict, list)) and key != "default":
+                found += schema_defaults(value, path)
+    elif isinstance(node, list):
+        for child in node:
+            found += schema_defaults(child, path)
+    return found
+
+
+def test_config_yaml_is_the_only_source_of_defaults():
+    """The schema checks types, ranges and enums and holds no default: a reader learns every default from config.yaml."""
+    assert schema_defaults(yaml.safe_load(open(SCHEMA))) == []
+
+
+def test_config_yaml_states_every_key_the_schema_knows():
+    schema = yaml.safe_load(open(SCHEMA))
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    missing = []
+
+    def walk(node, values, path):
+        for name, child in node.get("properties", {}).items():
+            key = f"{path}{name}"
+            if key.startswith(OPTIONAL_KEYS):
+                continue
+            if name not in values:
+                missing.append(key)
+            elif isinstance(values[name], dict) and "properties" in child:
+                walk(child, values[name], key + ".")
+
+    walk(schema, config, "")
+    assert not missing, f"config.yaml does not state {missing}"
+    validated(config)
 
 
 @pytest.mark.parametrize(
@@ -79,7 +123,7 @@ def test_schema_rejects_bad_values_naming_the_key(edit, key):
         (lambda c: c["data"].update(source="voc", root=None), "data.root: required"),
         (lambda c: c["data"].update(source="voc", root="/no/such/root"), "data.root: /no/such/root does not exist"),
         (lambda c: c["classifier"].update(pretrained="/no/deit.pth"), "classifier.pretrained: weights file /no/deit.pth"),
-        (lambda c: c["maps"].update(last_k=9), "maps.last_k: 9 exceeds the 4 blocks"),
+        (lambda c: c["maps"].update(last_k=9), "maps.last_k: maps.last_k must lie in 1..4 (the depth of tiny), got 9"),
         (lambda c: c["maps"].update(variants=["attention_refined"]), "maps.variants: 'attention_refined' needs another"),
         (lambda c: c["synthetic"].update(num_train=100), "synthetic.num_train"),
         (lambda c: c["data"]["splits"].update(val="test"), "data.splits"),
@@ -88,7 +132,7 @@ def test_schema_rejects_bad_values_naming_the_key(edit, key):
 def test_cross_key_checks(edit, message):
     config = validated(tiny_config())
     edit(config)
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         check_config(config)
 
 
@@ -125,8 +169,9 @@ def test_keys_the_synthetic_source_would_ignore_are_refused_naming_the_key(edit,
 
 def test_a_voc_config_keeps_the_synthetic_section_that_config_yaml_always_carries(tmp_path):
     """Snakemake merges --configfile over config.yaml, so `synthetic:` is always there: not a user-set key to refuse."""
-    from conftest import write_voc_root
     import numpy as np
+
+    from conftest import write_voc_root
 
     config = validated(tiny_config())
     ids = ["a", "b"]

@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 
 from conftest import write_voc_root
+from mctformer.artifacts import save_label_png, voc_palette
 from mctformer.data.coco import COCOLayout
 from mctformer.data.labels import build_class_labels, labels_from_mask, load_class_labels, save_class_labels
 from mctformer.data.layout import open_layout
 from mctformer.data.voc import DatasetError, VOCLayout
-from mctformer.artifacts import save_label_png, voc_palette
 
 
 def hand_masks():
@@ -24,7 +24,7 @@ def hand_masks():
 def test_class_labels_from_hand_made_root(tmp_path):
     root = write_voc_root(tmp_path / "voc", hand_masks(), {"train": ["img_a", "img_b", "img_c"]})
     layout = VOCLayout(root, num_classes=3)
-    labels = build_class_labels(layout, layout.read_ids("train"))
+    labels = build_class_labels(layout, layout.read_ids("train"), workers=1)
     assert labels["img_a"].tolist() == [0, 1, 0]
     assert labels["img_b"].tolist() == [1, 0, 1]
     assert labels["img_c"].tolist() == [0, 0, 0]
@@ -62,7 +62,7 @@ def test_coco_layout_reads_official_folders(tmp_path):
     assert isinstance(layout, COCOLayout)
     assert layout.read_ids("train") == ids
     assert layout.image_path(ids[1]).parent.name == "val2014"
-    labels = build_class_labels(layout, ids)
+    labels = build_class_labels(layout, ids, workers=1)
     assert labels[ids[0]][79] == 1 and labels[ids[0]].sum() == 1
 
 

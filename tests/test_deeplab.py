@@ -2,14 +2,22 @@ import numpy as np
 import pytest
 import torch
 
-from mctformer.crf import CRFParams
-from mctformer.data.transforms import random_scale_flip_crop
+from conftest import crf_params, tiny_config
 from mctformer.artifacts import read_label_png, voc_palette
+from mctformer.data.transforms import random_scale_flip_crop
 from mctformer.models.deeplab import DeepLabLargeFOV
 from mctformer.segmentation import multiscale_softmax, segment_images
 from mctformer.training.common import save_checkpoint
 from mctformer.training.deeplab import build_deeplab, load_deeplab
 from mctformer.training.loop import poly_lr, set_group_lrs
+
+# Our crop (no colour jitter, mean-colour padding, the image at the top left) with labels padded by 255.
+OUR_CROP = dict(ignore=255, color_jitter=None, pad_image="mean", placement="top_left")
+
+
+def small_deeplab_settings() -> dict:
+    """The shipped config's deeplab section with a smaller head."""
+    return {**tiny_config()["deeplab"], "head_channels": 8, "dilation": 2}
 
 
 def test_poly_schedule_hand_values():
@@ -31,7 +39,7 @@ def test_crop_pads_image_with_the_mean_and_labels_with_255():
     image = np.full((10, 12, 3), 200, np.uint8)
     label = np.ones((10, 12), np.uint8)
     torch.manual_seed(0)
-    tensor, target = random_scale_flip_crop(image, label, crop_size=16, scale_range=(1.0, 1.0), flip=False)
+    tensor, target = random_scale_flip_crop(image, label, crop_size=16, scale_range=(1.0, 1.0), flip=False, **OUR_CROP)
     assert tensor.shape == (3, 16, 16) and target.shape == (16, 16)
     assert (target[:10, :12] == 1).all() and (target[10:, :] == 255).all() and (target[:, 12:] == 255).all()
     assert torch.equal(tensor[:, 10:, :], torch.zeros(3, 6, 16))  # 0 after normalisation = the mean colour
@@ -44,7 +52,7 @@ def test_random_scale_keeps_labels_integral():
     label[0, :] = 255
     for seed in range(5):
         torch.manual_seed(seed)
-        _, target = random_scale_flip_crop(np.zeros((20, 20, 3), np.uint8), label, 16, (0.7, 1.3), True)
+        _, target = random_scale_flip_crop(np.zeros((20, 20, 3), np.uint8), label, 16, scale_range=(0.7, 1.3), flip=True, **OUR_CROP)
         assert set(torch.unique(target).tolist()) <= {0, 3, 255}
 
 
@@ -60,26 +68,26 @@ class ConstantSegmenter(torch.nn.Module):
 
 def test_multiscale_softmax_fusion():
     images = torch.zeros(1, 3, 8, 8)
-    single = multiscale_softmax(ConstantSegmenter(), images, [1.0], flip=False)
+    single = multiscale_softmax(ConstantSegmenter(), images, scales=[1.0], flip=False, fuse="max", resize="ours")
     assert single.shape == (1, 2, 8, 8) and torch.allclose(single.sum(1), torch.ones(1, 8, 8))
     assert single[0, 1, 0, 0] > 0.8 and single[0, 1, 0, 7] == pytest.approx(0.5)
     # with the flip, the right half also sees label 1 in the flipped copy: max keeps the strongest score
-    flipped_max = multiscale_softmax(ConstantSegmenter(), images, [1.0], flip=True, fuse="max")
+    flipped_max = multiscale_softmax(ConstantSegmenter(), images, scales=[1.0], flip=True, fuse="max", resize="ours")
     assert torch.allclose(flipped_max[0, 1], torch.full((8, 8), float(torch.sigmoid(torch.tensor(2.0)))))
-    flipped_mean = multiscale_softmax(ConstantSegmenter(), images, [1.0, 0.5], flip=True, fuse="mean")
+    flipped_mean = multiscale_softmax(ConstantSegmenter(), images, scales=[1.0, 0.5], flip=True, fuse="mean", resize="ours")
     assert torch.allclose(flipped_mean.sum(1), torch.ones(1, 8, 8), atol=1e-6)
     with pytest.raises(ValueError, match="fuse"):
-        multiscale_softmax(ConstantSegmenter(), images, [1.0], flip=False, fuse="median")
+        multiscale_softmax(ConstantSegmenter(), images, scales=[1.0], flip=False, fuse="median", resize="ours")
 
 
 def test_deeplab_shapes_and_checkpoint_class_count(tmp_path):
-    settings = {"backbone": "tiny", "head_channels": 8, "dilation": 2, "dropout": 0.5}
+    settings = small_deeplab_settings()
     model = build_deeplab(settings, num_labels=5)
     assert model(torch.randn(2, 3, 36, 44)).shape == (2, 5, 36, 44)
     save_checkpoint(tmp_path / "deeplab.pt", {"model": model.state_dict(), "architecture": model.architecture(), "settings": settings})
-    assert isinstance(load_deeplab(tmp_path / "deeplab.pt", 5), DeepLabLargeFOV)
+    assert isinstance(load_deeplab(tmp_path / "deeplab.pt", 5, device="cpu"), DeepLabLargeFOV)
     with pytest.raises(ValueError, match="predicts 5 labels, the config has 21"):
-        load_deeplab(tmp_path / "deeplab.pt", 21)
+        load_deeplab(tmp_path / "deeplab.pt", 21, device="cpu")
 
 
 def test_segment_images_writes_both_folders_with_crf(synthetic_root, tmp_path):
@@ -89,8 +97,9 @@ def test_segment_images_writes_both_folders_with_crf(synthetic_root, tmp_path):
     layout = VOCLayout(synthetic_root, TINY_SPEC.num_classes)
     ids = layout.read_ids("val")[:5]
     segment_images(
-        ConstantSegmenter(), layout, ids, str(tmp_path / "pred"), str(tmp_path / "pred_crf"), [1.0], False, "max",
-        CRFParams(), "auto", 500, voc_palette(), torch.device("cpu"), workers=2, chunk=2,
+        ConstantSegmenter(), layout, ids, str(tmp_path / "pred"), str(tmp_path / "pred_crf"), scales=[1.0], flip=False, fuse="max",
+        crf_params=crf_params("deeplab"), scale_setting="auto", reference_size=500, palette=voc_palette(), device=torch.device("cpu"),
+        workers=2, resize="ours", normalise_crf_scores=True, chunk=2,
     )
     for image_id in ids:
         plain = read_label_png(tmp_path / "pred" / f"{image_id}.png")
@@ -104,7 +113,7 @@ def test_voc_submission_layout_and_tarball(synthetic_root, tmp_path):
     from conftest import TINY_SPEC
     from mctformer.stages import submission_stage
 
-    settings = {"backbone": "tiny", "head_channels": 8, "dilation": 2, "dropout": 0.5}
+    settings = small_deeplab_settings()
     model = build_deeplab(settings, TINY_SPEC.num_classes + 1)
     save_checkpoint(tmp_path / "deeplab.pt", {"model": model.state_dict(), "architecture": model.architecture(), "settings": settings})
     inference = {
@@ -132,7 +141,7 @@ def test_training_loss_is_cross_entropy_ignoring_255(synthetic_root, tmp_path, m
     """The reference's loss: mean cross-entropy over the pixels whose label is not 255."""
     import torch.nn.functional as F
 
-    from conftest import TINY_SPEC, tiny_config
+    from conftest import TINY_SPEC
     from mctformer.data.voc import VOCLayout
     from mctformer.training import deeplab as deeplab_module
 
@@ -148,5 +157,5 @@ def test_training_loss_is_cross_entropy_ignoring_255(synthetic_root, tmp_path, m
     settings = dict(tiny_config()["deeplab"], epochs=1, batch_size=4, workers=0)
     ids = layout.read_ids("train")[:8]
     deeplab_module.train_deeplab(layout, ids, layout.load_mask, TINY_SPEC.num_classes + 1, settings, tmp_path / "c.pt", tmp_path / "l.csv",
-                                 tmp_path / "r.pt", torch.device("cpu"))
+                                 tmp_path / "r.pt", device=torch.device("cpu"), seed=0, workers=settings["workers"])
     assert calls and all(call == {"ignore_index": 255} for call in calls)

@@ -11,11 +11,11 @@ import sys
 import tomllib
 from pathlib import Path
 
+import fake_conda
 import pytest
 import yaml
 from packaging.requirements import InvalidRequirement, Requirement
 
-import fake_conda
 from conftest import REPO, tiny_config
 
 CONDA_NAMES = {"pillow": "pillow", "pyyaml": "pyyaml", "matplotlib": "matplotlib-base"}

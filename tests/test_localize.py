@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from conftest import extract_arguments, tiny_mctformer
 from mctformer.localize import (
     class_to_patch_attention,
     fuse_with_patchcam,
@@ -12,7 +13,10 @@ from mctformer.localize import (
     scaled_size,
     token_feature_affinity,
 )
-from mctformer.models.mctformer import MCTformerOutput, create_mctformer
+from mctformer.models.mctformer import MCTformerOutput
+
+# The input geometry the hand-computed expectations below are made with (ours: every pixel seen).
+OURS = dict(feature_temperature=0.1, resize="torch_bilinear", remainder="resize", position_embedding="size", amp=False)
 
 C, GRID = 2, (2, 2)  # 2 classes, 4 patches -> 6 tokens
 
@@ -95,12 +99,12 @@ def test_scaled_size_rounds_to_whole_patches():
 def test_flip_aggregation_is_mirror_symmetric():
     """Summing a scale with its flipped-back mirror makes the result equivariant to flipping the image."""
     torch.manual_seed(0)
-    model = create_mctformer("tiny", num_classes=3, version="v2").eval()
+    model = tiny_mctformer(3, version="v2").eval()
     images = torch.randn(2, 3, 32, 40)
     present = torch.ones(2, 3, dtype=torch.bool)
     variants = ["attention", "fused", "fused_refined"]
-    maps = multiscale_maps(model, images, present, variants, scales=[1.0, 0.75], flip=True, last_k=2)
-    mirrored = multiscale_maps(model, images.flip(-1), present, variants, scales=[1.0, 0.75], flip=True, last_k=2)
+    maps = multiscale_maps(model, images, present, variants, scales=[1.0, 0.75], flip=True, last_k=2, **OURS)
+    mirrored = multiscale_maps(model, images.flip(-1), present, variants, scales=[1.0, 0.75], flip=True, last_k=2, **OURS)
     for variant in variants:
         for index in range(2):
             assert maps[variant][index].shape == (3, 32, 40)
@@ -110,10 +114,10 @@ def test_flip_aggregation_is_mirror_symmetric():
 def test_grid_level_flip_and_selection_equal_upsampling_everything_first():
     """The reference order: upsample every class map of both flips, flip back, sum, then keep GT classes."""
     torch.manual_seed(0)
-    model = create_mctformer("tiny", num_classes=4, version="v2").eval()
+    model = tiny_mctformer(4, version="v2").eval()
     images = torch.randn(2, 3, 32, 48)
     present = torch.tensor([[True, False, True, False], [False, False, False, True]])
-    ours = multiscale_maps(model, images, present, ["fused"], scales=[1.0, 0.5], flip=True, last_k=3)["fused"]
+    ours = multiscale_maps(model, images, present, ["fused"], scales=[1.0, 0.5], flip=True, last_k=3, **OURS)["fused"]
     expected = torch.zeros(2, 4, 32, 48)
     with torch.no_grad():
         for scale in (1.0, 0.5):
@@ -121,7 +125,7 @@ def test_grid_level_flip_and_selection_equal_upsampling_everything_first():
             inputs = torch.nn.functional.interpolate(images, size=size, mode="bilinear", align_corners=False)
             for flipped in (False, True):
                 batch = inputs.flip(-1) if flipped else inputs
-                grid = grid_maps(model.forward_tokens(batch, return_attention=True), ["fused"], 4, 3, 0.1)["fused"]
+                grid = grid_maps(model.forward_tokens(batch, return_attention=True, position_resampling="size"), ["fused"], 4, 3, 0.1)["fused"]
                 full = torch.nn.functional.interpolate(grid, size=(32, 48), mode="bilinear", align_corners=False)
                 expected += full.flip(-1) if flipped else full
     assert torch.allclose(ours[0], expected[0, [0, 2]], atol=1e-4)
@@ -130,11 +134,11 @@ def test_grid_level_flip_and_selection_equal_upsampling_everything_first():
 
 def test_one_scale_without_flip_is_the_upsampled_grid_map():
     torch.manual_seed(0)
-    model = create_mctformer("tiny", num_classes=3, version="v2").eval()
+    model = tiny_mctformer(3, version="v2").eval()
     images = torch.randn(1, 3, 32, 32)
-    maps = multiscale_maps(model, images, torch.ones(1, 3, dtype=torch.bool), ["fused"], scales=[1.0], flip=False, last_k=3)
+    maps = multiscale_maps(model, images, torch.ones(1, 3, dtype=torch.bool), ["fused"], scales=[1.0], flip=False, last_k=3, **OURS)
     with torch.no_grad():
-        grid = grid_maps(model.forward_tokens(images, return_attention=True), ["fused"], 3, 3, 0.1)["fused"]
+        grid = grid_maps(model.forward_tokens(images, return_attention=True, position_resampling="size"), ["fused"], 3, 3, 0.1)["fused"]
     expected = torch.nn.functional.interpolate(grid, size=(32, 32), mode="bilinear", align_corners=False)
     assert torch.allclose(maps["fused"][0], expected[0], atol=1e-6)
 
@@ -147,8 +151,8 @@ def test_killed_extraction_leaves_no_output_folder(synthetic_root, tmp_path, mon
 
     layout = VOCLayout(synthetic_root, TINY_SPEC.num_classes)
     ids = layout.read_ids("val")
-    labels = build_class_labels(layout, ids)
-    model = create_mctformer("tiny", num_classes=TINY_SPEC.num_classes, version="v2")
+    labels = build_class_labels(layout, ids, workers=1)
+    model = tiny_mctformer(TINY_SPEC.num_classes, version="v2")
     out_dirs = {"attention": tmp_path / "maps" / "attention", "fused": tmp_path / "maps" / "fused"}
     calls = {"n": 0}
     real_save = localize.save_map_file
@@ -161,11 +165,12 @@ def test_killed_extraction_leaves_no_output_folder(synthetic_root, tmp_path, mon
 
     monkeypatch.setattr(localize, "save_map_file", die_midway)
     with pytest.raises(KeyboardInterrupt):
-        localize.extract_maps(model, layout, ids, labels, out_dirs, batch_size=4, overlay_dir=tmp_path / "maps" / "overlays", num_overlays=2)
+        localize.extract_maps(model, layout, ids, labels, out_dirs, **extract_arguments(batch_size=4, num_overlays=2),
+                              overlay_dir=tmp_path / "maps" / "overlays")
     assert list((tmp_path / "maps").iterdir()) == []  # neither outputs nor temporaries remain
 
     monkeypatch.setattr(localize, "save_map_file", real_save)
-    localize.extract_maps(model, layout, ids, labels, out_dirs, batch_size=4)
+    localize.extract_maps(model, layout, ids, labels, out_dirs, **extract_arguments(batch_size=4))
     assert sorted(p.stem for p in out_dirs["fused"].iterdir()) == sorted(ids)
     with pytest.raises(ValueError, match="is not produced by an MCTformer-V2"):
-        localize.extract_maps(model, layout, ids, labels, {"attention_refined": tmp_path / "x"})
+        localize.extract_maps(model, layout, ids, labels, {"attention_refined": tmp_path / "x"}, **extract_arguments())

@@ -64,17 +64,21 @@ def test_sweep_equals_naive_per_threshold_loop_on_random_data():
         assert np.array_equal(fast, naive)
 
 
+# Our seed selection (config.yaml's seeds.miou_convention, seeds.selection), which the hand cases below rank by.
+OURS = dict(convention="present_labels", selection="global_max")
+
+
 def test_sweep_split_and_table(tmp_path):
     gt = {"a": np.array([[0, 1], [1, 255]]), "b": np.array([[2, 2], [0, 0]])}
-    save_map_file(tmp_path / "a.npz", [1], np.array([[[0.1, 0.9], [0.5, 0.7]]]))
-    save_map_file(tmp_path / "b.npz", [2], np.array([[[0.8, 0.4], [0.2, 0.0]]]))
+    save_map_file(tmp_path / "a.npz", [1], np.array([[[0.1, 0.9], [0.5, 0.7]]]), dtype="float16")
+    save_map_file(tmp_path / "b.npz", [2], np.array([[[0.8, 0.4], [0.2, 0.0]]]), dtype="float16")
     grid = np.array([0.0, 0.3, 0.6])
     confusions = sweep_split({"v": tmp_path}, ["a", "b"], gt.__getitem__, grid, 3, progress=False)["v"]
     # t = 0.3: a -> [[0,1],[1,1]], b -> [[2,2],[0,0]] : everything right except nothing
     assert np.array_equal(confusions[1], np.array([[3, 0, 0], [0, 2, 0], [0, 0, 2]]))
     table = sweep_table(confusions, grid, ["background", "x", "y"])
     assert table.loc[1, "miou"] == pytest.approx(1.0)
-    best = best_threshold(table)
+    best = best_threshold(table, **OURS)
     assert (best["threshold"], best["miou"], best["selection"], best["convention"]) == (0.3, 1.0, "global_max", "present_labels")
     assert best["miou_all_labels"] == pytest.approx(1.0)  # all three labels occur
     with pytest.raises(ValueError, match="holds classes"):
@@ -85,7 +89,7 @@ def test_sweep_split_and_table(tmp_path):
 
 def test_best_threshold_prefers_the_lowest_on_ties():
     table = pd.DataFrame({"threshold": [0.1, 0.2, 0.3], "miou": [0.5, 0.7, 0.7], "miou_all_labels": [0.5, 0.7, 0.7]})
-    assert best_threshold(table)["threshold"] == 0.2
+    assert best_threshold(table, **OURS)["threshold"] == 0.2
 
 
 def test_early_stop_answers_the_first_bump_and_the_conventions_rank_separately():
@@ -94,13 +98,13 @@ def test_early_stop_answers_the_first_bump_and_the_conventions_rank_separately()
     early = best_threshold(table, convention="all_labels", selection="first_non_improving")
     assert (early["threshold"], early["miou"], early["miou_present_labels"]) == (0.2, 0.3, 0.4)
     assert early["global_max"]["threshold"] == 0.4
-    ours = best_threshold(table)
+    ours = best_threshold(table, **OURS)
     assert (ours["threshold"], ours["miou"]) == (0.1, 0.8)
     assert ours["first_non_improving"]["threshold"] == 0.1  # 0.4 < 0.8: stops at once
     with pytest.raises(ValueError, match="seeds.selection"):
-        best_threshold(table, selection="last")
+        best_threshold(table, convention="present_labels", selection="last")
     with pytest.raises(ValueError, match="seeds.miou_convention"):
-        best_threshold(table, convention="mean")
+        best_threshold(table, convention="mean", selection="global_max")
 
 
 def test_all_labels_convention_counts_an_absent_label_as_zero():

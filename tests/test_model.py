@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from conftest import classifier_arguments, tiny_mctformer
 from mctformer.models.mctformer import (
     ARCHITECTURES,
     classification_loss,
@@ -13,20 +14,20 @@ from mctformer.models.mctformer import (
 @pytest.fixture(scope="module")
 def tiny_v2():
     torch.manual_seed(0)
-    return create_mctformer("tiny", num_classes=5, version="v2").eval()
+    return tiny_mctformer(5, version="v2").eval()
 
 
 def test_deit_small_matches_table_4():
     """The paper's backbone: 21.7 M parameters and 4.6 GMACs at 224 (Table 4)."""
-    summary = model_summary(create_mctformer("deit_small", num_classes=20, version="v1"), 224)
+    summary = model_summary(create_mctformer("deit_small", num_classes=20, **classifier_arguments(version="v1")), 224)
     assert summary["params"] == pytest.approx(21.68e6, rel=0.005)  # measured 21,680,256
     assert summary["macs"] == pytest.approx(4.64e9, rel=0.01)  # measured 4.644 GMACs
-    v2 = model_summary(create_mctformer("deit_small", num_classes=20, version="v2"), 224)
+    v2 = model_summary(create_mctformer("deit_small", num_classes=20, **classifier_arguments(version="v2")), 224)
     assert v2["params"] - summary["params"] == 384 * 20 * 9 + 20  # the 3x3 Patch-CAM conv
 
 
 def test_output_shapes_any_size_and_aspect(tiny_v2):
-    output = tiny_v2.forward_tokens(torch.randn(2, 3, 40, 72), return_attention=True)
+    output = tiny_v2.forward_tokens(torch.randn(2, 3, 40, 72), return_attention=True, position_resampling="size")
     assert output.grid == (5, 9)
     assert output.token_logits.shape == (2, 5) and output.patchcam_logits.shape == (2, 5)
     assert output.patchcam.shape == (2, 5, 5, 9)
@@ -38,8 +39,8 @@ def test_output_shapes_any_size_and_aspect(tiny_v2):
 def test_attention_capture_does_not_change_the_forward(tiny_v2):
     images = torch.randn(3, 3, 64, 64)
     fused_before = [block.attn.fused_attn for block in tiny_v2.blocks]
-    plain = tiny_v2.forward_tokens(images)
-    captured = tiny_v2.forward_tokens(images, return_attention=True)
+    plain = tiny_v2.forward_tokens(images, position_resampling="size")
+    captured = tiny_v2.forward_tokens(images, return_attention=True, position_resampling="size")
     assert plain.attentions is None
     assert torch.allclose(plain.token_logits, captured.token_logits, atol=1e-5)
     assert torch.allclose(plain.patchcam_logits, captured.patchcam_logits, atol=1e-5)
@@ -51,14 +52,14 @@ def test_token_logits_are_the_mean_of_unnormalised_class_tokens(tiny_v2):
     images = torch.randn(2, 3, 64, 64)
     seen = {}
     tiny_v2.blocks[-1].register_forward_hook(lambda m, i, o: seen.setdefault("tokens", o))
-    output = tiny_v2.forward_tokens(images)
+    output = tiny_v2.forward_tokens(images, position_resampling="size")
     tiny_v2.blocks[-1]._forward_hooks.clear()
     assert torch.allclose(output.token_logits, seen["tokens"][:, :5].mean(-1), atol=1e-6)
 
 
 def test_v1_has_no_patchcam_and_table7_heads():
     for pooling in ("avg", "max", "fc"):
-        model = create_mctformer("tiny", num_classes=3, version="v1", token_pooling=pooling).eval()
+        model = tiny_mctformer(3, version="v1", token_pooling=pooling).eval()
         output = model(torch.randn(1, 3, 32, 32))
         assert output.patchcam is None and output.token_logits.shape == (1, 3)
         loss = classification_loss(output, torch.tensor([[1.0, 0.0, 1.0]]))
@@ -91,7 +92,7 @@ def test_deit_checkpoint_initialises_every_class_token(tmp_path, capsys):
     torch.save({"model": state}, tmp_path / "deit.pth")
     save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "deit.safetensors"))
     for name in ("deit.pth", "deit.safetensors"):
-        model = create_mctformer("tiny", num_classes=4, version="v2")
+        model = tiny_mctformer(4, version="v2")
         info = load_deit_weights(model, tmp_path / name)
         assert len(info["sha256"]) == 64
         assert f"sha256 {info['sha256'][:16]}" in capsys.readouterr().out  # the job log says which file it was
@@ -107,7 +108,7 @@ def test_deit_checkpoint_initialises_every_class_token(tmp_path, capsys):
 
 def test_no_dropout_besides_drop_path():
     """The reference sets drop path 0.1 and leaves every dropout at 0 (timm's drop_rate, attention and projection dropout)."""
-    model = create_mctformer("tiny", 4, drop_path_rate=0.1)
+    model = tiny_mctformer(4, drop_path_rate=0.1)
     rates = [module.p for module in model.modules() if isinstance(module, torch.nn.Dropout)]
     assert rates and all(rate == 0.0 for rate in rates)
     # timm spaces the rate linearly over the blocks: 0 in the first, 0.1 in the last

@@ -36,21 +36,23 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from conftest import REPO
-from mctformer.crf import CRFParams, crf_argmax, dense_crf, spatial_scale
-from mctformer.models.mctformer import ARCHITECTURES, create_mctformer, load_deit_weights
+from conftest import REPO, tiny_mctformer
+from mctformer.crf import crf_argmax, dense_crf, spatial_scale
+from mctformer.models.mctformer import ARCHITECTURES, load_deit_weights
 from mctformer.psa.labels import confident_labels, crf_labels
 from mctformer.psa.walk import random_walk, transition_matrix_transposed
 from mctformer.segmentation import multiscale_softmax
+from mctformer.stages import crf_params_of
 
-SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+# The paper config states the reference's values (tests/test_paper_configs.py checks it against its settings).
+PAPER = yaml.safe_load((REPO / "workflow" / "configs" / "voc12.yaml").read_text())
 
 
-def schema_default(*path):
-    node = SCHEMA
+def paper_value(*path):
+    node = PAPER
     for key in path:
-        node = node["properties"][key]
-    return node["default"]
+        node = node[key]
+    return node
 
 
 # ------------------------------------------------------------ position embedding --
@@ -84,7 +86,7 @@ REFERENCE_BICUBIC = dict(mode="bicubic", align_corners=False)
 
 def test_checkpoint_position_embedding_is_resampled_bicubically(deit_checkpoint):
     path, state = deit_checkpoint
-    model = create_mctformer("tiny", num_classes=2, version="v2")
+    model = tiny_mctformer(2, version="v2")
     load_deit_weights(model, path)
     source = as_grid(state["pos_embed"][:, 1:], 4, 4)
     ours = as_grid(model.pos_embed.detach(), 8, 8)
@@ -98,18 +100,18 @@ def test_checkpoint_position_embedding_is_resampled_bicubically(deit_checkpoint)
 def test_position_embedding_follows_the_input_size_bicubically(deit_checkpoint):
     """A 96 px input has a 12x12 grid, a 32 px one 4x4: the model's 8x8 embedding is resampled to it."""
     path, _ = deit_checkpoint
-    model = create_mctformer("tiny", num_classes=2, version="v2").eval()
+    model = tiny_mctformer(2, version="v2").eval()
     load_deit_weights(model, path)
     for size in (12, 4):
         with torch.no_grad():
-            used = model._pos_embed(torch.zeros(1, size, size, model.embed_dim))
+            used = model._pos_embed(torch.zeros(1, size, size, model.embed_dim), "size")
         expected = F.interpolate(as_grid(model.pos_embed, 8, 8), size=(size, size), **REFERENCE_BICUBIC)
         assert torch.allclose(as_grid(used, size, size), expected, atol=1e-5)
 
 
 def test_position_embedding_kernel_is_not_the_antialiased_one(deit_checkpoint):
     path, state = deit_checkpoint
-    model = create_mctformer("tiny", num_classes=2, version="v2")
+    model = tiny_mctformer(2, version="v2")
     load_deit_weights(model, path)
     antialiased = F.interpolate(as_grid(state["pos_embed"][:, 1:], 4, 4), size=(8, 8), mode="bicubic", align_corners=False, antialias=True)
     assert not torch.allclose(as_grid(model.pos_embed.detach(), 8, 8), antialiased, atol=1e-3)
@@ -123,11 +125,12 @@ def test_la_is_confident_foreground_and_ha_confident_background(monkeypatch):
 
     seen = []
     monkeypatch.setattr(psa_labels, "dense_crf", lambda image, scores, params: seen.append(scores) or scores)
-    assert (schema_default("psa", "alpha_low"), schema_default("psa", "alpha_high")) == (1, 12)
+    assert (paper_value("psa", "alpha_low"), paper_value("psa", "alpha_high")) == (1, 12)
     maps = np.array([[[0.8, 0.4, 0.1]]], np.float32)  # one class (value 5), three pixels
     image = np.zeros((1, 3, 3), np.uint8)
-    la = crf_labels(image, np.array([5]), maps, 1, CRFParams())
-    ha = crf_labels(image, np.array([5]), maps, 12, CRFParams())
+    params = crf_params_of(paper_value("psa", "crf"))
+    la = crf_labels(image, np.array([5]), maps, 1, params)
+    ha = crf_labels(image, np.array([5]), maps, 12, params)
     assert np.allclose(seen[0][0], [[0.2, 0.6, 0.9]]) and np.allclose(seen[1][0], np.power([[0.2, 0.6, 0.9]], 12))
     # la: 0.8 > 0.2 -> 5, 0.4 < 0.6 -> bg, 0.1 < 0.9 -> bg;  ha: 0.4 > 0.6^12 -> 5, 0.1 < 0.9^12 = 0.28 -> bg
     assert la.tolist() == [[5, 0, 0]] and ha.tolist() == [[5, 5, 0]]
@@ -138,7 +141,7 @@ def test_la_is_confident_foreground_and_ha_confident_background(monkeypatch):
 # --------------------------------------------------------------------- random walk --
 
 def test_random_walk_powers_affinities_elementwise_and_normalises_columns():
-    beta = schema_default("psa", "beta")
+    beta = paper_value("psa", "beta")
     assert beta == 8
     sources, targets = torch.tensor([0, 1]), torch.tensor([1, 2])  # a chain 0 - 1 - 2
     affinity = torch.tensor([0.9, 0.5], dtype=torch.float64)
@@ -158,14 +161,14 @@ def test_random_walk_settings_and_background_score(tmp_path):
     from mctformer.models.registry import backbone_output_stride
     from mctformer.stages import read_background
 
-    assert schema_default("psa", "logt") == 6 and schema_default("affinity", "radius") == 5
+    assert paper_value("psa", "logt") == 6 and paper_value("affinity", "radius") == 5
     configs = {name: yaml.safe_load((REPO / "workflow" / "configs" / f"{name}.yaml").read_text()) for name in ("voc12", "coco14")}
     # MCTformer's run_psa.sh walks with logt 6 (jiwoon-ahn/psa's default is 8); it ships no COCO walk, so COCO keeps VOC's
     assert configs["voc12"]["psa"]["logt"] == 6 and configs["coco14"]["psa"]["logt"] == 6
     assert configs["voc12"]["affinity"]["backbone"] == "resnet38d" and backbone_output_stride("resnet38d") == 8  # maps pooled by 8
     # background score: the best seed threshold unless the config pins one (the reference hard-codes 0.39)
     (tmp_path / "best.json").write_text(json.dumps({"threshold": 0.39, "miou": 0.6}))
-    assert schema_default("psa", "background") is None
+    assert paper_value("psa", "background") == 0.39
     assert read_background(None, str(tmp_path / "best.json")) == 0.39
     assert read_background(0.25, str(tmp_path / "best.json")) == 0.25
 
@@ -197,30 +200,30 @@ class RecordingCRF:
 
 def crf_defaults(section):
     keys = ("iterations", "gaussian_sxy", "gaussian_compat", "bilateral_sxy", "bilateral_srgb", "bilateral_compat")
-    return tuple(schema_default(section, "crf", key) for key in keys)
+    return tuple(paper_value(section, "crf", key) for key in keys)
 
 
 def test_crf_parameters_reach_pydensecrf(monkeypatch):
     """PSA: t=10, gaussian sxy 3 compat 3, bilateral sxy 80 srgb 13 compat 10; DeepLab: 4/3 and 83/5/3; sxy for ~500 px."""
     import pydensecrf.densecrf
 
-    from mctformer.stages import crf_params_of
-
     monkeypatch.setattr(pydensecrf.densecrf, "DenseCRF2D", RecordingCRF)
-    psa = CRFParams()
+    psa = crf_params_of(paper_value("psa", "crf"))
     assert (psa.iterations, psa.gaussian_sxy, psa.gaussian_compat, psa.bilateral_sxy, psa.bilateral_srgb, psa.bilateral_compat) == (10, 3, 3, 80, 13, 10)
     assert crf_defaults("psa") == (10, 3, 3, 80, 13, 10)
-    assert schema_default("psa", "crf", "reference_size") == 500 and spatial_scale((375, 500), "auto") == 1.0
+    assert paper_value("psa", "crf", "reference_size") == 500 and spatial_scale((375, 500), "auto", 500) == 1.0
     image = np.zeros((375, 500, 3), np.uint8)  # a VOC-sized image: the sxy values are used as given
-    dense_crf(image, np.full((3, 375, 500), 1 / 3, np.float32), psa.scaled(spatial_scale(image.shape[:2], "auto")))
+    dense_crf(image, np.full((3, 375, 500), 1 / 3, np.float32), psa.scaled(spatial_scale(image.shape[:2], "auto", 500)))
     assert RecordingCRF.calls == [("size", 500, 375, 3), ("unary", (3, 375 * 500)), ("gaussian", 3.0, 3), ("bilateral", 80.0, 13, 10), ("inference", 10)]
 
     assert crf_defaults("deeplab") == (10, 4, 3, 83, 5, 3)
-    settings = {key: schema_default("deeplab", "crf", key) for key in SCHEMA["properties"]["deeplab"]["properties"]["crf"]["properties"]}
-    crf_argmax(image, np.full((2, 375, 500), 0.5, np.float32), crf_params_of(settings), settings["spatial_scale"], settings["reference_size"])
+    settings = paper_value("deeplab", "crf")
+    crf_argmax(image, np.full((2, 375, 500), 0.5, np.float32), crf_params_of(settings), scale_setting=settings["spatial_scale"],
+               reference_size=settings["reference_size"], normalise=settings["normalise_scores"])
     assert RecordingCRF.calls[2:] == [("gaussian", 4.0, 3), ("bilateral", 83.0, 5, 3), ("inference", 10)]
     # a 250 px image halves every sxy, nothing else
-    crf_argmax(image[:125, :250], np.full((2, 125, 250), 0.5, np.float32), crf_params_of(settings), "auto", 500)
+    crf_argmax(image[:125, :250], np.full((2, 125, 250), 0.5, np.float32), crf_params_of(settings), scale_setting="auto", reference_size=500,
+               normalise=settings["normalise_scores"])
     assert RecordingCRF.calls[2:] == [("gaussian", 2.0, 3), ("bilateral", 41.5, 5, 3), ("inference", 10)]
 
 
@@ -237,12 +240,12 @@ class HalfSizeSegmenter(torch.nn.Module):
 
 
 def test_deeplab_fuses_scales_by_the_max_of_softmax():
-    assert schema_default("deeplab", "scales") == [0.5, 0.75, 1.0, 1.25, 1.5]
-    assert schema_default("deeplab", "fuse") == "max" and schema_default("deeplab", "flip_inference") is True
+    assert paper_value("deeplab", "scales") == [0.5, 0.75, 1.0, 1.25, 1.5]
+    assert paper_value("deeplab", "fuse") == "max" and paper_value("deeplab", "flip_inference") is False  # the reference: no flips
     images = torch.zeros(1, 3, 8, 8)
     sure = 1 / (1 + math.exp(-2.0))  # softmax of (0, 2)
-    fused = multiscale_softmax(HalfSizeSegmenter(), images, [0.5, 1.0], flip=True, fuse="max")
+    fused = multiscale_softmax(HalfSizeSegmenter(), images, scales=[0.5, 1.0], flip=True, fuse="max", resize="ours")
     # per channel, the max over scales (and flips) of the softmax, not renormalised
     assert torch.allclose(fused[0, 1], torch.full((8, 8), sure)) and torch.allclose(fused[0, 0], torch.full((8, 8), 0.5))
-    mean = multiscale_softmax(HalfSizeSegmenter(), images, [0.5, 1.0], flip=True, fuse="mean")
+    mean = multiscale_softmax(HalfSizeSegmenter(), images, scales=[0.5, 1.0], flip=True, fuse="mean", resize="ours")
     assert torch.allclose(mean[0, 1], torch.full((8, 8), (sure + 0.5) / 2))

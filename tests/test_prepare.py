@@ -14,13 +14,13 @@ from PIL import Image
 from scipy.io import savemat
 
 from conftest import REPO, tiny_config
+from mctformer.artifacts import read_label_png, voc_palette
 from mctformer.cli import main as cli_main
 from mctformer.data.coco import COCO_CLASSES
 from mctformer.data.labels import build_class_labels, load_class_labels
 from mctformer.data.layout import open_layout
 from mctformer.data.prepare import coco_category_index, coco_class_mask, prepare_coco14, prepare_voc12, train_aug_ids
 from mctformer.data.voc import VOC_CLASSES, DatasetError, VOCLayout
-from mctformer.artifacts import read_label_png, voc_palette
 
 # ------------------------------------------------------------------ VOC + SBD --
 # VOC train a1 a2, val v1 v2; SBD train s1 a1 v1, val s2 s3. a1 is in SBD and VOC train (VOC's mask
@@ -142,7 +142,7 @@ def test_prepare_voc12(releases, tmp_path, voc_key, sbd_key, capsys):
     assert len(labels) == 7
     assert np.flatnonzero(labels["2007_000001"]).tolist() == [2]  # class 3 (VOC), not 5 (SBD)
     assert np.flatnonzero(labels["2008_000011"]).tolist() == [19]
-    rebuilt = build_class_labels(layout, list(labels))
+    rebuilt = build_class_labels(layout, list(labels), workers=1)
     assert all(np.array_equal(rebuilt[i], labels[i]) for i in labels)
     assert "note: train_aug has 5 images; the official release gives 10582" in capsys.readouterr().out
     assert [p.name for p in tmp_path.iterdir()] == ["data"]  # no temporary left beside it
@@ -297,10 +297,10 @@ def test_prepare_coco14_is_read_by_the_coco_layout(tmp_path, capsys):
     assert mask[8, 8] == 80 and mask[14, 2] == 255
     (images / "val2014" / "COCO_val2014_000000000042.jpg").unlink()
     with pytest.raises(DatasetError, match=r"1 images of .*instances_val2014\.json are missing, e\.g\. .*COCO_val2014_000000000042\.jpg"):
-        prepare_coco14(images, annotations, tmp_path / "again")
+        prepare_coco14(images, annotations, tmp_path / "again", workers=1)
     (annotations / "instances_val2014.json").write_text("{not json")
     with pytest.raises(DatasetError, match=r"instances_val2014\.json are unreadable or corrupt"):
-        prepare_coco14(images, annotations, tmp_path / "again")
+        prepare_coco14(images, annotations, tmp_path / "again", workers=1)
     assert not (tmp_path / "again").exists()
 
 

@@ -3,8 +3,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO
-
+from conftest import REPO, crf_params
 from mctformer.affinity import affinity_loss, half_disc_offsets, neighbour_affinity, pair_affinity, pair_indices, pair_labels
 from mctformer.crf import CRFParams, dense_crf, spatial_scale
 from mctformer.psa.geometry import seed_scores_on_grid, walk_geometry, walk_to_mask
@@ -22,7 +21,7 @@ def test_half_disc_offsets_hand_list():
 
 @pytest.mark.parametrize("height, width, radius", [(3, 3, 2), (4, 6, 3), (7, 5, 5)])
 def test_pairs_are_every_unordered_neighbour_pair_once(height, width, radius):
-    sources, targets = pair_indices(height, width, radius)
+    sources, targets = pair_indices(height, width, radius, "all")
     found = {frozenset((int(a), int(b))) for a, b in zip(sources, targets)}
     assert len(found) == len(sources)  # no pair twice, in either direction
     expected = set()
@@ -38,8 +37,8 @@ def test_pairs_are_every_unordered_neighbour_pair_once(height, width, radius):
 
 def test_pair_labels_hand_case():
     label = np.array([[0, 0, 1], [255, 1, 2]], np.uint8)
-    sources, targets = pair_indices(2, 3, 2)
-    kinds = pair_labels(label, 2)
+    sources, targets = pair_indices(2, 3, 2, "all")
+    kinds = pair_labels(label, 2, "all")
     by_pair = {(int(s), int(t)): k for k in ("bg", "fg", "neg") for s, t in zip(sources[kinds[k]], targets[kinds[k]])}
     assert by_pair[(0, 1)] == "bg"      # 0-0
     assert by_pair[(2, 4)] == "fg"      # 1-1 (diagonal)
@@ -75,7 +74,7 @@ def test_background_power_and_confident_labels():
 def test_sparse_random_walk_equals_the_dense_reference():
     torch.manual_seed(0)
     height, width, radius = 9, 11, 5
-    sources, targets = (torch.from_numpy(a) for a in pair_indices(height, width, radius))
+    sources, targets = (torch.from_numpy(a) for a in pair_indices(height, width, radius, "all"))
     affinity = torch.rand(len(sources), dtype=torch.float64)
     scores = torch.rand(4, height * width, dtype=torch.float64)
     transition_t = transition_matrix_transposed(affinity, sources, targets, height * width, beta=8)
@@ -105,7 +104,7 @@ def test_walk_to_mask_upsamples_argmax_and_crops():
 
 
 def test_walk_geometry_of_a_scaled_image():
-    assert walk_geometry(64, 64, 4) == ((64, 64), (64, 64), (16, 16))
+    assert walk_geometry(64, 64, 4, 1.0) == ((64, 64), (64, 64), (16, 16))
     assert walk_geometry(64, 64, 4, 2.0) == ((128, 128), (128, 128), (32, 32))
     assert walk_geometry(10, 13, 4, 1.5) == ((15, 20), (16, 20), (4, 5))
 
@@ -140,15 +139,15 @@ def test_crf_cleans_a_noisy_unary_along_the_colour_edge():
     flipped = np.random.default_rng(0).random((32, 32)) < 0.3
     probs[:, flipped] = probs[::-1][:, flipped]
     assert (probs.argmax(0) == truth).mean() < 0.75
-    refined = dense_crf(image, probs, CRFParams().scaled(spatial_scale((32, 32), "auto")))
+    refined = dense_crf(image, probs, crf_params("psa").scaled(spatial_scale((32, 32), "auto", 500)))
     assert refined.shape == probs.shape and np.allclose(refined.sum(0), 1, atol=1e-4)
     assert (refined.argmax(0) == truth).mean() > 0.98
 
 
 def test_crf_spatial_scale():
-    assert spatial_scale((250, 100), "auto") == pytest.approx(0.5)
-    assert spatial_scale((64, 64), 0.25) == 0.25
-    scaled = CRFParams().scaled(0.5)
+    assert spatial_scale((250, 100), "auto", 500) == pytest.approx(0.5)
+    assert spatial_scale((64, 64), 0.25, 500) == 0.25
+    scaled = CRFParams(10, 3.0, 3.0, 80.0, 13.0, 10.0).scaled(0.5)
     assert (scaled.gaussian_sxy, scaled.bilateral_sxy, scaled.bilateral_srgb) == (1.5, 40.0, 13.0)
 
 
@@ -156,9 +155,9 @@ def test_crf_spatial_scale():
 def test_neighbour_affinity_equals_gathering_every_pair(height, width, radius):
     torch.manual_seed(0)
     features = torch.randn(2, 5, height, width, requires_grad=True)
-    sources, targets = (torch.from_numpy(a) for a in pair_indices(height, width, radius))
+    sources, targets = (torch.from_numpy(a) for a in pair_indices(height, width, radius, "all"))
     gathered = pair_affinity(features, sources, targets)
-    sliced = neighbour_affinity(features, radius)
+    sliced = neighbour_affinity(features, radius, "all")
     assert torch.allclose(gathered, sliced)
     grad_gathered, = torch.autograd.grad(gathered.sum(), features)
     grad_sliced, = torch.autograd.grad(sliced.sum(), features)
@@ -167,7 +166,7 @@ def test_neighbour_affinity_equals_gathering_every_pair(height, width, radius):
 
 def test_batched_transition_walks_each_image_on_its_own():
     torch.manual_seed(1)
-    sources, targets = (torch.from_numpy(a) for a in pair_indices(5, 6, 3))
+    sources, targets = (torch.from_numpy(a) for a in pair_indices(5, 6, 3, "all"))
     affinity = torch.rand(3, len(sources), dtype=torch.float64)
     scores = torch.rand(2, 3, 30, dtype=torch.float64)
     batched = random_walk(scores.reshape(2, -1), transition_matrix_transposed(affinity, sources, targets, 30, 8), 8).reshape(2, 3, 30)
@@ -178,8 +177,8 @@ def test_batched_transition_walks_each_image_on_its_own():
 
 def test_missing_per_image_inputs_are_named(synthetic_root, tmp_path):
     from conftest import TINY_SPEC
-    from mctformer.data.voc import VOCLayout
     from mctformer.artifacts import voc_palette
+    from mctformer.data.voc import VOCLayout
     from mctformer.psa.drivers import make_psa_labels
     from mctformer.training.affinity import train_affinity
 
@@ -187,9 +186,10 @@ def test_missing_per_image_inputs_are_named(synthetic_root, tmp_path):
     ids = layout.read_ids("val")[:3]
     (tmp_path / "maps").mkdir()
     with pytest.raises(FileNotFoundError, match=r"maps missing for 3 of 3 images, e\.g\. .*maps/syn_\d+\.npz"):
-        make_psa_labels(layout, ids, str(tmp_path / "maps"), str(tmp_path / "labels"), alpha_low=4, alpha_high=12, params=CRFParams(),
+        make_psa_labels(layout, ids, str(tmp_path / "maps"), str(tmp_path / "labels"), alpha_low=4, alpha_high=12, params=crf_params("psa"),
                         scale_setting="auto", reference_size=500, palette=voc_palette(), workers=1, image_source="decoded", keep_scores=False)
     assert not (tmp_path / "labels").exists()
     with pytest.raises(FileNotFoundError, match="PSA labels missing for 3 of 3 images"):
         settings = yaml.safe_load((REPO / "config.yaml").read_text())["affinity"]
-        train_affinity(layout, ids, str(tmp_path / "maps"), settings, tmp_path / "a.pt", tmp_path / "a.csv", tmp_path / "r.pt", torch.device("cpu"))
+        train_affinity(layout, ids, str(tmp_path / "maps"), settings, tmp_path / "a.pt", tmp_path / "a.csv", tmp_path / "r.pt",
+                       device=torch.device("cpu"), seed=0, workers=0)

@@ -18,11 +18,12 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import extract_arguments
 from mctformer.affinity import half_disc_offsets, neighbour_affinity, pair_indices, pair_labels, pooled_grid_labels
+from mctformer.artifacts import load_map_file, read_label_png, save_map_file, voc_palette
 from mctformer.crf import CRFParams
 from mctformer.data.transforms import normalize_image
 from mctformer.data.voc import VOCLayout
-from mctformer.artifacts import load_map_file, read_label_png, save_map_file, voc_palette
 from mctformer.localize import extract_maps, grid_maps
 from mctformer.metrics import best_threshold, scores_from_confusion, sweep_image, sweep_table, threshold_grid
 from mctformer.models.mctformer import MCTformer, resample_position_embedding
@@ -36,8 +37,12 @@ NUM_CLASSES = 20
 IMAGE_IDS = [f"golden_000{i}" for i in range(1, 5)]
 BG_THRESHOLD = 0.39  # MCTformer's psa/infer_aff.py --bg_thr, also the README's seed-agreement threshold
 
+# The reference's PSA CRF (psa/tool/imutils.crf_inference, as the fixtures README lists it).
+REFERENCE_PSA_CRF = CRFParams(iterations=10, gaussian_sxy=3, gaussian_compat=3, bilateral_sxy=80, bilateral_srgb=13, bilateral_compat=10)
+
 # The reference's procedure, as the paper configs set it (maps.*).
-REFERENCE_MAPS = dict(resize="pil_bicubic", remainder="crop", position_embedding="reference_scale_factor", storage_dtype="float32")
+REFERENCE_MAPS = dict(resize="pil_bicubic", remainder="crop", position_embedding="reference_scale_factor", storage_dtype="float32",
+                      amp=True)  # autocast: CUDA only, so no effect on these CPU runs
 
 
 def relative(ours: np.ndarray, reference: np.ndarray) -> float:
@@ -56,8 +61,8 @@ def seeds_of(maps: np.ndarray) -> np.ndarray:
 
 def golden_model(version: str) -> MCTformer:
     """Embed 96, depth 4, heads 3, patch 16, 20 classes, trained at 224: the fixture's weights.npz (our names)."""
-    model = MCTformer(num_classes=NUM_CLASSES, version=version, img_size=224, patch_size=16, embed_dim=96, depth=4, num_heads=3,
-                      mlp_ratio=4.0, qkv_bias=True)
+    model = MCTformer(num_classes=NUM_CLASSES, version=version, token_pooling="avg", patchcam_init="pytorch_default",
+                      img_size=224, patch_size=16, embed_dim=96, depth=4, num_heads=3, mlp_ratio=4.0, qkv_bias=True)
     with np.load(GOLDEN / "weights.npz") as weights:
         state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in weights.items() if version == "v2" or not k.startswith("patchcam")}
     model.load_state_dict(state)
@@ -141,7 +146,8 @@ def test_extracted_maps_match_the_reference_engine(models, golden_root, tmp_path
     class_labels = {i: np.isin(np.arange(NUM_CLASSES), reference[f"{i}_classes"]).astype(np.float32) for i in IMAGE_IDS}
     out = tmp_path / variant
     extract_maps(models["v2"], VOCLayout(golden_root, NUM_CLASSES), IMAGE_IDS, class_labels, {variant: out},
-                 scales=EXTRACTIONS[scales], flip=True, last_k=3, batch_size=4, **REFERENCE_MAPS)
+                 scales=EXTRACTIONS[scales], flip=True, last_k=3, feature_temperature=0.1, batch_size=4, device="cpu", num_overlays=0,
+                 **REFERENCE_MAPS)
     for image_id in IMAGE_IDS:
         labels, maps = load_map_file(out / f"{image_id}.npz")
         expected = reference[image_id].astype(np.float32)
@@ -155,7 +161,7 @@ def test_our_extraction_geometry_is_a_named_choice(models, golden_root, tmp_path
     reference = np.load(GOLDEN / "extract" / "maps_s1_fused.npz")
     class_labels = {i: np.isin(np.arange(NUM_CLASSES), reference[f"{i}_classes"]).astype(np.float32) for i in IMAGE_IDS}
     extract_maps(models["v2"], VOCLayout(golden_root, NUM_CLASSES), IMAGE_IDS, class_labels, {"fused": tmp_path / "ours"},
-                 scales=[1.0], flip=True, last_k=3, batch_size=4)
+                 **extract_arguments(scales=[1.0], flip=True, last_k=3, batch_size=4))
     worst = max(np.abs(load_map_file(tmp_path / "ours" / f"{i}.npz")[1] - reference[i].astype(np.float32)).max() for i in IMAGE_IDS)
     assert worst > 0.1
 
@@ -174,7 +180,7 @@ def test_la_ha_crf_labels_match_the_reference(image_id, image_source):
     image = crf_image(picture(image_id), image_source)
     for name, alpha in (("la", 1), ("ha", 12)):
         expected = read_label_png(GOLDEN / "extract" / f"crf_{name}_{image_id}.png")
-        agreement = (crf_labels(image, labels, maps, alpha, CRFParams()) == expected).mean()
+        agreement = (crf_labels(image, labels, maps, alpha, REFERENCE_PSA_CRF) == expected).mean()
         # the round trip reproduces the reference's CRF input bit for bit; the decoded image stays within the tolerance
         assert agreement >= (1.0 if image_source == "normalised_roundtrip" else 0.999), (name, agreement)
 
@@ -218,7 +224,7 @@ def test_early_stop_and_global_maximum_equal_the_reference(seed_sweep):
     expected = answer["early_stopping_best"]
     assert reference_mode["threshold"] == pytest.approx(expected["threshold"], abs=1e-12)
     assert abs(reference_mode["miou"] - expected["miou"]) <= 1e-12
-    ours = best_threshold(table)
+    ours = best_threshold(table, convention="present_labels", selection="global_max")  # ours (config.yaml's seeds.*)
     assert ours["threshold"] == pytest.approx(answer["global_max_present_labels_convention"]["threshold"], abs=1e-12)
     assert abs(ours["miou"] - answer["global_max_present_labels_convention"]["miou"]) <= 1e-12
     assert abs(ours["global_max"]["miou_all_labels"] - answer["global_max_reference_convention"]["miou"]) <= 1e-12
@@ -276,8 +282,8 @@ def test_random_walk_masks_match_the_reference(tmp_path, grid, logt):
     (tmp_path / "maps").mkdir()
     save_map_file(tmp_path / "maps" / "walk.npz", labels, cams, dtype="float32")
     random_walk_masks(InjectedFeatures(case["features"]), VOCLayout(root, NUM_CLASSES), ["walk"], str(tmp_path / "maps"),
-                      str(tmp_path / "masks"), BG_THRESHOLD, beta=8, logt=logt, radius=5, palette=voc_palette(),
-                      device=torch.device("cpu"), scale=1.0, pair_sources="reference")
+                      str(tmp_path / "masks"), background=BG_THRESHOLD, beta=8, logt=logt, radius=5, palette=voc_palette(),
+                      device=torch.device("cpu"), batch_size=1, scale=1.0, pair_sources="reference")
     ours = read_label_png(tmp_path / "masks" / "walk.png")
     expected = read_label_png(GOLDEN / "psa" / f"walk_{grid}_logt{logt}.png")
     assert (ours == expected).mean() >= 0.9995

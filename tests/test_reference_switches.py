@@ -11,7 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mctformer.crf import CRFParams, crf_argmax
+from conftest import crf_params
+from mctformer.crf import crf_argmax
 from mctformer.data.transforms import IMAGENET_MEAN, IMAGENET_STD, classification_transform, random_scale_flip_crop
 from mctformer.segmentation import multiscale_softmax
 
@@ -69,18 +70,18 @@ def test_reference_schedule_reaches_training_log(synthetic_root, tmp_path):
     train, val = layout.read_ids("train_aug")[:16], layout.read_ids("val")[:4]
     settings = dict(tiny_config()["classifier"])
     settings.update(epochs=2, batch_size=8, input_size=32, warmup_epochs=1, warmup_lr=2e-6, lr_schedule="per_epoch_reference")
-    train_classifier(layout, train, val, build_class_labels(layout, train + val), settings, tmp_path / "c.pt", tmp_path / "log.csv",
-                     tmp_path / "resume.pt", device=torch.device("cpu"), seed=0)
+    train_classifier(layout, train, val, build_class_labels(layout, train + val, workers=1), settings, tmp_path / "c.pt", tmp_path / "log.csv",
+                     tmp_path / "resume.pt", device=torch.device("cpu"), seed=0, workers=settings["workers"])
     rows = (tmp_path / "log.csv").read_text().splitlines()
     lr_column = rows[0].split(",").index("lr")
     assert [float(row.split(",")[lr_column]) for row in rows[1:]] == pytest.approx([2e-6, 2e-6])
 
 
 def test_weight_decay_exemption_param_groups():
-    from mctformer.models.mctformer import create_mctformer
+    from conftest import tiny_mctformer
     from mctformer.training.classifier import build_optimizer
 
-    model = create_mctformer("tiny", num_classes=3, version="v2")
+    model = tiny_mctformer(3, version="v2")
     settings = {"weight_decay": 0.05}
     plain = build_optimizer(model, {**settings, "weight_decay_exempt": False}, lr=1e-3)
     assert [g["weight_decay"] for g in plain.param_groups] == [0.05]
@@ -120,13 +121,19 @@ def test_random_erasing_mode(mode):
 
 # -------------------------------------------------------------- AffinityNet ---
 
+def crop(image, label, size, **switches):
+    """random_scale_flip_crop without rescale or flip, with our crop settings unless ``switches`` name the reference's."""
+    settings = dict(scale_range=(1.0, 1.0), flip=False, ignore=255, color_jitter=None, pad_image="mean", placement="top_left")
+    return random_scale_flip_crop(image, label, size, **{**settings, **switches})
+
+
 def test_pad_image_black_is_minus_mean_over_std():
     image = np.full((10, 12, 3), 200, np.uint8)
     label = np.ones((10, 12), np.uint8)
     torch.manual_seed(0)
-    mean_padded, _ = random_scale_flip_crop(image, label, 16, (1.0, 1.0), False)
+    mean_padded, _ = crop(image, label, 16)
     torch.manual_seed(0)
-    black_padded, target = random_scale_flip_crop(image, label, 16, (1.0, 1.0), False, pad_image="black")
+    black_padded, target = crop(image, label, 16, pad_image="black")
     black = (-torch.tensor(IMAGENET_MEAN) / torch.tensor(IMAGENET_STD)).view(3, 1, 1)
     assert torch.allclose(black_padded[:, 10:, :], black.expand(3, 6, 16), atol=1e-6)
     assert torch.allclose(black_padded[:, :, 12:], black.expand(3, 16, 4), atol=1e-6)
@@ -134,13 +141,13 @@ def test_pad_image_black_is_minus_mean_over_std():
     assert torch.equal(mean_padded[:, 10:, :], torch.zeros(3, 6, 16))
     assert (target[10:, :] == 255).all()  # labels still padded with the ignore value
     with pytest.raises(ValueError, match="pad_image"):
-        random_scale_flip_crop(image, label, 16, (1.0, 1.0), False, pad_image="white")
+        crop(image, label, 16, pad_image="white")
 
 
 def test_unit_scale_range_does_not_resize():
     image = np.random.default_rng(0).integers(0, 255, (10, 12, 3), dtype=np.uint8)
     torch.manual_seed(0)
-    tensor, _ = random_scale_flip_crop(image, np.zeros((10, 12), np.uint8), 8, (1.0, 1.0), False)
+    tensor, _ = crop(image, np.zeros((10, 12), np.uint8), 8)
     from mctformer.data.transforms import normalize_image
 
     full = normalize_image(image)
@@ -151,11 +158,11 @@ def test_color_jitter_changes_the_picture_within_its_range():
     image = np.full((8, 8, 3), 100, np.uint8)
     label = np.zeros((8, 8), np.uint8)
     torch.manual_seed(1)
-    plain, _ = random_scale_flip_crop(image, label, 8, (1.0, 1.0), False)
+    plain, _ = crop(image, label, 8)
     torch.manual_seed(1)
-    jittered, _ = random_scale_flip_crop(image, label, 8, (1.0, 1.0), False, color_jitter=(0.3, 0.0, 0.0, 0.0))
+    jittered, _ = crop(image, label, 8, color_jitter=(0.3, 0.0, 0.0, 0.0))
     torch.manual_seed(1)
-    again, _ = random_scale_flip_crop(image, label, 8, (1.0, 1.0), False, color_jitter=(0.3, 0.0, 0.0, 0.0))
+    again, _ = crop(image, label, 8, color_jitter=(0.3, 0.0, 0.0, 0.0))
     assert torch.equal(jittered, again)  # torch's RNG: seeded loaders repeat
     assert not torch.equal(plain, jittered)
     mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
@@ -186,7 +193,8 @@ def test_affinity_settings_reach_the_dataset(monkeypatch, tmp_path):
     monkeypatch.setattr(affinity_module, "AffinityCropDataset", recording_dataset(record))
     settings = dict(tiny_config()["affinity"], crop_size=32, color_jitter=[0.3, 0.3, 0.3, 0.1], pad_image="black", crop_placement="random")
     with pytest.raises(Stop):
-        affinity_module.train_affinity(None, ["a"], tmp_path, settings, tmp_path / "c", tmp_path / "l", tmp_path / "r", torch.device("cpu"))
+        affinity_module.train_affinity(None, ["a"], tmp_path, settings, tmp_path / "c", tmp_path / "l", tmp_path / "r",
+                                       device=torch.device("cpu"), seed=0, workers=0)
     assert record["color_jitter"] == [0.3, 0.3, 0.3, 0.1] and record["pad_image"] == "black" and record["placement"] == "random"
 
 
@@ -197,28 +205,32 @@ def test_affinity_dataset_applies_jitter_and_black_padding(synthetic_root):
 
     layout = VOCLayout(synthetic_root, TINY_SPEC.num_classes)
     ids = layout.read_ids("train")[:1]
-    common = dict(load_label=layout.load_mask, crop_size=40, scale_range=(1.0, 1.0), flip=False)
+    common = dict(load_label=layout.load_mask, crop_size=40, scale_range=(1.0, 1.0), flip=False,
+                  color_jitter=None, pad_image="mean", pad_label=255, placement="top_left")  # ours
     torch.manual_seed(0)
     plain, plain_label = SegmentationCropDataset(layout, ids, **common)[0]
     torch.manual_seed(0)
-    reference, _ = SegmentationCropDataset(layout, ids, **common, color_jitter=(0.3, 0.3, 0.3, 0.1), pad_image="black")[0]
+    reference, _ = SegmentationCropDataset(layout, ids, **{**common, "color_jitter": (0.3, 0.3, 0.3, 0.1), "pad_image": "black"})[0]
     black = (-torch.tensor(IMAGENET_MEAN) / torch.tensor(IMAGENET_STD)).view(3, 1)
     assert torch.allclose(reference[:, 32:, :].reshape(3, -1), black, atol=1e-6)  # 32 px images in a 40 px crop
     assert not torch.equal(plain[:, :32, :32], reference[:, :32, :32])
     # DeepLab's pad_label: the reference pads labels with 0 (background)
     torch.manual_seed(0)
-    _, background_padded = SegmentationCropDataset(layout, ids, **common, pad_label=0)[0]
+    _, background_padded = SegmentationCropDataset(layout, ids, **{**common, "pad_label": 0})[0]
     assert (plain_label[32:, :] == 255).all() and (background_padded[32:, :] == 0).all()
     assert torch.equal(background_padded[:32, :32], plain_label[:32, :32])
 
 
 # ------------------------------------------------------------------- DeepLab --
 
+# Our head (1x1 classifier, kaiming-normal init) on the tiny backbone; each test sets its sizes and the switch it tests.
+OUR_HEAD = {"backbone": "tiny", "pretrained": None, "classifier_kernel": 1, "head_init": "kaiming_normal"}
+
 def test_classifier_kernel_3_is_a_dilated_3x3_and_checkpoints_keep_it(tmp_path):
     from mctformer.training.common import save_checkpoint
     from mctformer.training.deeplab import build_deeplab, load_deeplab
 
-    settings = {"backbone": "tiny", "head_channels": 8, "dilation": 2, "dropout": 0.0, "classifier_kernel": 3}
+    settings = {**OUR_HEAD, "head_channels": 8, "dilation": 2, "dropout": 0.0, "classifier_kernel": 3}
     model = build_deeplab(settings, num_labels=5)
     classifier = model.head[3]
     assert classifier.weight.shape == (5, 8, 3, 3) and classifier.dilation == (2, 2) and classifier.padding == (2, 2)
@@ -229,22 +241,23 @@ def test_classifier_kernel_3_is_a_dilated_3x3_and_checkpoints_keep_it(tmp_path):
     assert ours.head[3].weight.shape == (5, 8, 1, 1) and isinstance(ours.head[2], torch.nn.Dropout2d)
 
     save_checkpoint(tmp_path / "d.pt", {"model": model.state_dict(), "architecture": model.architecture(), "settings": settings})
-    loaded = load_deeplab(tmp_path / "d.pt", 5)
+    loaded = load_deeplab(tmp_path / "d.pt", 5, device="cpu")
     assert loaded.head[3].kernel_size == (3, 3) and torch.equal(loaded.head[3].weight, classifier.weight)
     # settings that disagree with the recorded architecture still rebuild the recorded net
     save_checkpoint(tmp_path / "e.pt", {"model": model.state_dict(), "architecture": model.architecture(), "settings": {**settings, "classifier_kernel": 1}})
-    assert load_deeplab(tmp_path / "e.pt", 5).head[3].kernel_size == (3, 3)
+    assert load_deeplab(tmp_path / "e.pt", 5, device="cpu").head[3].kernel_size == (3, 3)
     # a checkpoint from before the key existed: the 1x1 classifier
     legacy = {k: v for k, v in ours.architecture().items() if k != "classifier_kernel"}
-    save_checkpoint(tmp_path / "f.pt", {"model": ours.state_dict(), "architecture": legacy, "settings": {k: v for k, v in settings.items() if k != "classifier_kernel"}})
-    assert load_deeplab(tmp_path / "f.pt", 5).head[3].kernel_size == (1, 1)
+    legacy_settings = {k: v for k, v in settings.items() if k not in ("classifier_kernel", "head_init")}
+    save_checkpoint(tmp_path / "f.pt", {"model": ours.state_dict(), "architecture": legacy, "settings": legacy_settings})
+    assert load_deeplab(tmp_path / "f.pt", 5, device="cpu").head[3].kernel_size == (1, 1)
 
 
 def test_dropout_zero_leaves_training_outputs_deterministic():
     from mctformer.training.deeplab import build_deeplab
 
     torch.manual_seed(0)
-    model = build_deeplab({"backbone": "tiny", "head_channels": 8, "dilation": 2, "dropout": 0.0}, 3).train()
+    model = build_deeplab({**OUR_HEAD, "head_channels": 8, "dilation": 2, "dropout": 0.0}, 3).train()
     images = torch.randn(1, 3, 16, 16)
     torch.manual_seed(1)
     first = model(images)
@@ -255,7 +268,7 @@ def test_dropout_zero_leaves_training_outputs_deterministic():
 def test_head_init_xavier_uniform_as_the_reference():
     from mctformer.training.deeplab import build_deeplab
 
-    settings = {"backbone": "tiny", "head_channels": 16, "dilation": 2, "dropout": 0.0, "classifier_kernel": 3}
+    settings = {**OUR_HEAD, "head_channels": 16, "dilation": 2, "dropout": 0.0, "classifier_kernel": 3}
     torch.manual_seed(0)
     reference = build_deeplab({**settings, "head_init": "xavier_uniform"}, 4)
     ours = build_deeplab(settings, 4)
@@ -274,7 +287,7 @@ def test_pad_label_zero_pads_labels_with_background():
     image = np.full((10, 12, 3), 200, np.uint8)
     label = np.ones((10, 12), np.uint8)
     torch.manual_seed(0)
-    _, target = random_scale_flip_crop(image, label, 16, (1.0, 1.0), False, ignore=0)
+    _, target = crop(image, label, 16, ignore=0)
     assert (target[:10, :12] == 1).all() and (target[10:, :] == 0).all() and (target[:, 12:] == 0).all()
 
 
@@ -287,7 +300,7 @@ def test_deeplab_settings_reach_the_dataset(monkeypatch):
         monkeypatch.setattr(deeplab_module, "SegmentationCropDataset", recording_dataset(record))
         settings = dict(tiny_config()["deeplab"], pad_label=value)
         with pytest.raises(Stop):
-            deeplab_module.train_deeplab(None, ["a"], None, 3, settings, "c", "l", "r", torch.device("cpu"))
+            deeplab_module.train_deeplab(None, ["a"], None, 3, settings, "c", "l", "r", device=torch.device("cpu"), seed=0, workers=0)
         assert record["pad_label"] == value
 
 
@@ -311,11 +324,11 @@ class StrideSpy(torch.nn.Module):
 def test_reference_inference_resize_floors_and_aligns_corners():
     images = torch.randn(1, 3, 10, 15, generator=torch.Generator().manual_seed(0))
     spy = StrideSpy()
-    ours = multiscale_softmax(spy, images, [0.75], flip=False)
+    ours = multiscale_softmax(spy, images, scales=[0.75], flip=False, fuse="max", resize="ours")
     assert spy.inputs[-1].shape[-2:] == (8, 11)  # round(7.5), round(11.25)
     assert torch.equal(spy.inputs[-1], F.interpolate(images, size=(8, 11), mode="bilinear", align_corners=False))
 
-    reference = multiscale_softmax(spy, images, [0.75], flip=False, resize="reference")
+    reference = multiscale_softmax(spy, images, scales=[0.75], flip=False, fuse="max", resize="reference")
     assert spy.inputs[-1].shape[-2:] == (7, 11)  # int(7.5), int(11.25)
     scaled = F.interpolate(images, size=(7, 11), mode="bilinear", align_corners=True)
     assert torch.equal(spy.inputs[-1], scaled)
@@ -325,10 +338,10 @@ def test_reference_inference_resize_floors_and_aligns_corners():
     assert torch.allclose(reference, direct, atol=1e-6)
     assert ours.shape == reference.shape and not torch.allclose(ours, reference, atol=1e-3)
     # at scale 1 the align_corners=True resize is the identity
-    multiscale_softmax(spy, images, [1.0], flip=False, resize="reference")
+    multiscale_softmax(spy, images, scales=[1.0], flip=False, fuse="max", resize="reference")
     assert torch.allclose(spy.inputs[-1], images, atol=1e-6)
     with pytest.raises(ValueError, match="inference_resize"):
-        multiscale_softmax(spy, images, [1.0], flip=False, resize="nearest")
+        multiscale_softmax(spy, images, scales=[1.0], flip=False, fuse="max", resize="nearest")
 
 
 class RecordingUnary:
@@ -365,8 +378,9 @@ def test_crf_normalise_scores_switch(monkeypatch):
     RecordingUnary.seen = []
     image = np.zeros((2, 2, 3), np.uint8)
     scores = np.array([[[0.9, 0.6], [0.2, 0.5]], [[0.8, 0.7], [0.9, 0.5]]], np.float32)  # max-fused: sums > 1
-    crf_argmax(image, scores, CRFParams(iterations=1), 1.0)
-    crf_argmax(image, scores, CRFParams(iterations=1), 1.0, normalise=False)
+    params = crf_params("deeplab", iterations=1)
+    crf_argmax(image, scores, params, scale_setting=1.0, reference_size=500, normalise=True)
+    crf_argmax(image, scores, params, scale_setting=1.0, reference_size=500, normalise=False)
     normalised, as_is = RecordingUnary.seen
     assert np.allclose(normalised, scores / scores.sum(0, keepdims=True)) and np.allclose(normalised.sum(0), 1)
     assert np.array_equal(as_is, scores)
@@ -375,10 +389,11 @@ def test_crf_normalise_scores_switch(monkeypatch):
 def test_segment_images_passes_the_crf_and_resize_switches(monkeypatch, synthetic_root, tmp_path):
     import pydensecrf.densecrf
     import pydensecrf.utils
+
     from conftest import TINY_SPEC
+    from mctformer.artifacts import voc_palette
     from mctformer.data.transforms import normalize_image
     from mctformer.data.voc import VOCLayout
-    from mctformer.artifacts import voc_palette
     from mctformer.segmentation import segment_images
 
     monkeypatch.setattr(pydensecrf.utils, "unary_from_softmax", RecordingUnary())
@@ -389,8 +404,9 @@ def test_segment_images_passes_the_crf_and_resize_switches(monkeypatch, syntheti
     for normalise in (True, False):
         RecordingUnary.seen = []
         spy = StrideSpy()
-        segment_images(spy, layout, ids, None, str(tmp_path / f"crf_{normalise}"), [0.75], True, "max", CRFParams(iterations=1),
-                       1.0, 500, voc_palette(), torch.device("cpu"), workers=1, resize="reference", normalise_crf_scores=normalise)
+        segment_images(spy, layout, ids, None, str(tmp_path / f"crf_{normalise}"), scales=[0.75], flip=True, fuse="max",
+                       crf_params=crf_params("deeplab", iterations=1), scale_setting=1.0, reference_size=500, palette=voc_palette(),
+                       device=torch.device("cpu"), workers=1, resize="reference", normalise_crf_scores=normalise)
         expected = F.interpolate(normalize_image(layout.load_image(ids[0]))[None], size=(24, 24), mode="bilinear", align_corners=True)
         assert torch.allclose(spy.inputs[0], expected, atol=1e-6)  # int(32 * 0.75), align_corners=True
         sums[normalise] = RecordingUnary.seen[0].sum(0)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from conftest import TINY_SPEC, tiny_config
+from conftest import TINY_SPEC, tiny_config, tiny_mctformer
 from mctformer.data.labels import build_class_labels
 from mctformer.data.voc import VOCLayout
 from mctformer.training import loop as loop_module
@@ -18,14 +18,15 @@ def settings(epochs=2):
 def data(synthetic_root):
     layout = VOCLayout(synthetic_root, TINY_SPEC.num_classes)
     train, val = layout.read_ids("train_aug")[:24], layout.read_ids("val")[:8]
-    return layout, train, val, build_class_labels(layout, train + val)
+    return layout, train, val, build_class_labels(layout, train + val, workers=1)
 
 
 def run(data, tmp, epochs=2, **kwargs):
     layout, train, val, labels = data
+    values = settings(epochs)
     return train_classifier(
-        layout, train, val, labels, settings(epochs), tmp / "checkpoint.pt", tmp / "log.csv", tmp / "resume" / "last.pt",
-        device=torch.device("cpu"), seed=7, **kwargs,
+        layout, train, val, labels, values, tmp / "checkpoint.pt", tmp / "log.csv", tmp / "resume" / "last.pt",
+        device=torch.device("cpu"), seed=7, workers=values["workers"], **kwargs,
     )
 
 
@@ -33,10 +34,10 @@ def test_training_writes_checkpoint_and_log(data, tmp_path):
     run(data, tmp_path)
     log = (tmp_path / "log.csv").read_text().splitlines()
     assert log[0] == "epoch,loss,val_map,lr,seconds" and len(log) == 3
-    model = load_classifier(tmp_path / "checkpoint.pt", num_classes=TINY_SPEC.num_classes)
+    model = load_classifier(tmp_path / "checkpoint.pt", num_classes=TINY_SPEC.num_classes, device="cpu")
     assert model.version == "v2" and not model.training
     with pytest.raises(ValueError, match="trained for 4 classes, the config has 20"):
-        load_classifier(tmp_path / "checkpoint.pt", num_classes=20)
+        load_classifier(tmp_path / "checkpoint.pt", num_classes=20, device="cpu")
 
 
 def kill_after_first_epoch(monkeypatch):
@@ -89,16 +90,16 @@ def test_resume_state_of_other_settings_is_ignored(data, tmp_path, monkeypatch, 
 def test_empty_training_list_is_refused(data, tmp_path):
     layout, _, val, labels = data
     with pytest.raises(ValueError, match="training split list is empty"):
-        train_classifier(layout, [], val, labels, settings(), tmp_path / "c.pt", tmp_path / "l.csv", tmp_path / "r.pt", torch.device("cpu"))
+        train_classifier(layout, [], val, labels, settings(), tmp_path / "c.pt", tmp_path / "l.csv", tmp_path / "r.pt",
+                         device=torch.device("cpu"), seed=0, workers=0)
 
 
 def test_classifier_optimizer_is_adamw_with_torch_defaults(data, tmp_path, monkeypatch):
     """As the reference: AdamW (eps 1e-8, betas 0.9/0.999), no gradient clipping, shuffled batches (no repeated
     augmentation), and the checkpoint holds the weights after the last epoch."""
-    from mctformer.models.mctformer import create_mctformer
     from mctformer.training.classifier import build_optimizer
 
-    optimizer = build_optimizer(create_mctformer("tiny", 4), settings(), lr=1e-3)
+    optimizer = build_optimizer(tiny_mctformer(4), settings(), lr=1e-3)
     assert type(optimizer) is torch.optim.AdamW
     assert optimizer.defaults["eps"] == 1e-8 and optimizer.defaults["betas"] == (0.9, 0.999)
 

@@ -11,9 +11,9 @@ import hashlib
 import pytest
 import torch
 
-from conftest import tiny_config
+from conftest import tiny_config, tiny_mctformer
 from mctformer.models.backbones import TimmBackbone, create_backbone
-from mctformer.models.mctformer import create_mctformer, load_deit_weights
+from mctformer.models.mctformer import load_deit_weights
 
 TIMM_NAME = "resnet10t"  # the smallest timm ResNet (5 M parameters) that takes output_stride=8
 
@@ -61,7 +61,7 @@ def test_timm_checkpoint_of_another_network_is_refused(timm_state, tmp_path):
 @pytest.mark.parametrize(
     "load, expected",
     [
-        (lambda p: load_deit_weights(create_mctformer("tiny", 3), p), ["deit_small_patch16_224-cd65a155.pth", "dl.fbaipublicfiles.com/deit", "classifier.pretrained"]),
+        (lambda p: load_deit_weights(tiny_mctformer(3), p), ["deit_small_patch16_224-cd65a155.pth", "dl.fbaipublicfiles.com/deit", "classifier.pretrained"]),
         (lambda p: create_backbone("resnet38d", p), ["ilsvrc-cls_rna-a1_cls1000_ep-0001.pth", "jiwoon-ahn/psa", "affinity.pretrained / deeplab.pretrained"]),
         (lambda p: create_backbone(TIMM_NAME, p), ["huggingface.co/timm", f"timm.create_model('{TIMM_NAME}')", "deeplab.pretrained"]),
     ],
@@ -90,5 +90,6 @@ def test_config_check_names_the_download_for_each_key(tmp_path):
             config["maps"]["last_k"] = 3
         else:
             config[section]["backbone"] = backbone
-        with pytest.raises(ConfigError, match=rf"{section}\.pretrained: weights file .*nowhere.pth does not exist: download .*{expected}.* set {section}\.pretrained"):
+        message = rf"{section}\.pretrained: weights file .*nowhere.pth does not exist: download .*{expected}.* set {section}\.pretrained"
+        with pytest.raises(ConfigError, match=message):
             check_config(config)

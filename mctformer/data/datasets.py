@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -47,12 +47,13 @@ class SegmentationCropDataset(Dataset):
         ids: Sequence[str],
         load_label: Callable[[str], np.ndarray],
         crop_size: int,
-        scale_range: Sequence[float] = (1.0, 1.0),
-        flip: bool = True,
-        color_jitter: Sequence[float] | None = None,
-        pad_image: str = "mean",
-        pad_label: int = 255,
-        placement: str = "top_left",
+        *,
+        scale_range: Sequence[float],
+        flip: bool,
+        color_jitter: Sequence[float] | None,
+        pad_image: str,
+        pad_label: int,
+        placement: str,
     ) -> None:
         from .transforms import PAD_IMAGE_MODES
 
@@ -83,6 +84,6 @@ class SegmentationCropDataset(Dataset):
         if label.shape[-2:] != image.shape[:2]:
             raise ValueError(f"label of {image_id} is {label.shape[-2:]}, its image {image.shape[:2]}")
         return random_scale_flip_crop(
-            image, label, self.crop_size, self.scale_range, self.flip, ignore=self.pad_label,
+            image, label, self.crop_size, scale_range=self.scale_range, flip=self.flip, ignore=self.pad_label,
             color_jitter=self.color_jitter, pad_image=self.pad_image, placement=self.placement,
         )

@@ -7,12 +7,12 @@ multi-hot over the foreground classes (index ``c`` is mask value ``c + 1``).
 from __future__ import annotations
 
 import os
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
-from ..logs import progress_bar
 
 from ..artifacts import atomic_path
+from ..logs import progress_bar
 from ..parallel import map_in_processes
 from .voc import IGNORE, DatasetError, VOCLayout
 
@@ -33,8 +33,8 @@ def _labels_of(args: tuple[VOCLayout, str]) -> tuple[str, np.ndarray]:
     return image_id, labels_from_mask(mask, layout.num_classes)
 
 
-def build_class_labels(layout: VOCLayout, ids: Iterable[str], workers: int = 1) -> dict[str, np.ndarray]:
-    """Labels of every id, read from its mask (validated against its image's size)."""
+def build_class_labels(layout: VOCLayout, ids: Iterable[str], *, workers: int) -> dict[str, np.ndarray]:
+    """Labels of every id, read from its mask (validated against its image's size) in ``workers`` processes."""
     ids = list(dict.fromkeys(ids))
     jobs = [(layout, image_id) for image_id in ids]
     pairs = list(progress_bar(map_in_processes(_labels_of, jobs, workers, chunksize=64), total=len(jobs), desc="class labels"))

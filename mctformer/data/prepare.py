@@ -34,14 +34,15 @@ import json
 import os
 import tarfile
 import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
-from ..logs import progress_bar
 
 from ..artifacts import atomic_directory, save_label_png, voc_palette, write_json
+from ..logs import progress_bar
 from ..parallel import map_in_processes
 from .coco import COCO_CLASSES
 from .labels import labels_from_mask, save_class_labels
@@ -162,7 +163,7 @@ class Release:
         """The file itself when the release is a folder (so it can be linked), else None."""
         return None if self._tar is not None else (self.root / rel).resolve()
 
-    def __enter__(self) -> "Release":
+    def __enter__(self) -> Release:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -401,9 +402,10 @@ def prepare_coco14(
     images_root: str | os.PathLike,
     annotations_dir: str | os.PathLike,
     out_root: str | os.PathLike,
-    workers: int = 1,
+    *,
+    workers: int,
 ) -> dict[str, Any]:
-    """Build the COCO 2014 root at ``out_root`` (see the module docstring); returns the split sizes."""
+    """Build the COCO 2014 root at ``out_root`` (see the module docstring) in ``workers`` processes; returns the split sizes."""
     images_root = Path(images_root).resolve()
     annotations_dir = Path(annotations_dir)
     splits: dict[str, list[str]] = {}

@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import colorsys
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
-from ..logs import progress_bar
 
 from ..artifacts import atomic_directory, make_palette, save_label_png
+from ..logs import progress_bar
 from ..parallel import map_in_processes
 
 IGNORE = 255
@@ -37,18 +37,21 @@ NUM_TEXTURES = 5
 
 @dataclass(frozen=True)
 class SyntheticSpec:
-    """What to generate. ``train`` is a subset of ``train_aug`` (as in VOC); ``val`` is disjoint."""
+    """What to generate. ``train`` is a subset of ``train_aug`` (as in VOC); ``val`` is disjoint.
+
+    Every field but ``jpeg_quality`` is a config key (the ``synthetic`` section, ``seed``), none with a default.
+    """
 
     num_classes: int
     num_train_aug: int
     num_train: int
     num_val: int
-    image_size: int = 64
-    min_objects: int = 1
-    max_objects: int = 3
-    radius_range: tuple[float, float] = (0.15, 0.30)
+    image_size: int
+    min_objects: int
+    max_objects: int
+    radius_range: tuple[float, float]
+    seed: int
     jpeg_quality: int = 90
-    seed: int = 0
 
     def __post_init__(self) -> None:
         if self.num_classes < 1:
@@ -233,11 +236,13 @@ def _write_range(args: tuple[SyntheticSpec, str, int, int, list]) -> None:
 def generate_synthetic_voc(
     out_root: str | os.PathLike,
     spec: SyntheticSpec,
-    palette: Sequence[Sequence[int]] | None = None,
-    workers: int = 1,
+    *,
+    palette: Sequence[Sequence[int]] | None,
+    workers: int,
     chunk: int = 250,
 ) -> None:
-    """Write a complete VOC-layout tree at ``out_root`` (atomically: all or nothing)."""
+    """Write a complete VOC-layout tree at ``out_root`` (atomically: all or nothing); ``palette``: data.palette
+    (None = the VOC colour map), ``workers``: processes."""
     total = spec.num_train_aug + spec.num_val
     palette_list = make_palette(palette).tolist()
     with atomic_directory(out_root) as tmp:

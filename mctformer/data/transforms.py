@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -76,8 +77,8 @@ def place_in_container(
 
 
 def random_scale_flip_crop(
-    image: np.ndarray, label: np.ndarray, crop_size: int, scale_range: tuple[float, float], flip: bool, ignore: float = 255,
-    color_jitter: tuple[float, float, float, float] | None = None, pad_image: str = "mean", placement: str = "top_left",
+    image: np.ndarray, label: np.ndarray, crop_size: int, *, scale_range: tuple[float, float], flip: bool, ignore: float,
+    color_jitter: tuple[float, float, float, float] | None, pad_image: str, placement: str,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Paired augmentation of an image and its label (torch's RNG, so DataLoader seeding applies).
 
@@ -88,7 +89,7 @@ def random_scale_flip_crop(
     ``pad_image``: what fills the image where the crop overhangs it, 'mean' (0
     after normalising = the mean colour) or 'black' (raw 0, i.e. -mean/std after
     normalising, as the reference pads before it normalises). Labels are padded
-    with ``ignore``. ``placement``: see CROP_PLACEMENTS; a side longer than the
+    with ``ignore`` (deeplab.pad_label; 0 for pooled scores). ``placement``: see CROP_PLACEMENTS; a side longer than the
     crop is cropped at a random offset either way.
     """
     import torch.nn.functional as F

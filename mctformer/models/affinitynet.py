@@ -22,7 +22,8 @@ LEVEL_SHARES = (1, 2, 4)
 
 
 class AffinityNet(nn.Module):
-    def __init__(self, backbone: str = "tiny", pretrained: str | os.PathLike | None = None, feature_dim: int = 448) -> None:
+    def __init__(self, *, backbone: str, pretrained: str | os.PathLike | None, feature_dim: int) -> None:
+        """The config's affinity.backbone, affinity.pretrained (None: no weights) and affinity.feature_dim."""
         super().__init__()
         self.backbone_name = backbone
         self.backbone = create_backbone(backbone, pretrained)

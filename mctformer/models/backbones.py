@@ -48,7 +48,7 @@ class TimmBackbone(nn.Module):
 
     output_stride = backbone_output_stride("timm")
 
-    def __init__(self, name: str, pretrained: str | os.PathLike | None = None) -> None:
+    def __init__(self, name: str, pretrained: str | os.PathLike | None) -> None:
         super().__init__()
         import timm
 
@@ -143,7 +143,7 @@ class ResNet38d(nn.Module):
 
     output_stride = backbone_output_stride("resnet38d")
 
-    def __init__(self, pretrained: str | os.PathLike | None = None) -> None:
+    def __init__(self, pretrained: str | os.PathLike | None) -> None:
         super().__init__()
         self.conv1a = nn.Conv2d(3, 64, 3, padding=1, bias=False)
         self.b2 = PreActBlock(64, 128, 128, stride=2)
@@ -179,7 +179,7 @@ class ResNet38d(nn.Module):
             raise ValueError(f"{path} does not match ResNet-38: missing {missing[:3]}, unexpected {unexpected[:3]}")
         announce(path, "backbone resnet38d (ImageNet, PSA's converted file)")
 
-    def train(self, mode: bool = True) -> "ResNet38d":
+    def train(self, mode: bool = True) -> ResNet38d:
         super().train(mode)
         for module in self.modules():
             if isinstance(module, nn.BatchNorm2d):
@@ -198,8 +198,9 @@ class ResNet38d(nn.Module):
         return [level4, level5, torch.relu(self.bn7(x))]
 
 
-def create_backbone(name: str, pretrained: str | os.PathLike | None = None) -> nn.Module:
-    """``tiny`` (from scratch), ``resnet38d`` (the reference's) or a timm CNN that supports ``output_stride=8``."""
+def create_backbone(name: str, pretrained: str | os.PathLike | None) -> nn.Module:
+    """``tiny`` (from scratch), ``resnet38d`` (the reference's) or a timm CNN that supports ``output_stride=8``;
+    ``pretrained``: a local weights file or None (affinity.pretrained / deeplab.pretrained)."""
     if name == "tiny":
         if pretrained:
             raise ValueError("the tiny backbone is trained from scratch; it takes no pretrained weights")

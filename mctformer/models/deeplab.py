@@ -24,14 +24,16 @@ class DeepLabLargeFOV(nn.Module):
     def __init__(
         self,
         num_labels: int,
-        backbone: str = "tiny",
-        pretrained: str | os.PathLike | None = None,
-        head_channels: int = 512,
-        dilation: int = 12,
-        dropout: float = 0.5,
-        classifier_kernel: int = 1,
-        head_init: str = "kaiming_normal",
+        *,
+        backbone: str,
+        pretrained: str | os.PathLike | None,
+        head_channels: int,
+        dilation: int,
+        dropout: float,
+        classifier_kernel: int,
+        head_init: str,
     ) -> None:
+        """``num_labels`` = background + classes; the rest are the config's ``deeplab`` keys of the same names."""
         super().__init__()
         if classifier_kernel not in (1, 3):
             raise ValueError(f"deeplab.classifier_kernel must be 1 or 3, got {classifier_kernel!r}")

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Literal
+from typing import Literal
 
 import torch
 import torch.nn as nn
@@ -61,9 +62,10 @@ class MCTformer(VisionTransformer):
     def __init__(
         self,
         num_classes: int,
-        version: Literal["v1", "v2"] = "v2",
-        token_pooling: TokenPooling = "avg",
-        patchcam_init: PatchCamInit = "trunc_normal",
+        *,
+        version: Literal["v1", "v2"],
+        token_pooling: TokenPooling,
+        patchcam_init: PatchCamInit,
         **vit_kwargs,
     ) -> None:
         if patchcam_init not in ("trunc_normal", "pytorch_default"):
@@ -143,7 +145,7 @@ class MCTformer(VisionTransformer):
                 block.attn.fused_attn = was_fused
 
     # -- forward -------------------------------------------------------------
-    def _pos_embed(self, patches: torch.Tensor, resampling: PositionResampling = "size") -> torch.Tensor:
+    def _pos_embed(self, patches: torch.Tensor, resampling: PositionResampling) -> torch.Tensor:
         """Patch tokens [B, h, w, D] plus the position embedding resampled to (h, w) -> [B, h*w, D].
 
         Replaces timm's version, whose resampling is antialiased (a different
@@ -162,9 +164,10 @@ class MCTformer(VisionTransformer):
             )
 
     def forward_tokens(
-        self, images: torch.Tensor, return_attention: bool = False, position_resampling: PositionResampling = "size",
+        self, images: torch.Tensor, *, position_resampling: PositionResampling, return_attention: bool = False,
     ) -> MCTformerOutput:
-        """One forward pass; ``position_resampling`` only matters on a grid other than the training one."""
+        """One forward pass; ``position_resampling`` (maps.position_embedding) only matters on a grid other
+        than the training one."""
         self._check_input(images)
         patches = self.patch_embed(images)  # [B, h, w, D] (dynamic_img_size)
         batch, grid_h, grid_w, _ = patches.shape
@@ -198,7 +201,9 @@ class MCTformer(VisionTransformer):
         return MCTformerOutput(token_logits, patchcam_logits, patchcam, attentions, patch_tokens, (grid_h, grid_w))
 
     def forward(self, images: torch.Tensor) -> MCTformerOutput:  # type: ignore[override]
-        return self.forward_tokens(images)
+        """Classification at the training resolution (training, validation mAP): on the training grid
+        the position embedding is used as it is, whichever resampling rule."""
+        return self.forward_tokens(images, position_resampling="size")
 
 
 def classification_loss(output: MCTformerOutput, targets: torch.Tensor) -> torch.Tensor:
@@ -212,13 +217,15 @@ def classification_loss(output: MCTformerOutput, targets: torch.Tensor) -> torch
 def create_mctformer(
     arch: str,
     num_classes: int,
-    version: Literal["v1", "v2"] = "v2",
-    token_pooling: TokenPooling = "avg",
-    drop_path_rate: float = 0.0,
-    pretrained: str | os.PathLike | None = None,
-    patchcam_init: PatchCamInit = "trunc_normal",
+    *,
+    version: Literal["v1", "v2"],
+    token_pooling: TokenPooling,
+    drop_path_rate: float,
+    pretrained: str | os.PathLike | None,
+    patchcam_init: PatchCamInit,
 ) -> MCTformer:
-    """Build a named configuration; ``pretrained`` is a local DeiT checkpoint (.pth or .safetensors)."""
+    """Build a named configuration (the ``classifier`` keys); ``pretrained`` is a local DeiT checkpoint
+    (.pth or .safetensors) or None."""
     try:
         settings = dict(ARCHITECTURES[arch])
     except KeyError:
@@ -238,7 +245,7 @@ def create_mctformer(
 
 
 def resample_position_embedding(
-    pos_embed: torch.Tensor, old_size: tuple[int, int], new_size: tuple[int, int], method: PositionResampling = "size",
+    pos_embed: torch.Tensor, old_size: tuple[int, int], new_size: tuple[int, int], method: PositionResampling,
 ) -> torch.Tensor:
     """Patch position embedding [1, h*w, D] on an ``old_size`` grid -> [1, H*W, D] on ``new_size``.
 
@@ -294,7 +301,8 @@ def load_deit_weights(model: MCTformer, path: str | os.PathLike) -> dict[str, st
     side = int(round((pos_embed.shape[1] - 1) ** 0.5))
     if side * side != pos_embed.shape[1] - 1:
         raise ValueError(f"{path}: pos_embed holds {pos_embed.shape[1] - 1} patch positions, not a square grid")
-    converted["pos_embed"] = resample_position_embedding(pos_embed[:, 1:], (side, side), tuple(grid))
+    # DeiT's 14x14 grid onto the model's: exact-ratio bicubic (maps.position_embedding is about extraction grids)
+    converted["pos_embed"] = resample_position_embedding(pos_embed[:, 1:], (side, side), tuple(grid), "size")
     for key, value in state.items():
         if key in ("cls_token", "pos_embed") or key.startswith(("head.", "head_dist.", "dist_token")):
             continue

@@ -9,6 +9,12 @@ ARCHITECTURES: dict[str, dict] = {
     "tiny": dict(img_size=64, patch_size=8, embed_dim=96, depth=4, num_heads=3, mlp_ratio=4.0),
 }
 
+def check_last_k(last_k: int, depth: int, model: str = "the model") -> None:
+    """maps.last_k must name 1..depth blocks: the one check, run by the config checks before any job and by the maps."""
+    if not 1 <= last_k <= depth:
+        raise ValueError(f"maps.last_k must lie in 1..{depth} (the depth of {model}), got {last_k}")
+
+
 def backbone_output_stride(name: str) -> int:
     """Output stride of a dense backbone (AffinityNet, DeepLab) by name: tiny keeps 64 px images at 16x16."""
     return 4 if name == "tiny" else 8

@@ -8,12 +8,12 @@ from functools import partial
 import numpy as np
 import torch
 import torch.nn.functional as F
-from ..logs import progress_bar
 
 from ..artifacts import atomic_directory, load_map_file, require_per_image_files, save_label_png
 from ..crf import CRFParams, crf_argmax, spatial_scale
 from ..data.layout import batches_of_equal_size
 from ..data.transforms import normalize_image
+from ..logs import progress_bar
 from ..metrics import confusion_matrix, dataset_confusion, scores_from_confusion, seed_prediction
 from ..parallel import map_in_processes
 from .geometry import seed_scores_on_grid, walk_geometry, walk_to_mask
@@ -121,19 +121,21 @@ def random_walk_masks(
     ids,
     map_dir: str,
     out_dir: str,
+    *,
     background: float,
     beta: float,
     logt: int,
     radius: int,
     palette: np.ndarray,
     device: torch.device,
-    batch_size: int = 64,
-    scale: float = 1.0,
-    pair_sources: str = "all",
+    batch_size: int,
+    scale: float,
+    pair_sources: str,
 ) -> None:
     """Pseudo masks of every id by random walk with the AffinityNet's affinities (``out_dir`` written atomically).
 
-    ``scale`` resizes the images the AffinityNet sees (see :func:`.geometry.walk_geometry`); 1 is the reference.
+    ``batch_size``: psa.batch_size (images walked at once); ``scale`` (psa.walk_scale) resizes the images the
+    AffinityNet sees (see :func:`.geometry.walk_geometry`); 1 is the reference.
     ``pair_sources``: which grid pixels have pairs (mctformer.affinity; ``reference`` = the reference's walk).
     """
     if not ids:
@@ -162,7 +164,9 @@ def _crf_only_job(job: tuple) -> np.ndarray:
     image = layout.load_image(image_id)
     labels, maps = load_map_file(map_path)
     scores = np.concatenate([np.full((1,) + maps.shape[1:], background, np.float32), maps])
-    prediction = np.concatenate([[0], labels])[crf_argmax(image, scores, params, scale_setting, reference_size)]
+    # scores of a constant background beside [0, 1] maps do not sum to one: always normalised (psa.crf has no normalise_scores)
+    label_index = crf_argmax(image, scores, params, scale_setting=scale_setting, reference_size=reference_size, normalise=True)
+    prediction = np.concatenate([[0], labels])[label_index]
     return confusion_matrix(layout.load_mask(image_id), prediction, num_labels)
 
 
@@ -177,8 +181,8 @@ def colour_features(image: np.ndarray, geometry: tuple, stride: int, sigma: floa
 
 
 @torch.inference_mode()
-def colour_walk_predictions(layout, ids, map_dir: str, background: float, beta: float, logt: int, radius: int, stride: int, sigma: float,
-                            scale: float = 1.0, pair_sources: str = "all"):
+def colour_walk_predictions(layout, ids, map_dir: str, *, background: float, beta: float, logt: int, radius: int, stride: int, sigma: float,
+                            scale: float, pair_sources: str):
     """(ground truth, prediction) per image of the same random walk as :func:`random_walk_masks`, with an
     affinity from colour alone (:func:`colour_features`) instead of AffinityNet's."""
     for image_id in ids:
@@ -206,7 +210,11 @@ def psa_ablation(
     jobs = [(layout, i, os.path.join(map_dir, f"{i}.npz"), background, params, scale_setting, reference_size, num_labels) for i in ids]
     crf_only = sum(map_in_processes(_crf_only_job, jobs, workers, chunksize=32))
     colour = dataset_confusion(
-        colour_walk_predictions(layout, ids, map_dir, background, beta, logt, radius, stride, colour_sigma, walk_scale, pair_sources),
+        colour_walk_predictions(
+            layout, ids, map_dir, background=background, beta=beta, logt=logt, radius=radius, stride=stride, sigma=colour_sigma,
+            scale=walk_scale, pair_sources=pair_sources,
+        ),
         num_labels,
     )
-    return {name: float(scores_from_confusion(c)["miou"]) for name, c in (("seeds", seeds), ("seeds + CRF", crf_only), ("random walk, colour affinity", colour))}
+    results = {"seeds": seeds, "seeds + CRF": crf_only, "random walk, colour affinity": colour}
+    return {name: float(scores_from_confusion(confusion)["miou"]) for name, confusion in results.items()}

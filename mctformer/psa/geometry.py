@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 
-def walk_geometry(height: int, width: int, stride: int, scale: float = 1.0) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
-    """(scaled size, padded size, feature grid) of an image walked at ``scale``.
+def walk_geometry(height: int, width: int, stride: int, scale: float) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """(scaled size, padded size, feature grid) of an image walked at ``scale`` (psa.walk_scale; 1 = the reference).
 
     The AffinityNet sees the image resized by ``scale`` and padded to whole
     strides; its feature grid is then ``scale`` times finer in the original

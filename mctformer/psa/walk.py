@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -52,7 +52,9 @@ def random_walk(scores: torch.Tensor, transition_t: torch.Tensor, steps: int) ->
     return propagated.t()
 
 
-def dense_random_walk(scores: torch.Tensor, affinity: torch.Tensor, sources: torch.Tensor, targets: torch.Tensor, size: int, beta: float, logt: int) -> torch.Tensor:
+def dense_random_walk(
+    scores: torch.Tensor, affinity: torch.Tensor, sources: torch.Tensor, targets: torch.Tensor, size: int, beta: float, logt: int,
+) -> torch.Tensor:
     """The reference's way, for tests and benchmarks: dense T, squared logt times."""
     dense = torch.eye(size, dtype=affinity.dtype, device=affinity.device)
     dense[sources, targets] = affinity

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
-from ..affinity import affinity_loss, neighbour_affinity, pair_labels, pooled_grid_labels
+from ..affinity import IGNORE, affinity_loss, neighbour_affinity, pair_labels, pooled_grid_labels
+from ..artifacts import read_label_png, require_per_image_files
 from ..data.datasets import SegmentationCropDataset
 from ..data.voc import DatasetError, VOCLayout
-from ..psa.labels import load_confident_scores
-from ..artifacts import read_label_png, require_per_image_files
 from ..models.affinitynet import AffinityNet
+from ..psa.labels import load_confident_scores
 from .common import fingerprint, read_checkpoint, seed_everything
 from .loop import backbone_and_head_groups, fit_poly
-
 
 GRID_LABELS = ("centre_pixel", "pooled_scores")
 
@@ -39,8 +39,9 @@ class AffinityCropDataset(SegmentationCropDataset):
         if grid_labels not in GRID_LABELS:
             raise ValueError(f"affinity.grid_labels must be one of {GRID_LABELS}, got {grid_labels!r}")
         self.label_dir, self.grid_labels, self.stride, self.keys = str(label_dir), grid_labels, stride, {}
-        if grid_labels == "pooled_scores":
-            crop["pad_label"] = 0  # no score at all: pooled_grid_labels ignores the cell
+        # the labels' crop padding follows from their kind (no config key): 255 (ignored) in label PNGs; zero
+        # scores for pooled_scores, a cell with no score at all, which pooled_grid_labels ignores
+        crop["pad_label"] = 0 if grid_labels == "pooled_scores" else IGNORE
         super().__init__(layout, ids, self._load, **crop)
 
     def _load(self, image_id: str) -> np.ndarray:
@@ -64,14 +65,16 @@ def batch_pair_labels(labels: torch.Tensor, radius: int, sources: str) -> dict[s
     return {key: torch.from_numpy(np.stack([p[key] for p in per_image])) for key in ("bg", "fg", "neg")}
 
 
-def load_affinity_net(path: str | os.PathLike, backbone: str | None = None, device: str | torch.device = "cpu") -> AffinityNet:
+def load_affinity_net(path: str | os.PathLike, backbone: str | None = None, *, device: str | torch.device) -> AffinityNet:
+    """Rebuild a trained AffinityNet from its checkpoint on ``device``; refuses another backbone (None: any)."""
     payload = read_checkpoint(path, "AffinityNet")
     if "feature_dim" not in payload["architecture"]:
         raise ValueError(f"{path} is not an AffinityNet checkpoint of this pipeline")
     saved = payload["architecture"]["backbone"]
     if backbone is not None and saved != backbone:
         raise ValueError(f"affinity checkpoint {path} has backbone {saved!r}, the config asks for {backbone!r}")
-    model = AffinityNet(saved, feature_dim=payload["architecture"]["feature_dim"])
+    # the checkpoint's own weights follow: nothing pretrained to read
+    model = AffinityNet(backbone=saved, pretrained=None, feature_dim=payload["architecture"]["feature_dim"])
     model.load_state_dict(payload["model"])
     return model.to(device).eval()
 
@@ -84,16 +87,19 @@ def train_affinity(
     checkpoint_path: str | os.PathLike,
     log_path: str | os.PathLike,
     resume_path: str | os.PathLike,
+    *,
     device: torch.device,
-    seed: int = 0,
-    workers: int = 0,
+    seed: int,
+    workers: int,
 ) -> dict:
+    """Train AffinityNet (``settings`` = the config's ``affinity`` section; ``seed``, ``workers``: the config's
+    seed and affinity.workers)."""
     if not ids:
         raise DatasetError("train_affinity: the training split list is empty")
     require_per_image_files(label_dir, ids, ".npz" if settings["grid_labels"] == "pooled_scores" else ".png", "PSA labels")
     run_fingerprint = fingerprint({"settings": settings, "seed": seed, "ids": len(ids)})
     seed_everything(seed)
-    model = AffinityNet(settings["backbone"], settings.get("pretrained"), feature_dim=settings["feature_dim"]).to(device)
+    model = AffinityNet(backbone=settings["backbone"], pretrained=settings["pretrained"], feature_dim=settings["feature_dim"]).to(device)
     stride, crop, radius = model.output_stride, settings["crop_size"], settings["radius"]
     if crop % stride:
         raise ValueError(f"affinity.crop_size ({crop}) must be a multiple of the backbone's output stride ({stride})")

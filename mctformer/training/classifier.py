@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,27 +29,33 @@ from .loop import train_epochs
 
 
 def build_classifier(settings: Mapping[str, Any], num_classes: int) -> MCTformer:
+    """A fresh MCTformer from the config's ``classifier`` section (every key it reads is required)."""
     return create_mctformer(
         settings["arch"],
         num_classes=num_classes,
         version=settings["version"],
         token_pooling=settings["token_pooling"],
         drop_path_rate=settings["drop_path"],
-        # only shapes a fresh model; checkpoints from before the key was added load either way
-        patchcam_init=settings.get("patchcam_init", "trunc_normal"),
-        pretrained=settings.get("pretrained"),
+        patchcam_init=settings["patchcam_init"],
+        pretrained=settings["pretrained"],
     )
 
 
-def load_classifier(path: str | os.PathLike, num_classes: int | None = None, device: str | torch.device = "cpu") -> MCTformer:
-    """Rebuild a trained classifier from its ``checkpoint.pt``; refuses another class count."""
+# Keys a checkpoint's saved ``settings`` may lack because it was written before the key existed, with
+# the value every such checkpoint was trained with. Only these are filled in; the config is never read.
+LEGACY_CLASSIFIER_SETTINGS = {"patchcam_init": "trunc_normal"}
+
+
+def load_classifier(path: str | os.PathLike, num_classes: int | None = None, *, device: str | torch.device) -> MCTformer:
+    """Rebuild a trained classifier from its ``checkpoint.pt`` on ``device``; refuses another class count (None: any)."""
     payload = read_checkpoint(path, "classifier", ("model", "architecture", "settings"))
     if "num_classes" not in payload["architecture"]:  # e.g. an AffinityNet or DeepLab checkpoint
         raise ValueError(f"{path} is not a classifier (MCTformer) checkpoint of this pipeline")
     saved_classes = payload["architecture"]["num_classes"]
     if num_classes is not None and saved_classes != num_classes:
         raise ValueError(f"classifier checkpoint {path} was trained for {saved_classes} classes, the config has {num_classes}")
-    settings = dict(payload["settings"], pretrained=None)
+    # no pretrained weights to read: the checkpoint's own follow; patchcam_init only shapes a fresh model's init
+    settings = {**LEGACY_CLASSIFIER_SETTINGS, **payload["settings"], "pretrained": None}
     model = build_classifier(settings, saved_classes)
     if model.architecture() != payload["architecture"]:
         raise ValueError(f"classifier checkpoint {path} holds {payload['architecture']}, the config builds {model.architecture()}")
@@ -132,11 +139,13 @@ def train_classifier(
     checkpoint_path: str | os.PathLike,
     log_path: str | os.PathLike,
     resume_path: str | os.PathLike,
+    *,
     device: torch.device,
-    seed: int = 0,
-    workers: int = 0,
+    seed: int,
+    workers: int,
 ) -> dict:
-    """Train, then write ``checkpoint_path`` (final weights) and ``log_path`` (one row per epoch)."""
+    """Train (``settings`` = the config's ``classifier`` section; ``seed``, ``workers``: the config's seed and
+    classifier.workers), then write ``checkpoint_path`` (final weights) and ``log_path`` (one row per epoch)."""
     if not train_ids:
         raise DatasetError("train_classifier: the training split list is empty")
     num_classes = len(next(iter(class_labels.values())))
@@ -157,7 +166,7 @@ def train_classifier(
     optimizer = build_optimizer(model, settings, lr)
     steps_per_epoch = max(1, len(train_set) // batch_size)
     set_lr = lr_schedule(optimizer, settings, steps_per_epoch)
-    amp = bool(settings.get("amp", True)) and device.type == "cuda"
+    amp = bool(settings["amp"]) and device.type == "cuda"
 
     trained = wrap(model, device)  # DDP under torchrun, else the model itself
 

@@ -9,7 +9,8 @@ padded by ``pad_label``: 255 (the reference pads them with 0, i.e. background).
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,16 +24,22 @@ from .distributed import wrap
 from .loop import backbone_and_head_groups, fit_poly
 
 
-def build_deeplab(settings: Mapping[str, Any], num_labels: int, pretrained: str | None = None) -> DeepLabLargeFOV:
+def build_deeplab(settings: Mapping[str, Any], num_labels: int) -> DeepLabLargeFOV:
+    """A fresh DeepLab-LargeFOV from the config's ``deeplab`` section (every key it reads is required)."""
     return DeepLabLargeFOV(
-        num_labels, settings["backbone"], pretrained,
+        num_labels, backbone=settings["backbone"], pretrained=settings["pretrained"],
         head_channels=settings["head_channels"], dilation=settings["dilation"], dropout=settings["dropout"],
-        # absent from checkpoints made before the keys existed: the 1x1 classifier they all had
-        classifier_kernel=settings.get("classifier_kernel", 1), head_init=settings.get("head_init", "kaiming_normal"),
+        classifier_kernel=settings["classifier_kernel"], head_init=settings["head_init"],
     )
 
 
-def load_deeplab(path: str | os.PathLike, num_labels: int | None = None, device: str | torch.device = "cpu") -> DeepLabLargeFOV:
+# Keys a checkpoint's saved ``settings`` / ``architecture`` may lack because it was written before the key
+# existed, with the value every such checkpoint was trained with: the 1x1 classifier and its init.
+LEGACY_DEEPLAB_SETTINGS = {"classifier_kernel": 1, "head_init": "kaiming_normal"}
+
+
+def load_deeplab(path: str | os.PathLike, num_labels: int | None = None, *, device: str | torch.device) -> DeepLabLargeFOV:
+    """Rebuild a trained DeepLab from its checkpoint on ``device``; refuses another label count (None: any)."""
     payload = read_checkpoint(path, "DeepLab", ("model", "architecture", "settings"))
     if "num_labels" not in payload["architecture"]:
         raise ValueError(f"{path} is not a DeepLab checkpoint of this pipeline")
@@ -40,9 +47,10 @@ def load_deeplab(path: str | os.PathLike, num_labels: int | None = None, device:
     if num_labels is not None and saved != num_labels:
         raise ValueError(f"DeepLab checkpoint {path} predicts {saved} labels, the config has {num_labels} (background + classes)")
     # the head's shape as recorded (checkpoints from before classifier_kernel existed have the 1x1 one)
-    recorded = {"classifier_kernel": 1, **payload["architecture"]}
+    recorded = {"classifier_kernel": LEGACY_DEEPLAB_SETTINGS["classifier_kernel"], **payload["architecture"]}
     shape = {key: recorded[key] for key in ("backbone", "head_channels", "dilation", "classifier_kernel")}
-    model = build_deeplab({**payload["settings"], **shape}, saved)
+    # the checkpoint's own weights follow: nothing pretrained to read (head_init only shapes a fresh model)
+    model = build_deeplab({**LEGACY_DEEPLAB_SETTINGS, **payload["settings"], **shape, "pretrained": None}, saved)
     if model.architecture() != recorded:
         raise ValueError(f"DeepLab checkpoint {path} holds {recorded}, its settings build {model.architecture()}")
     model.load_state_dict(payload["model"])
@@ -58,18 +66,24 @@ def train_deeplab(
     checkpoint_path: str | os.PathLike,
     log_path: str | os.PathLike,
     resume_path: str | os.PathLike,
+    *,
     device: torch.device,
-    seed: int = 0,
-    workers: int = 0,
+    seed: int,
+    workers: int,
 ) -> dict:
+    """Train DeepLab (``settings`` = the config's ``deeplab`` training keys; ``seed``, ``workers``: the config's
+    seed and deeplab.workers)."""
     if not ids:
         raise DatasetError("train_deeplab: the training split list is empty")
     run_fingerprint = fingerprint({"settings": settings, "seed": seed, "ids": len(ids), "labels": num_labels})
     seed_everything(seed)
-    model = build_deeplab(settings, num_labels, settings.get("pretrained")).to(device)
+    model = build_deeplab(settings, num_labels).to(device)
     dataset = SegmentationCropDataset(
-        layout, ids, load_label, settings["crop_size"], settings["scale_range"], settings["flip"],
+        layout, ids, load_label, settings["crop_size"], scale_range=settings["scale_range"], flip=settings["flip"],
         pad_label=settings["pad_label"],
+        # no deeplab keys for these: what DeepLab training has always used (no colour jitter, padding with the
+        # mean colour, i.e. 0 after normalising, and the image at the crop's top left)
+        color_jitter=None, pad_image="mean", placement="top_left",
     )
     optimizer = torch.optim.SGD(
         backbone_and_head_groups(model, settings["head_lr_mult"]),

@@ -15,7 +15,8 @@ import os
 import subprocess
 import sys
 import tempfile
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 import torch.distributed as dist

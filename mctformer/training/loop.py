@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 import torch
-from ..logs import progress_bar
 
+from ..logs import progress_bar
 from .common import autocast, epoch_seed, load_resume_state, save_checkpoint, seed_everything
 from .distributed import is_main, shuffled_loader
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from conftest import REPO, tiny_config
 from PIL import Image
+
+from conftest import REPO, tiny_config
 
 RUN_NAME = "rel"
 RUN = f"results/{RUN_NAME}"

@@ -13,8 +13,8 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import REPO, TINY_SPEC, tiny_config, write_voc_root
 
+from conftest import REPO, TINY_SPEC, tiny_config, write_voc_root
 from mctformer.data.voc import DatasetError
 
 from .helpers import (
@@ -205,7 +205,7 @@ def checkpoints(tmp_path_factory):
     models = {
         "classifier": (build_classifier(config["classifier"], num_classes), config["classifier"], {"class_count": num_classes}),
         "classifier_3_classes": (build_classifier(config["classifier"], 3), config["classifier"], {"class_count": 3}),
-        "affinity": (AffinityNet("tiny", feature_dim=config["affinity"]["feature_dim"]), config["affinity"], {}),
+        "affinity": (AffinityNet(backbone="tiny", pretrained=None, feature_dim=config["affinity"]["feature_dim"]), config["affinity"], {}),
         "deeplab": (build_deeplab(config["deeplab"], num_classes + 1), config["deeplab"], {}),
         "deeplab_3_labels": (build_deeplab(config["deeplab"], 3), config["deeplab"], {}),
     }
@@ -306,8 +306,8 @@ def test_corrupt_image_late_in_extraction_leaves_no_maps(synthetic_root, class_l
 
 
 def test_corrupt_map_file_in_the_random_walk_leaves_no_masks(synthetic_root, checkpoints, tmp_path):
-    from mctformer.data.voc import VOCLayout
     from mctformer.artifacts import save_map_file
+    from mctformer.data.voc import VOCLayout
 
     layout = VOCLayout(synthetic_root, TINY_SPEC.num_classes)
     ids = layout.read_ids("train")
@@ -316,7 +316,8 @@ def test_corrupt_map_file_in_the_random_walk_leaves_no_masks(synthetic_root, che
     for image_id in ids:
         mask = layout.load_mask(image_id)
         labels = np.array([v for v in np.unique(mask) if v not in (0, 255)])
-        save_map_file(maps / f"{image_id}.npz", labels, np.stack([(mask == v) for v in labels]).astype(np.float32).reshape(len(labels), *mask.shape))
+        save_map_file(maps / f"{image_id}.npz", labels, np.stack([(mask == v) for v in labels]).astype(np.float32).reshape(len(labels), *mask.shape),
+                      dtype=tiny_config()["maps"]["storage_dtype"])
     (maps / f"{ids[-1]}.npz").write_bytes(b"PK\x03\x04 truncated")
     out = tmp_path / "masks"
     with pytest.raises(ValueError, match=rf"unreadable map file \S*/{ids[-1]}\.npz"):

@@ -12,10 +12,11 @@ from __future__ import annotations
 import copy
 
 import yaml
-from conftest import REPO, tiny_config
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from snakemake.utils import validate
+
+from conftest import REPO, tiny_config
 
 SCHEMA_PATH = REPO / "workflow" / "schemas" / "config.schema.yaml"
 SCHEMA = yaml.safe_load(SCHEMA_PATH.read_text())

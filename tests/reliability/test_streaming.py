@@ -15,8 +15,8 @@ import weakref
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_SPEC, tiny_config
 
+from conftest import TINY_SPEC, extract_arguments, tiny_config
 from mctformer import artifacts, localize, metrics
 from mctformer.data.labels import build_class_labels
 from mctformer.data.voc import VOCLayout
@@ -64,7 +64,7 @@ def map_dir(layout, sizes, tmp_path_factory):
         mask = layout.load_mask(image_id)
         labels = np.array([v for v in np.unique(mask) if v not in (0, 255)], dtype=np.int64)
         maps = np.stack([(mask == v).astype(np.float32) for v in labels]) if len(labels) else np.zeros((0, *mask.shape), np.float32)
-        artifacts.save_map_file(folder / f"{image_id}.npz", labels, maps)
+        artifacts.save_map_file(folder / f"{image_id}.npz", labels, maps, dtype=tiny_config()["maps"]["storage_dtype"])
     return folder
 
 
@@ -73,14 +73,14 @@ def test_extraction_holds_a_batch_or_two(layout, sizes, tmp_path, monkeypatch):
 
     torch.manual_seed(0)
     model = build_classifier(tiny_config()["classifier"], TINY_SPEC.num_classes)
-    labels = build_class_labels(layout, sizes["4N"])
+    labels = build_class_labels(layout, sizes["4N"], workers=1)
     real_load, real_normalize = layout.load_image, localize.minmax_normalize
     peaks = {}
     for name, ids in sizes.items():
         images, maps = Live(), Live()
         monkeypatch.setattr(layout, "load_image", lambda image_id, live=images: live.track(real_load(image_id)))
         monkeypatch.setattr(localize, "minmax_normalize", lambda x, live=maps: live.track(real_normalize(x)))
-        localize.extract_maps(model, layout, ids, labels, {"fused": tmp_path / name / "fused"}, batch_size=BATCH)
+        localize.extract_maps(model, layout, ids, labels, {"fused": tmp_path / name / "fused"}, **extract_arguments(batch_size=BATCH))
         gc.collect()
         assert images.seen == len(ids) and maps.seen == len(ids) and images.now == maps.now == 0
         peaks[name] = (images.peak, maps.peak)
@@ -114,7 +114,8 @@ def test_random_walk_holds_a_batch(layout, sizes, map_dir, tmp_path, monkeypatch
     from mctformer.psa.drivers import random_walk_masks
 
     torch.manual_seed(0)
-    model = AffinityNet("tiny", feature_dim=tiny_config()["affinity"]["feature_dim"])
+    config = tiny_config()
+    model = AffinityNet(backbone="tiny", pretrained=None, feature_dim=config["affinity"]["feature_dim"])
     real_image, real_map = layout.load_image, artifacts.load_map_file
     peaks = {}
     for name, ids in sizes.items():
@@ -127,7 +128,8 @@ def test_random_walk_holds_a_batch(layout, sizes, map_dir, tmp_path, monkeypatch
         monkeypatch.setattr(layout, "load_image", lambda image_id, live=images: live.track(real_image(image_id)))
         monkeypatch.setattr(drivers, "load_map_file", load_map)
         random_walk_masks(model, layout, ids, str(map_dir), str(tmp_path / name), background=0.3, beta=8, logt=2, radius=4,
-                          palette=artifacts.voc_palette(), device=torch.device("cpu"), batch_size=BATCH)
+                          palette=artifacts.voc_palette(), device=torch.device("cpu"), batch_size=BATCH,
+                          scale=config["psa"]["walk_scale"], pair_sources=config["affinity"]["pair_sources"])
         gc.collect()
         assert images.seen == maps.seen == len(ids) and len(list((tmp_path / name).glob("*.png"))) == len(ids)
         peaks[name] = (images.peak, maps.peak)

@@ -4,7 +4,16 @@ import shlex
 
 from snakemake.utils import min_version, validate
 
-from mctformer.config import ConfigError, all_splits, builds_data_root, check_config, data_root, layout_name, rule_resources, rule_settings
+from mctformer.config import (
+    ConfigError,
+    all_splits,
+    builds_data_root,
+    check_config,
+    data_root,
+    layout_name,
+    rule_resources,
+    rule_settings,
+)
 
 min_version("9.0")
 
@@ -121,7 +130,9 @@ def benchmark_files():
     elif config["data"].get("archives"):
         jobs.append("prepare_voc12" if LAYOUT == "voc" else "prepare_coco14")
     jobs += [f"evaluate_seeds_{split}" for split in SPLITS["seed_eval"]]
-    jobs += [f"{stage}_{split}" for split in config["psa"]["eval_splits"] for stage in ("evaluate_masks", "psa_ablation")]
+    jobs += [
+        f"{stage}_{split}" for split in config["psa"]["eval_splits"] for stage in ("evaluate_masks", "psa_ablation")
+    ]
     jobs += [f"{stage}_{model}" for model in deeplab_models() for stage in ("train", "infer")]
     jobs += [f"evaluate_{model}_{folder}" for model in deeplab_models() for folder in ("pred", "pred_crf")]
     return [f"{RUN}/benchmarks/{job}.tsv" for job in jobs]

@@ -7,17 +7,19 @@ if config["data"]["source"] == "synthetic":
     rule prepare_data:
         output:
             directory(f"{RUN}/data"),
-        params:
-            config_keys=dict(num_classes=len(CLASSES), palette=config["data"]["palette"], seed=config["seed"], **config["synthetic"]),
         log:
             f"{RUN}/logs/prepare_data.log",
         benchmark:
             f"{RUN}/benchmarks/prepare_data.tsv"
+        conda:
+            ENV
         threads: rule_threads("prepare_data")
         resources:
             **rule_resources_of("prepare_data"),
-        conda:
-            ENV
+        params:
+            config_keys=dict(
+                num_classes=len(CLASSES), palette=config["data"]["palette"], seed=config["seed"], **config["synthetic"]
+            ),
         script:
             "../scripts/prepare_data.py"
 
@@ -32,11 +34,11 @@ elif config["data"].get("archives") and LAYOUT == "voc":
             f"{RUN}/logs/prepare_voc12.log",
         benchmark:
             f"{RUN}/benchmarks/prepare_voc12.tsv"
+        conda:
+            ENV
         threads: rule_threads("prepare_voc12")
         resources:
             **rule_resources_of("prepare_voc12"),
-        conda:
-            ENV
         script:
             "../scripts/prepare_voc12.py"
 
@@ -51,11 +53,11 @@ elif config["data"].get("archives"):
             f"{RUN}/logs/prepare_coco14.log",
         benchmark:
             f"{RUN}/benchmarks/prepare_coco14.tsv"
+        conda:
+            ENV
         threads: rule_threads("prepare_coco14")
         resources:
             **rule_resources_of("prepare_coco14"),
-        conda:
-            ENV
         script:
             "../scripts/prepare_coco14.py"
 
@@ -65,17 +67,17 @@ rule class_labels:
         **dataset_inputs(),
     output:
         f"{RUN}/labels/cls_labels.npy",
-    params:
-        root=data_root_of,
-        config_keys=dict(layout=LAYOUT, classes=CLASSES, splits=all_splits(config)),
     log:
         f"{RUN}/logs/class_labels.log",
     benchmark:
         f"{RUN}/benchmarks/class_labels.tsv"
+    conda:
+        ENV
     threads: rule_threads("class_labels")
     resources:
         **rule_resources_of("class_labels"),
-    conda:
-        ENV
+    params:
+        root=data_root_of,
+        config_keys=dict(layout=LAYOUT, classes=CLASSES, splits=all_splits(config)),
     script:
         "../scripts/class_labels.py"

@@ -7,25 +7,29 @@ rule train_deeplab:
     output:
         checkpoint=f"{RUN}/{{model}}/checkpoint.pt",
         log_csv=f"{RUN}/{{model}}/log.csv",
-    params:
-        root=data_root_of,
-        mask_dir=lambda wildcards, input: input.get("masks"),
-        resume=lambda wildcards: f"{RUN}/{wildcards.model}/resume/last.pt",
-        config_keys=dict(
-            layout=LAYOUT, classes=CLASSES, split=SPLITS["train"], settings=deeplab_settings("training"),
-            seed=config["seed"], device=config["device"],
-        ),
     log:
         f"{RUN}/logs/train_{{model}}.log",
     benchmark:
         f"{RUN}/benchmarks/train_{{model}}.tsv"
     wildcard_constraints:
         model="deeplab|deeplab_gt",
+    conda:
+        ENV
     threads: rule_threads("train_deeplab")
     resources:
         **rule_resources_of("train_deeplab"),
-    conda:
-        ENV
+    params:
+        root=data_root_of,
+        mask_dir=lambda wildcards, input: input.get("masks"),
+        resume=lambda wildcards: f"{RUN}/{wildcards.model}/resume/last.pt",
+        config_keys=dict(
+            layout=LAYOUT,
+            classes=CLASSES,
+            split=SPLITS["train"],
+            settings=deeplab_settings("training"),
+            seed=config["seed"],
+            device=config["device"],
+        ),
     script:
         "../scripts/train_deeplab.py"
 
@@ -37,23 +41,27 @@ rule infer_deeplab:
     output:
         pred=directory(f"{RUN}/{{model}}/pred"),
         pred_crf=directory(f"{RUN}/{{model}}/pred_crf"),
-    params:
-        root=data_root_of,
-        config_keys=dict(
-            layout=LAYOUT, classes=CLASSES, palette=config["data"]["palette"], split=config["deeplab"]["eval_split"],
-            device=config["device"], **deeplab_settings("inference"),
-        ),
     log:
         f"{RUN}/logs/infer_{{model}}.log",
     benchmark:
         f"{RUN}/benchmarks/infer_{{model}}.tsv"
     wildcard_constraints:
         model="deeplab|deeplab_gt",
+    conda:
+        ENV_CRF
     threads: rule_threads("infer_deeplab")
     resources:
         **rule_resources_of("infer_deeplab"),
-    conda:
-        ENV_CRF
+    params:
+        root=data_root_of,
+        config_keys=dict(
+            layout=LAYOUT,
+            classes=CLASSES,
+            palette=config["data"]["palette"],
+            split=config["deeplab"]["eval_split"],
+            device=config["device"],
+            **deeplab_settings("inference"),
+        ),
     script:
         "../scripts/infer_deeplab.py"
 
@@ -66,10 +74,6 @@ rule evaluate_deeplab:
         table=f"{RUN}/{{model}}/eval_{{folder}}.csv",
         summary=f"{RUN}/{{model}}/eval_{{folder}}.json",
         plot=f"{RUN}/{{model}}/eval_{{folder}}.png",
-    params:
-        root=data_root_of,
-        title=lambda wildcards: f"{wildcards.model} ({'with CRF' if wildcards.folder == 'pred_crf' else 'no CRF'})",
-        config_keys=dict(layout=LAYOUT, classes=CLASSES, split=config["deeplab"]["eval_split"]),
     log:
         f"{RUN}/logs/evaluate_{{model}}_{{folder}}.log",
     benchmark:
@@ -77,11 +81,15 @@ rule evaluate_deeplab:
     wildcard_constraints:
         model="deeplab|deeplab_gt",
         folder="pred|pred_crf",
+    conda:
+        ENV
     threads: rule_threads("evaluate_deeplab")
     resources:
         **rule_resources_of("evaluate_deeplab"),
-    conda:
-        ENV
+    params:
+        root=data_root_of,
+        title=lambda wildcards: f"{wildcards.model} ({'with CRF' if wildcards.folder == 'pred_crf' else 'no CRF'})",
+        config_keys=dict(layout=LAYOUT, classes=CLASSES, split=config["deeplab"]["eval_split"]),
     script:
         "../scripts/evaluate_deeplab.py"
 
@@ -93,20 +101,24 @@ rule voc_submission:
     output:
         folder=directory(f"{RUN}/deeplab/submission"),
         tarball=f"{RUN}/deeplab/submission.tar.gz",
-    params:
-        root=data_root_of,
-        config_keys=dict(
-            layout=LAYOUT, classes=CLASSES, palette=config["data"]["palette"], split=config["deeplab"]["test_split"],
-            device=config["device"], **deeplab_settings("inference"),
-        ),
     log:
         f"{RUN}/logs/voc_submission.log",
     benchmark:
         f"{RUN}/benchmarks/voc_submission.tsv"
+    conda:
+        ENV_CRF
     threads: rule_threads("voc_submission")
     resources:
         **rule_resources_of("voc_submission"),
-    conda:
-        ENV_CRF
+    params:
+        root=data_root_of,
+        config_keys=dict(
+            layout=LAYOUT,
+            classes=CLASSES,
+            palette=config["data"]["palette"],
+            split=config["deeplab"]["test_split"],
+            device=config["device"],
+            **deeplab_settings("inference"),
+        ),
     script:
         "../scripts/voc_submission.py"

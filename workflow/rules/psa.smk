@@ -8,23 +8,26 @@ rule psa_labels:
     output:
         labels=directory(f"{RUN}/psa/labels"),
         stats=f"{RUN}/psa/label_stats.json",
-    params:
-        root=data_root_of,
-        # only the keys this stage reads, so that e.g. editing logt reruns the walk alone
-        config_keys=dict(
-            layout=LAYOUT, classes=CLASSES, palette=config["data"]["palette"], split=SPLITS["train"],
-            **psa_keys("alpha_low", "alpha_high", "max_images", "crf", "crf_image", "workers"),
-            **affinity_keys("grid_labels"),
-        ),
     log:
         f"{RUN}/logs/psa_labels.log",
     benchmark:
         f"{RUN}/benchmarks/psa_labels.tsv"
+    conda:
+        ENV_CRF
     threads: rule_threads("psa_labels")
     resources:
         **rule_resources_of("psa_labels"),
-    conda:
-        ENV_CRF
+    params:
+        root=data_root_of,
+        # only the keys this stage reads, so that e.g. editing logt reruns the walk alone
+        config_keys=dict(
+            layout=LAYOUT,
+            classes=CLASSES,
+            palette=config["data"]["palette"],
+            split=SPLITS["train"],
+            **psa_keys("alpha_low", "alpha_high", "max_images", "crf", "crf_image", "workers"),
+            **affinity_keys("grid_labels"),
+        ),
     script:
         "../scripts/psa_labels.py"
 
@@ -36,23 +39,28 @@ rule train_affinity:
     output:
         checkpoint=f"{RUN}/psa/affinity.pt",
         log_csv=f"{RUN}/psa/affinity_log.csv",
+    log:
+        f"{RUN}/logs/train_affinity.log",
+    benchmark:
+        f"{RUN}/benchmarks/train_affinity.tsv"
+    conda:
+        ENV
+    threads: rule_threads("train_affinity")
+    resources:
+        **rule_resources_of("train_affinity"),
     params:
         root=data_root_of,
         resume=f"{RUN}/psa/resume/last.pt",
         # the trainer reads every key of the affinity section
         config_keys=dict(
-            layout=LAYOUT, classes=CLASSES, split=SPLITS["train"], max_images=config["psa"]["max_images"],
-            settings=config["affinity"], seed=config["seed"], device=config["device"],
+            layout=LAYOUT,
+            classes=CLASSES,
+            split=SPLITS["train"],
+            max_images=config["psa"]["max_images"],
+            settings=config["affinity"],
+            seed=config["seed"],
+            device=config["device"],
         ),
-    log:
-        f"{RUN}/logs/train_affinity.log",
-    benchmark:
-        f"{RUN}/benchmarks/train_affinity.tsv"
-    threads: rule_threads("train_affinity")
-    resources:
-        **rule_resources_of("train_affinity"),
-    conda:
-        ENV
     script:
         "../scripts/train_affinity.py"
 
@@ -65,22 +73,26 @@ rule random_walk:
         best=best_threshold_file(),
     output:
         directory(f"{RUN}/masks/pseudo"),
-    params:
-        root=data_root_of,
-        config_keys=dict(
-            layout=LAYOUT, classes=CLASSES, palette=config["data"]["palette"], splits=random_walk_splits(), device=config["device"],
-            **psa_keys("background", "beta", "logt", "walk_scale", "batch_size"),
-            **affinity_keys("backbone", "radius", "pair_sources"),
-        ),
     log:
         f"{RUN}/logs/random_walk.log",
     benchmark:
         f"{RUN}/benchmarks/random_walk.tsv"
+    conda:
+        ENV
     threads: rule_threads("random_walk")
     resources:
         **rule_resources_of("random_walk"),
-    conda:
-        ENV
+    params:
+        root=data_root_of,
+        config_keys=dict(
+            layout=LAYOUT,
+            classes=CLASSES,
+            palette=config["data"]["palette"],
+            splits=random_walk_splits(),
+            device=config["device"],
+            **psa_keys("background", "beta", "logt", "walk_scale", "batch_size"),
+            **affinity_keys("backbone", "radius", "pair_sources"),
+        ),
     script:
         "../scripts/random_walk.py"
 
@@ -93,20 +105,20 @@ rule evaluate_masks:
         table=f"{RUN}/masks/eval_{{split}}.csv",
         summary=f"{RUN}/masks/eval_{{split}}.json",
         plot=f"{RUN}/masks/eval_{{split}}.png",
-    params:
-        root=data_root_of,
-        config_keys=dict(layout=LAYOUT, classes=CLASSES, title="pseudo masks"),
     log:
         f"{RUN}/logs/evaluate_masks_{{split}}.log",
     benchmark:
         f"{RUN}/benchmarks/evaluate_masks_{{split}}.tsv"
     wildcard_constraints:
         split="|".join(config["psa"]["eval_splits"]),
+    conda:
+        ENV
     threads: rule_threads("evaluate_masks")
     resources:
         **rule_resources_of("evaluate_masks"),
-    conda:
-        ENV
+    params:
+        root=data_root_of,
+        config_keys=dict(layout=LAYOUT, classes=CLASSES, title="pseudo masks"),
     script:
         "../scripts/evaluate_masks.py"
 
@@ -119,23 +131,24 @@ rule psa_ablation:
         learned=f"{RUN}/masks/eval_{{split}}.json",
     output:
         f"{RUN}/masks/ablation_{{split}}.csv",
-    params:
-        root=data_root_of,
-        config_keys=dict(
-            layout=LAYOUT, classes=CLASSES,
-            **psa_keys("background", "beta", "logt", "walk_scale", "crf", "colour_sigma"),
-            **affinity_keys("backbone", "radius", "pair_sources"),
-        ),
     log:
         f"{RUN}/logs/psa_ablation_{{split}}.log",
     benchmark:
         f"{RUN}/benchmarks/psa_ablation_{{split}}.tsv"
     wildcard_constraints:
         split="|".join(config["psa"]["eval_splits"]),
+    conda:
+        ENV_CRF
     threads: rule_threads("psa_ablation")
     resources:
         **rule_resources_of("psa_ablation"),
-    conda:
-        ENV_CRF
+    params:
+        root=data_root_of,
+        config_keys=dict(
+            layout=LAYOUT,
+            classes=CLASSES,
+            **psa_keys("background", "beta", "logt", "walk_scale", "crf", "colour_sigma"),
+            **affinity_keys("backbone", "radius", "pair_sources"),
+        ),
     script:
         "../scripts/psa_ablation.py"

@@ -12,7 +12,9 @@ rule report:
         mask_tables=[f"{RUN}/masks/eval_{split}.csv" for split in config["psa"]["eval_splits"]],
         ablation_table=f"{RUN}/masks/ablation_{config['psa']['eval_splits'][0]}.csv",
         label_stats=rules.psa_labels.output.stats,
-        deeplab_summaries=[f"{RUN}/{model}/eval_{folder}.json" for model in deeplab_models() for folder in ("pred", "pred_crf")],
+        deeplab_summaries=[
+            f"{RUN}/{model}/eval_{folder}.json" for model in deeplab_models() for folder in ("pred", "pred_crf")
+        ],
         deeplab_tables=[f"{RUN}/{model}/eval_pred_crf.csv" for model in deeplab_models()],
         benchmarks=benchmark_files(),
         example_maps=f"{RUN}/maps/{config['psa']['seed_variant']}",
@@ -21,10 +23,27 @@ rule report:
     output:
         summary=f"{RUN}/summary.json",
         report=f"{RUN}/report.md",
-        seed_ablation=report(f"{RUN}/figures/seed_ablation.png", category="Seeds", caption="../report/seed_ablation.rst"),
-        per_class=report(f"{RUN}/figures/per_class_iou.png", category="Masks and segmentation", caption="../report/per_class.rst"),
-        examples_masks=report(f"{RUN}/figures/examples_masks.png", category="Masks and segmentation", caption="../report/examples.rst"),
-        examples_deeplab=report(f"{RUN}/figures/examples_deeplab.png", category="Masks and segmentation", caption="../report/examples.rst"),
+        seed_ablation=report(
+            f"{RUN}/figures/seed_ablation.png", category="Seeds", caption="../report/seed_ablation.rst"
+        ),
+        per_class=report(
+            f"{RUN}/figures/per_class_iou.png", category="Masks and segmentation", caption="../report/per_class.rst"
+        ),
+        examples_masks=report(
+            f"{RUN}/figures/examples_masks.png", category="Masks and segmentation", caption="../report/examples.rst"
+        ),
+        examples_deeplab=report(
+            f"{RUN}/figures/examples_deeplab.png", category="Masks and segmentation", caption="../report/examples.rst"
+        ),
+    log:
+        f"{RUN}/logs/report.log",
+    benchmark:
+        f"{RUN}/benchmarks/report.tsv"
+    conda:
+        ENV
+    threads: rule_threads("report")
+    resources:
+        **rule_resources_of("report"),
     params:
         root=data_root_of,
         layout=LAYOUT,
@@ -36,14 +55,5 @@ rule report:
         psa_variant=config["psa"]["seed_variant"],
         deeplab_split=config["deeplab"]["eval_split"],
         examples=4,  # images per qualitative figure
-    log:
-        f"{RUN}/logs/report.log",
-    benchmark:
-        f"{RUN}/benchmarks/report.tsv"
-    threads: rule_threads("report")
-    resources:
-        **rule_resources_of("report"),
-    conda:
-        ENV
     script:
         "../scripts/report.py"

@@ -9,23 +9,26 @@ rule extract_maps:
     output:
         maps=directory(expand(f"{RUN}/maps/{{variant}}", variant=VARIANTS)),
         overlays=directory(f"{RUN}/maps/overlays"),
+    log:
+        f"{RUN}/logs/extract_maps.log",
+    benchmark:
+        f"{RUN}/benchmarks/extract_maps.tsv"
+    conda:
+        ENV
+    threads: rule_threads("extract_maps")
+    resources:
+        **rule_resources_of("extract_maps"),
     params:
         root=data_root_of,
         variants=VARIANTS,
         # every maps key but variants (the outputs)
         config_keys=dict(
-            layout=LAYOUT, classes=CLASSES, splits=extraction_splits(), device=config["device"],
+            layout=LAYOUT,
+            classes=CLASSES,
+            splits=extraction_splits(),
+            device=config["device"],
             **{key: value for key, value in config["maps"].items() if key != "variants"},
         ),
-    log:
-        f"{RUN}/logs/extract_maps.log",
-    benchmark:
-        f"{RUN}/benchmarks/extract_maps.tsv"
-    threads: rule_threads("extract_maps")
-    resources:
-        **rule_resources_of("extract_maps"),
-    conda:
-        ENV
     script:
         "../scripts/extract_maps.py"
 
@@ -39,20 +42,20 @@ rule evaluate_seeds:
         sweeps=expand(f"{RUN}/seeds/{{{{split}}}}/{{variant}}/sweep.csv", variant=VARIANTS),
         bests=expand(f"{RUN}/seeds/{{{{split}}}}/{{variant}}/best.json", variant=VARIANTS),
         plot=f"{RUN}/seeds/{{split}}/sweep.png",
-    params:
-        root=data_root_of,
-        variants=VARIANTS,
-        config_keys=dict(layout=LAYOUT, classes=CLASSES, **config["seeds"]),
     log:
         f"{RUN}/logs/evaluate_seeds_{{split}}.log",
     benchmark:
         f"{RUN}/benchmarks/evaluate_seeds_{{split}}.tsv"
     wildcard_constraints:
         split="|".join(SPLITS["seed_eval"]),
+    conda:
+        ENV
     threads: rule_threads("evaluate_seeds")
     resources:
         **rule_resources_of("evaluate_seeds"),
-    conda:
-        ENV
+    params:
+        root=data_root_of,
+        variants=VARIANTS,
+        config_keys=dict(layout=LAYOUT, classes=CLASSES, **config["seeds"]),
     script:
         "../scripts/evaluate_seeds.py"
