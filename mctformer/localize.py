@@ -74,7 +74,7 @@ def grid_maps(output: MCTformerOutput, variants: Sequence[str], num_classes: int
     """Every requested variant at patch-grid resolution, [B, C, h, w] each, from one forward's output."""
     if output.attentions is None:
         raise ValueError("grid_maps needs the attention: call forward_tokens(..., return_attention=True)")
-    attention = class_to_patch_attention(output.attentions, num_classes, output.grid, last_k)
+    attention = class_to_patch_attention(output.attentions, num_classes, output.grid, last_k=last_k)
     base = {"attention": attention}
     if output.patchcam is not None:
         base["patchcam"] = F.relu(output.patchcam)
@@ -208,7 +208,7 @@ def multiscale_maps(
         inputs = scaled_inputs(images, pictures, scale, model.patch_size, resize, remainder, flip)
         with autocast(images.device, amp):
             output = model.forward_tokens(inputs, return_attention=True, position_resampling=position_embedding)
-            grids = grid_maps(output, variants, model.num_classes, last_k, feature_temperature)
+            grids = grid_maps(output, variants, model.num_classes, last_k=last_k, feature_temperature=feature_temperature)
         for variant, grid in grids.items():
             grid = grid.float()
             if flip:
