@@ -9,6 +9,17 @@ reference's convention, ``miou_all_labels``, averages over every label with
 IoU = TP / (union + 1e-10), so an absent label counts 0; the two agree up to
 the factor (labels present) / (all labels) and rank thresholds alike unless a
 label's union becomes empty inside the sweep.
+
+False positives and negatives come in two forms. Per class, over the class's
+ground truth (the per-class diagnostics): ``fp_rate`` = (P - TP) / T and
+``fn_rate`` = (T - TP) / T, with P the predicted, T the ground-truth and TP the
+correct pixels of the class (NaN where T = 0; fn_rate = 1 - recall; fp_rate
+can exceed 1). The authors' evaluation.py (lines 69-70 per label, 77-80 the
+means; the FP / FN it prints) divides by the class's union instead,
+(P - TP) / (T + P - TP + 1e-10), and averages over every label, background
+and absent labels included (an absent label adds 0), as its mIoU does: per
+label IoU + FP + FN = 1, so miou_all_labels + fp_reference + fn_reference =
+(labels present) / (all labels).
 """
 
 from __future__ import annotations
@@ -37,21 +48,46 @@ def confusion_matrix(gt: np.ndarray, pred: np.ndarray, num_labels: int, ignore: 
 
 
 def scores_from_confusion(confusion: np.ndarray) -> dict[str, np.ndarray | float]:
-    """Per-class IoU, precision and recall, and mIoU, of a [..., L, L] confusion (batched over leading dims)."""
+    """Scores of a [..., L, L] confusion (rows = ground truth), batched over the leading dims.
+
+    Per label [..., L]: ``iou``, ``precision``, ``recall``, ``fp_rate``, ``fn_rate`` (over the label's
+    ground truth) and ``fp_of_union``, ``fn_of_union`` (the reference's per-label terms); NaN where
+    undefined. Aggregates [...]: ``miou`` (labels with a non-empty union), ``miou_all_labels``,
+    ``fp_reference`` and ``fn_reference`` (the reference's: every label, an empty union adding 0),
+    ``mean_fp_rate`` and ``mean_fn_rate`` (over the labels with ground truth, as the mean recall).
+    """
     confusion = np.asarray(confusion, dtype=np.float64)
     true_positive = np.diagonal(confusion, axis1=-2, axis2=-1)
     gt_total = confusion.sum(axis=-1)
     pred_total = confusion.sum(axis=-2)
     union = gt_total + pred_total - true_positive
+    false_positive = pred_total - true_positive
+    false_negative = gt_total - true_positive
     with np.errstate(invalid="ignore", divide="ignore"):
         iou = np.where(union > 0, true_positive / union, np.nan)
         precision = np.where(pred_total > 0, true_positive / pred_total, np.nan)
         recall = np.where(gt_total > 0, true_positive / gt_total, np.nan)
+        fp_rate = np.where(gt_total > 0, false_positive / gt_total, np.nan)
+        fn_rate = np.where(gt_total > 0, false_negative / gt_total, np.nan)
+        fp_of_union = np.where(union > 0, false_positive / union, np.nan)
+        fn_of_union = np.where(union > 0, false_negative / union, np.nan)
     valid = union > 0
     miou = np.where(valid.any(axis=-1), np.nansum(iou, axis=-1) / np.maximum(valid.sum(axis=-1), 1), np.nan)
-    # the reference (evaluation.py): every label in the mean, an empty union scoring 0
+    # the reference (evaluation.py:65-80): every label in the means, each term over union + 1e-10 (an empty union scores 0)
     miou_all_labels = (true_positive / (union + 1e-10)).mean(axis=-1)
-    return {"iou": iou, "precision": precision, "recall": recall, "miou": miou, "miou_all_labels": miou_all_labels}
+    fp_reference = (false_positive / (union + 1e-10)).mean(axis=-1)
+    fn_reference = (false_negative / (union + 1e-10)).mean(axis=-1)
+    has_gt = gt_total > 0
+
+    def mean_over_gt_labels(per_label: np.ndarray) -> np.ndarray:
+        return np.where(has_gt.any(axis=-1), np.nansum(per_label, axis=-1) / np.maximum(has_gt.sum(axis=-1), 1), np.nan)
+
+    return {
+        "iou": iou, "precision": precision, "recall": recall, "fp_rate": fp_rate, "fn_rate": fn_rate,
+        "fp_of_union": fp_of_union, "fn_of_union": fn_of_union,
+        "miou": miou, "miou_all_labels": miou_all_labels, "fp_reference": fp_reference, "fn_reference": fn_reference,
+        "mean_fp_rate": mean_over_gt_labels(fp_rate), "mean_fn_rate": mean_over_gt_labels(fn_rate),
+    }
 
 
 def seed_prediction(labels: np.ndarray, maps: np.ndarray, threshold: float) -> np.ndarray:
@@ -139,17 +175,24 @@ def check_map_labels(path: str, labels: np.ndarray, expected_multi_hot: np.ndarr
         raise DatasetError(f"map file {path} holds classes {labels.tolist()} but the image's labels are {expected.tolist()}")
 
 
+# The aggregate error columns of a sweep table (metrics.scores_from_confusion), carried into best.json's rows.
+ERROR_COLUMNS = ("fp_reference", "fn_reference", "mean_fp_rate", "mean_fn_rate")
+
+
 def sweep_table(confusions: np.ndarray, thresholds: np.ndarray, label_names: Sequence[str]) -> pd.DataFrame:
-    """One row per threshold: mIoU, mean precision/recall, and per-class IoU/precision/recall."""
+    """One row per threshold: mIoU, mean precision/recall, FP/FN (the reference's and over ground truth),
+    then per class IoU, and precision, recall, fp_rate, fn_rate."""
     scores = scores_from_confusion(confusions)
     table = {"threshold": thresholds, "miou": scores["miou"], "miou_all_labels": scores["miou_all_labels"]}
     table["mean_precision"] = np.nanmean(scores["precision"], axis=1)
     table["mean_recall"] = np.nanmean(scores["recall"], axis=1)
+    for column in ERROR_COLUMNS:
+        table[column] = scores[column]
     for index, name in enumerate(label_names):
         table[f"iou_{name}"] = scores["iou"][:, index]
     for index, name in enumerate(label_names):
-        table[f"precision_{name}"] = scores["precision"][:, index]
-        table[f"recall_{name}"] = scores["recall"][:, index]
+        for metric in ("precision", "recall", "fp_rate", "fn_rate"):
+            table[f"{metric}_{name}"] = scores[metric][:, index]
     return pd.DataFrame(table)
 
 
@@ -166,6 +209,7 @@ def best_threshold(table: pd.DataFrame, *, convention: str, selection: str) -> d
     ``first_non_improving`` = the reference's --curve, which walks up the
     thresholds and stops at the first whose mIoU is not strictly higher than
     the best so far (on a curve with two bumps it answers the first).
+    Each row also holds the table's mean precision/recall and FP/FN columns at its threshold.
     """
     if convention not in MIOU_COLUMNS:
         raise ValueError(f"seeds.miou_convention must be one of {sorted(MIOU_COLUMNS)}, got {convention!r}")
@@ -179,9 +223,12 @@ def best_threshold(table: pd.DataFrame, *, convention: str, selection: str) -> d
             break
         early_index = index
 
+    extras = [name for name in ("mean_precision", "mean_recall", *ERROR_COLUMNS) if name in table.columns]
+
     def row(index: int) -> dict[str, float]:
         return {"threshold": float(table["threshold"].iloc[index]), "miou": float(column[index]),
-                "miou_present_labels": float(table["miou"].iloc[index]), "miou_all_labels": float(table["miou_all_labels"].iloc[index])}
+                "miou_present_labels": float(table["miou"].iloc[index]), "miou_all_labels": float(table["miou_all_labels"].iloc[index]),
+                **{name: float(table[name].iloc[index]) for name in extras}}
 
     chosen = row(global_index if selection == "global_max" else early_index)
     return {**chosen, "convention": convention, "selection": selection,

@@ -113,7 +113,8 @@ def build_report(
     summary["masks"]["ablation"] = dict(zip(ablation["method"], ablation["miou"]))
     summary["psa_labels"] = _read_json(label_stats)
     for model, files in deeplab_summaries.items():
-        summary[model] = {"miou": _read_json(files["pred"])["miou"], "miou_crf": _read_json(files["pred_crf"])["miou"], "split": deeplab_split}
+        evaluations = {folder: _read_json(files[folder]) for folder in ("pred", "pred_crf")}
+        summary[model] = {"miou": evaluations["pred"]["miou"], "miou_crf": evaluations["pred_crf"]["miou"], "split": deeplab_split, **evaluations}
     times = stage_times(benchmarks)
     summary["stage_seconds"] = dict(zip(times["stage"], times["seconds"]))
     summary["total_seconds"] = float(times["seconds"].sum())
@@ -194,6 +195,30 @@ def _seed_convention_lines(summary, seed_splits, variants) -> list[str]:
             "where they differ:", "", "| split | variant | global maximum | reference early stop |", "|---|---|---|---|", *rows]
 
 
+def _diagnostics_lines(summary, seed_splits, variants, mask_splits, deeplab_models, deeplab_split) -> list[str]:
+    """mIoU, mean precision / recall and FP / FN (%) of the seeds (at their threshold), the pseudo masks and DeepLab."""
+
+    def cells(scores: dict) -> str:
+        keys = ("miou", "mean_precision", "mean_recall", "fp_reference", "fn_reference", "mean_fp_rate")
+        return " | ".join(f"{100 * scores[key]:.1f}" if key in scores else "-" for key in keys)
+
+    rows = [(f"seeds {variant} ({split}, t={summary['seeds'][split][variant]['threshold']:.2f})", summary["seeds"][split][variant])
+            for split in seed_splits for variant in variants]
+    rows += [(f"pseudo masks ({split})", summary["masks"][split]) for split in mask_splits]
+    for model in deeplab_models:
+        rows += [(f"{model} ({deeplab_split})", summary[model]["pred"]), (f"{model} + CRF ({deeplab_split})", summary[model]["pred_crf"])]
+    return [
+        "## False positives and negatives", "",
+        "FP and FN as the authors' evaluation.py computes them: per label, wrongly predicted (FP) or missed (FN) "
+        "pixels over the label's union of prediction and ground truth, averaged over all labels, background included (an absent label "
+        "adds 0; with mIoU, all labels, they sum to the share of labels present). FP / GT: wrongly predicted pixels over the label's "
+        "ground truth, averaged over the labels with ground truth (it can exceed 100; its FN counterpart is 100 - mean recall). "
+        "Per-class values: the sweep CSVs and eval CSVs.", "",
+        "| | mIoU | mean precision | mean recall | FP | FN | FP / GT |", "|---|---|---|---|---|---|---|",
+        *[f"| {name} | {cells(scores)} |" for name, scores in rows], "",
+    ]
+
+
 def _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deeplab_split, times, figure_dir, report_path, seed_plots) -> str:
     figures = os.path.relpath(figure_dir, os.path.dirname(report_path))
     lines = ["# Run report", "", "Numbers of this run (mIoU, %) beside the paper's (PASCAL VOC 2012).", ""]
@@ -220,6 +245,7 @@ def _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deepl
         paper = PAPER["deeplab_val"] if model == "deeplab" else "-"
         lines.append(f"| {model} | {100 * summary[model]['miou']:.1f} | {100 * summary[model]['miou_crf']:.1f} | {paper} |")
     lines += ["", f"![per-class IoU]({figures}/per_class_iou.png)", "", f"![examples]({figures}/examples_deeplab.png)", ""]
+    lines += _diagnostics_lines(summary, seed_splits, variants, mask_splits, deeplab_models, deeplab_split)
     lines += ["## Stage times", "", "| stage | seconds | peak RSS (MB) |", "|---|---|---|"]
     for _, row in times.iterrows():
         lines.append(f"| {row['stage']} | {row['seconds']:.1f} | {row['max_rss_mb']:.0f} |")

@@ -19,7 +19,7 @@ from .artifacts import save_figure, write_dataframe_csv, write_json
 from .data.labels import build_class_labels, load_class_labels, save_class_labels
 from .data.layout import open_layout
 from .data.synthetic import SyntheticSpec, generate_synthetic_voc
-from .metrics import best_threshold, sweep_split, sweep_table, threshold_grid
+from .metrics import ERROR_COLUMNS, best_threshold, sweep_split, sweep_table, threshold_grid
 
 
 def _torch_setup(threads: int, device: str):
@@ -144,29 +144,48 @@ def evaluate_seeds_stage(
         early, top = best["first_non_improving"], best["global_max"]
         print(f"{split} {variant}: mIoU {best['miou']:.4f} at t = {best['threshold']:.2f} ({selection}, {miou_convention}); "
               f"global max {top['miou']:.4f} at t = {top['threshold']:.2f}, reference early stop {early['miou']:.4f} at "
-              f"t = {early['threshold']:.2f}; all-labels mIoU {best['miou_all_labels']:.4f}, present-labels {best['miou_present_labels']:.4f}")
+              f"t = {early['threshold']:.2f}; all-labels mIoU {best['miou_all_labels']:.4f}, present-labels {best['miou_present_labels']:.4f}; "
+              f"FP {best['fp_reference']:.4f}, FN {best['fn_reference']:.4f} (the reference's)")
     save_figure(plot_path, sweep_figure(tables, bests, title=f"seed mIoU vs background threshold ({split}, {len(ids)} images)"))
     return bests
 
 
-def sweep_figure(tables: Mapping[str, Any], bests: Mapping[str, dict], title: str):
+def sweep_figure(tables: Mapping[str, Any], bests: Mapping[str, dict], title: str, *, errors: bool = True):
+    """mIoU against the threshold per variant (the chosen one marked); ``errors``: a second panel below
+    with the reference's FP (dashed) and FN (dotted) curves in the variants' colours."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
-    figure, axes = plt.subplots(figsize=(6.5, 4))
     from .metrics import MIOU_COLUMNS
 
+    errors = errors and all("fp_reference" in table for table in tables.values())
+    if errors:
+        figure, (axes, error_axes) = plt.subplots(2, 1, figsize=(6.5, 6), sharex=True, height_ratios=(3, 2))
+    else:
+        figure, axes = plt.subplots(figsize=(6.5, 4))
     for variant, table in tables.items():
         curve = table[MIOU_COLUMNS[bests[variant]["convention"]]]
         line, = axes.plot(table["threshold"], curve, label=f"{variant} (best {bests[variant]['miou']:.3f})")
         axes.scatter([bests[variant]["threshold"]], [bests[variant]["miou"]], color=line.get_color(), zorder=3)
-    axes.set_xlabel("background threshold t")
+        if errors:
+            error_axes.plot(table["threshold"], table["fp_reference"], "--", color=line.get_color())
+            error_axes.plot(table["threshold"], table["fn_reference"], ":", color=line.get_color())
+            error_axes.axvline(bests[variant]["threshold"], color=line.get_color(), alpha=0.3, linewidth=0.8)
     axes.set_ylabel("mIoU")
     axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
+    if errors:
+        error_axes.set_ylabel("FP / FN (reference)")
+        error_axes.grid(alpha=0.3)
+        error_axes.legend([Line2D([], [], color="grey", linestyle="--"), Line2D([], [], color="grey", linestyle=":")],
+                          ["FP", "FN"], fontsize=8)
+        error_axes.set_xlabel("background threshold t")
+    else:
+        axes.set_xlabel("background threshold t")
     plt.close(figure)
     return figure
 
@@ -258,7 +277,11 @@ def evaluate_masks_stage(
     *, root: str, layout: str, classes: Sequence[str], split: str, mask_dir: str, table_path: str, summary_path: str, plot_path: str,
     title: str,
 ) -> dict:
-    """mIoU (and per-class IoU/precision/recall) of a folder of label PNGs against the ground truth."""
+    """mIoU (and per-class IoU/precision/recall/FP/FN) of a folder of label PNGs against the ground truth.
+
+    The table has per class the rates over its ground truth (fp_rate, fn_rate) and the reference's
+    terms over its union (fp_of_union, fn_of_union); the summary the means and the reference's FP/FN
+    (see metrics.scores_from_confusion)."""
     import pandas as pd
 
     from .artifacts import read_label_png
@@ -278,12 +301,19 @@ def evaluate_masks_stage(
             yield gt, prediction
 
     scores = scores_from_confusion(dataset_confusion(pairs(), len(label_names)))
-    table = pd.DataFrame({"class": label_names, "iou": scores["iou"], "precision": scores["precision"], "recall": scores["recall"]})
+    per_class = ("iou", "precision", "recall", "fp_rate", "fn_rate", "fp_of_union", "fn_of_union")
+    table = pd.DataFrame({"class": label_names, **{name: scores[name] for name in per_class}})
     write_dataframe_csv(table_path, table)
-    summary = {"miou": float(scores["miou"]), "images": len(ids), "split": split}
+    summary = {
+        "miou": float(scores["miou"]), "miou_all_labels": float(scores["miou_all_labels"]),
+        "mean_precision": float(np.nanmean(scores["precision"])), "mean_recall": float(np.nanmean(scores["recall"])),
+        **{name: float(scores[name]) for name in ERROR_COLUMNS}, "images": len(ids), "split": split,
+    }
     write_json(summary_path, summary)
     save_figure(plot_path, per_class_figure(table, f"{title} on {split}: mIoU {summary['miou']:.3f}"))
-    print(f"{title} on {split}: mIoU {summary['miou']:.4f}")
+    print(f"{title} on {split}: mIoU {summary['miou']:.4f}, mean precision {summary['mean_precision']:.4f}, "
+          f"mean recall {summary['mean_recall']:.4f}, FP {summary['fp_reference']:.4f}, FN {summary['fn_reference']:.4f} "
+          f"(the reference's); FP / ground truth {summary['mean_fp_rate']:.4f}")
     return summary
 
 

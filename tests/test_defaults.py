@@ -66,7 +66,9 @@ CONFIG_SET = [
     (segmentation.segment_images, ["scales", "flip", "fuse", "crf_params", "scale_setting", "reference_size", "palette", "device",
                                    "workers", "resize", "normalise_crf_scores"]),
     # synthetic.*, seed, data.palette, the rules' threads
-    (synthetic.SyntheticSpec, ["image_size", "min_objects", "max_objects", "radius_range", "seed"]),
+    (synthetic.SyntheticSpec, ["image_size", "min_objects", "max_objects", "radius_range", "part_fraction", "body_pool",
+                               "shared_colours", "context_probability", "context_alone_probability", "instances_max",
+                               "thin_probability", "seed"]),
     (synthetic.generate_synthetic_voc, ["palette", "workers"]),
     (labels.build_class_labels, ["workers"]),
     (prepare.prepare_coco14, ["workers"]),

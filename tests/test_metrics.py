@@ -120,3 +120,56 @@ def test_mean_average_precision_hand_case():
     targets = np.array([[1, 0], [0, 1], [1, 0]])
     # class 0: ranks 1 (hit), 2 (miss), 3 (hit) -> (1 + 2/3) / 2; class 1: rank 1 hit -> 1
     assert mean_average_precision(scores, targets) == pytest.approx(((1 + 2 / 3) / 2 + 1) / 2)
+
+
+def test_fp_fn_rates_and_the_reference_aggregate_hand_case():
+    # rows = ground truth, cols = prediction
+    confusion = np.array([[3, 1, 0], [0, 2, 2], [1, 0, 1]])
+    # T = [4, 4, 2], P = [4, 3, 3], TP = [3, 2, 1]: FP = P - TP = [1, 1, 2], FN = T - TP = [1, 2, 1], union = [5, 5, 4]
+    scores = scores_from_confusion(confusion)
+    assert np.allclose(scores["fp_rate"], [1 / 4, 1 / 4, 2 / 2])
+    assert np.allclose(scores["fn_rate"], [1 / 4, 2 / 4, 1 / 2])
+    assert np.allclose(scores["fn_rate"], 1 - scores["recall"])
+    assert np.allclose(scores["fp_of_union"], [1 / 5, 1 / 5, 2 / 4])
+    assert np.allclose(scores["fn_of_union"], [1 / 5, 2 / 5, 1 / 4])
+    assert np.allclose(scores["iou"] + scores["fp_of_union"] + scores["fn_of_union"], 1.0)
+    assert scores["fp_reference"] == pytest.approx((1 / 5 + 1 / 5 + 2 / 4) / 3)  # 0.3
+    assert scores["fn_reference"] == pytest.approx((1 / 5 + 2 / 5 + 1 / 4) / 3)
+    assert scores["mean_fp_rate"] == pytest.approx((1 / 4 + 1 / 4 + 1) / 3)
+    assert scores["mean_fn_rate"] == pytest.approx((1 / 4 + 2 / 4 + 1 / 2) / 3)
+
+
+def test_fp_fn_of_absent_labels_and_of_labels_without_ground_truth():
+    # label 2 absent everywhere: the reference's means still divide by 3 (it adds 0), the rates leave it out
+    absent = scores_from_confusion(np.array([[3, 1, 0], [0, 2, 0], [0, 0, 0]]))
+    assert np.isnan(absent["fp_rate"][2]) and np.isnan(absent["fp_of_union"][2])
+    assert absent["fp_reference"] == pytest.approx((0 / 4 + 1 / 3 + 0) / 3)
+    assert absent["fn_reference"] == pytest.approx((1 / 4 + 0 / 3 + 0) / 3)
+    assert absent["mean_fp_rate"] == pytest.approx((0 / 4 + 1 / 2) / 2)
+    assert absent["mean_fn_rate"] == pytest.approx((1 / 4 + 0 / 2) / 2)
+    assert absent["miou_all_labels"] + absent["fp_reference"] + absent["fn_reference"] == pytest.approx(2 / 3)
+    # label 2 predicted once, never in the ground truth: no rate over its ground truth, but a whole FP of its union
+    predicted_only = scores_from_confusion(np.array([[2, 1, 1], [0, 2, 0], [0, 0, 0]]))
+    assert np.isnan(predicted_only["fp_rate"][2]) and predicted_only["fp_of_union"][2] == pytest.approx(1.0)
+    assert predicted_only["fp_reference"] == pytest.approx((0 / 4 + 1 / 3 + 1 / 1) / 3)
+    assert predicted_only["fn_reference"] == pytest.approx((2 / 4 + 0 / 3 + 0 / 1) / 3)
+    assert predicted_only["mean_fp_rate"] == pytest.approx((0 / 4 + 1 / 2) / 2)
+
+
+def test_fp_fn_are_batched_and_reach_the_sweep_table_and_best_json():
+    first, second = np.array([[3, 1, 0], [0, 2, 2], [1, 0, 1]]), np.array([[2, 1, 1], [0, 2, 0], [0, 0, 0]])
+    batched = scores_from_confusion(np.stack([first, second]))
+    for index, confusion in enumerate((first, second)):
+        single = scores_from_confusion(confusion)
+        for key in ("fp_rate", "fn_rate", "fp_of_union", "fn_of_union", "fp_reference", "fn_reference", "mean_fp_rate", "mean_fn_rate"):
+            np.testing.assert_allclose(batched[key][index], single[key], equal_nan=True)
+    assert batched["fp_rate"].shape == (2, 3) and batched["fp_reference"].shape == (2,)
+    table = sweep_table(np.stack([first, second]), np.array([0.1, 0.2]), ["background", "x", "y"])
+    assert list(table.columns[:9]) == ["threshold", "miou", "miou_all_labels", "mean_precision", "mean_recall",
+                                       "fp_reference", "fn_reference", "mean_fp_rate", "mean_fn_rate"]
+    assert table.loc[0, "fp_reference"] == pytest.approx(0.3) and table.loc[0, "fp_rate_y"] == pytest.approx(1.0)
+    assert table.loc[0, "fn_rate_x"] == pytest.approx(0.5) and np.isnan(table.loc[1, "fn_rate_y"])
+    best = best_threshold(table, **OURS)
+    chosen = int(np.argmax(table["miou"]))
+    for key in ("mean_precision", "mean_recall", "fp_reference", "fn_reference", "mean_fp_rate", "mean_fn_rate"):
+        assert best[key] == pytest.approx(table.loc[chosen, key]) and key in best["first_non_improving"]

@@ -337,3 +337,36 @@ def test_pair_labels_on_the_reference_pairs(label_map):
     ours = pair_labels(case[f"{label_map}_label"], 5, "reference")
     for kind in ("bg", "fg", "neg"):
         np.testing.assert_array_equal(ours[kind].reshape(case["offsets"].shape[0], -1), case[f"{label_map}_{kind}"].astype(bool))
+
+
+# ------------------------------------------------------------------ case 3: seed FP / FN --
+
+def test_seed_fp_fn_equal_the_reference(seed_sweep):
+    """evaluation.py's FP / FN (loglist['FP'], loglist['FN'] / 100): per label (P - TP) and (T - TP) over T + P - TP + 1e-10,
+    averaged over all 21 labels, background and absent ones included (evaluation.py:69-70, 77-80)."""
+    _, thresholds, confusion, curve, _ = seed_sweep
+    scores = scores_from_confusion(confusion)
+    assert np.abs(scores["fp_reference"] - curve["fp"]).max() <= 1e-12
+    assert np.abs(scores["fn_reference"] - curve["fn"]).max() <= 1e-12
+    # the per-label terms behind them: an empty union (absent label) adds 0 to a mean over all labels
+    assert np.abs(np.nan_to_num(scores["fp_of_union"]).mean(axis=1) - curve["fp"]).max() <= 1e-12
+    assert np.abs(np.nan_to_num(scores["fn_of_union"]).mean(axis=1) - curve["fn"]).max() <= 1e-12
+    # so with the all-labels mIoU they sum to the share of labels present
+    present = (curve["gt"] + curve["pred"] - curve["tp"] > 0).sum(axis=1) / (NUM_CLASSES + 1)
+    assert np.abs(curve["miou"] + curve["fp"] + curve["fn"] - present).max() <= 1e-12
+    table = sweep_table(confusion, thresholds, ["background"] + [f"c{i}" for i in range(NUM_CLASSES)])
+    assert np.abs(table["fp_reference"].to_numpy() - curve["fp"]).max() <= 1e-12
+    assert np.abs(table["fn_reference"].to_numpy() - curve["fn"]).max() <= 1e-12
+
+
+def test_seed_fp_fn_rates_over_ground_truth_from_the_reference_counters(seed_sweep):
+    """The per-class rates over the class's ground truth, from the reference's TP / P / T counters (labels without ground truth: NaN)."""
+    _, _, confusion, curve, _ = seed_sweep
+    scores = scores_from_confusion(confusion)
+    tp, pred, gt = (curve[key].astype(np.float64) for key in ("tp", "pred", "gt"))
+    has_gt = gt > 0
+    assert np.array_equal(np.isnan(scores["fp_rate"]), ~has_gt) and np.array_equal(np.isnan(scores["fn_rate"]), ~has_gt)
+    assert np.abs(scores["fp_rate"][has_gt] - ((pred - tp) / np.where(has_gt, gt, 1))[has_gt]).max() <= 1e-12
+    assert np.abs(scores["fn_rate"][has_gt] - ((gt - tp) / np.where(has_gt, gt, 1))[has_gt]).max() <= 1e-12
+    expected_mean_fp = ((pred - tp) / np.where(has_gt, gt, 1) * has_gt).sum(axis=1) / has_gt.sum(axis=1)
+    assert np.abs(scores["mean_fp_rate"] - expected_mean_fp).max() <= 1e-12

@@ -31,7 +31,8 @@ def test_whole_chain_so_far_on_a_tiny_config(tiny_run):
             best = json.loads((run / "seeds" / split / variant / "best.json").read_text())
             assert 0 <= best["miou"] <= 1 and 0 <= best["threshold"] <= 0.6
             header = (run / "seeds" / split / variant / "sweep.csv").read_text().splitlines()[0]
-            assert header.startswith("threshold,miou,miou_all_labels,mean_precision,mean_recall,iou_background")
+            assert header.startswith("threshold,miou,miou_all_labels,mean_precision,mean_recall,"
+                                     "fp_reference,fn_reference,mean_fp_rate,mean_fn_rate,iou_background")
     for variant in config["maps"]["variants"]:
         files = list((run / "maps" / variant).glob("*.npz"))
         assert len(files) == 48 + 16  # train_aug plus the held-out val

@@ -7,14 +7,33 @@ background (a smooth colour field, noise and random strokes and dots). Object
 boundaries are colour edges, so dense CRF and random walk have something to
 recover from patch-resolution attention maps.
 
+That is the *classic* world, and colour alone gives the class there. The knobs
+below turn on what real images do to weakly supervised segmentation (the parts
+world; all knobs off = the classic world, drawn by the same code as before):
+
+- ``part_fraction`` < 1: an object is a class-specific *part* (the class's shape,
+  texture and colours) on a larger *body* whose shape, texture and colours come
+  from a pool of ``body_pool`` appearances shared by all classes, so image-level
+  labels teach the part and the body must be recovered (under-activation);
+- ``context_probability``: each class has a background *context* (a region with a
+  class-specific texture) that lies under and around an object of the class with
+  this probability; ``context_alone_probability``: an image shows the context of
+  a class it does not hold (over-activation: boat/water, train/rails);
+- ``shared_colours``: body and context colours are drawn from the background's
+  colour law, so no colour identifies a class or tells object from background;
+- ``instances_max``: up to this many objects of each present class;
+- ``thin_probability``: an object gets 1-3 thin limbs (3-4 px wide).
+
 Ground truth follows VOC: palette PNG, class index per pixel, 255 on a two-pixel
-band around every label edge. Generation is deterministic: image ``i`` depends
-only on ``(seed, i)``, whatever the number of worker processes.
+band around every label edge; the whole object (part, body, limbs) is its class,
+a context region is background (0). Generation is deterministic: image ``i``
+depends only on ``(seed, i)``, whatever the number of worker processes.
 """
 
 from __future__ import annotations
 
 import colorsys
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,8 +69,27 @@ class SyntheticSpec:
     min_objects: int
     max_objects: int
     radius_range: tuple[float, float]
+    part_fraction: float
+    body_pool: int
+    shared_colours: bool
+    context_probability: float
+    context_alone_probability: float
+    instances_max: int
+    thin_probability: float
     seed: int
     jpeg_quality: int = 90
+
+    @property
+    def classic(self) -> bool:
+        """Today's world: no body, no context, one object per class, no limbs (``shared_colours`` then has nothing to
+        colour); drawn by the original code, byte for byte."""
+        return (
+            self.part_fraction == 1.0
+            and self.context_probability == 0.0
+            and self.context_alone_probability == 0.0
+            and self.instances_max == 1
+            and self.thin_probability == 0.0
+        )
 
     def __post_init__(self) -> None:
         if self.num_classes < 1:
@@ -66,6 +104,15 @@ class SyntheticSpec:
             raise ValueError("synthetic: need 1 <= min_objects <= max_objects")
         if self.max_objects > self.num_classes:
             raise ValueError("synthetic: max_objects cannot exceed the number of classes (one object per class)")
+        if not 0.0 < self.part_fraction <= 1.0:
+            raise ValueError("synthetic: part_fraction must be in (0, 1]")
+        if self.body_pool < 1:
+            raise ValueError("synthetic: body_pool must be >= 1")
+        for name in ("context_probability", "context_alone_probability", "thin_probability"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"synthetic: {name} must be in [0, 1]")
+        if self.instances_max < 1:
+            raise ValueError("synthetic: instances_max must be >= 1")
 
 
 def image_id(index: int) -> str:
@@ -183,8 +230,8 @@ def _ignore_band(label: np.ndarray) -> np.ndarray:
     return banded
 
 
-def render_image(spec: SyntheticSpec, index: int) -> tuple[np.ndarray, np.ndarray]:
-    """Image ``index`` as (RGB uint8 [S, S, 3], label uint8 [S, S] with 255 bands)."""
+def _render_classic(spec: SyntheticSpec, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """Today's world (``spec.classic``), unchanged: the same draws in the same order, byte for byte."""
     rng = np.random.default_rng([spec.seed, index])
     size = spec.image_size
     image = _background(rng, size)
@@ -221,6 +268,230 @@ def render_image(spec: SyntheticSpec, index: int) -> tuple[np.ndarray, np.ndarra
 
     image = image + rng.normal(0, 6.0, size=image.shape)
     return np.clip(image, 0, 255).astype(np.uint8), _ignore_band(label)
+
+
+def render_image(spec: SyntheticSpec, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """Image ``index`` as (RGB uint8 [S, S, 3], label uint8 [S, S] with 255 bands)."""
+    if spec.classic:
+        return _render_classic(spec, index)
+    layers = render_layers(spec, index)
+    return layers.image, layers.label
+
+
+# ----------------------------------------------------------- parts world ---
+# Roles of the pixels of a parts-world image (render_layers): what painted each pixel last.
+ROLE_BACKGROUND, ROLE_CONTEXT, ROLE_BODY, ROLE_PART, ROLE_THIN = 0, 1, 2, 3, 4
+BODY_SHAPES = (0, 1, 7, 10, 3)  # disc, square, ellipse, hexagon, diamond: the body pool's (solid) shape families
+PART_OFFSET = 0.6  # the part's centre lies this many body radii from the body's centre (a head on the rim)
+MAX_PART_SCALE = 2.4  # the largest part, in body radii (part_fraction near 1 covers the body)
+MAX_PART_COVERED = 0.5  # a later object may hide at most this share of an earlier object's visible part
+CONTEXT_UNIT = 0.1  # context textures are drawn in units of this share of the image size
+
+
+@dataclass(frozen=True)
+class Layers:
+    """A parts-world image with what made it: ``role`` [S, S] (ROLE_*), ``instance`` [S, S] (0 = none, else the
+    1-based index into ``objects``), ``objects`` (one dict per placed object: class, body, context, limbs) and
+    ``stray_context`` (the class whose context appears without it, or None)."""
+
+    image: np.ndarray
+    label: np.ndarray
+    role: np.ndarray
+    instance: np.ndarray
+    objects: tuple
+    stray_context: int | None
+
+
+def body_appearance(entry: int) -> dict:
+    """Shape family, texture, two colours and frequency of body-pool entry ``entry`` (shared by every class)."""
+    hue = (0.31 + entry * 0.618034) % 1.0
+    light = np.array(colorsys.hsv_to_rgb(hue, 0.35, 0.75)) * 255
+    dark = np.array(colorsys.hsv_to_rgb((hue + 0.5) % 1.0, 0.3, 0.4)) * 255
+    return {
+        "shape": BODY_SHAPES[entry % len(BODY_SHAPES)],
+        "texture": (entry + 1) % NUM_TEXTURES,
+        "colours": (light, dark),
+        "frequency": 5.0 + 1.5 * (entry % 3),
+    }
+
+
+def context_appearance(class_index: int) -> dict:
+    """Texture (never solid), orientation, frequency and two colours of foreground class ``class_index``'s context."""
+    hue = (class_index * 0.618034 + 0.5) % 1.0
+    return {
+        "texture": 1 + class_index % (NUM_TEXTURES - 1),
+        "angle": (class_index * 2.399963) % np.pi,
+        "frequency": 4.0 + class_index % 3,
+        "colours": (
+            np.array(colorsys.hsv_to_rgb(hue, 0.4, 0.65)) * 255,
+            np.array(colorsys.hsv_to_rgb((hue + 0.05) % 1.0, 0.45, 0.35)) * 255,
+        ),
+    }
+
+
+def _shared_colour(rng: np.random.Generator) -> np.ndarray:
+    """A colour of the background's law (the coarse field of _background): muted, pulled halfway to its grey."""
+    colour = rng.uniform(40, 215, size=3)
+    grey = colour.mean()
+    return grey + 0.5 * (colour - grey)
+
+
+@functools.cache
+def _part_scale(body_shape: int, part_shape: int, fraction: float) -> float:
+    """The part's radius, in body radii, at which part / (body | part) = ``fraction`` (bisection on a fine grid)."""
+    extent = PART_OFFSET + MAX_PART_SCALE * 1.05
+    grid = np.linspace(-extent, extent, 201)
+    u, v = np.meshgrid(grid, grid)
+    body = _shape_mask(body_shape, u, v)
+    low, high = 0.0, MAX_PART_SCALE
+    for _ in range(20):
+        scale = 0.5 * (low + high)
+        part = _shape_mask(part_shape, u / scale, (v + PART_OFFSET) / scale)
+        if part.sum() < fraction * (body | part).sum():
+            low = scale
+        else:
+            high = scale
+    return high
+
+
+def _object_masks(spec: SyntheticSpec, class_index: int, body: int, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(part, body) masks in object-frame coordinates; with part_fraction 1 the part is the whole (classic) shape."""
+    part_shape = class_appearance(class_index, spec.num_classes)["shape"]
+    if spec.part_fraction >= 1.0:
+        return _shape_mask(part_shape, u, v), np.zeros(u.shape, dtype=bool)
+    body_shape = body_appearance(body)["shape"]
+    scale = _part_scale(body_shape, part_shape, spec.part_fraction)
+    part = _shape_mask(part_shape, u / scale, (v + PART_OFFSET) / scale)
+    return part, _shape_mask(body_shape, u, v) & ~part
+
+
+def _limbs(rng: np.random.Generator, cx: float, cy: float, radius: float, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
+    """1-3 thin straight limbs (3-4 px wide: a labelled core survives the ignore band) from inside the object outwards."""
+    mask = np.zeros(xx.shape, dtype=bool)
+    for _ in range(int(rng.integers(1, 4))):
+        phi = rng.uniform(0, 2 * np.pi)
+        length = rng.uniform(1.3, 1.9) * radius
+        half_width = rng.uniform(1.6, 2.2)
+        dx, dy = np.cos(phi), np.sin(phi)
+        x0, y0 = cx + 0.3 * radius * dx, cy + 0.3 * radius * dy
+        t = np.clip((xx - x0) * dx + (yy - y0) * dy, 0, length)
+        mask |= np.hypot(xx - (x0 + t * dx), yy - (y0 + t * dy)) <= half_width
+    return mask
+
+
+def _context_region(rng: np.random.Generator, cx: float, cy: float, radius: float, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
+    """An ellipse under and around an object at (cx, cy): wider than the object, its top at about the object's middle."""
+    ex = cx + rng.uniform(-0.3, 0.3) * radius
+    ey = cy + 0.6 * radius
+    a, b = rng.uniform(1.6, 2.2) * radius, rng.uniform(0.9, 1.3) * radius
+    return ((xx - ex) / a) ** 2 + ((yy - ey) / b) ** 2 <= 1.0
+
+
+def _paint_texture(
+    rng: np.random.Generator, image: np.ndarray, mask: np.ndarray, kind: int, u: np.ndarray, v: np.ndarray,
+    frequency: float, colours: tuple[np.ndarray, np.ndarray],
+) -> None:
+    weight = _texture(kind, u, v, frequency * rng.uniform(0.85, 1.15))[..., None]
+    first, second = colours
+    colour = (first * (1 - weight) + second * weight) * rng.uniform(0.85, 1.15)
+    image[mask] = colour[mask]
+
+
+def render_layers(spec: SyntheticSpec, index: int) -> Layers:
+    """Parts-world image ``index`` (any spec that is not ``classic``) with its pixels' roles and objects."""
+    if spec.classic:
+        raise ValueError("render_layers draws the parts world; this spec is the classic one (see SyntheticSpec.classic)")
+    rng = np.random.default_rng([spec.seed, index])
+    size = spec.image_size
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64) + 0.5
+    label = np.zeros((size, size), dtype=np.uint8)
+    part_owner = np.zeros((size, size), dtype=np.int16)  # which object's part is visible where (0: none)
+    objects: list[dict] = []
+
+    # Geometry: place the objects one after the other (later ones occlude earlier ones), as in the classic world.
+    for class_index in _pick_classes(rng, spec):
+        for _ in range(int(rng.integers(1, spec.instances_max + 1))):
+            for _ in range(PLACEMENT_TRIES):
+                radius = rng.uniform(*spec.radius_range) * size
+                cx, cy = rng.uniform(0.6 * radius, size - 0.6 * radius, size=2)
+                theta = rng.uniform(0, 2 * np.pi)
+                body = int(rng.integers(spec.body_pool))
+                u = ((xx - cx) * np.cos(theta) + (yy - cy) * np.sin(theta)) / radius
+                v = (-(xx - cx) * np.sin(theta) + (yy - cy) * np.cos(theta)) / radius
+                part, body_mask = _object_masks(spec, class_index, body, u, v)
+                limbs = _limbs(rng, cx, cy, radius, xx, yy) if rng.random() < spec.thin_probability else None
+                mask = part | body_mask if limbs is None else part | body_mask | limbs
+                area = int(mask.sum())
+                if area < 2 * MIN_VISIBLE_PIXELS or part.sum() < MIN_VISIBLE_PIXELS:
+                    continue
+                if (mask & (label > 0)).sum() > MAX_OVERLAP * area:
+                    continue
+                visible_parts = np.bincount(part_owner.ravel(), minlength=len(objects) + 1)[1:]
+                hidden_parts = np.bincount(part_owner[mask], minlength=len(objects) + 1)[1:]
+                if (hidden_parts > MAX_PART_COVERED * visible_parts).any():
+                    continue
+                trial = label.copy()
+                trial[mask] = class_index + 1
+                banded = _ignore_band(trial)
+                present = np.unique(trial[trial > 0])
+                if any((banded == value).sum() < MIN_VISIBLE_PIXELS for value in present):
+                    continue
+                label = trial
+                part_owner[mask] = 0
+                part_owner[part] = len(objects) + 1
+                context = _context_region(rng, cx, cy, radius, xx, yy) if rng.random() < spec.context_probability else None
+                objects.append(dict(
+                    class_index=class_index, body=body if body_mask.any() else None, u=u, v=v, part=part,
+                    body_mask=body_mask, limbs=limbs, context=context,
+                ))
+                break
+
+    # A context without its class: the context of a class the image does not hold, somewhere in the image.
+    stray_context, stray_region = None, None
+    absent = sorted(set(range(spec.num_classes)) - {o["class_index"] for o in objects})
+    if absent and rng.random() < spec.context_alone_probability:
+        stray_context = int(rng.choice(absent))
+        radius = rng.uniform(*spec.radius_range) * size
+        cx, cy = rng.uniform(0, size, size=2)
+        stray_region = _context_region(rng, cx, cy, radius, xx, yy)
+
+    # Appearance: background, then the contexts, then the objects in placement order.
+    image = _background(rng, size)
+    role = np.zeros((size, size), dtype=np.uint8)
+    instance = np.zeros((size, size), dtype=np.int16)
+    contexts = [(o["class_index"], o["context"]) for o in objects if o["context"] is not None]
+    if stray_region is not None:
+        contexts.append((stray_context, stray_region))
+    for class_index, region in contexts:
+        look = context_appearance(class_index)
+        colours = (_shared_colour(rng), _shared_colour(rng)) if spec.shared_colours else look["colours"]
+        cu = (xx * np.cos(look["angle"]) + yy * np.sin(look["angle"])) / (CONTEXT_UNIT * size)
+        cv = (-xx * np.sin(look["angle"]) + yy * np.cos(look["angle"])) / (CONTEXT_UNIT * size)
+        _paint_texture(rng, image, region, look["texture"], cu, cv, look["frequency"], colours)
+        role[region] = ROLE_CONTEXT
+    for number, obj in enumerate(objects, start=1):
+        look = class_appearance(obj["class_index"], spec.num_classes)
+        if obj["body"] is not None:
+            body_look = body_appearance(obj["body"])
+            colours = (_shared_colour(rng), _shared_colour(rng)) if spec.shared_colours else body_look["colours"]
+            _paint_texture(rng, image, obj["body_mask"], body_look["texture"], obj["u"], obj["v"], body_look["frequency"], colours)
+            role[obj["body_mask"]] = ROLE_BODY
+        else:
+            colours = look["colours"][1:]  # no body: the limbs take the part's dark colour
+        if obj["limbs"] is not None:
+            limbs = obj["limbs"] & ~obj["part"] & ~obj["body_mask"]
+            image[limbs] = colours[0] * rng.uniform(0.85, 1.15)
+            role[limbs] = ROLE_THIN
+        _paint_texture(rng, image, obj["part"], look["texture"], obj["u"], obj["v"], look["frequency"], look["colours"])
+        role[obj["part"]] = ROLE_PART
+        instance[obj["part"] | obj["body_mask"] | (obj["limbs"] if obj["limbs"] is not None else False)] = number
+
+    image = image + rng.normal(0, 6.0, size=image.shape)
+    summary = tuple(
+        {"class_index": o["class_index"], "body": o["body"], "context": o["context"] is not None, "limbs": o["limbs"] is not None}
+        for o in objects
+    )
+    return Layers(np.clip(image, 0, 255).astype(np.uint8), _ignore_band(label), role, instance, summary, stray_context)
 
 
 def _write_range(args: tuple[SyntheticSpec, str, int, int, list]) -> None:
