@@ -230,6 +230,21 @@ def _ignore_band(label: np.ndarray) -> np.ndarray:
     return banded
 
 
+def _placed(label: np.ndarray, mask: np.ndarray, class_index: int, area: int) -> np.ndarray | None:
+    """``label`` with the object ``mask`` painted in as ``class_index``, or None when the object would hide more
+    than MAX_OVERLAP of itself behind what is there, or leave a class with fewer than MIN_VISIBLE_PIXELS
+    once the ignore band is drawn (pure checks: no random draw, so both worlds keep their streams)."""
+    if (mask & (label > 0)).sum() > MAX_OVERLAP * area:
+        return None
+    trial = label.copy()
+    trial[mask] = class_index + 1
+    banded = _ignore_band(trial)
+    present = np.unique(trial[trial > 0])
+    if any((banded == value).sum() < MIN_VISIBLE_PIXELS for value in present):
+        return None
+    return trial
+
+
 def _render_classic(spec: SyntheticSpec, index: int) -> tuple[np.ndarray, np.ndarray]:
     """Today's world (``spec.classic``), unchanged: the same draws in the same order, byte for byte."""
     rng = np.random.default_rng([spec.seed, index])
@@ -250,13 +265,8 @@ def _render_classic(spec: SyntheticSpec, index: int) -> tuple[np.ndarray, np.nda
             area = int(mask.sum())
             if area < 2 * MIN_VISIBLE_PIXELS:
                 continue
-            if (mask & (label > 0)).sum() > MAX_OVERLAP * area:
-                continue
-            trial = label.copy()
-            trial[mask] = class_index + 1
-            banded = _ignore_band(trial)
-            present = np.unique(trial[trial > 0])
-            if any((banded == value).sum() < MIN_VISIBLE_PIXELS for value in present):
+            trial = _placed(label, mask, class_index, area)
+            if trial is None:
                 continue
             label = trial
             weight = _texture(look["texture"], u, v, look["frequency"] * rng.uniform(0.85, 1.15))[..., None]
@@ -424,17 +434,12 @@ def render_layers(spec: SyntheticSpec, index: int) -> Layers:
                 area = int(mask.sum())
                 if area < 2 * MIN_VISIBLE_PIXELS or part.sum() < MIN_VISIBLE_PIXELS:
                     continue
-                if (mask & (label > 0)).sum() > MAX_OVERLAP * area:
-                    continue
                 visible_parts = np.bincount(part_owner.ravel(), minlength=len(objects) + 1)[1:]
                 hidden_parts = np.bincount(part_owner[mask], minlength=len(objects) + 1)[1:]
                 if (hidden_parts > MAX_PART_COVERED * visible_parts).any():
                     continue
-                trial = label.copy()
-                trial[mask] = class_index + 1
-                banded = _ignore_band(trial)
-                present = np.unique(trial[trial > 0])
-                if any((banded == value).sum() < MIN_VISIBLE_PIXELS for value in present):
+                trial = _placed(label, mask, class_index, area)
+                if trial is None:
                     continue
                 label = trial
                 part_owner[mask] = 0
