@@ -76,11 +76,14 @@ class SegmentationCropDataset(Dataset):
         return len(self.ids)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image_id = self.ids[index]
+        return self.crop(image_id, self.load_label(image_id))
+
+    def crop(self, image_id: str, label: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """The augmented crop of ``image_id``'s picture and ``label`` (a label map or a stack of score maps)."""
         from .transforms import random_scale_flip_crop
 
-        image_id = self.ids[index]
         image = self.layout.load_image(image_id)
-        label = self.load_label(image_id)
         if label.shape[-2:] != image.shape[:2]:
             raise ValueError(f"label of {image_id} is {label.shape[-2:]}, its image {image.shape[:2]}")
         return random_scale_flip_crop(

@@ -38,26 +38,24 @@ class AffinityCropDataset(SegmentationCropDataset):
     def __init__(self, layout: VOCLayout, ids: Sequence[str], label_dir: str | os.PathLike, grid_labels: str, stride: int, **crop) -> None:
         if grid_labels not in GRID_LABELS:
             raise ValueError(f"affinity.grid_labels must be one of {GRID_LABELS}, got {grid_labels!r}")
-        self.label_dir, self.grid_labels, self.stride, self.keys = str(label_dir), grid_labels, stride, {}
+        self.label_dir, self.grid_labels, self.stride = str(label_dir), grid_labels, stride
         # the labels' crop padding follows from their kind (no config key): 255 (ignored) in label PNGs; zero
         # scores for pooled_scores, a cell with no score at all, which pooled_grid_labels ignores
         crop["pad_label"] = 0 if grid_labels == "pooled_scores" else IGNORE
-        super().__init__(layout, ids, self._load, **crop)
+        super().__init__(layout, ids, self._label_png, **crop)
 
-    def _load(self, image_id: str) -> np.ndarray:
-        if self.grid_labels == "centre_pixel":
-            return read_label_png(os.path.join(self.label_dir, f"{image_id}.png"))
-        labels, la, ha = load_confident_scores(os.path.join(self.label_dir, f"{image_id}.npz"))
-        self.keys[image_id] = np.concatenate([[0], labels])
-        return np.concatenate([la, ha])
+    def _label_png(self, image_id: str) -> np.ndarray:
+        return read_label_png(os.path.join(self.label_dir, f"{image_id}.png"))
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image, label = super().__getitem__(index)
         if self.grid_labels == "centre_pixel":
+            image, label = super().__getitem__(index)
             return image, grid_labels(label, self.stride)
-        half = label.shape[0] // 2
-        keys = self.keys.pop(self.ids[index])
-        return image, torch.from_numpy(pooled_grid_labels(label[:half].numpy(), label[half:].numpy(), self.stride, keys)).long()
+        image_id = self.ids[index]
+        labels, la, ha = load_confident_scores(os.path.join(self.label_dir, f"{image_id}.npz"))
+        image, scores = self.crop(image_id, np.concatenate([la, ha]))
+        keys = np.concatenate([[0], labels])
+        return image, torch.from_numpy(pooled_grid_labels(scores[: la.shape[0]].numpy(), scores[la.shape[0] :].numpy(), self.stride, keys)).long()
 
 
 def batch_pair_labels(labels: torch.Tensor, radius: int, sources: str) -> dict[str, torch.Tensor]:
