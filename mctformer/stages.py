@@ -375,7 +375,7 @@ def train_deeplab_stage(
 
 
 def infer_deeplab_stage(
-    *, root: str, layout: str, classes: Sequence[str], palette: Sequence | None, split: str, checkpoint: str,
+    *, root: str, layout: str, classes: Sequence[str], palette: Sequence | None, split: str, checkpoint: str, head: str,
     scales: Sequence[float], flip_inference: bool, fuse: str, inference_resize: str, crf: Mapping[str, Any],
     device: str, pred_dir: str | None, crf_dir: str | None, threads: int,
 ) -> None:
@@ -387,7 +387,7 @@ def infer_deeplab_stage(
     torch_device = _torch_setup(threads, device)
     reader = open_layout(root, layout, len(classes))
     ids = reader.read_ids(split)
-    model = load_deeplab(checkpoint, len(classes) + 1, device=torch_device)
+    model = load_deeplab(checkpoint, len(classes) + 1, head=head, device=torch_device)
     started = time.time()
     segment_images(
         model, reader, ids, pred_dir, crf_dir, scales=scales, flip=flip_inference, fuse=fuse, crf_params=crf_params_of(crf),
@@ -427,7 +427,7 @@ def psa_ablation_stage(
 
 
 def submission_stage(
-    *, root: str, layout: str, classes: Sequence[str], palette: Sequence | None, split: str, checkpoint: str,
+    *, root: str, layout: str, classes: Sequence[str], palette: Sequence | None, split: str, checkpoint: str, head: str,
     scales: Sequence[float], flip_inference: bool, fuse: str, inference_resize: str, crf: Mapping[str, Any],
     device: str, out_dir: str, tarball: str, threads: int,
 ) -> None:
@@ -437,7 +437,7 @@ def submission_stage(
 
     with atomic_directory(out_dir) as tmp:
         infer_deeplab_stage(
-            root=root, layout=layout, classes=classes, palette=palette, split=split, checkpoint=checkpoint, scales=scales,
+            root=root, layout=layout, classes=classes, palette=palette, split=split, checkpoint=checkpoint, head=head, scales=scales,
             flip_inference=flip_inference, fuse=fuse, inference_resize=inference_resize, crf=crf, device=device,
             pred_dir=None, crf_dir=os.path.join(tmp, SUBMISSION_FOLDER), threads=threads,
         )

@@ -49,9 +49,12 @@ def test_heads_on_every_backbone():
     reference = AffinityNet(backbone="resnet38d", pretrained=None, feature_dim=448)  # the reference's feature dim
     assert reference(torch.randn(1, 3, 32, 32)).shape == (1, 448, 4, 4)
     assert [h.out_channels for h in reference.level_heads] == [64, 128, 256]  # the reference's widths
-    deeplab = DeepLabLargeFOV(21, backbone="resnet18", pretrained=None, head_channels=16, dilation=12, dropout=0.5, classifier_kernel=1,
-                              head_init="kaiming_normal")
+    deeplab = DeepLabLargeFOV(21, backbone="resnet18", pretrained=None, head="largefov", aspp_dilations=[6, 12, 18, 24], head_channels=16,
+                              dilation=12, dropout=0.5, classifier_kernel=1, head_init="kaiming_normal")
     assert deeplab(torch.randn(1, 3, 40, 40)).shape == (1, 21, 40, 40)
+    aspp = DeepLabLargeFOV(21, backbone="resnet18", pretrained=None, head="aspp", aspp_dilations=[6, 12, 18, 24], head_channels=16,
+                           dilation=12, dropout=0.5, classifier_kernel=1, head_init="kaiming_normal")
+    assert aspp(torch.randn(1, 3, 40, 40)).shape == (1, 21, 40, 40)
     assert create_backbone("resnet18", None).output_stride == 8
     with pytest.raises(ValueError, match="from scratch"):
         create_backbone("tiny", pretrained="weights.pth")

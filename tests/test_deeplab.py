@@ -117,7 +117,7 @@ def test_voc_submission_layout_and_tarball(synthetic_root, tmp_path):
     model = build_deeplab(settings, TINY_SPEC.num_classes + 1)
     save_checkpoint(tmp_path / "deeplab.pt", {"model": model.state_dict(), "architecture": model.architecture(), "settings": settings})
     inference = {
-        "scales": [1.0], "flip_inference": True, "fuse": "max", "inference_resize": "ours",
+        "head": "largefov", "scales": [1.0], "flip_inference": True, "fuse": "max", "inference_resize": "ours",
         "crf": {"normalise_scores": True, "iterations": 2, "gaussian_sxy": 4, "gaussian_compat": 3, "bilateral_sxy": 83, "bilateral_srgb": 5,
                 "bilateral_compat": 3, "spatial_scale": "auto", "reference_size": 500},
     }
@@ -159,3 +159,60 @@ def test_training_loss_is_cross_entropy_ignoring_255(synthetic_root, tmp_path, m
     deeplab_module.train_deeplab(layout, ids, layout.load_mask, TINY_SPEC.num_classes + 1, settings, tmp_path / "c.pt", tmp_path / "l.csv",
                                  tmp_path / "r.pt", device=torch.device("cpu"), seed=0, workers=settings["workers"])
     assert calls and all(call == {"ignore_index": 255} for call in calls)
+
+
+# ------------------------------------------------------------ DeepLab-V2 ASPP head
+
+def aspp_settings(dilations=(1, 2, 3, 4)) -> dict:
+    return {**small_deeplab_settings(), "head": "aspp", "aspp_dilations": list(dilations)}
+
+
+def test_aspp_head_shapes_and_recorded_architecture():
+    model = build_deeplab(aspp_settings(), num_labels=5)
+    assert len(model.head.branches) == 4
+    assert [branch.dilation[0] for branch in model.head.branches] == [1, 2, 3, 4]
+    assert all(branch.kernel_size == (3, 3) and branch.out_channels == 5 for branch in model.head.branches)
+    assert model.logits(torch.randn(2, 3, 32, 40)).shape == (2, 5, 8, 10)  # the tiny backbone's stride 4
+    assert model(torch.randn(2, 3, 36, 44)).shape == (2, 5, 36, 44)
+    assert model.architecture() == {"num_labels": 5, "backbone": "tiny", "head": "aspp", "aspp_dilations": [1, 2, 3, 4]}
+    # LargeFOV keeps its architecture record (and so its checkpoints) as before
+    assert "head" not in build_deeplab(small_deeplab_settings(), 5).architecture()
+
+
+def test_aspp_sums_its_four_branches_by_hand():
+    """A one-channel feature map with a single 1 at the centre: each branch, with one weight set, copies it to the
+    pixel its dilation reaches; the head's output is their sum (plus the biases)."""
+    from mctformer.models.deeplab import ASPPClassifier
+
+    head = ASPPClassifier(1, 1, (1, 2, 3, 4))
+    with torch.no_grad():
+        for index, branch in enumerate(head.branches):
+            branch.weight.zero_()
+            branch.weight[0, 0, 0, 1] = index + 1.0  # the tap above the centre: each output reads the pixel `rate` rows above it
+            branch.bias.fill_(0.5)
+    features = torch.zeros(1, 1, 11, 11)
+    features[0, 0, 5, 5] = 1.0
+    scores = head(features)[0, 0]
+    expected = torch.full((11, 11), 4 * 0.5)
+    for index, rate in enumerate((1, 2, 3, 4)):
+        expected[5 + rate, 5] += index + 1.0  # so the 1 shows `rate` rows below the centre
+    assert torch.equal(scores, expected)
+
+
+def test_checkpoint_of_one_head_is_refused_by_the_other(tmp_path):
+    for settings, other in ((aspp_settings(), "largefov"), (small_deeplab_settings(), "aspp")):
+        model = build_deeplab(settings, num_labels=5)
+        path = tmp_path / f"{settings['head']}.pt"
+        save_checkpoint(path, {"model": model.state_dict(), "architecture": model.architecture(), "settings": settings})
+        loaded = load_deeplab(path, 5, head=settings["head"], device="cpu")
+        assert loaded.architecture() == model.architecture()
+        assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+        with pytest.raises(ValueError, match=rf"{path.name} has the '{settings['head']}' head, the config asks for deeplab.head '{other}'"):
+            load_deeplab(path, 5, head=other, device="cpu")
+
+
+def test_aspp_settings_are_checked():
+    with pytest.raises(ValueError, match="deeplab.head"):
+        build_deeplab({**small_deeplab_settings(), "head": "psp"}, 5)
+    with pytest.raises(ValueError, match="deeplab.aspp_dilations"):
+        build_deeplab(aspp_settings(dilations=()), 5)

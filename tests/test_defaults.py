@@ -56,7 +56,9 @@ CONFIG_SET = [
     (datasets.SegmentationCropDataset.__init__, ["scale_range", "flip", "color_jitter", "pad_image", "pad_label", "placement"]),
     (transforms.random_scale_flip_crop, ["scale_range", "flip", "ignore", "color_jitter", "pad_image", "placement"]),
     # deeplab.*
-    (deeplab.DeepLabLargeFOV.__init__, ["backbone", "pretrained", "head_channels", "dilation", "dropout", "classifier_kernel", "head_init"]),
+    (deeplab.DeepLab.__init__, ["backbone", "pretrained", "head", "aspp_dilations", "head_channels", "dilation", "dropout",
+                                "classifier_kernel", "head_init"]),
+    (deeplab.ASPPClassifier.__init__, ["dilations"]),  # deeplab.aspp_dilations
     (backbones.create_backbone, ["pretrained"]),  # affinity.pretrained / deeplab.pretrained
     (backbones.ResNet38d.__init__, ["pretrained"]),
     (backbones.TimmBackbone.__init__, ["pretrained"]),

@@ -224,7 +224,8 @@ def test_affinity_dataset_applies_jitter_and_black_padding(synthetic_root):
 # ------------------------------------------------------------------- DeepLab --
 
 # Our head (1x1 classifier, kaiming-normal init) on the tiny backbone; each test sets its sizes and the switch it tests.
-OUR_HEAD = {"backbone": "tiny", "pretrained": None, "classifier_kernel": 1, "head_init": "kaiming_normal"}
+OUR_HEAD = {"backbone": "tiny", "pretrained": None, "head": "largefov", "aspp_dilations": [1, 2, 3, 4], "classifier_kernel": 1,
+            "head_init": "kaiming_normal"}
 
 def test_classifier_kernel_3_is_a_dilated_3x3_and_checkpoints_keep_it(tmp_path):
     from mctformer.training.common import save_checkpoint

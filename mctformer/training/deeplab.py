@@ -18,37 +18,49 @@ import torch.nn.functional as F
 
 from ..data.datasets import SegmentationCropDataset
 from ..data.voc import IGNORE, DatasetError, VOCLayout
-from ..models.deeplab import DeepLabLargeFOV
+from ..models.deeplab import DeepLab
 from .common import fingerprint, read_checkpoint, seed_everything
 from .distributed import wrap
 from .loop import backbone_and_head_groups, fit_poly
 
 
-def build_deeplab(settings: Mapping[str, Any], num_labels: int) -> DeepLabLargeFOV:
-    """A fresh DeepLab-LargeFOV from the config's ``deeplab`` section (every key it reads is required)."""
-    return DeepLabLargeFOV(
+def build_deeplab(settings: Mapping[str, Any], num_labels: int) -> DeepLab:
+    """A fresh DeepLab (LargeFOV or ASPP head) from the config's ``deeplab`` section (every key it reads is required)."""
+    return DeepLab(
         num_labels, backbone=settings["backbone"], pretrained=settings["pretrained"],
+        head=settings["head"], aspp_dilations=settings["aspp_dilations"],
         head_channels=settings["head_channels"], dilation=settings["dilation"], dropout=settings["dropout"],
         classifier_kernel=settings["classifier_kernel"], head_init=settings["head_init"],
     )
 
 
 # Keys a checkpoint's saved ``settings`` / ``architecture`` may lack because it was written before the key
-# existed, with the value every such checkpoint was trained with: the 1x1 classifier and its init.
-LEGACY_DEEPLAB_SETTINGS = {"classifier_kernel": 1, "head_init": "kaiming_normal"}
+# existed, with the value every such checkpoint was trained with: the 1x1 classifier, its init, the LargeFOV head
+# (whose networks never read aspp_dilations; DeepLab-V2's rates stand in).
+LEGACY_DEEPLAB_SETTINGS = {"classifier_kernel": 1, "head_init": "kaiming_normal", "head": "largefov", "aspp_dilations": [6, 12, 18, 24]}
+# What each head's architecture() records besides num_labels.
+HEAD_SHAPE_KEYS = {"largefov": ("backbone", "head_channels", "dilation", "classifier_kernel"), "aspp": ("backbone", "aspp_dilations")}
 
 
-def load_deeplab(path: str | os.PathLike, num_labels: int | None = None, *, device: str | torch.device) -> DeepLabLargeFOV:
-    """Rebuild a trained DeepLab from its checkpoint on ``device``; refuses another label count (None: any)."""
+def load_deeplab(path: str | os.PathLike, num_labels: int | None = None, *, head: str | None = None,
+                 device: str | torch.device) -> DeepLab:
+    """Rebuild a trained DeepLab from its checkpoint on ``device``; refuses another label count or, given
+    ``head`` (deeplab.head), a checkpoint of the other head (None: any)."""
     payload = read_checkpoint(path, "DeepLab", ("model", "architecture", "settings"))
     if "num_labels" not in payload["architecture"]:
         raise ValueError(f"{path} is not a DeepLab checkpoint of this pipeline")
     saved = payload["architecture"]["num_labels"]
     if num_labels is not None and saved != num_labels:
         raise ValueError(f"DeepLab checkpoint {path} predicts {saved} labels, the config has {num_labels} (background + classes)")
+    saved_head = payload["architecture"].get("head", "largefov")  # a LargeFOV checkpoint records no head
+    if head is not None and saved_head != head:
+        raise ValueError(f"DeepLab checkpoint {path} has the {saved_head!r} head, the config asks for deeplab.head {head!r}")
     # the head's shape as recorded (checkpoints from before classifier_kernel existed have the 1x1 one)
-    recorded = {"classifier_kernel": LEGACY_DEEPLAB_SETTINGS["classifier_kernel"], **payload["architecture"]}
-    shape = {key: recorded[key] for key in ("backbone", "head_channels", "dilation", "classifier_kernel")}
+    recorded = dict(payload["architecture"])
+    if saved_head == "largefov":
+        recorded = {"classifier_kernel": LEGACY_DEEPLAB_SETTINGS["classifier_kernel"], **recorded}
+    shape = {key: recorded[key] for key in HEAD_SHAPE_KEYS[saved_head]}
+    shape["head"] = saved_head
     # the checkpoint's own weights follow: nothing pretrained to read (head_init only shapes a fresh model)
     model = build_deeplab({**LEGACY_DEEPLAB_SETTINGS, **payload["settings"], **shape, "pretrained": None}, saved)
     if model.architecture() != recorded:

@@ -259,7 +259,7 @@ def infer(root, checkpoint, out):
     from mctformer.stages import infer_deeplab_stage
 
     config = tiny_config()
-    settings = {key: config["deeplab"][key] for key in ("scales", "flip_inference", "fuse", "inference_resize", "crf")}
+    settings = {key: config["deeplab"][key] for key in ("head", "scales", "flip_inference", "fuse", "inference_resize", "crf")}
     infer_deeplab_stage(root=str(root), layout="voc", classes=config["data"]["classes"], palette=None, split="val",
                         checkpoint=str(checkpoint), device="cpu", pred_dir=str(out / "pred"), crf_dir=str(out / "pred_crf"), threads=1,
                         **settings)

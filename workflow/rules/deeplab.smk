@@ -60,6 +60,7 @@ rule infer_deeplab:
             palette=config["data"]["palette"],
             split=config["deeplab"]["eval_split"],
             device=config["device"],
+            head=config["deeplab"]["head"],
             **deeplab_settings("inference"),
         ),
     script:
@@ -118,6 +119,7 @@ rule voc_submission:
             palette=config["data"]["palette"],
             split=config["deeplab"]["test_split"],
             device=config["device"],
+            head=config["deeplab"]["head"],
             **deeplab_settings("inference"),
         ),
     script:
