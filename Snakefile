@@ -12,6 +12,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/classifier.smk"
 include: "workflow/rules/seeds.smk"
 include: "workflow/rules/psa.smk"
+include: "workflow/rules/irn.smk"
 include: "workflow/rules/deeplab.smk"
 include: "workflow/rules/report.smk"
 

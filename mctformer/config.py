@@ -43,7 +43,33 @@ def layout_name(config: Mapping[str, Any]) -> str:
 
 def all_splits(config: Mapping[str, Any]) -> list[str]:
     splits = config["data"]["splits"]
-    return list(dict.fromkeys([splits["train"], splits["val"], *splits["seed_eval"], *config["psa"]["eval_splits"]]))
+    irn_splits = (config.get("irn") or {}).get("eval_splits", [])
+    return list(dict.fromkeys([splits["train"], splits["val"], *splits["seed_eval"], *config["psa"]["eval_splits"], *irn_splits]))
+
+
+def deeplab_sources(config: Mapping[str, Any]) -> list[str]:
+    """deeplab.pseudo_masks as a list: the refinements whose masks a DeepLab trains on, one model each."""
+    sources = config["deeplab"]["pseudo_masks"]
+    return [sources] if isinstance(sources, str) else list(sources)
+
+
+def check_refinements(config: Mapping[str, Any]) -> None:
+    """refine.methods, deeplab.pseudo_masks and the irn section: what one implies for another."""
+    methods = config["refine"]["methods"]
+    for source in deeplab_sources(config):
+        if source not in methods:
+            raise ConfigError(f"deeplab.pseudo_masks: {source!r} is not among refine.methods {methods}; add it there or train on another")
+    irn = config["irn"]
+    for key in ("conf_fg_thres", "conf_bg_thres", "sem_seg_bg_thres"):
+        if not 0.0 <= irn[key] <= 1.0:
+            raise ConfigError(f"irn.{key}: must lie in [0, 1], got {irn[key]!r}")
+    if irn["conf_bg_thres"] > irn["conf_fg_thres"]:
+        raise ConfigError(f"irn.conf_bg_thres: {irn['conf_bg_thres']} exceeds irn.conf_fg_thres {irn['conf_fg_thres']}")
+    if "irn" in methods:
+        if irn["seed_variant"] not in config["maps"]["variants"]:
+            raise ConfigError(f"irn.seed_variant: {irn['seed_variant']!r} is not among maps.variants {config['maps']['variants']}")
+        if irn["crop_size"] % 4:
+            raise ConfigError("irn.crop_size: must be a multiple of the boundary map's stride (4)")
 
 
 def check_ignored_keys(config: Mapping[str, Any]) -> None:
@@ -108,7 +134,7 @@ def check_config(config: Mapping[str, Any]) -> None:
 
     classifier = config["classifier"]
     check_weights_file(config, "classifier", classifier["arch"])
-    for section in ("affinity", "deeplab"):
+    for section in ("affinity", "deeplab", "irn"):
         if section in config:
             check_weights_file(config, section, config[section]["backbone"])
     try:
@@ -133,13 +159,15 @@ def check_config(config: Mapping[str, Any]) -> None:
     thresholds = config["seeds"]["thresholds"]
     if thresholds["stop"] < thresholds["start"]:
         raise ConfigError("seeds.thresholds: stop must not be below start")
+    check_refinements(config)
     if "resources" in config:
         for rule in config["resources"]["rules"]:
             rule_settings(config, rule)
 
 
 # Rules that use a GPU when one is there; only they get GPU requests and the GPU partition.
-GPU_RULES = ("train_classifier", "extract_maps", "train_affinity", "random_walk", "train_deeplab", "infer_deeplab")
+GPU_RULES = ("train_classifier", "extract_maps", "train_affinity", "random_walk", "train_deeplab", "infer_deeplab",
+             "train_irn", "irn_walk")
 # Rules that run data-parallel (torchrun) when given more than one GPU.
 DISTRIBUTED_RULES = ("train_classifier", "train_deeplab")
 

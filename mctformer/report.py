@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .artifacts import load_map_file, read_label_png, save_figure, voc_palette, write_json, write_text
 from .metrics import seed_prediction
+from .refinements import refinement_markdown, refinement_rows
 
 # PASCAL VOC 2012 numbers of the paper (DESIGN.md), in percent.
 PAPER = {
@@ -74,8 +76,10 @@ def build_report(
     seed_plots: Mapping[str, str],
     mask_summaries: Mapping[str, str],
     mask_tables: Mapping[str, str],
-    ablation_table: str,
+    ablation_table: str | None,
     label_stats: str,
+    refinement: str,
+    refinement_files: Mapping[str, Any] | None,
     deeplab_summaries: Mapping[str, Mapping[str, str]],
     deeplab_tables: Mapping[str, str],
     benchmarks: Sequence[str],
@@ -92,7 +96,11 @@ def build_report(
     """summary.json and report.md from the files the rule declares: ``seed_bests`` {split: {variant: best.json}},
     ``mask_*`` {split: file}, ``deeplab_summaries`` {model: {pred | pred_crf: eval json}}, ``deeplab_tables``
     {model: per-class csv with CRF}, ``benchmarks`` (every job's benchmark file), the folders the examples come
-    from (the PSA seed variant's maps, the pseudo masks, DeepLab's {pred | pred_crf} predictions)."""
+    from (the PSA seed variant's maps, the pseudo masks, DeepLab's {pred | pred_crf} predictions).
+
+    ``refinement``: the method (psa | irn) whose masks, labels and examples these are (PSA's when the run
+    has it; ``ablation_table`` is PSA's, None without PSA); ``refinement_files``: the inputs of the
+    seeds -> {CRF only, PSA, IRN} -> DeepLab table by role and method (mctformer.refinements), or None."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -109,9 +117,13 @@ def build_report(
     for split, path in mask_summaries.items():
         summary["masks"][split] = _read_json(path)
     summary["masks"]["miou"] = summary["masks"][mask_splits[0]]["miou"]
-    ablation = pd.read_csv(ablation_table)
-    summary["masks"]["ablation"] = dict(zip(ablation["method"], ablation["miou"]))
-    summary["psa_labels"] = _read_json(label_stats)
+    summary["masks"]["method"] = refinement
+    if ablation_table is not None:
+        ablation = pd.read_csv(ablation_table)
+        summary["masks"]["ablation"] = dict(zip(ablation["method"], ablation["miou"]))
+    summary["psa_labels" if refinement == "psa" else "irn_labels"] = _read_json(label_stats)
+    if refinement_files is not None:
+        summary["refinements"] = {"mask_split": mask_splits[0], "deeplab_split": deeplab_split, "rows": refinement_rows(**refinement_files)}
     for model, files in deeplab_summaries.items():
         evaluations = {folder: _read_json(files[folder]) for folder in ("pred", "pred_crf")}
         summary[model] = {"miou": evaluations["pred"]["miou"], "miou_crf": evaluations["pred_crf"]["miou"], "split": deeplab_split, **evaluations}
@@ -230,16 +242,21 @@ def _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deepl
     lines += _seed_convention_lines(summary, seed_splits, variants)
     lines += ["", f"![seed ablation]({figures}/seed_ablation.png)", ""]
     lines += [f"![threshold sweep, {split}]({os.path.relpath(seed_plots[split], os.path.dirname(report_path))})" for split in seed_splits]
-    lines += ["", "## Pseudo masks (PSA random walk)", ""]
+    method = summary["masks"].get("method", "psa")
+    lines += ["", f"## Pseudo masks ({'PSA random walk' if method == 'psa' else 'IRN boundary walk'})", ""]
     for split in mask_splits:
         lines.append(f"- {split}: {100 * summary['masks'][split]['miou']:.1f} (paper: {PAPER['masks']} on VOC train)")
-    stats = summary["psa_labels"]
+    stats = summary["psa_labels" if method == "psa" else "irn_labels"]
     precision = f", precision vs ground truth {100 * stats['precision_vs_gt']:.1f} %" if "precision_vs_gt" in stats else ""
     lines.append(f"- confident labels: {100 * stats['foreground_fraction']:.1f} % foreground, {100 * stats['background_fraction']:.1f} % background, "
                  f"{100 * stats['ignored_fraction']:.1f} % unsure{precision}")
-    lines += ["", f"PSA ablation on {mask_splits[0]}:", "", "| method | mIoU |", "|---|---|"]
-    lines += [f"| {method} | {100 * miou:.1f} |" for method, miou in summary["masks"]["ablation"].items()]
-    lines += ["", f"![examples]({figures}/examples_masks.png)", "", f"## Segmentation ({deeplab_split})", ""]
+    if "ablation" in summary["masks"]:
+        lines += ["", f"PSA ablation on {mask_splits[0]}:", "", "| method | mIoU |", "|---|---|"]
+        lines += [f"| {name} | {100 * miou:.1f} |" for name, miou in summary["masks"]["ablation"].items()]
+    lines += ["", f"![examples]({figures}/examples_masks.png)", ""]
+    if "refinements" in summary:
+        lines += ["## Refinements: seeds -> masks -> DeepLab", "", *refinement_markdown(summary["refinements"]), ""]
+    lines += [f"## Segmentation ({deeplab_split})", ""]
     lines += ["| model | no CRF | + CRF | paper |", "|---|---|---|---|"]
     for model in deeplab_models:
         paper = PAPER["deeplab_val"] if model == "deeplab" else "-"

@@ -19,6 +19,9 @@ from .artifacts import save_figure, write_dataframe_csv, write_json
 from .data.labels import build_class_labels, load_class_labels, save_class_labels
 from .data.layout import open_layout
 from .data.synthetic import SyntheticSpec, generate_synthetic_voc
+
+# the IRN stages live beside their numerics; the rule scripts import them from here like every other stage
+from .irn.stages import compare_refinements_stage, ir_labels_stage, irn_walk_stage, train_irn_stage  # noqa: F401
 from .metrics import ERROR_COLUMNS, best_threshold, sweep_split, sweep_table, threshold_grid
 
 
@@ -379,7 +382,8 @@ def infer_deeplab_stage(
     scales: Sequence[float], flip_inference: bool, fuse: str, inference_resize: str, crf: Mapping[str, Any],
     device: str, pred_dir: str | None, crf_dir: str | None, threads: int,
 ) -> None:
-    """DeepLab predictions of a split: plain argmax in ``pred_dir`` and/or CRF-refined in ``crf_dir``."""
+    """DeepLab predictions of a split: plain argmax in ``pred_dir`` and/or CRF-refined in ``crf_dir``
+    (``head``: deeplab.head, which the checkpoint must have)."""
     from .artifacts import make_palette
     from .segmentation import segment_images
     from .training.deeplab import load_deeplab

@@ -15,11 +15,17 @@ import pytest
 
 from mctformer import affinity, artifacts, crf, localize, metrics, segmentation
 from mctformer.data import datasets, labels, prepare, synthetic, transforms
+from mctformer.irn import drivers as irn_drivers
+from mctformer.irn import labels as irn_labels
+from mctformer.irn import paths as irn_paths
+from mctformer.irn import walk as irn_walk
 from mctformer.models import affinitynet, backbones, deeplab, mctformer
+from mctformer.models import irn as irn_model
 from mctformer.psa import drivers, geometry
 from mctformer.training import affinity as train_affinity
 from mctformer.training import classifier as train_classifier
 from mctformer.training import deeplab as train_deeplab
+from mctformer.training import irn as train_irn
 
 # (callable, its config-set parameters): the key that sets each is in the comment.
 CONFIG_SET = [
@@ -64,6 +70,20 @@ CONFIG_SET = [
     (backbones.TimmBackbone.__init__, ["pretrained"]),
     (train_deeplab.train_deeplab, ["device", "seed", "workers"]),
     (train_deeplab.load_deeplab, ["device"]),
+    # irn.*
+    (irn_labels.ir_labels, ["conf_fg_thres", "conf_bg_thres", "crf_params", "gt_prob"]),
+    (irn_labels.check_thresholds, ["conf_fg_thres", "conf_bg_thres"]),
+    (irn_labels.label_crf, ["params", "gt_prob"]),  # irn.crf
+    (irn_paths.boundary_affinity, ["radius", "sources"]),  # irn.train_radius / walk_radius, irn.pair_sources
+    (irn_walk.boundary_walk, ["beta", "exp_times", "radius"]),
+    (irn_walk.walked_to_masks, ["bg_threshold"]),  # irn.sem_seg_bg_thres
+    (irn_drivers.make_ir_labels, ["conf_fg_thres", "conf_bg_thres", "params", "scale_setting", "reference_size", "gt_prob", "palette",
+                                  "workers"]),
+    (irn_drivers.irn_walk_masks, ["beta", "exp_times", "radius", "bg_threshold", "scale", "batch_size", "palette", "device"]),
+    (irn_model.BoundaryNet.__init__, ["backbone", "pretrained", "edge_channels", "freeze_backbone"]),
+    (irn_model.create_boundary_backbone, ["pretrained"]),
+    (train_irn.train_boundary_net, ["device", "seed", "workers"]),
+    (train_irn.load_boundary_net, ["device"]),
     (segmentation.multiscale_softmax, ["scales", "flip", "fuse", "resize"]),  # deeplab.scales, flip_inference, fuse, inference_resize
     (segmentation.segment_images, ["scales", "flip", "fuse", "crf_params", "scale_setting", "reference_size", "palette", "device",
                                    "workers", "resize", "normalise_crf_scores"]),

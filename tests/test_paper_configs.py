@@ -79,7 +79,7 @@ def test_merged_paper_config_states_the_reference_values(name):
     assert not wrong, "\n".join(wrong)
 
 
-@pytest.mark.parametrize("name", PAPER_CONFIGS)
+@pytest.mark.parametrize("name", [*PAPER_CONFIGS, "voc12_irn"])
 def test_paper_configs_inherit_nothing_from_the_embedded_default(name):
     """Every key of config.yaml is stated in the paper config, so no toy value slips into a paper run."""
     default = load(REPO / "config.yaml")
@@ -133,3 +133,24 @@ def test_paper_config_is_refused_without_its_data():
     config = copy.deepcopy(merged("voc12"))
     with pytest.raises(ConfigError, match="data.root"):
         check_config(config)
+
+
+def test_irn_config_states_the_irn_and_deeplab_v2_recipe():
+    """voc12_irn.yaml: voc12.yaml's seeds, IRN with its authors' hyper-parameters over train_aug, DeepLab-V2 ResNet-101."""
+    config = merged("voc12_irn")
+    voc = merged("voc12")
+    irn = config["irn"]
+    assert config["refine"]["methods"] == ["irn"] and config["deeplab"]["pseudo_masks"] == "irn"
+    assert (irn["epochs"], irn["batch_size"], irn["crop_size"], irn["lr"], irn["weight_decay"]) == (3, 32, 512, 0.1, 1e-4)
+    assert (irn["train_radius"], irn["walk_radius"], irn["beta"], irn["exp_times"], irn["sem_seg_bg_thres"]) == (10, 5, 10, 8, 0.25)
+    assert (irn["conf_fg_thres"], irn["conf_bg_thres"], irn["backbone"], irn["freeze_backbone"]) == (0.30, 0.05, "resnet50", True)
+    crf = irn["crf"]
+    assert (crf["gaussian_sxy"], crf["gaussian_compat"], crf["bilateral_sxy"], crf["bilateral_srgb"], crf["bilateral_compat"]) == (3, 3, 50, 5, 10)
+    assert config["data"]["splits"]["train"] == "train_aug"  # the walk covers train_aug, not only their default train list
+    deeplab = config["deeplab"]
+    assert (deeplab["head"], deeplab["aspp_dilations"], deeplab["backbone"]) == ("aspp", [6, 12, 18, 24], "resnet101")
+    # everything up to the seeds is the paper config's
+    for section in ("data", "classifier", "maps", "seeds", "psa", "affinity"):
+        assert config[section] == voc[section], section
+    # and the paper configs keep PSA + LargeFOV
+    assert voc["refine"]["methods"] == ["psa"] and voc["deeplab"]["head"] == "largefov" and voc["deeplab"]["pseudo_masks"] == "psa"

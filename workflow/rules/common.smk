@@ -4,12 +4,14 @@ import shlex
 
 from snakemake.utils import min_version, validate
 
+from mctformer.models.registry import MAP_VARIANTS
 from mctformer.config import (
     ConfigError,
     all_splits,
     builds_data_root,
     check_config,
     data_root,
+    deeplab_sources,
     layout_name,
     rule_resources,
     rule_settings,
@@ -106,16 +108,53 @@ def random_walk_splits():
     return list(dict.fromkeys([SPLITS["train"], *config["psa"]["eval_splits"]]))
 
 
+REFINEMENTS = list(config["refine"]["methods"])
+# The pseudo masks of each refinement, and the DeepLab model trained on them (deeplab_gt: on the ground truth).
+PSEUDO_MASKS = {"psa": f"{RUN}/masks/pseudo", "irn": f"{RUN}/masks/irn/pseudo"}
+DEEPLAB_OF_SOURCE = {"psa": "deeplab", "irn": "deeplab_irn"}
+DEEPLAB_MODELS = "deeplab|deeplab_gt|deeplab_irn"
+
+
 def deeplab_training_inputs(wildcards):
-    """DeepLab trains on the pseudo masks, or for "deeplab_gt" on the dataset's own masks."""
+    """DeepLab trains on one refinement's pseudo masks, or for "deeplab_gt" on the dataset's own masks."""
     inputs = dataset_inputs()
-    if wildcards.model == "deeplab":
-        inputs["masks"] = f"{RUN}/masks/pseudo"
+    sources = {model: source for source, model in DEEPLAB_OF_SOURCE.items()}
+    if wildcards.model in sources:
+        inputs["masks"] = PSEUDO_MASKS[sources[wildcards.model]]
     return inputs
 
 
 def deeplab_models():
-    return ["deeplab", "deeplab_gt"] if config["deeplab"]["train_on_gt"] else ["deeplab"]
+    """The DeepLab models of the run: one per deeplab.pseudo_masks source, then the ground-truth one."""
+    models = [DEEPLAB_OF_SOURCE[source] for source in deeplab_sources(config)]
+    return models + ["deeplab_gt"] if config["deeplab"]["train_on_gt"] else models
+
+
+def irn_mask_targets():
+    return [f"{RUN}/masks/irn/eval_{split}.json" for split in config["irn"]["eval_splits"]]
+
+
+def irn_walk_splits():
+    return list(dict.fromkeys([SPLITS["train"], *config["irn"]["eval_splits"]]))
+
+
+def irn_keys(*keys):
+    """The named keys of config["irn"] (a rule's params: exactly what its stage reads)."""
+    return {key: config["irn"][key] for key in keys}
+
+
+# The keys of config["irn"] the boundary network's training reads (its fingerprint: editing the walk retrains nothing).
+IRN_TRAINING_KEYS = """backbone pretrained freeze_backbone edge_channels train_radius pair_sources crop_size scale_range
+flip epochs batch_size optimizer lr momentum weight_decay head_lr_mult amp workers""".split()
+# The jobs whose times make one refinement's cost in the comparison table.
+REFINEMENT_JOBS = {
+    "psa": ["psa_labels", "train_affinity", "random_walk"],
+    "irn": ["ir_labels", "train_irn", "irn_walk"],
+}
+
+
+def refinement_benchmark_jobs(method):
+    return REFINEMENT_JOBS[method]
 
 
 def deeplab_targets():
@@ -124,7 +163,8 @@ def deeplab_targets():
 
 def benchmark_files():
     """Every job's benchmark file that the report's stage-time table reads (the report's own excepted)."""
-    jobs = ["class_labels", "train_classifier", "extract_maps", "psa_labels", "train_affinity", "random_walk"]
+    jobs = ["class_labels", "train_classifier", "extract_maps"]
+    jobs += [job for method in REFINEMENTS for job in refinement_benchmark_jobs(method)]
     if config["data"]["source"] == "synthetic":
         jobs.append("prepare_data")
     elif config["data"].get("archives"):
@@ -133,6 +173,8 @@ def benchmark_files():
     jobs += [
         f"{stage}_{split}" for split in config["psa"]["eval_splits"] for stage in ("evaluate_masks", "psa_ablation")
     ]
+    if "irn" in REFINEMENTS:
+        jobs += [f"evaluate_irn_masks_{split}" for split in config["irn"]["eval_splits"]]
     jobs += [f"{stage}_{model}" for model in deeplab_models() for stage in ("train", "infer")]
     jobs += [f"evaluate_{model}_{folder}" for model in deeplab_models() for folder in ("pred", "pred_crf")]
     return [f"{RUN}/benchmarks/{job}.tsv" for job in jobs]
@@ -161,5 +203,7 @@ def deeplab_settings(part):
     return {
         key: value
         for key, value in config["deeplab"].items()
-        if (key in DEEPLAB_INFERENCE_KEYS) == inference and not key.endswith("_split") and key != "train_on_gt"
+        if (key in DEEPLAB_INFERENCE_KEYS) == inference
+        and not key.endswith("_split")
+        and key not in ("train_on_gt", "pseudo_masks")
     }

@@ -1,4 +1,4 @@
-# DeepLab on the pseudo masks ("deeplab") and, optionally, on ground truth ("deeplab_gt").
+# DeepLab on the pseudo masks ("deeplab": PSA's, "deeplab_irn": IRN's) and, optionally, on ground truth ("deeplab_gt").
 
 
 rule train_deeplab:
@@ -12,7 +12,7 @@ rule train_deeplab:
     benchmark:
         f"{RUN}/benchmarks/train_{{model}}.tsv"
     wildcard_constraints:
-        model="deeplab|deeplab_gt",
+        model=DEEPLAB_MODELS,
     conda:
         ENV
     threads: rule_threads("train_deeplab")
@@ -46,7 +46,7 @@ rule infer_deeplab:
     benchmark:
         f"{RUN}/benchmarks/infer_{{model}}.tsv"
     wildcard_constraints:
-        model="deeplab|deeplab_gt",
+        model=DEEPLAB_MODELS,
     conda:
         ENV_CRF
     threads: rule_threads("infer_deeplab")
@@ -80,7 +80,7 @@ rule evaluate_deeplab:
     benchmark:
         f"{RUN}/benchmarks/evaluate_{{model}}_{{folder}}.tsv"
     wildcard_constraints:
-        model="deeplab|deeplab_gt",
+        model=DEEPLAB_MODELS,
         folder="pred|pred_crf",
     conda:
         ENV

@@ -1,6 +1,12 @@
 # The run's summary.json and report.md (with plots; also in `snakemake --report report.html`).
 # Every file the report reads is an input here, so the layout of the outputs lives in the rules alone
-# and a changed artifact reruns the report.
+# and a changed artifact reruns the report. Its masks section is the first of refine.methods (PSA's when the run has
+# it); the refinement table has every method of refine.methods, DeepLab on each that deeplab.pseudo_masks names.
+PRIMARY = REFINEMENTS[0]
+PRIMARY_VARIANT = config[PRIMARY]["seed_variant"]
+PRIMARY_MASK_SPLITS = config[PRIMARY]["eval_splits"]
+PRIMARY_MASKS = {"psa": f"{RUN}/masks", "irn": f"{RUN}/masks/irn"}[PRIMARY]
+REPORTED = comparison_files(REFINEMENTS, [source for source in deeplab_sources(config) if source in REFINEMENTS])
 
 
 rule report:
@@ -8,18 +14,19 @@ rule report:
         **dataset_inputs(),
         seed_bests=expand(f"{RUN}/seeds/{{split}}/{{variant}}/best.json", split=SPLITS["seed_eval"], variant=VARIANTS),
         seed_plots=seed_targets(),
-        mask_summaries=mask_targets(),
-        mask_tables=[f"{RUN}/masks/eval_{split}.csv" for split in config["psa"]["eval_splits"]],
-        ablation_table=f"{RUN}/masks/ablation_{config['psa']['eval_splits'][0]}.csv",
-        label_stats=rules.psa_labels.output.stats,
+        mask_summaries=[f"{PRIMARY_MASKS}/eval_{split}.json" for split in PRIMARY_MASK_SPLITS],
+        mask_tables=[f"{PRIMARY_MASKS}/eval_{split}.csv" for split in PRIMARY_MASK_SPLITS],
+        ablation_table=[REPORTED["crf_only_table"]] if REPORTED["crf_only_table"] else [],
+        label_stats=rules.psa_labels.output.stats if PRIMARY == "psa" else rules.ir_labels.output.stats,
+        refinement_files=flat_paths(REPORTED),
         deeplab_summaries=[
             f"{RUN}/{model}/eval_{folder}.json" for model in deeplab_models() for folder in ("pred", "pred_crf")
         ],
         deeplab_tables=[f"{RUN}/{model}/eval_pred_crf.csv" for model in deeplab_models()],
         benchmarks=benchmark_files(),
-        example_maps=f"{RUN}/maps/{config['psa']['seed_variant']}",
-        example_masks=rules.random_walk.output[0],
-        example_predictions=[f"{RUN}/deeplab/pred", f"{RUN}/deeplab/pred_crf"],
+        example_maps=f"{RUN}/maps/{PRIMARY_VARIANT}",
+        example_masks=PSEUDO_MASKS[PRIMARY],
+        example_predictions=[f"{RUN}/{deeplab_models()[0]}/pred", f"{RUN}/{deeplab_models()[0]}/pred_crf"],
     output:
         summary=f"{RUN}/summary.json",
         report=f"{RUN}/report.md",
@@ -50,9 +57,11 @@ rule report:
         classes=CLASSES,
         seed_splits=SPLITS["seed_eval"],
         variants=VARIANTS,
-        mask_splits=config["psa"]["eval_splits"],
+        mask_splits=PRIMARY_MASK_SPLITS,
         deeplab_models=deeplab_models(),
-        psa_variant=config["psa"]["seed_variant"],
+        refinement=PRIMARY,
+        refinements=REPORTED,
+        psa_variant=PRIMARY_VARIANT,
         deeplab_split=config["deeplab"]["eval_split"],
         examples=4,  # images per qualitative figure
     script:

@@ -13,8 +13,10 @@ with redirect_to_log(snakemake.log[0]):
         seed_plots=dict(zip(params.seed_splits, inputs.seed_plots)),
         mask_summaries=dict(zip(params.mask_splits, inputs.mask_summaries)),
         mask_tables=dict(zip(params.mask_splits, inputs.mask_tables)),
-        ablation_table=inputs.ablation_table,
+        ablation_table=inputs.ablation_table[0] if inputs.ablation_table else None,
         label_stats=inputs.label_stats,
+        refinement=params.refinement,
+        refinement_files=params.refinements,
         deeplab_summaries={
             model: dict(zip(("pred", "pred_crf"), inputs.deeplab_summaries[2 * index : 2 * index + 2]))
             for index, model in enumerate(params.deeplab_models)

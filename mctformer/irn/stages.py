@@ -1,0 +1,104 @@
+"""The IRN stages (what workflow/scripts/{ir_labels,train_irn,irn_walk,compare_refinements}.py call; mctformer.stages
+imports them): keyword-only, plain paths and config keys in, artifacts out. torch is imported inside them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..artifacts import write_json
+from ..data.layout import open_layout
+
+
+def crf_params_with_prob(settings: Mapping[str, Any]):
+    """(CRFParams, gt_prob) of the config's irn.crf."""
+    from ..stages import crf_params_of
+
+    return crf_params_of(settings), float(settings["gt_prob"])
+
+
+def ir_labels_stage(
+    *, root: str, layout: str, classes: Sequence[str], palette: Sequence | None, split: str, map_dir: str, max_images: int | None,
+    conf_fg_thres: float, conf_bg_thres: float, crf: Mapping[str, Any], label_workers: int, out_dir: str, stats_path: str, threads: int,
+) -> dict:
+    """IRN's confident labels of the first ``max_images`` of ``split`` (irn.* keys of the same names) and their shares."""
+    from ..artifacts import make_palette
+    from ..stages import psa_training_ids
+    from .drivers import make_ir_labels
+
+    reader = open_layout(root, layout, len(classes))
+    ids = psa_training_ids(reader, split, max_images)
+    params, gt_prob = crf_params_with_prob(crf)
+    started = time.time()
+    stats = make_ir_labels(
+        reader, ids, map_dir, out_dir, conf_fg_thres=conf_fg_thres, conf_bg_thres=conf_bg_thres, params=params,
+        scale_setting=crf["spatial_scale"], reference_size=crf["reference_size"], gt_prob=gt_prob, palette=make_palette(palette),
+        workers=max(1, min(threads, label_workers)),
+    )
+    stats["seconds"] = time.time() - started
+    write_json(stats_path, stats)
+    print(f"IRN labels of {len(ids)} images (fg > {conf_fg_thres}, bg <= {conf_bg_thres}): {stats}")
+    return stats
+
+
+def train_irn_stage(
+    *, root: str, layout: str, classes: Sequence[str], split: str, max_images: int | None, label_dir: str,
+    settings: Mapping[str, Any], seed: int, device: str, checkpoint: str, log_csv: str, resume: str, threads: int,
+) -> None:
+    """Train the boundary network (``settings`` = the irn training keys, all of which it reads)."""
+    from ..stages import _torch_setup, psa_training_ids
+    from ..training.irn import train_boundary_net
+
+    torch_device = _torch_setup(threads, device)
+    reader = open_layout(root, layout, len(classes))
+    ids = psa_training_ids(reader, split, max_images)
+    summary = train_boundary_net(
+        reader, ids, label_dir, settings, checkpoint, log_csv, resume, device=torch_device, seed=seed, workers=settings["workers"],
+    )
+    print(f"IRN boundary network trained in {summary['seconds']:.1f} s: {summary['final']}")
+
+
+def irn_walk_stage(
+    *, root: str, layout: str, classes: Sequence[str], palette: Sequence | None, splits: Sequence[str], map_dir: str, checkpoint: str,
+    backbone: str, walk_radius: int, beta: float, exp_times: int, sem_seg_bg_thres: float, walk_scale: float, walk_batch_size: int,
+    device: str, out_dir: str, threads: int,
+) -> None:
+    """IRN pseudo masks of ``splits`` (irn.* keys of the same names; the checkpoint must have irn.backbone)."""
+    from ..artifacts import make_palette
+    from ..stages import _torch_setup
+    from ..training.irn import load_boundary_net
+    from .drivers import irn_walk_masks
+
+    torch_device = _torch_setup(threads, device)
+    reader = open_layout(root, layout, len(classes))
+    ids = list(dict.fromkeys(i for split in splits for i in reader.read_ids(split)))
+    model = load_boundary_net(checkpoint, backbone, device=torch_device)
+    print(f"IRN walk on {len(ids)} images: radius {walk_radius}, beta {beta}, 2^{exp_times} steps, background {sem_seg_bg_thres}, "
+          f"image scale {walk_scale}")
+    started = time.time()
+    irn_walk_masks(
+        model, reader, ids, map_dir, out_dir, beta=beta, exp_times=exp_times, radius=walk_radius, bg_threshold=sem_seg_bg_thres,
+        scale=walk_scale, batch_size=walk_batch_size, palette=make_palette(palette), device=torch_device,
+    )
+    print(f"IRN masks in {time.time() - started:.1f} s")
+
+
+def compare_refinements_stage(
+    *, seed_bests: Mapping[str, str], crf_only_table: str | None, mask_summaries: Mapping[str, str],
+    deeplab_summaries: Mapping[str, Mapping[str, str]], refinement_benchmarks: Mapping[str, Sequence[str]],
+    deeplab_benchmarks: Mapping[str, Sequence[str]], mask_split: str, deeplab_split: str, json_path: str, markdown_path: str,
+) -> dict:
+    """The table seeds -> {CRF only, PSA, IRN} masks -> DeepLab with stage times, beside the papers' numbers
+    (mctformer.refinements), as JSON and Markdown."""
+    from ..artifacts import write_text
+    from ..refinements import refinement_markdown, refinement_rows
+
+    rows = refinement_rows(seed_bests=seed_bests, crf_only_table=crf_only_table, mask_summaries=mask_summaries,
+                           deeplab_summaries=deeplab_summaries, refinement_benchmarks=refinement_benchmarks,
+                           deeplab_benchmarks=deeplab_benchmarks)
+    table = {"mask_split": mask_split, "deeplab_split": deeplab_split, "rows": rows}
+    write_json(json_path, table)
+    write_text(markdown_path, "\n".join(refinement_markdown(table)) + "\n")
+    print("\n".join(refinement_markdown(table)))
+    return table

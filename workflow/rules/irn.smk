@@ -1,0 +1,186 @@
+# IRN beside PSA: confident labels by CRF, the class-boundary network, the walk on its boundaries,
+# the masks' evaluation (evaluate_masks' script and metric code), and `snakemake compare_refinements`:
+# both refinements on the same seeds, DeepLab on each, one table (refinements.{json,md}).
+IRN = f"{RUN}/irn"
+IRN_MASKS = PSEUDO_MASKS["irn"]
+IRN_MAPS = f"{RUN}/maps/{config['irn']['seed_variant']}"
+
+
+rule ir_labels:
+    input:
+        **dataset_inputs(),
+        maps=IRN_MAPS,
+    output:
+        labels=directory(f"{IRN}/labels"),
+        stats=f"{IRN}/label_stats.json",
+    log:
+        f"{RUN}/logs/ir_labels.log",
+    benchmark:
+        f"{RUN}/benchmarks/ir_labels.tsv"
+    conda:
+        ENV_CRF
+    threads: rule_threads("ir_labels")
+    resources:
+        **rule_resources_of("ir_labels"),
+    params:
+        root=data_root_of,
+        config_keys=dict(
+            layout=LAYOUT,
+            classes=CLASSES,
+            palette=config["data"]["palette"],
+            split=SPLITS["train"],
+            **irn_keys("max_images", "conf_fg_thres", "conf_bg_thres", "crf", "label_workers"),
+        ),
+    script:
+        "../scripts/ir_labels.py"
+
+
+rule train_irn:
+    input:
+        **dataset_inputs(),
+        labels=rules.ir_labels.output.labels,
+    output:
+        checkpoint=f"{IRN}/boundary.pt",
+        log_csv=f"{IRN}/boundary_log.csv",
+    log:
+        f"{RUN}/logs/train_irn.log",
+    benchmark:
+        f"{RUN}/benchmarks/train_irn.tsv"
+    conda:
+        ENV
+    threads: rule_threads("train_irn")
+    resources:
+        **rule_resources_of("train_irn"),
+    params:
+        root=data_root_of,
+        resume=f"{IRN}/resume/last.pt",
+        config_keys=dict(
+            layout=LAYOUT,
+            classes=CLASSES,
+            split=SPLITS["train"],
+            max_images=config["irn"]["max_images"],
+            settings=irn_keys(*IRN_TRAINING_KEYS),
+            seed=config["seed"],
+            device=config["device"],
+        ),
+    script:
+        "../scripts/train_irn.py"
+
+
+rule irn_walk:
+    input:
+        **dataset_inputs(),
+        maps=IRN_MAPS,
+        checkpoint=rules.train_irn.output.checkpoint,
+    output:
+        directory(IRN_MASKS),
+    log:
+        f"{RUN}/logs/irn_walk.log",
+    benchmark:
+        f"{RUN}/benchmarks/irn_walk.tsv"
+    conda:
+        ENV
+    threads: rule_threads("irn_walk")
+    resources:
+        **rule_resources_of("irn_walk"),
+    params:
+        root=data_root_of,
+        config_keys=dict(
+            layout=LAYOUT,
+            classes=CLASSES,
+            palette=config["data"]["palette"],
+            splits=irn_walk_splits(),
+            device=config["device"],
+            **irn_keys(
+                "backbone", "walk_radius", "beta", "exp_times", "sem_seg_bg_thres", "walk_scale", "walk_batch_size"
+            ),
+        ),
+    script:
+        "../scripts/irn_walk.py"
+
+
+use rule evaluate_masks as evaluate_irn_masks with:
+    input:
+        **dataset_inputs(),
+        masks=rules.irn_walk.output[0],
+    output:
+        table=f"{RUN}/masks/irn/eval_{{split}}.csv",
+        summary=f"{RUN}/masks/irn/eval_{{split}}.json",
+        plot=f"{RUN}/masks/irn/eval_{{split}}.png",
+    log:
+        f"{RUN}/logs/evaluate_irn_masks_{{split}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/evaluate_irn_masks_{{split}}.tsv"
+    wildcard_constraints:
+        split="|".join(config["irn"]["eval_splits"]),
+    threads: rule_threads("evaluate_irn_masks")
+    resources:
+        **rule_resources_of("evaluate_irn_masks"),
+    params:
+        root=data_root_of,
+        config_keys=dict(layout=LAYOUT, classes=CLASSES, title="IRN masks"),
+
+
+def comparison_files(methods, deeplab_methods):
+    """The inputs of the refinement comparison, by role and method (the rule's params.files maps them)."""
+    split = {"psa": config["psa"]["eval_splits"][0], "irn": config["irn"]["eval_splits"][0]}
+    variant = {"psa": config["psa"]["seed_variant"], "irn": config["irn"]["seed_variant"]}
+    mask_summary = {"psa": f"{RUN}/masks/eval_{split['psa']}.json", "irn": f"{RUN}/masks/irn/eval_{split['irn']}.json"}
+    benchmarks = lambda jobs: [f"{RUN}/benchmarks/{job}.tsv" for job in jobs]
+    return {
+        # a method's seeds: its seed variant's sweep on its mask split, where that split is swept
+        "seed_bests": {
+            method: f"{RUN}/seeds/{split[method]}/{variant[method]}/best.json"
+            for method in methods
+            if split[method] in SPLITS["seed_eval"]
+        },
+        "crf_only_table": f"{RUN}/masks/ablation_{split['psa']}.csv" if "psa" in methods else None,
+        "mask_summaries": {method: mask_summary[method] for method in methods},
+        "deeplab_summaries": {
+            method: {folder: f"{RUN}/{DEEPLAB_OF_SOURCE[method]}/eval_{folder}.json" for folder in ("pred", "pred_crf")}
+            for method in deeplab_methods
+        },
+        "refinement_benchmarks": {method: benchmarks(refinement_benchmark_jobs(method)) for method in methods},
+        "deeplab_benchmarks": {
+            method: benchmarks([f"{stage}_{DEEPLAB_OF_SOURCE[method]}" for stage in ("train", "infer")])
+            for method in deeplab_methods
+        },
+    }
+
+
+def flat_paths(files):
+    """Every path in comparison_files(), once."""
+    paths = []
+    for value in files.values():
+        if isinstance(value, str):
+            paths.append(value)
+        elif isinstance(value, dict):
+            paths += flat_paths(value)
+        elif isinstance(value, list):
+            paths += value
+    return list(dict.fromkeys(paths))
+
+
+COMPARED = comparison_files(["psa", "irn"], ["psa", "irn"])
+
+
+rule compare_refinements:
+    input:
+        flat_paths(COMPARED),
+    output:
+        json=f"{RUN}/refinements.json",
+        markdown=f"{RUN}/refinements.md",
+    log:
+        f"{RUN}/logs/compare_refinements.log",
+    benchmark:
+        f"{RUN}/benchmarks/compare_refinements.tsv"
+    conda:
+        ENV
+    threads: rule_threads("compare_refinements")
+    resources:
+        **rule_resources_of("compare_refinements"),
+    params:
+        files=COMPARED,
+        config_keys=dict(mask_split=config["psa"]["eval_splits"][0], deeplab_split=config["deeplab"]["eval_split"]),
+    script:
+        "../scripts/compare_refinements.py"
