@@ -51,9 +51,14 @@ def patch_affinity(attentions: torch.Tensor, num_classes: int) -> torch.Tensor:
     return attentions[:, :, num_classes:, num_classes:].sum(dim=0)
 
 
+def patchcam_maps(patchcam: torch.Tensor) -> torch.Tensor:
+    """V2's Patch-CAM alone (Table 5 / Fig. 5f, no attention): ReLU of the conv head's class maps [B, C, h, w]."""
+    return F.relu(patchcam)
+
+
 def fuse_with_patchcam(attention_maps: torch.Tensor, patchcam: torch.Tensor) -> torch.Tensor:
     """V2 fusion: class-to-patch attention times ReLU(Patch-CAM), both [B, C, h, w]."""
-    return attention_maps * F.relu(patchcam)
+    return attention_maps * patchcam_maps(patchcam)
 
 
 def refine_with_affinity(maps: torch.Tensor, affinity: torch.Tensor) -> torch.Tensor:
@@ -77,7 +82,7 @@ def grid_maps(output: MCTformerOutput, variants: Sequence[str], num_classes: int
     attention = class_to_patch_attention(output.attentions, num_classes, output.grid, last_k=last_k)
     base = {"attention": attention}
     if output.patchcam is not None:
-        base["patchcam"] = F.relu(output.patchcam)
+        base["patchcam"] = patchcam_maps(output.patchcam)
         base["fused"] = fuse_with_patchcam(attention, output.patchcam)
     affinity = feature_affinity = None
     maps = {}
@@ -196,6 +201,55 @@ def multiscale_maps(
     see ``resample_position_embedding``; ``amp``: float16 autocast on CUDA (the
     reference extracts under autocast).
     """
+
+    def grids_of(output: MCTformerOutput) -> dict[str, torch.Tensor]:
+        return grid_maps(output, variants, model.num_classes, last_k=last_k, feature_temperature=feature_temperature)
+
+    return _summed_over_scales(
+        model, images, present, grids_of, scales=scales, flip=flip, resize=resize, remainder=remainder,
+        position_embedding=position_embedding, amp=amp, pictures=pictures,
+    )
+
+
+def layer_grid_maps(attentions: torch.Tensor, num_classes: int, grid: tuple[int, int], depths: Sequence[int]) -> dict[int, torch.Tensor]:
+    """The paper's Fig. 6 from one forward: K -> the class-to-patch map over the last K blocks, for each K in ``depths``."""
+    return {depth: class_to_patch_attention(attentions, num_classes, grid, last_k=depth) for depth in depths}
+
+
+@torch.inference_mode()
+def multiscale_layer_maps(
+    model: MCTformer,
+    images: torch.Tensor,
+    present: torch.Tensor,
+    depths: Sequence[int],
+    *,
+    scales: Sequence[float],
+    flip: bool,
+    resize: str,
+    remainder: str,
+    position_embedding: str,
+    amp: bool,
+    pictures: Sequence[np.ndarray] | None = None,
+) -> dict[int, list[torch.Tensor]]:
+    """:func:`multiscale_maps` of the ``attention`` variant for every ``last_k`` in ``depths`` at the cost of one:
+    each forward already holds every block's attention, so K -> what ``last_k=K`` would give."""
+
+    def grids_of(output: MCTformerOutput) -> dict[int, torch.Tensor]:
+        if output.attentions is None:
+            raise ValueError("multiscale_layer_maps needs the attention of every block")
+        return layer_grid_maps(output.attentions, model.num_classes, output.grid, depths)
+
+    return _summed_over_scales(
+        model, images, present, grids_of, scales=scales, flip=flip, resize=resize, remainder=remainder,
+        position_embedding=position_embedding, amp=amp, pictures=pictures,
+    )
+
+
+def _summed_over_scales(
+    model: MCTformer, images: torch.Tensor, present: torch.Tensor, grids_of, *, scales: Sequence[float], flip: bool,
+    resize: str, remainder: str, position_embedding: str, amp: bool, pictures: Sequence[np.ndarray] | None,
+) -> dict:
+    """The scale / flip loop of :func:`multiscale_maps`; ``grids_of(output)`` names the patch-grid maps of one forward."""
     from .training.common import autocast
 
     if not scales:
@@ -203,12 +257,12 @@ def multiscale_maps(
     batch, _, height, width = images.shape
     present = present.to(device=images.device, dtype=torch.bool)
     counts = present.sum(dim=1).tolist()
-    totals: dict[str, torch.Tensor] = {}
+    totals: dict = {}
     for scale in scales:
         inputs = scaled_inputs(images, pictures, scale, model.patch_size, resize, remainder, flip)
         with autocast(images.device, amp):
             output = model.forward_tokens(inputs, return_attention=True, position_resampling=position_embedding)
-            grids = grid_maps(output, variants, model.num_classes, last_k=last_k, feature_temperature=feature_temperature)
+            grids = grids_of(output)
         for variant, grid in grids.items():
             grid = grid.float()
             if flip:

@@ -31,6 +31,7 @@ from mctformer.training import irn as train_irn
 CONFIG_SET = [
     # maps.*
     (localize.multiscale_maps, ["scales", "flip", "last_k", "feature_temperature", "resize", "remainder", "position_embedding", "amp"]),
+    (localize.multiscale_layer_maps, ["scales", "flip", "resize", "remainder", "position_embedding", "amp"]),
     (localize.extract_maps, ["scales", "flip", "last_k", "feature_temperature", "batch_size", "device", "num_overlays", "resize",
                              "remainder", "position_embedding", "amp", "storage_dtype"]),
     (artifacts.save_map_file, ["dtype"]),  # maps.storage_dtype
