@@ -15,6 +15,7 @@ include: "workflow/rules/psa.smk"
 include: "workflow/rules/irn.smk"
 include: "workflow/rules/deeplab.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/ablations.smk"
 
 
 rule all:

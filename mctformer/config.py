@@ -145,6 +145,11 @@ def check_config(config: Mapping[str, Any]) -> None:
     for variant in config["maps"]["variants"]:
         if variant not in allowed:
             raise ConfigError(f"maps.variants: {variant!r} needs another model version; {classifier['version']} makes {list(allowed)}")
+    for version, variants in config["ablations"]["segmentation"]["variants"].items():
+        for variant in variants:
+            if variant not in MAP_VARIANTS[version]:
+                raise ConfigError(f"ablations.segmentation.variants.{version}: {variant!r} is not a map of MCTformer-{version.upper()} "
+                                  f"(it makes {list(MAP_VARIANTS[version])})")
     psa = config["psa"]
     if psa["seed_variant"] not in config["maps"]["variants"]:
         raise ConfigError(f"psa.seed_variant: {psa['seed_variant']!r} is not among maps.variants {config['maps']['variants']}")
@@ -167,7 +172,7 @@ def check_config(config: Mapping[str, Any]) -> None:
 
 # Rules that use a GPU when one is there; only they get GPU requests and the GPU partition.
 GPU_RULES = ("train_classifier", "extract_maps", "train_affinity", "random_walk", "train_deeplab", "infer_deeplab",
-             "train_irn", "irn_walk")
+             "train_irn", "irn_walk", "ablation_layers")
 # Rules that run data-parallel (torchrun) when given more than one GPU.
 DISTRIBUTED_RULES = ("train_classifier", "train_deeplab")
 

@@ -20,8 +20,9 @@ from conftest import REPO, tiny_config
 
 CONDA_NAMES = {"pillow": "pillow", "pyyaml": "pyyaml", "matplotlib": "matplotlib-base"}
 RULES = REPO / "workflow" / "rules"
-# The stages that run a dense CRF, and so need envs/crf.yaml.
-CRF_RULES = {"psa_labels", "psa_ablation", "infer_deeplab", "voc_submission"}
+# The stages that run a dense CRF, and so need envs/crf.yaml (the ablation_* ones reuse psa_labels / infer_deeplab).
+CRF_RULES = {"psa_labels", "psa_ablation", "infer_deeplab", "voc_submission", "ir_labels", "ablation_psa_labels", "ablation_infer_deeplab"}
+RULE_HEADER = re.compile(r"^\s*(?:rule (\w+)|use rule (\w+) as (\w+) with):", flags=re.M)
 
 
 def requirement_name(requirement: str) -> str:
@@ -33,16 +34,33 @@ def env_paths() -> dict[str, str]:
     return dict(re.findall(r'^(ENV\w*) = "([^"]+)"', (RULES / "common.smk").read_text(), flags=re.M))
 
 
-def rule_envs() -> dict[str, str]:
-    """rule name -> the ENV variable its conda: directive names."""
-    envs = {}
+def rule_blocks() -> list[tuple[str, str | None, str]]:
+    """(name, the rule it reuses or None, body) of every ``rule`` and ``use rule ... with:`` of the rule files."""
+    blocks = []
     for rule_file in RULES.glob("*.smk"):
         text = rule_file.read_text()
-        blocks = re.split(r"^\s*rule (\w+):", text, flags=re.M)[1:]
-        for name, body in zip(blocks[::2], blocks[1::2]):
-            match = re.search(r"conda:\s*\n\s*(\S+)", body)
-            envs[name] = match.group(1) if match else None
-    return envs
+        headers = list(RULE_HEADER.finditer(text))
+        for header, following in zip(headers, [*headers[1:], None]):
+            body = text[header.end() : following.start() if following else len(text)]
+            blocks.append((header.group(1), None, body) if header.group(1) else (header.group(3), header.group(2), body))
+    return blocks
+
+
+def directive_of_rules(pattern: str) -> dict[str, str | None]:
+    """rule name -> the first group of ``pattern`` in its body; a ``use rule`` that does not override it inherits it."""
+    found = {}
+    for name, _, body in rule_blocks():
+        match = re.search(pattern, body)
+        found[name] = match.group(1) if match else None
+    for name, parent, _ in rule_blocks():
+        if parent is not None and found[name] is None:
+            found[name] = found[parent]
+    return found
+
+
+def rule_envs() -> dict[str, str]:
+    """rule name -> the ENV variable its conda: directive names."""
+    return directive_of_rules(r"conda:\s*\n\s*(\S+)")
 
 
 def load_env(variable: str) -> tuple[set[str], dict[str, str]]:
@@ -62,7 +80,7 @@ def test_every_rule_names_an_existing_env_a_log_and_a_benchmark():
     assert {rule for rule, env in envs.items() if env == "ENV_CRF"} == CRF_RULES
     for rule_file in RULES.glob("*.smk"):
         text = rule_file.read_text()
-        rules = re.findall(r"^\s*rule (\w+):", text, flags=re.M)
+        rules = RULE_HEADER.findall(text)  # a `use rule` names its own log and benchmark too
         assert text.count("log:") == len(rules) and text.count("benchmark:") == len(rules), rule_file.name
 
 
@@ -395,12 +413,9 @@ def provides(variable):
 def rule_scripts():
     """rule name -> its script (the rules all run one)."""
     scripts = {}
-    for rule_file in RULES.glob("*.smk"):
-        blocks = re.split(r"^\s*rule (\w+):", rule_file.read_text(), flags=re.M)[1:]
-        for name, body in zip(blocks[::2], blocks[1::2]):
-            match = re.search(r'script:\s*\n\s*"([^"]+)"', body)
-            assert match, f"rule {name} runs no script: extend this test to its command"
-            scripts[name] = (RULES / match.group(1)).resolve()
+    for name, script in directive_of_rules(r'script:\s*\n\s*"([^"]+)"').items():
+        assert script, f"rule {name} runs no script: extend this test to its command"
+        scripts[name] = (RULES / script).resolve()
     return scripts
 
 

@@ -207,3 +207,51 @@ def deeplab_settings(part):
         and not key.endswith("_split")
         and key not in ("train_on_gt", "pseudo_masks")
     }
+
+
+# The paper's ablations (workflow/rules/ablations.smk): everything under results/<run>/ablations/.
+ABLATIONS = f"{RUN}/ablations"
+VERSION = config["classifier"]["version"]
+ALL_MAP_VARIANTS = list(MAP_VARIANTS[VERSION])
+# The variants maps.variants leaves out (V2's patchcam by default): one extra extraction pass makes them.
+EXTRA_MAP_VARIANTS = [variant for variant in ALL_MAP_VARIANTS if variant not in VARIANTS]
+SEED_SPLITS = SPLITS["seed_eval"]
+POOLINGS = list(config["ablations"]["heads"]["poolings"])
+SEGMENTATION_VARIANTS = list(config["ablations"]["segmentation"]["variants"][VERSION])
+SEGMENTATION = f"{ABLATIONS}/segmentation/{{variant}}"
+
+
+def ablation_map_dir(variant):
+    """The run's maps of a variant: extract_maps' when maps.variants has it, else the ablation's extraction."""
+    return f"{RUN}/maps/{variant}" if variant in VARIANTS else f"{ABLATIONS}/maps/maps/{variant}"
+
+
+def ablation_seed_best(split, variant):
+    """The sweep answer of a variant on a split, from evaluate_seeds or its ablation copy."""
+    if variant in VARIANTS:
+        return f"{RUN}/seeds/{split}/{variant}/best.json"
+    return f"{ABLATIONS}/maps/seeds/{split}/{variant}/best.json"
+
+
+def heads_checkpoint(wildcards):
+    """The config's own pooling is the run's classifier (same settings and seed: a retraining would repeat it)."""
+    if wildcards.pooling == config["classifier"]["token_pooling"]:
+        return rules.train_classifier.output.checkpoint
+    return f"{ABLATIONS}/heads/{wildcards.pooling}/classifier/checkpoint.pt"
+
+
+def with_token_pooling(config_keys, pooling):
+    """train_classifier's keys with classifier.token_pooling set to ``pooling``, nothing else changed."""
+    return {**config_keys, "settings": {**config_keys["settings"], "token_pooling": pooling}}
+
+
+def segmentation_chain(variant):
+    """Where a variant's PSA + DeepLab chain lives: the run's own for psa.seed_variant, else under ablations/."""
+    return RUN if variant == config["psa"]["seed_variant"] else f"{ABLATIONS}/segmentation/{variant}"
+
+
+def segmentation_best_threshold(wildcards):
+    """The walk's background score of a variant: its best seed threshold, unless psa.background pins one."""
+    if config["psa"]["background"] is not None:
+        return []
+    return [ablation_seed_best(config["psa"]["threshold_split"], wildcards.variant)]

@@ -1,0 +1,370 @@
+"""The paper's ablations (Sec. 4.3) as stages: what the ``ablation_*`` rule scripts call.
+
+- :func:`layer_ablation_stage`, Fig. 6: class-to-patch maps summed over the last K = 1..depth blocks,
+  all from one extraction pass of the run's classifier (each forward holds every block's attention).
+- :func:`heads_table_stage`, Table 7: class scores from the class tokens by avg / max pooling or a
+  linear layer (one classifier each; the rules train them).
+- :func:`maps_table_stage`, Table 5: every map variant of the model version, Patch-CAM alone included.
+- :func:`segmentation_table_stage`, Table 6: DeepLab trained on the pseudo masks of two map variants.
+
+Each writes a CSV, a figure and a markdown section (``<name>.md``) beside the paper's numbers;
+:func:`ablations_report_stage` joins the sections into ``ablations.md``. Seed numbers are the sweep's
+answer (metrics.best_threshold with seeds.miou_convention / seeds.selection, as evaluate_seeds); FP
+and FN are the authors' (evaluation.py: over the label's union, every label in the mean; see
+metrics), the ones the paper's Fig. 6 plots, with the per-ground-truth rates beside them in the CSVs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .artifacts import save_figure, write_dataframe_csv, write_text
+from .data.labels import load_class_labels
+from .data.layout import open_layout
+from .metrics import ERROR_COLUMNS, best_threshold, sweep_image, sweep_table, threshold_grid
+
+# PASCAL VOC 2012 numbers of the paper (mIoU, %), as printed; keyed by (model version, our map variant).
+# Our *_feature_refined variants and V2's attention / Patch-CAM alone have no row (TS-CAM*'s 41.3 in
+# Table 5 is a ReLU on the Patch-CAM of a one-class-token ViT, another model).
+PAPER_MAPS = {  # Table 5: seeds on VOC train
+    ("v1", "attention"): ("MCTformer-V1 (Attention)", 47.2),
+    ("v1", "attention_refined"): ("MCTformer-V1 (Attention + PatchAffinity)", 55.2),
+    ("v2", "fused"): ("MCTformer-V2 (Attention + PatchCAM)", 58.2),
+    ("v2", "fused_refined"): ("MCTformer-V2 (Attention + PatchCAM + PatchAffinity)", 61.7),
+}
+PAPER_SEGMENTATION = {  # Table 6: DeepLab on VOC val
+    ("v1", "attention"): ("MCTformer-V1 (Attention)", 55.6),
+    ("v1", "attention_refined"): ("MCTformer-V1 (Attention + PatchAffinity)", 58.8),
+    ("v2", "fused"): ("MCTformer-V2 (Attention + PatchCAM)", 61.1),
+    ("v2", "fused_refined"): ("MCTformer-V2 (Attention + PatchCAM + PatchAffinity)", 62.6),
+}
+PAPER_HEADS = {"fc": ("Fully-connected", 41.5), "max": ("Max-pooling", 26.8), "avg": ("Average-pooling", 47.2)}  # Table 7: V1 attention, VOC train
+# Fig. 6 (V1 attention, VOC train): the text prints K = 3 only ("mIoU of 47.2%"); the plotted points are not printed.
+PAPER_LAYERS = {3: 47.2}
+
+# The columns of a seed row: the sweep's answer at its threshold (see metrics.best_threshold).
+SEED_COLUMNS = ("threshold", "miou", "miou_all_labels", "mean_precision", "mean_recall", *ERROR_COLUMNS)
+
+
+def _read_json(path: str) -> dict:
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def seed_row(best: Mapping[str, Any]) -> dict[str, float]:
+    """The seed columns of one best.json (or best_threshold answer)."""
+    return {column: float(best[column]) for column in SEED_COLUMNS}
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None or not np.isfinite(value) else f"{100 * value:.1f}"
+
+
+def _paper_cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *["| " + " | ".join(row) + " |" for row in rows]]
+
+
+def _seed_split_cells(table: pd.DataFrame, key_column: str, key: Any, splits: Sequence[str]) -> list[str]:
+    """mIoU / FP / FN (%) and the threshold of one row key on each split."""
+    cells = []
+    for split in splits:
+        row = table[(table[key_column] == key) & (table["split"] == split)].iloc[0]
+        cells += [f"{_percent(row['miou'])} (t={row['threshold']:.2f})", _percent(row["fp_reference"]), _percent(row["fn_reference"])]
+    return cells
+
+
+def _split_header(splits: Sequence[str]) -> list[str]:
+    return [f"{name} {split}" for split in splits for name in ("mIoU", "FP", "FN")]
+
+
+def _figure(columns: int = 1, width: float = 4.5, height: float = 3.4):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, columns, figsize=(width * columns, height), squeeze=False)
+    return plt, figure, axes[0]
+
+
+def _bars_beside_paper(plt, figure, axes, names: Sequence[str], ours: Sequence[float], paper: Sequence[float | None],
+                       ours_label: str, paper_label: str, ylabel: str, title: str) -> None:
+    positions = np.arange(len(names))
+    axes.bar(positions - 0.2, [100 * value for value in ours], 0.4, label=ours_label)
+    axes.bar(positions + 0.2, [np.nan if value is None else value for value in paper], 0.4, label=paper_label)
+    axes.set_xticks(positions, names, rotation=20, fontsize=8)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title, fontsize=9)
+    axes.grid(axis="y", alpha=0.3)
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+
+
+# ------------------------------------------------------------ Fig. 6 --------
+
+def layer_ablation_stage(
+    *, root: str, layout: str, classes: Sequence[str], labels_path: str, checkpoint: str, splits: Sequence[str], last_k: int,
+    scales: Sequence[float], flip: bool, batch_size: int, resize: str, remainder: str, position_embedding: str, amp: bool,
+    storage_dtype: str, thresholds: Mapping[str, float], miou_convention: str, selection: str, device: str,
+    table_path: str, sweeps_path: str, plot_path: str, section_path: str, threads: int,
+) -> pd.DataFrame:
+    """Fig. 6: seeds from the class-to-patch attention over the last K blocks, for every K, on every split.
+
+    One pass over the images: each batch's forwards give the maps of every K
+    (localize.multiscale_layer_maps), which are normalised and rounded to
+    ``storage_dtype`` as extract_maps stores them, then swept at once, so the
+    row K = maps.last_k (``last_k``, marked) is the run's ``attention`` seed.
+    """
+    import torch
+
+    from .data.layout import batches_of_equal_size
+    from .data.transforms import normalize_image
+    from .localize import minmax_normalize, multiscale_layer_maps, resolve_device
+    from .logs import progress_bar
+    from .training.classifier import load_classifier
+    from .training.common import set_threads
+
+    set_threads(threads)
+    torch_device = resolve_device(device)
+    reader = open_layout(root, layout, len(classes))
+    split_ids = {split: reader.read_ids(split) for split in splits}
+    ids = list(dict.fromkeys(i for split in splits for i in split_ids[split]))
+    id_sets = {split: set(split_ids[split]) for split in splits}
+    membership = {image_id: [split for split in splits if image_id in id_sets[split]] for image_id in ids}
+    labels = load_class_labels(labels_path, ids, len(classes))
+    model = load_classifier(checkpoint, len(classes), device=torch_device).eval()
+    depths = list(range(1, len(model.blocks) + 1))
+    grid = threshold_grid(thresholds["start"], thresholds["stop"], thresholds["step"])
+    label_names = ["background", *classes]
+    num_labels = len(label_names)
+    confusions = {(split, depth): np.zeros((len(grid), num_labels, num_labels), dtype=np.int64) for split in splits for depth in depths}
+    started = time.time()
+    with progress_bar(total=len(ids), desc="maps of every K", unit="img", mininterval=2.0) as progress:
+        for batch_ids in batches_of_equal_size(reader, ids, batch_size):
+            pictures = [reader.load_image(i) for i in batch_ids]
+            images = torch.stack([normalize_image(p) for p in pictures]).to(torch_device)
+            multi_hot = np.stack([np.asarray(labels[i]) > 0 for i in batch_ids])
+            summed = multiscale_layer_maps(
+                model, images, torch.from_numpy(multi_hot), depths, scales=scales, flip=flip, resize=resize, remainder=remainder,
+                position_embedding=position_embedding, amp=amp, pictures=pictures,
+            )
+            for index, image_id in enumerate(batch_ids):
+                present = np.flatnonzero(multi_hot[index]) + 1
+                gt = reader.load_mask(image_id)
+                for depth in depths:
+                    # the round trip through the stored dtype, as the main sweep reads extract_maps' files
+                    maps = minmax_normalize(summed[depth][index]).cpu().numpy().astype(storage_dtype).astype(np.float32)
+                    confusion = sweep_image(present, maps, gt, grid, num_labels)
+                    for split in membership[image_id]:
+                        confusions[split, depth] += confusion
+            progress.update(len(batch_ids))
+    print(f"maps of K = 1..{depths[-1]} for {len(ids)} images in {time.time() - started:.1f} s")
+
+    rows, sweeps = [], []
+    for split in splits:
+        for depth in depths:
+            sweep = sweep_table(confusions[split, depth], grid, label_names)
+            best = best_threshold(sweep, convention=miou_convention, selection=selection)
+            rows.append({"split": split, "last_k": depth, "config_last_k": depth == last_k, **seed_row(best),
+                         "paper_miou": PAPER_LAYERS.get(depth, np.nan)})
+            sweeps.append(sweep.assign(split=split, last_k=depth))
+            print(f"{split} K = {depth}: mIoU {best['miou']:.4f} at t = {best['threshold']:.2f}, "
+                  f"FP {best['fp_reference']:.4f}, FN {best['fn_reference']:.4f}")
+    table = pd.DataFrame(rows)
+    write_dataframe_csv(table_path, table)
+    write_dataframe_csv(sweeps_path, pd.concat(sweeps, ignore_index=True)[["split", "last_k", *sweeps[0].columns[:-2]]])
+    save_figure(plot_path, layers_figure(table, splits, last_k))
+    write_text(section_path, "\n".join(layers_section(table, splits, last_k, plot_path, section_path)) + "\n")
+    return table
+
+
+def layers_figure(table: pd.DataFrame, splits: Sequence[str], last_k: int):
+    """Like the paper's Fig. 6: mIoU, FP and FN (%) against K, one panel per split; the paper's K = 3 mIoU as a star."""
+    plt, figure, axes = _figure(len(splits))
+    for panel, split in zip(axes, splits):
+        rows = table[table["split"] == split]
+        for column, label, style in (("miou", "mIoU", "o-"), ("fp_reference", "FP", "s--"), ("fn_reference", "FN", "^:")):
+            panel.plot(rows["last_k"], 100 * rows[column], style, label=label)
+        panel.plot(list(PAPER_LAYERS), list(PAPER_LAYERS.values()), "k*", markersize=9, label="paper mIoU (VOC train)")
+        panel.axvline(last_k, color="grey", alpha=0.4, linewidth=0.8)
+        panel.set_xticks(rows["last_k"])
+        panel.set_xlabel("K (last blocks summed)")
+        panel.set_ylabel("%")
+        panel.set_title(f"class-to-patch attention, {split}", fontsize=9)
+        panel.grid(alpha=0.3)
+        panel.legend(fontsize=7)
+    figure.tight_layout()
+    plt.close(figure)
+    return figure
+
+
+def _relative(path: str, section_path: str) -> str:
+    import os
+
+    return os.path.relpath(path, os.path.dirname(section_path))
+
+
+def layers_section(table: pd.DataFrame, splits: Sequence[str], last_k: int, plot_path: str, section_path: str) -> list[str]:
+    rows = []
+    for depth in sorted(table["last_k"].unique()):
+        name = f"{depth}" + (" (maps.last_k)" if depth == last_k else "")
+        rows.append([name, *_seed_split_cells(table, "last_k", depth, splits), _paper_cell(PAPER_LAYERS.get(int(depth)))])
+    return [
+        "## Layers fused (Fig. 6)", "",
+        "Class-to-patch attention summed over the last K blocks, all K from one extraction pass of the run's classifier; "
+        "seed mIoU at the best background threshold t, FP and FN there (the authors' evaluation.py; the paper's Fig. 6 follows "
+        "the same definitions), %. Paper: MCTformer-V1 on VOC train; its text prints only K = 3 (47.2), the other points of the "
+        "figure are not printed and are left out.", "",
+        *_markdown_table(["K", *_split_header(splits), "paper mIoU"], rows), "",
+        f"![layers]({_relative(plot_path, section_path)})", "",
+    ]
+
+
+# ------------------------------------------------------------ Table 7 -------
+
+def heads_table_stage(
+    *, version: str, poolings: Sequence[str], config_pooling: str, seed_bests: Mapping[str, Mapping[str, str]],
+    table_path: str, plot_path: str, section_path: str,
+) -> pd.DataFrame:
+    """Table 7: the ``attention`` seeds of one classifier per class-token pooling; ``seed_bests``
+    {pooling: {split: best.json}} (the config's pooling: the run's own classifier)."""
+    splits = list(next(iter(seed_bests.values())))
+    rows = []
+    for pooling in poolings:
+        label, paper = PAPER_HEADS[pooling]
+        for split in splits:
+            rows.append({"pooling": pooling, "head": label, "split": split, "run_classifier": pooling == config_pooling,
+                         **seed_row(_read_json(seed_bests[pooling][split])), "paper_miou": paper})
+    table = pd.DataFrame(rows)
+    write_dataframe_csv(table_path, table)
+    first = table[table["split"] == splits[0]]
+    plt, figure, (axes,) = _figure(width=5)
+    _bars_beside_paper(plt, figure, axes, [PAPER_HEADS[p][0] for p in poolings], first["miou"].tolist(),
+                       [PAPER_HEADS[p][1] for p in poolings], f"ours ({splits[0]})", "paper (V1, VOC train)",
+                       "attention seed mIoU (%)", f"class scores from the class tokens (Table 7), MCTformer-{version.upper()}")
+    save_figure(plot_path, figure)
+    plt.close(figure)
+    section_rows = [[f"{PAPER_HEADS[p][0]} ({p})" + (" (the run's classifier)" if p == config_pooling else ""),
+                     *_seed_split_cells(table, "pooling", p, splits), _paper_cell(PAPER_HEADS[p][1])] for p in poolings]
+    lines = [
+        "## Class-token pooling (Table 7)", "",
+        f"MCTformer-{version.upper()} trained once per way of turning the class tokens into class scores "
+        f"(classifier.token_pooling), everything else as the run; seeds from its class-to-patch attention at the best t, "
+        f"FP and FN there, %. The config's pooling ({config_pooling}) is the run's own classifier, not retrained: same settings "
+        "and seed, so a retraining would repeat it. Paper: MCTformer-V1 attention on VOC train.", "",
+        *_markdown_table(["class scores", *_split_header(splits), "paper mIoU"], section_rows), "",
+        f"![heads]({_relative(plot_path, section_path)})", "",
+    ]
+    write_text(section_path, "\n".join(lines) + "\n")
+    return table
+
+
+# ------------------------------------------------------------ Table 5 -------
+
+def maps_table_stage(
+    *, version: str, seed_bests: Mapping[str, Mapping[str, str]], table_path: str, plot_path: str, section_path: str,
+) -> pd.DataFrame:
+    """Table 5: every map variant of the run's classifier; ``seed_bests`` {variant: {split: best.json}}."""
+    variants = list(seed_bests)
+    splits = list(next(iter(seed_bests.values())))
+    rows = []
+    for variant in variants:
+        label, paper = PAPER_MAPS.get((version, variant), ("-", None))
+        for split in splits:
+            rows.append({"variant": variant, "paper_row": label, "split": split, **seed_row(_read_json(seed_bests[variant][split])),
+                         "paper_miou": np.nan if paper is None else paper})
+    table = pd.DataFrame(rows)
+    write_dataframe_csv(table_path, table)
+    first = table[table["split"] == splits[0]]
+    plt, figure, (axes,) = _figure(width=6)
+    _bars_beside_paper(plt, figure, axes, variants, first["miou"].tolist(), [PAPER_MAPS.get((version, v), ("", None))[1] for v in variants],
+                       f"ours ({splits[0]})", "paper (VOC train)", "seed mIoU (%)", f"localization maps (Table 5), MCTformer-{version.upper()}")
+    save_figure(plot_path, figure)
+    plt.close(figure)
+    section_rows = [[variant, PAPER_MAPS.get((version, variant), ("-", None))[0], *_seed_split_cells(table, "variant", variant, splits),
+                     _paper_cell(PAPER_MAPS.get((version, variant), ("", None))[1])] for variant in variants]
+    lines = [
+        "## Localization maps (Table 5)", "",
+        f"Every map variant of the run's MCTformer-{version.upper()}: seed mIoU at the best t, FP and FN there, %. "
+        "patchcam is V2's Patch-CAM alone (ReLU of the conv head's maps, no attention; the paper shows it in Fig. 5f but prints "
+        "no number); *_feature_refined is our refinement by the final patch tokens' affinity, in place of the paper's "
+        "patch affinity (*_refined). Paper: VOC train.", "",
+        *_markdown_table(["variant", "paper's row", *_split_header(splits), "paper mIoU"], section_rows), "",
+        f"![maps]({_relative(plot_path, section_path)})", "",
+    ]
+    write_text(section_path, "\n".join(lines) + "\n")
+    return table
+
+
+# ------------------------------------------------------------ Table 6 -------
+
+def segmentation_table_stage(
+    *, version: str, seed_variant: str, seed_split: str, deeplab_split: str, seed_bests: Mapping[str, str],
+    mask_summaries: Mapping[str, Mapping[str, str]],
+    deeplab_summaries: Mapping[str, Mapping[str, str]], table_path: str, plot_path: str, section_path: str,
+) -> pd.DataFrame:
+    """Table 6: per map variant, its seeds (``seed_bests`` {variant: best.json} on ``seed_split``), its
+    pseudo masks (``mask_summaries`` {variant: {split: eval json}}) and DeepLab trained on them
+    (``deeplab_summaries`` {variant: {pred | pred_crf: eval json}}); ``seed_variant`` is the run's own chain."""
+    variants = list(deeplab_summaries)
+    rows = []
+    for variant in variants:
+        label, paper = PAPER_SEGMENTATION.get((version, variant), ("-", None))
+        row = {"variant": variant, "paper_row": label, "run_chain": variant == seed_variant,
+               "seed_miou": float(_read_json(seed_bests[variant])["miou"])}
+        for split, path in mask_summaries[variant].items():
+            row[f"pseudo_miou_{split}"] = float(_read_json(path)["miou"])
+        for folder, suffix in (("pred", ""), ("pred_crf", "_crf")):
+            scores = _read_json(deeplab_summaries[variant][folder])
+            row[f"deeplab_miou{suffix}"] = float(scores["miou"])
+            row[f"deeplab_fp{suffix}"] = float(scores["fp_reference"])
+            row[f"deeplab_fn{suffix}"] = float(scores["fn_reference"])
+        row["paper_miou"] = np.nan if paper is None else paper
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    write_dataframe_csv(table_path, table)
+    plt, figure, (axes,) = _figure(width=5)
+    _bars_beside_paper(plt, figure, axes, variants, table["deeplab_miou_crf"].tolist(),
+                       [PAPER_SEGMENTATION.get((version, v), ("", None))[1] for v in variants], f"ours (+ CRF, {deeplab_split})",
+                       "paper (VOC val)", "DeepLab mIoU (%)", f"segmentation from two map variants (Table 6), MCTformer-{version.upper()}")
+    save_figure(plot_path, figure)
+    plt.close(figure)
+    mask_splits = list(next(iter(mask_summaries.values())))
+    section_rows = []
+    for _, row in table.iterrows():
+        name = row["variant"] + (" (the run's chain)" if row["run_chain"] else "")
+        section_rows.append([
+            name, row["paper_row"], _percent(row["seed_miou"]), *[_percent(row[f"pseudo_miou_{split}"]) for split in mask_splits],
+            _percent(row["deeplab_miou"]), _percent(row["deeplab_miou_crf"]), _percent(row["deeplab_fp_crf"]),
+            _percent(row["deeplab_fn_crf"]), _paper_cell(None if np.isnan(row["paper_miou"]) else row["paper_miou"]),
+        ])
+    lines = [
+        "## Segmentation from two map variants (Table 6)", "",
+        f"Each variant's maps through the whole PSA chain (confident labels, AffinityNet, random walk at its own best "
+        f"threshold) and DeepLab, evaluated on {deeplab_split}; mIoU, FP and FN (with CRF), %. The psa.seed_variant "
+        f"({seed_variant}) is the run's own chain. Paper: DeepLab on VOC val (with CRF).", "",
+        *_markdown_table(["variant", "paper's row", f"seeds {seed_split}", *[f"pseudo masks {s}" for s in mask_splits], "DeepLab", "+ CRF",
+                          "FP (+ CRF)", "FN (+ CRF)", "paper mIoU"], section_rows), "",
+        f"![segmentation]({_relative(plot_path, section_path)})", "",
+    ]
+    write_text(section_path, "\n".join(lines) + "\n")
+    return table
+
+
+def ablations_report_stage(*, run_name: str, sections: Sequence[str], report_path: str) -> None:
+    """ablations.md: the sections of the four ablations, in order, under one title."""
+    parts = [f"# Ablations of run {run_name}", "", "The paper's ablations (Sec. 4.3), run on this config; numbers in %.", ""]
+    for path in sections:
+        with open(path) as handle:
+            parts.append(handle.read())
+    write_text(report_path, "\n".join(parts))
