@@ -54,7 +54,7 @@ def main() -> None:
     torch.manual_seed(0)
     model = create_mctformer(
         args.arch, args.classes, version="v2", token_pooling=classifier["token_pooling"], drop_path_rate=classifier["drop_path"],
-        pretrained=None, patchcam_init=classifier["patchcam_init"],
+        pretrained=None, patchcam_init=classifier["patchcam_init"], locality_sigma=classifier["locality_sigma"],
     ).to(device).eval()
     images = torch.randn(args.batch, 3, args.size, args.size, device=device)
     # two classes per image, about what VOC images hold (1.5 on average)

@@ -172,6 +172,10 @@ def build_report(
             read_label_png(os.path.join(example_masks, f"{image_id}.png")),
         ])
     qualitative_grid(os.path.join(figure_dir, "examples_masks.png"), rows, ["image", "ground truth", f"seed ({psa_variant})", "pseudo mask"])
+    repairs_figure(
+        os.path.join(figure_dir, "repairs.png"), layout, layout.read_ids(mask_splits[0])[:REPAIR_CANDIDATES], example_maps,
+        example_masks, threshold, examples=max(1, examples // 2), seed_title=f"seed ({psa_variant})",
+    )
     rows = []
     for image_id in layout.read_ids(deeplab_split)[:examples]:
         rows.append([
@@ -184,6 +188,46 @@ def build_report(
     write_text(report_path, _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deeplab_split, times, figure_dir,
                                       report_path, seed_plots))
     return summary
+
+
+REPAIR_CANDIDATES = 300  # images of the mask split searched for repair examples
+
+
+def activation_repairs(ground_truth: np.ndarray, seed: np.ndarray, mask: np.ndarray) -> tuple[int, int]:
+    """(under, over) of one image: how many pixels the mask repairs of the seed's under-activation (object
+    pixels the seed calls background, the mask their class) and over-activation (background pixels the seed
+    gives a class, the mask background); 255 in the ground truth is left out."""
+    objects = (ground_truth > 0) & (ground_truth != 255)
+    background = ground_truth == 0
+    under = int((objects & (seed == 0) & (mask == ground_truth)).sum())
+    over = int((background & (seed > 0) & (mask == 0)).sum())
+    return under, over
+
+
+def repairs_figure(
+    path: str, layout, ids: Sequence[str], map_dir: str, mask_dir: str, threshold: float, *, examples: int, seed_title: str,
+) -> dict[str, list[str]]:
+    """The images whose under-activation (top rows) and over-activation (bottom rows) the refinement repairs most:
+    image, ground truth, seed, pseudo mask. Returns the ids of each kind."""
+    scores = []
+    for image_id in ids:
+        labels, maps = load_map_file(os.path.join(map_dir, f"{image_id}.npz"))
+        seed = seed_prediction(labels, maps, np.float32(threshold))
+        mask = read_label_png(os.path.join(mask_dir, f"{image_id}.png"))
+        scores.append((image_id, *activation_repairs(layout.load_mask(image_id), seed, mask)))
+    chosen = {
+        "under-activation": [s[0] for s in sorted(scores, key=lambda s: -s[1])[:examples]],
+        "over-activation": [s[0] for s in sorted(scores, key=lambda s: -s[2])[:examples]],
+    }
+    rows = []
+    for image_id in chosen["under-activation"] + chosen["over-activation"]:
+        labels, maps = load_map_file(os.path.join(map_dir, f"{image_id}.npz"))
+        rows.append([
+            layout.load_image(image_id), layout.load_mask(image_id), seed_prediction(labels, maps, np.float32(threshold)),
+            read_label_png(os.path.join(mask_dir, f"{image_id}.png")),
+        ])
+    qualitative_grid(path, rows, ["image", "ground truth", seed_title, "pseudo mask"])
+    return chosen
 
 
 def _seed_convention_lines(summary, seed_splits, variants) -> list[str]:
@@ -254,6 +298,11 @@ def _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deepl
         lines += ["", f"PSA ablation on {mask_splits[0]}:", "", "| method | mIoU |", "|---|---|"]
         lines += [f"| {name} | {100 * miou:.1f} |" for name, miou in summary["masks"]["ablation"].items()]
     lines += ["", f"![examples]({figures}/examples_masks.png)", ""]
+    lines += [
+        "Repairs: the images whose under-activation (top half: object pixels the seed leaves to the background) and",
+        "over-activation (bottom half: background the seed gives a class) the pseudo masks repair most.", "",
+        f"![repairs]({figures}/repairs.png)", "",
+    ]
     if "refinements" in summary:
         lines += ["## Refinements: seeds -> masks -> DeepLab", "", *refinement_markdown(summary["refinements"]), ""]
     lines += [f"## Segmentation ({deeplab_split})", ""]

@@ -48,6 +48,7 @@ def classifier_arguments(**overrides) -> dict:
     arguments = {
         "version": classifier["version"], "token_pooling": classifier["token_pooling"], "drop_path_rate": classifier["drop_path"],
         "pretrained": classifier["pretrained"], "patchcam_init": classifier["patchcam_init"],
+        "locality_sigma": classifier["locality_sigma"],
     }
     return {**arguments, **overrides}
 
@@ -84,12 +85,19 @@ def crf_params(section: str = "psa", **overrides):
     return dataclasses.replace(crf_params_of(shipped_config()[section]["crf"]), **overrides)
 
 
+def classic_overlay() -> dict:
+    """workflow/configs/synthetic_classic.yaml: the classic synthetic world and the recipe it shipped with."""
+    return yaml.safe_load((REPO / "workflow" / "configs" / "synthetic_classic.yaml").read_text())
+
+
 def tiny_config(run_name: str = "tiny") -> dict:
     """The shipped config, shrunk to run the whole chain in well under a minute."""
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config = copy.deepcopy(config)
     config["run_name"] = run_name
     config["data"]["classes"] = ["disc", "square", "triangle", "diamond"]
+    # the classic world (workflow/configs/synthetic_classic.yaml): colour gives the class, so one epoch learns it
+    config["synthetic"].update(classic_overlay()["synthetic"])
     config["synthetic"].update(num_train_aug=48, num_train=12, num_val=16, image_size=32, max_objects=2)
     config["classifier"].update(epochs=1, batch_size=16, input_size=32, workers=0)
     config["maps"].update(batch_size=16, overlays=2)

@@ -39,8 +39,8 @@ CONFIG_SET = [
     (mctformer.MCTformer._pos_embed, ["resampling"]),
     (mctformer.resample_position_embedding, ["method"]),
     # classifier.*
-    (mctformer.create_mctformer, ["version", "token_pooling", "drop_path_rate", "pretrained", "patchcam_init"]),
-    (mctformer.MCTformer.__init__, ["version", "token_pooling", "patchcam_init"]),
+    (mctformer.create_mctformer, ["version", "token_pooling", "drop_path_rate", "pretrained", "patchcam_init", "locality_sigma"]),
+    (mctformer.MCTformer.__init__, ["version", "token_pooling", "patchcam_init", "locality_sigma"]),
     (train_classifier.train_classifier, ["device", "seed", "workers"]),  # device, seed, classifier.workers
     (train_classifier.load_classifier, ["device"]),
     # seeds.*
@@ -90,7 +90,7 @@ CONFIG_SET = [
                                    "workers", "resize", "normalise_crf_scores"]),
     # synthetic.*, seed, data.palette, the rules' threads
     (synthetic.SyntheticSpec, ["image_size", "min_objects", "max_objects", "radius_range", "part_fraction", "body_pool",
-                               "shared_colours", "context_probability", "context_alone_probability", "instances_max",
+                               "bodies_per_class", "body_texture", "part_on_body_colour", "shared_colours", "context_probability", "context_alone_probability", "instances_max",
                                "thin_probability", "seed"]),
     (synthetic.generate_synthetic_voc, ["palette", "workers"]),
     (labels.build_class_labels, ["workers"]),

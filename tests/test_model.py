@@ -113,3 +113,45 @@ def test_no_dropout_besides_drop_path():
     assert rates and all(rate == 0.0 for rate in rates)
     # timm spaces the rate linearly over the blocks: 0 in the first, 0.1 in the last
     assert model.blocks[-1].drop_path1.drop_prob == pytest.approx(0.1)
+
+
+def test_locality_bias_is_the_gaussian_prior_between_patches_only():
+    model = tiny_mctformer(2, locality_sigma=2.0)
+    bias = model.locality_bias((2, 3), torch.device("cpu"))
+    assert bias.shape == (2 + 6, 2 + 6)
+    assert (bias[:2] == 0).all() and (bias[:, :2] == 0).all()  # class tokens: no prior either way
+    # patch 0 at (0, 0), patch 5 at (1, 2): d^2 = 5 -> -5 / (2 * 4); patch 1 at (0, 1): d^2 = 1
+    assert bias[2 + 0, 2 + 5].item() == pytest.approx(-5 / 8)
+    assert bias[2 + 0, 2 + 1].item() == pytest.approx(-1 / 8)
+    assert torch.diagonal(bias).abs().max() == 0
+    assert tiny_mctformer(2).locality_bias((2, 3), torch.device("cpu")) is None
+    with pytest.raises(ValueError, match="locality_sigma"):
+        tiny_mctformer(2, locality_sigma=0.0)
+
+
+def test_locality_prior_makes_patch_attention_local():
+    """The same weights with and without the prior: with a small sigma each patch attends mostly to itself and
+    its neighbours, without it about evenly; the captured attention is what the forward used."""
+    torch.manual_seed(0)
+    plain = tiny_mctformer(3).eval()
+    local = tiny_mctformer(3, locality_sigma=0.5).eval()
+    local.load_state_dict(plain.state_dict())
+    images = torch.randn(2, 3, 64, 64)
+    rows, cols = torch.meshgrid(torch.arange(8), torch.arange(8), indexing="ij")
+    positions = torch.stack([rows.flatten(), cols.flatten()], 1).float()
+    distance = torch.cdist(positions, positions)
+
+    def mean_distance(model):
+        with torch.no_grad():
+            output = model.forward_tokens(images, position_resampling="size", return_attention=True)
+        patch = output.attentions[:, :, 3:, 3:]
+        patch = patch / patch.sum(-1, keepdim=True)
+        return (patch * distance).sum(-1).mean().item(), output
+
+    far, plain_out = mean_distance(plain)
+    near, local_out = mean_distance(local)
+    assert near < 1.0 < 3.0 < far
+    with torch.no_grad():
+        again = local.forward_tokens(images, position_resampling="size")
+    assert torch.allclose(again.patch_tokens, local_out.patch_tokens, atol=1e-5)  # fused attention: the same prior
+    assert (plain_out.patch_tokens - local_out.patch_tokens).abs().max() > 0.01

@@ -6,7 +6,7 @@ import yaml
 from PIL import Image
 from scipy import ndimage
 
-from conftest import REPO, TINY_SPEC, shipped_config, tiny_spec
+from conftest import REPO, TINY_SPEC, classic_overlay, shipped_config, tiny_spec
 from mctformer.artifacts import voc_palette
 from mctformer.data.synthetic import (
     ROLE_BACKGROUND,
@@ -110,9 +110,11 @@ def parts_spec(**overrides) -> SyntheticSpec:
     return tiny_spec(**{**ONE_OBJECT, "part_fraction": 0.5, **overrides})
 
 
-def shipped_spec() -> SyntheticSpec:
+def classic_spec() -> SyntheticSpec:
+    """config.yaml with workflow/configs/synthetic_classic.yaml: the embedded default's world before the parts world."""
     config = shipped_config()
-    synthetic = {**config["synthetic"], "radius_range": tuple(config["synthetic"]["radius_range"])}
+    synthetic = {**config["synthetic"], **classic_overlay()["synthetic"]}
+    synthetic["radius_range"] = tuple(synthetic["radius_range"])
     return SyntheticSpec(num_classes=len(config["data"]["classes"]), seed=config["seed"], **synthetic)
 
 
@@ -125,17 +127,18 @@ def render_digest(spec: SyntheticSpec, indices) -> str:
     return digest.hexdigest()
 
 
-# sha256 of render_image's (image, label) bytes, computed with the generator before the parts world existed.
+# sha256 of render_image's (image, label) bytes, computed with the generator before the parts world existed
+# (when config.yaml drew the classic world).
 CLASSIC_DIGESTS = {
-    ("shipped", 0, 40): "0b9af82e184dd4857fd376c9ef5dfb908101b9e5fae20a47118179dac67fc525",
-    ("shipped", 6000, 6010): "87ea5c7b2393df2423be0801145cc7b6bb7402e14ff9f115d8395144c8759337",
+    ("classic", 0, 40): "0b9af82e184dd4857fd376c9ef5dfb908101b9e5fae20a47118179dac67fc525",
+    ("classic", 6000, 6010): "87ea5c7b2393df2423be0801145cc7b6bb7402e14ff9f115d8395144c8759337",
     ("tiny", 0, 64): "870feb0773704adbf9d261cb143998f8584f8ec7742e776c3110285be7c11090",
 }
 
 
 @pytest.mark.parametrize("name, start, stop", list(CLASSIC_DIGESTS))
-def test_config_yaml_draws_todays_world_byte_for_byte(name, start, stop):
-    spec = shipped_spec() if name == "shipped" else TINY_SPEC
+def test_the_classic_overlay_draws_the_old_world_byte_for_byte(name, start, stop):
+    spec = classic_spec() if name == "classic" else TINY_SPEC
     assert spec.classic
     assert {key: getattr(spec, key) for key in CLASSIC_KNOBS} == CLASSIC_KNOBS
     assert render_digest(spec, range(start, stop)) == CLASSIC_DIGESTS[name, start, stop]
@@ -148,7 +151,7 @@ def test_the_classic_world_never_enters_the_parts_code(monkeypatch):
         raise AssertionError("the classic world went through render_layers")
 
     monkeypatch.setattr(synthetic, "render_layers", refuse)
-    synthetic.render_image(shipped_spec(), 0)
+    synthetic.render_image(classic_spec(), 0)
     with pytest.raises(AssertionError):
         synthetic.render_image(parts_spec(), 0)
     with pytest.raises(ValueError, match="classic"):
@@ -221,7 +224,7 @@ def distance_to_colour_rays(pixels: np.ndarray, colours) -> np.ndarray:
 
 @pytest.mark.parametrize("fraction", [0.3, 0.6])
 def test_part_fraction_is_the_class_specific_share_of_the_object(fraction):
-    spec = parts_spec(part_fraction=fraction, body_pool=3)
+    spec = parts_spec(part_fraction=fraction, body_pool=3, bodies_per_class=3)
     shares = []
     for index in range(12):
         layers = render_layers(spec, index)
@@ -245,7 +248,7 @@ def test_part_fraction_one_is_the_whole_object_without_body():
 
 
 def test_bodies_come_from_one_pool_whatever_the_class():
-    spec = parts_spec(body_pool=3)
+    spec = parts_spec(body_pool=3, bodies_per_class=3)
     counts = np.zeros((spec.num_classes, 3), dtype=int)
     for index in range(200):
         (obj,) = render_layers(spec, index).objects
@@ -253,6 +256,61 @@ def test_bodies_come_from_one_pool_whatever_the_class():
     assert (counts > 0).all()  # every class wears every body
     rates = counts / counts.sum(1, keepdims=True)
     assert np.abs(rates - 1 / 3).max() < 0.2
+
+
+def test_bodies_per_class_ties_each_body_to_its_classes():
+    # 4 classes, a pool of 4, 2 per class: class c wears entries c and c+1 (mod 4), so each body serves two classes
+    spec = parts_spec(body_pool=4, bodies_per_class=2)
+    counts = np.zeros((spec.num_classes, 4), dtype=int)
+    for index in range(200):
+        (obj,) = render_layers(spec, index).objects
+        counts[obj["class_index"], obj["body"]] += 1
+    allowed = np.zeros_like(counts, dtype=bool)
+    for class_index in range(spec.num_classes):
+        allowed[class_index, [class_index % 4, (class_index + 1) % 4]] = True
+    assert (counts[~allowed] == 0).all() and (counts[allowed] > 0).all()
+    assert ((counts > 0).sum(axis=0) == 2).all()  # every body is worn by exactly two classes
+
+
+@pytest.mark.parametrize("texture", ["pool", "solid"])
+def test_body_texture_solid_paints_one_colour_per_body(texture):
+    # pool entries 0-3 have textures (stripes, checker, dots, waves): two colours on a body; solid: one
+    spec = parts_spec(body_pool=4, bodies_per_class=4, body_texture=texture)
+    spreads = []
+    for index in range(20):
+        layers = render_layers(spec, index)
+        body = ndimage.binary_erosion(layers.role == ROLE_BODY, iterations=1)
+        if body.sum() > 30:
+            spreads.append(np.percentile(layers.image[body].astype(float), 90, axis=0).max()
+                           - np.percentile(layers.image[body].astype(float), 10, axis=0).max())
+    assert len(spreads) >= 10
+    if texture == "solid":
+        assert np.median(spreads) < 25  # the pixel noise (sd 6) and JPEG-free rendering: one colour
+    else:
+        assert np.median(spreads) > 40
+
+
+@pytest.mark.parametrize("on_body", [False, True])
+def test_part_on_body_colour_draws_the_pattern_on_the_body_colour(on_body):
+    spec = parts_spec(body_pool=4, bodies_per_class=4, body_texture="solid", part_on_body_colour=on_body)
+    shares = []
+    for index in range(40):
+        layers = render_layers(spec, index)
+        (obj,) = layers.objects
+        if class_appearance(obj["class_index"], spec.num_classes)["texture"] == 0:
+            continue  # a solid part has no second colour
+        part, body = layers.role == ROLE_PART, ndimage.binary_erosion(layers.role == ROLE_BODY)
+        if not body.any():
+            continue
+        pixels = layers.image.astype(float)
+        body_colour = np.median(pixels[body], axis=0)
+        near_body = np.linalg.norm(pixels[part] - body_colour, axis=1) < 25
+        shares.append(near_body.mean())
+    assert len(shares) >= 15
+    if on_body:
+        assert np.median(shares) > 0.15  # the pattern's second colour is the body's (dots: a small share)
+    else:
+        assert np.median(shares) < 0.05
 
 
 @pytest.mark.parametrize("shared", [False, True])
@@ -378,6 +436,7 @@ def test_thin_limbs_are_thin_and_belong_to_the_object():
 
 @pytest.mark.parametrize("bad", [
     dict(part_fraction=0.0), dict(part_fraction=1.5), dict(body_pool=0), dict(context_probability=-0.1),
+    dict(bodies_per_class=0), dict(body_pool=2, bodies_per_class=3), dict(body_texture="marble"),
     dict(context_alone_probability=1.5), dict(instances_max=0), dict(thin_probability=2.0),
 ])
 def test_bad_parts_knobs_are_refused(bad):

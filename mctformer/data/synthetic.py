@@ -15,10 +15,19 @@ world; all knobs off = the classic world, drawn by the same code as before):
   texture and colours) on a larger *body* whose shape, texture and colours come
   from a pool of ``body_pool`` appearances shared by all classes, so image-level
   labels teach the part and the body must be recovered (under-activation);
+  ``bodies_per_class`` < ``body_pool`` lets each class draw its bodies from its own
+  consecutive entries of the pool (2: each body shared by two classes), so the body
+  says something of the class, as a person's clothes do;
 - ``context_probability``: each class has a background *context* (a region with a
   class-specific texture) that lies under and around an object of the class with
   this probability; ``context_alone_probability``: an image shows the context of
   a class it does not hold (over-activation: boat/water, train/rails);
+- ``body_texture``: ``pool`` (each body-pool entry has its own texture, from the
+  contexts' families) or ``solid`` (one colour per body: texture then tells a body
+  from a context, colour still does not);
+- ``part_on_body_colour``: the part's pattern is drawn in its class's bright colour
+  on its body's colour (instead of the class's dark one), so a part and its body
+  share a colour, as a face and a neck do, and a colour CRF can cross between them;
 - ``shared_colours``: body and context colours are drawn from the background's
   colour law, so no colour identifies a class or tells object from background;
 - ``instances_max``: up to this many objects of each present class;
@@ -52,6 +61,10 @@ MIN_VISIBLE_PIXELS = 8
 MAX_OVERLAP = 0.4
 PLACEMENT_TRIES = 20
 NUM_TEXTURES = 5
+# synthetic.body_texture: "pool" = each body-pool entry has its own texture (stripes, checker, dots, waves: the
+# contexts' families, so texture does not tell a body from a context either); "solid" = one colour per body
+# (with the per-object brightness jitter), so texture tells a body from a context but colour still does not.
+BODY_TEXTURES = ("pool", "solid")
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,9 @@ class SyntheticSpec:
     radius_range: tuple[float, float]
     part_fraction: float
     body_pool: int
+    bodies_per_class: int
+    body_texture: str
+    part_on_body_colour: bool
     shared_colours: bool
     context_probability: float
     context_alone_probability: float
@@ -108,6 +124,10 @@ class SyntheticSpec:
             raise ValueError("synthetic: part_fraction must be in (0, 1]")
         if self.body_pool < 1:
             raise ValueError("synthetic: body_pool must be >= 1")
+        if not 1 <= self.bodies_per_class <= self.body_pool:
+            raise ValueError("synthetic: need 1 <= bodies_per_class <= body_pool")
+        if self.body_texture not in BODY_TEXTURES:
+            raise ValueError(f"synthetic: body_texture must be one of {BODY_TEXTURES}, got {self.body_texture!r}")
         for name in ("context_probability", "context_alone_probability", "thin_probability"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"synthetic: {name} must be in [0, 1]")
@@ -375,6 +395,14 @@ def _object_masks(spec: SyntheticSpec, class_index: int, body: int, u: np.ndarra
     return part, _shape_mask(body_shape, u, v) & ~part
 
 
+def _body_entry(spec: SyntheticSpec, class_index: int, draw: int) -> int:
+    """The body-pool entry of an object of ``class_index``: the ``draw``-th of its class's ``bodies_per_class``
+    consecutive entries (from entry ``class_index``), or of the whole pool when that is every entry."""
+    if spec.bodies_per_class == spec.body_pool:
+        return draw
+    return (class_index + draw) % spec.body_pool
+
+
 def _limbs(rng: np.random.Generator, cx: float, cy: float, radius: float, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
     """1-3 thin straight limbs (3-4 px wide: a labelled core survives the ignore band) from inside the object outwards."""
     mask = np.zeros(xx.shape, dtype=bool)
@@ -425,7 +453,7 @@ def render_layers(spec: SyntheticSpec, index: int) -> Layers:
                 radius = rng.uniform(*spec.radius_range) * size
                 cx, cy = rng.uniform(0.6 * radius, size - 0.6 * radius, size=2)
                 theta = rng.uniform(0, 2 * np.pi)
-                body = int(rng.integers(spec.body_pool))
+                body = _body_entry(spec, class_index, int(rng.integers(spec.bodies_per_class)))
                 u = ((xx - cx) * np.cos(theta) + (yy - cy) * np.sin(theta)) / radius
                 v = (-(xx - cx) * np.sin(theta) + (yy - cy) * np.cos(theta)) / radius
                 part, body_mask = _object_masks(spec, class_index, body, u, v)
@@ -476,10 +504,14 @@ def render_layers(spec: SyntheticSpec, index: int) -> Layers:
         role[region] = ROLE_CONTEXT
     for number, obj in enumerate(objects, start=1):
         look = class_appearance(obj["class_index"], spec.num_classes)
+        part_colours = look["colours"]
         if obj["body"] is not None:
             body_look = body_appearance(obj["body"])
             colours = (_shared_colour(rng), _shared_colour(rng)) if spec.shared_colours else body_look["colours"]
-            _paint_texture(rng, image, obj["body_mask"], body_look["texture"], obj["u"], obj["v"], body_look["frequency"], colours)
+            texture = body_look["texture"] if spec.body_texture == "pool" else 0  # 0: solid
+            _paint_texture(rng, image, obj["body_mask"], texture, obj["u"], obj["v"], body_look["frequency"], colours)
+            if spec.part_on_body_colour:
+                part_colours = (look["colours"][0], colours[0])
             role[obj["body_mask"]] = ROLE_BODY
         else:
             colours = look["colours"][1:]  # no body: the limbs take the part's dark colour
@@ -487,7 +519,7 @@ def render_layers(spec: SyntheticSpec, index: int) -> Layers:
             limbs = obj["limbs"] & ~obj["part"] & ~obj["body_mask"]
             image[limbs] = colours[0] * rng.uniform(0.85, 1.15)
             role[limbs] = ROLE_THIN
-        _paint_texture(rng, image, obj["part"], look["texture"], obj["u"], obj["v"], look["frequency"], look["colours"])
+        _paint_texture(rng, image, obj["part"], look["texture"], obj["u"], obj["v"], look["frequency"], part_colours)
         role[obj["part"]] = ROLE_PART
         instance[obj["part"] | obj["body_mask"] | (obj["limbs"] if obj["limbs"] is not None else False)] = number
 

@@ -66,8 +66,11 @@ class MCTformer(VisionTransformer):
         version: Literal["v1", "v2"],
         token_pooling: TokenPooling,
         patchcam_init: PatchCamInit,
+        locality_sigma: float | None,
         **vit_kwargs,
     ) -> None:
+        if locality_sigma is not None and not locality_sigma > 0:
+            raise ValueError(f"classifier.locality_sigma must be null or > 0, got {locality_sigma!r}")
         if patchcam_init not in ("trunc_normal", "pytorch_default"):
             raise ValueError(f"classifier.patchcam_init must be trunc_normal or pytorch_default, got {patchcam_init!r}")
         if version not in ("v1", "v2"):
@@ -87,6 +90,7 @@ class MCTformer(VisionTransformer):
         self.num_classes = num_classes
         self.version = version
         self.token_pooling = token_pooling
+        self.locality_sigma = locality_sigma
         self.class_tokens = nn.Parameter(torch.zeros(1, num_classes, self.embed_dim))
         self.class_pos_embed = nn.Parameter(torch.zeros(1, num_classes, self.embed_dim))
         trunc_normal_(self.class_tokens, std=0.02)
@@ -121,7 +125,27 @@ class MCTformer(VisionTransformer):
             "depth": len(self.blocks),
             "num_heads": self.blocks[0].attn.num_heads,
             "patch_size": self.patch_size,
+            "locality_sigma": self.locality_sigma,
         }
+
+    def locality_bias(self, grid: tuple[int, int], device: torch.device) -> torch.Tensor | None:
+        """The additive attention bias of ``locality_sigma`` [C+M, C+M]: -d^2 / (2 sigma^2) between two patches
+        d patches apart, 0 to and from the class tokens (None without the prior).
+
+        A fixed Gaussian prior on the logits, in every block and head: attention then prefers nearby
+        patches but can still reach any. Without it a ViT trained from scratch on little data learns
+        patch-to-patch attention with no locality (its mean distance equals a uniform one's), so the
+        patch-affinity refinement (``fused_refined``) spreads each class over the whole image.
+        """
+        if self.locality_sigma is None:
+            return None
+        rows, cols = torch.meshgrid(torch.arange(grid[0], device=device), torch.arange(grid[1], device=device), indexing="ij")
+        positions = torch.stack([rows.flatten(), cols.flatten()], dim=1).float()
+        squared = torch.cdist(positions, positions).square()
+        size = self.num_classes + positions.shape[0]
+        bias = torch.zeros(size, size, device=device)
+        bias[self.num_classes :, self.num_classes :] = -squared / (2 * self.locality_sigma**2)
+        return bias
 
     # -- attention capture ---------------------------------------------------
     @contextlib.contextmanager
@@ -176,12 +200,13 @@ class MCTformer(VisionTransformer):
         tokens = self.norm_pre(torch.cat([class_tokens, patches], dim=1))
 
         attentions = None
+        bias = self.locality_bias((grid_h, grid_w), tokens.device)
         if return_attention:
             with self._capture_attention() as captured:
-                tokens = self.blocks(tokens)
+                tokens = self._run_blocks(tokens, bias)
             attentions = torch.stack(captured)
         else:
-            tokens = self.blocks(tokens)
+            tokens = self._run_blocks(tokens, bias)
 
         num_classes = self.num_classes
         final_class_tokens = tokens[:, :num_classes]  # before the last LayerNorm, on purpose
@@ -199,6 +224,14 @@ class MCTformer(VisionTransformer):
             patchcam = self.patchcam_head(feature_map)
             patchcam_logits = patchcam.mean(dim=(2, 3))
         return MCTformerOutput(token_logits, patchcam_logits, patchcam, attentions, patch_tokens, (grid_h, grid_w))
+
+    def _run_blocks(self, tokens: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        if bias is None:
+            return self.blocks(tokens)
+        bias = bias.to(tokens.dtype)
+        for block in self.blocks:
+            tokens = block(tokens, attn_mask=bias)
+        return tokens
 
     def forward(self, images: torch.Tensor) -> MCTformerOutput:  # type: ignore[override]
         """Classification at the training resolution (training, validation mAP): on the training grid
@@ -223,6 +256,7 @@ def create_mctformer(
     drop_path_rate: float,
     pretrained: str | os.PathLike | None,
     patchcam_init: PatchCamInit,
+    locality_sigma: float | None,
 ) -> MCTformer:
     """Build a named configuration (the ``classifier`` keys); ``pretrained`` is a local DeiT checkpoint
     (.pth or .safetensors) or None."""
@@ -235,6 +269,7 @@ def create_mctformer(
         version=version,
         token_pooling=token_pooling,
         patchcam_init=patchcam_init,
+        locality_sigma=locality_sigma,
         qkv_bias=True,
         drop_path_rate=drop_path_rate,
         **settings,

@@ -38,12 +38,13 @@ def build_classifier(settings: Mapping[str, Any], num_classes: int) -> MCTformer
         drop_path_rate=settings["drop_path"],
         patchcam_init=settings["patchcam_init"],
         pretrained=settings["pretrained"],
+        locality_sigma=settings["locality_sigma"],
     )
 
 
 # Keys a checkpoint's saved ``settings`` may lack because it was written before the key existed, with
 # the value every such checkpoint was trained with. Only these are filled in; the config is never read.
-LEGACY_CLASSIFIER_SETTINGS = {"patchcam_init": "trunc_normal"}
+LEGACY_CLASSIFIER_SETTINGS = {"patchcam_init": "trunc_normal", "locality_sigma": None}
 
 
 def load_classifier(path: str | os.PathLike, num_classes: int | None = None, *, device: str | torch.device) -> MCTformer:
@@ -57,8 +58,9 @@ def load_classifier(path: str | os.PathLike, num_classes: int | None = None, *, 
     # no pretrained weights to read: the checkpoint's own follow; patchcam_init only shapes a fresh model's init
     settings = {**LEGACY_CLASSIFIER_SETTINGS, **payload["settings"], "pretrained": None}
     model = build_classifier(settings, saved_classes)
-    if model.architecture() != payload["architecture"]:
-        raise ValueError(f"classifier checkpoint {path} holds {payload['architecture']}, the config builds {model.architecture()}")
+    recorded = {"locality_sigma": LEGACY_CLASSIFIER_SETTINGS["locality_sigma"], **payload["architecture"]}
+    if model.architecture() != recorded:
+        raise ValueError(f"classifier checkpoint {path} holds {recorded}, the config builds {model.architecture()}")
     model.load_state_dict(payload["model"])
     return model.to(device).eval()
 

@@ -39,6 +39,7 @@ rule report:
         examples_masks=report(
             f"{RUN}/figures/examples_masks.png", category="Masks and segmentation", caption="../report/examples.rst"
         ),
+        repairs=report(f"{RUN}/figures/repairs.png", category="Masks and segmentation", caption="../report/repairs.rst"),
         examples_deeplab=report(
             f"{RUN}/figures/examples_deeplab.png", category="Masks and segmentation", caption="../report/examples.rst"
         ),
