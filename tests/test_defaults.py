@@ -90,8 +90,8 @@ CONFIG_SET = [
                                    "workers", "resize", "normalise_crf_scores"]),
     # synthetic.*, seed, data.palette, the rules' threads
     (synthetic.SyntheticSpec, ["image_size", "min_objects", "max_objects", "radius_range", "part_fraction", "body_pool",
-                               "bodies_per_class", "body_texture", "part_on_body_colour", "shared_colours", "context_probability", "context_alone_probability", "instances_max",
-                               "thin_probability", "seed"]),
+                               "bodies_per_class", "body_texture", "part_on_body_colour", "shared_colours", "context_probability",
+                               "context_alone_probability", "instances_max", "thin_probability", "seed"]),
     (synthetic.generate_synthetic_voc, ["palette", "workers"]),
     (labels.build_class_labels, ["workers"]),
     (prepare.prepare_coco14, ["workers"]),
