@@ -297,8 +297,8 @@ def maps_table_stage(
         "## Localization maps (Table 5)", "",
         f"Every map variant of the run's MCTformer-{version.upper()}: seed mIoU at the best t, FP and FN there, %. "
         "patchcam is V2's Patch-CAM alone (ReLU of the conv head's maps, no attention; the paper shows it in Fig. 5f but prints "
-        "no number); *_feature_refined is our refinement by the final patch tokens' affinity, in place of the paper's "
-        "patch affinity (*_refined). Paper: VOC train.", "",
+        "no number); `*_feature_refined` is our refinement by the final patch tokens' affinity, in place of the paper's "
+        "patch affinity (`*_refined`). Paper: VOC train.", "",
         *_markdown_table(["variant", "paper's row", *_split_header(splits), "paper mIoU"], section_rows), "",
         f"![maps]({_relative(plot_path, section_path)})", "",
     ]
