@@ -121,46 +121,6 @@ use rule evaluate_masks as evaluate_irn_masks with:
         config_keys=dict(layout=LAYOUT, classes=CLASSES, title="IRN masks"),
 
 
-def comparison_files(methods, deeplab_methods):
-    """The inputs of the refinement comparison, by role and method (the rule's params.files maps them)."""
-    split = {"psa": config["psa"]["eval_splits"][0], "irn": config["irn"]["eval_splits"][0]}
-    variant = {"psa": config["psa"]["seed_variant"], "irn": config["irn"]["seed_variant"]}
-    mask_summary = {"psa": f"{RUN}/masks/eval_{split['psa']}.json", "irn": f"{RUN}/masks/irn/eval_{split['irn']}.json"}
-    benchmarks = lambda jobs: [f"{RUN}/benchmarks/{job}.tsv" for job in jobs]
-    return {
-        # a method's seeds: its seed variant's sweep on its mask split, where that split is swept
-        "seed_bests": {
-            method: f"{RUN}/seeds/{split[method]}/{variant[method]}/best.json"
-            for method in methods
-            if split[method] in SPLITS["seed_eval"]
-        },
-        "crf_only_table": f"{RUN}/masks/ablation_{split['psa']}.csv" if "psa" in methods else None,
-        "mask_summaries": {method: mask_summary[method] for method in methods},
-        "deeplab_summaries": {
-            method: {folder: f"{RUN}/{DEEPLAB_OF_SOURCE[method]}/eval_{folder}.json" for folder in ("pred", "pred_crf")}
-            for method in deeplab_methods
-        },
-        "refinement_benchmarks": {method: benchmarks(refinement_benchmark_jobs(method)) for method in methods},
-        "deeplab_benchmarks": {
-            method: benchmarks([f"{stage}_{DEEPLAB_OF_SOURCE[method]}" for stage in ("train", "infer")])
-            for method in deeplab_methods
-        },
-    }
-
-
-def flat_paths(files):
-    """Every path in comparison_files(), once."""
-    paths = []
-    for value in files.values():
-        if isinstance(value, str):
-            paths.append(value)
-        elif isinstance(value, dict):
-            paths += flat_paths(value)
-        elif isinstance(value, list):
-            paths += value
-    return list(dict.fromkeys(paths))
-
-
 COMPARED = comparison_files(["psa", "irn"], ["psa", "irn"])
 
 
