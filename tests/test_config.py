@@ -27,7 +27,10 @@ def test_shipped_configs_follow_the_schema(name):
     validated(merged)
 
 
-@pytest.mark.parametrize("name", ["workflow/configs/voc12.yaml", "workflow/configs/synthetic_v1.yaml"])
+@pytest.mark.parametrize("name", [
+    "workflow/configs/voc12.yaml", "workflow/configs/synthetic_v1.yaml", "workflow/configs/synthetic_classic.yaml",
+    "workflow/configs/synthetic_parts.yaml",
+])
 def test_shipped_overlays_pass_the_cross_key_checks(name, tmp_path):
     import numpy as np
 

@@ -155,3 +155,17 @@ def test_locality_prior_makes_patch_attention_local():
         again = local.forward_tokens(images, position_resampling="size")
     assert torch.allclose(again.patch_tokens, local_out.patch_tokens, atol=1e-5)  # fused attention: the same prior
     assert (plain_out.patch_tokens - local_out.patch_tokens).abs().max() > 0.01
+
+
+def test_attention_locality_diagnostic_on_hand_made_attention():
+    from benchmarks.attention_locality import attention_locality
+
+    num_classes, grid = 2, (2, 2)
+    size = num_classes + 4
+    uniform = torch.full((1, 1, size, size), 1.0 / size)
+    identity = torch.eye(size)[None, None]
+    (flat,), (own,) = attention_locality(uniform, num_classes, grid), attention_locality(identity, num_classes, grid)
+    # 2x2 grid: from a patch, distances 0, 1, 1, sqrt(2): mean (2 + sqrt 2) / 4
+    assert flat["mean_distance"] == pytest.approx((2 + 2**0.5) / 4) == pytest.approx(flat["uniform_distance"])
+    assert flat["patch_share"] == pytest.approx(4 / 6)
+    assert own["mean_distance"] == 0 and own["patch_share"] == 1

@@ -455,3 +455,24 @@ def test_the_parts_overlay_selects_the_parts_world():
     synthetic = {**config["synthetic"], "radius_range": tuple(config["synthetic"]["radius_range"])}
     spec = SyntheticSpec(num_classes=len(config["data"]["classes"]), seed=config["seed"], **synthetic)
     assert config["run_name"] == "synthetic_parts" and not spec.classic and spec.shared_colours
+
+
+def test_the_default_world_has_every_phenomenon():
+    """config.yaml draws the parts world: parts on bodies that serve two classes each, contexts with and without
+    their class, several instances, thin limbs, colours of the background's law."""
+    config = shipped_config()
+    synthetic = {**config["synthetic"], "radius_range": tuple(config["synthetic"]["radius_range"])}
+    spec = SyntheticSpec(num_classes=len(config["data"]["classes"]), seed=config["seed"], **synthetic)
+    assert not spec.classic and spec.shared_colours and spec.bodies_per_class < spec.body_pool
+    roles, strays, instances, bodies = set(), 0, 0, {}
+    for index in range(40):
+        layers = render_layers(spec, index)
+        roles |= set(np.unique(layers.role).tolist())
+        strays += layers.stray_context is not None
+        classes = [obj["class_index"] for obj in layers.objects]
+        instances += len(classes) > len(set(classes))
+        for obj in layers.objects:
+            bodies.setdefault(obj["body"], set()).add(obj["class_index"])
+    assert roles == {ROLE_BACKGROUND, ROLE_CONTEXT, ROLE_BODY, ROLE_PART, ROLE_THIN}
+    assert strays > 0 and instances > 0
+    assert all(len(classes) <= spec.bodies_per_class for classes in bodies.values())
