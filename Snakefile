@@ -22,4 +22,5 @@ rule all:
     default_target: True
     input:
         f"{RUN}/report.md",
+        replicate_targets(),
         submission_targets(),

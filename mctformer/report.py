@@ -13,6 +13,7 @@ import pandas as pd
 from .artifacts import load_map_file, read_label_png, save_figure, voc_palette, write_json, write_text
 from .metrics import seed_prediction
 from .refinements import refinement_markdown, refinement_rows
+from .replicates import CONFIDENCE, aggregate_summaries, replicate_markdown, replicate_table, strip_plot
 
 # PASCAL VOC 2012 numbers of the paper (DESIGN.md), in percent.
 PAPER = {
@@ -92,6 +93,9 @@ def build_report(
     report_path: str,
     figure_dir: str,
     examples: int,
+    replicate_seeds: Sequence[int],
+    replicate_summaries: Sequence[str],
+    replicates_plot: str | None,
 ) -> dict:
     """summary.json and report.md from the files the rule declares: ``seed_bests`` {split: {variant: best.json}},
     ``mask_*`` {split: file}, ``deeplab_summaries`` {model: {pred | pred_crf: eval json}}, ``deeplab_tables``
@@ -100,7 +104,11 @@ def build_report(
 
     ``refinement``: the method (psa | irn) whose masks, labels and examples these are (PSA's when the run
     has it; ``ablation_table`` is PSA's, None without PSA); ``refinement_files``: the inputs of the
-    seeds -> {CRF only, PSA, IRN} -> DeepLab table by role and method (mctformer.refinements), or None."""
+    seeds -> {CRF only, PSA, IRN} -> DeepLab table by role and method (mctformer.refinements), or None.
+
+    ``replicate_seeds``: this run's seed first, then those of its other replicates, whose summary.json files
+    ``replicate_summaries`` are (in that order; empty for one replicate). With more than one, summary.json gains
+    ``replicates`` (mctformer.replicates.aggregate_summaries of all), report.md its section and ``replicates_plot``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -130,6 +138,16 @@ def build_report(
     times = stage_times(benchmarks)
     summary["stage_seconds"] = dict(zip(times["stage"], times["seconds"]))
     summary["total_seconds"] = float(times["seconds"].sum())
+    replicate_lines = []
+    if len(replicate_summaries) != len(replicate_seeds) - 1:
+        raise ValueError(f"replicate seeds {list(replicate_seeds)} need {len(replicate_seeds) - 1} other summaries, got {len(replicate_summaries)}")
+    if len(replicate_seeds) > 1:
+        others = [_read_json(path) for path in replicate_summaries]
+        summary["replicates"] = aggregate_summaries([summary, *others], seeds=replicate_seeds, confidence=CONFIDENCE)
+        table = replicate_table(summary["replicates"], replicate_rows(summary, seed_splits, variants, mask_splits, deeplab_models, deeplab_split))
+        strip_plot(replicates_plot, table, seeds=replicate_seeds)
+        replicate_lines = replicate_markdown(table, seeds=replicate_seeds, confidence=CONFIDENCE,
+                                             figure=os.path.relpath(replicates_plot, os.path.dirname(report_path)))
     write_json(summary_path, summary)
 
     # seed ablation (Table 5) beside the paper
@@ -186,11 +204,24 @@ def build_report(
     qualitative_grid(os.path.join(figure_dir, "examples_deeplab.png"), rows, ["image", "ground truth", "DeepLab", "DeepLab + CRF"])
 
     write_text(report_path, _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deeplab_split, times, figure_dir,
-                                      report_path, seed_plots))
+                                      report_path, seed_plots, replicate_lines))
     return summary
 
 
 REPAIR_CANDIDATES = 300  # images of the mask split searched for repair examples
+
+
+def replicate_rows(summary, seed_splits, variants, mask_splits, deeplab_models, deeplab_split) -> list[tuple]:
+    """The headline metrics of the replicates' table and strip plot: (stage, name, path in summary.json, paper's %)."""
+    method = summary["masks"].get("method", "psa")
+    rows = [(f"seeds ({split})", variant, ("seeds", split, variant, "miou"), PAPER["seeds"].get(PAPER_ROW.get(variant, "")))
+            for split in seed_splits for variant in variants]
+    rows += [("pseudo masks", f"{method} ({split})", ("masks", split, "miou"), PAPER["masks"]) for split in mask_splits]
+    rows += [("pseudo masks", name, ("masks", "ablation", name), None) for name in summary["masks"].get("ablation", {})]
+    for model in deeplab_models:
+        rows += [(f"DeepLab ({deeplab_split})", model, (model, "miou"), None),
+                 (f"DeepLab ({deeplab_split})", f"{model} + CRF", (model, "miou_crf"), PAPER["deeplab_val"] if model == "deeplab" else None)]
+    return rows
 
 
 def activation_repairs(ground_truth: np.ndarray, seed: np.ndarray, mask: np.ndarray) -> tuple[int, int]:
@@ -275,9 +306,10 @@ def _diagnostics_lines(summary, seed_splits, variants, mask_splits, deeplab_mode
     ]
 
 
-def _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deeplab_split, times, figure_dir, report_path, seed_plots) -> str:
+def _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deeplab_split, times, figure_dir, report_path, seed_plots,
+              replicate_lines) -> str:
     figures = os.path.relpath(figure_dir, os.path.dirname(report_path))
-    lines = ["# Run report", "", "Numbers of this run (mIoU, %) beside the paper's (PASCAL VOC 2012).", ""]
+    lines = ["# Run report", "", "Numbers of this run (mIoU, %) beside the paper's (PASCAL VOC 2012).", "", *replicate_lines]
     lines += ["## Seeds (best background threshold)", "", "| variant | " + " | ".join(seed_splits) + " | paper |", "|---|" + "---|" * (len(seed_splits) + 1)]
     for variant in variants:
         cells = [f"{100 * summary['seeds'][s][variant]['miou']:.1f} (t={summary['seeds'][s][variant]['threshold']:.2f})" for s in seed_splits]

@@ -13,7 +13,7 @@ import inspect
 
 import pytest
 
-from mctformer import affinity, artifacts, crf, localize, metrics, segmentation
+from mctformer import affinity, artifacts, crf, localize, metrics, replicates, segmentation
 from mctformer.data import datasets, labels, prepare, synthetic, transforms
 from mctformer.irn import drivers as irn_drivers
 from mctformer.irn import labels as irn_labels
@@ -94,6 +94,8 @@ CONFIG_SET = [
                                "context_alone_probability", "instances_max", "thin_probability", "seed"]),
     (synthetic.generate_synthetic_voc, ["palette", "workers"]),
     (labels.build_class_labels, ["workers"]),
+    # seed, replicates: the replicates' seeds seed, seed + 1, ...
+    (replicates.aggregate_summaries, ["seeds"]),
     (prepare.prepare_coco14, ["workers"]),
 ]
 

@@ -27,11 +27,11 @@ def test_compare_refinements_runs_irn_beside_psa_on_the_same_seeds(tiny_run, tmp
     assert planned.returncode == 0, out[-3000:]
     for job in ("ir_labels", "train_irn", "irn_walk", "evaluate_irn_masks", "compare_refinements"):
         assert f"rule {job}:" in out or f"localrule {job}:" in out, job
-    assert "wildcards: model=deeplab_irn" in out
+    assert "model=deeplab_irn" in out  # wildcards: replicate=, model=deeplab_irn
     # the same seeds: nothing upstream of the refinements, nor PSA or its DeepLab, runs again
     for upstream in ("train_classifier", "extract_maps", "evaluate_seeds", "psa_labels", "train_affinity", "random_walk"):
         assert f"rule {upstream}:" not in out, upstream
-    assert "wildcards: model=deeplab\n" not in out
+    assert "model=deeplab\n" not in out
 
     result = snakemake(workdir, "compare_refinements", "results/tiny/report.md", config=config)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -1,4 +1,4 @@
-"""The tiny pipeline through a real one-node SLURM cluster (tests/slurm/start-cluster.sh).
+"""The tiny pipeline, two replicates of it, through a real one-node SLURM cluster (tests/slurm/start-cluster.sh).
 
 The cluster (with slurmdbd accounting, as production clusters have it) is the
 one `.ci/run` started (MCTFORMER_SLURM_STATE names its state folder) or one
@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -24,11 +25,15 @@ from conftest import REPO, tiny_config
 from mctformer.artifacts import load_map_file, read_label_png
 
 SLURM_DIR = REPO / "tests" / "slurm"
-# Everything of the tiny run goes through sbatch except the target rule `all`.
+# Everything of the tiny run goes through sbatch except the target rule `all`: replicate 0's chain (with the shared data
+# and labels, and report_replicates, its report that aggregates both), and replicate 1's chain with its own report.
 SUBMITTED_RULES = {
     "prepare_data", "class_labels", "train_classifier", "extract_maps", "evaluate_seeds", "psa_labels", "train_affinity",
     "random_walk", "evaluate_masks", "psa_ablation", "train_deeplab", "infer_deeplab", "evaluate_deeplab", "report",
+    "report_replicates",
 }
+SHARED_RULES = {"prepare_data", "class_labels"}
+SECOND = "_wildcards__replicates_seed_1"  # the plugin's comment: rule_<rule>_wildcards_<wildcard values, "/" as "_">
 
 pytestmark = pytest.mark.slow
 
@@ -63,8 +68,10 @@ def slurm_cluster(tmp_path_factory):
 
 
 def slurm_config() -> dict:
-    """The tiny config with what a user sets for a cluster: threads, memory, wall time, a GPU for the classifier."""
+    """The tiny config with what a user sets for a cluster: threads, memory, wall time, a GPU for the classifier;
+    and two replicates (seeds 0 and 1), each an independent chain of jobs."""
     config = tiny_config()
+    config["replicates"] = 2
     # 2 threads, as the reference run's --cores 2 gives every job, so the numbers can be compared bitwise
     config["resources"]["default"].update(threads=2, mem_mb=1000, runtime=10)
     for settings in config["resources"]["rules"].values():
@@ -73,7 +80,8 @@ def slurm_config() -> dict:
     return config
 
 
-def test_tiny_pipeline_through_slurm_equals_the_local_run(slurm_cluster, tiny_run, tmp_path):
+def test_two_replicates_of_the_tiny_pipeline_through_slurm(slurm_cluster, tiny_run, tmp_path):
+    """Both replicates complete as separate SLURM jobs; the first equals the local single run; the summary has both."""
     workdir = tmp_path / "slurm_run"
     workdir.mkdir()
     config_path = workdir / "config.slurm.yaml"
@@ -100,19 +108,33 @@ def test_tiny_pipeline_through_slurm_equals_the_local_run(slurm_cluster, tiny_ru
     ).stdout
     jobs = {job_id: (comment, state, tres) for job_id, comment, state, tres in (line.split("|") for line in listing.splitlines())}
     assert set(jobs) == submitted, listing
-    rules = {comment.removeprefix("rule_").split("_wildcards")[0] for comment, _, _ in jobs.values()}
-    assert rules == SUBMITTED_RULES, listing
+    rule_of = {job_id: comment.removeprefix("rule_").split("_wildcards")[0] for job_id, (comment, _, _) in jobs.items()}
+    assert set(rule_of.values()) == SUBMITTED_RULES, listing
     assert all(state == "COMPLETED" for _, state, _ in jobs.values()), listing
-    classifier_tres = [tres for comment, _, tres in jobs.values() if comment == "rule_train_classifier"]
-    assert len(classifier_tres) == 1 and "gres/gpu=1" in classifier_tres[0], listing
-    others = [tres for comment, _, tres in jobs.values() if comment != "rule_train_classifier"]
+    classifier_tres = [tres for job_id, (_, _, tres) in jobs.items() if rule_of[job_id] == "train_classifier"]
+    assert len(classifier_tres) == 2 and all("gres/gpu=1" in tres for tres in classifier_tres), listing
+    others = [tres for job_id, (_, _, tres) in jobs.items() if rule_of[job_id] != "train_classifier"]
     assert not any("gpu" in tres for tres in others), listing
+    # the same jobs in each replicate: its own chain, the shared data and labels once
+    second = Counter(rule_of[job_id] for job_id, (comment, _, _) in jobs.items() if SECOND in comment)
+    first = Counter(
+        "report" if rule == "report_replicates" else rule
+        for job_id, rule in rule_of.items() if SECOND not in jobs[job_id][0] and rule not in SHARED_RULES
+    )
+    assert second == first and second["train_deeplab"] == 2 and len(second) == len(SUBMITTED_RULES) - 3, listing
 
     # the same numbers and files as the local run (same thread counts)
     local, remote = tiny_run / "results" / "tiny", workdir / "results" / "tiny"
     local_summary, remote_summary = (json.loads((run / "summary.json").read_text()) for run in (local, remote))
     for key in ("seeds", "masks", "deeplab", "deeplab_gt"):
         assert remote_summary[key] == local_summary[key], key
+    # the summary has both replicates, the second's from its own folder
+    second_summary = json.loads((remote / "replicates" / "seed_1" / "summary.json").read_text())
+    aggregate = remote_summary["replicates"]
+    assert aggregate["seeds"] == [0, 1]
+    for stage, key in (("deeplab", "miou_crf"), ("masks", "miou")):
+        assert aggregate["metrics"][stage][key]["values"] == [remote_summary[stage][key], second_summary[stage][key]], stage
+    assert len(list((remote / "replicates" / "seed_1" / "masks" / "pseudo").glob("*.png"))) == 48
     for path in sorted((local / "maps" / "fused_feature_refined").glob("*.npz"))[:8]:
         (labels_a, maps_a), (labels_b, maps_b) = load_map_file(path), load_map_file(remote / path.relative_to(local))
         assert np.array_equal(labels_a, labels_b) and np.array_equal(maps_a, maps_b), path.name

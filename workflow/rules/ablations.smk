@@ -14,7 +14,7 @@ rule ablation_layers:
     input:
         **dataset_inputs(),
         labels=rules.class_labels.output[0],
-        checkpoint=rules.train_classifier.output.checkpoint,
+        checkpoint=at_replicate(rules.train_classifier.output.checkpoint, ""),
     output:
         table=f"{ABLATIONS}/layers.csv",
         sweeps=f"{ABLATIONS}/layers_sweeps.csv",
@@ -71,7 +71,9 @@ use rule train_classifier as ablation_heads_train_classifier with:
     wildcard_constraints:
         pooling="avg|max|fc",
     params:
-        config_keys=lambda wildcards: with_token_pooling(rules.train_classifier.params.config_keys, wildcards.pooling),
+        config_keys=lambda wildcards: with_token_pooling(
+            rules.train_classifier.params.config_keys(wildcards), wildcards.pooling
+        ),
         resume=lambda wildcards: f"{ABLATIONS}/heads/{wildcards.pooling}/classifier/resume/last.pt",
 
 
@@ -152,6 +154,10 @@ rule ablation_heads:
 if EXTRA_MAP_VARIANTS:
 
     use rule extract_maps as ablation_maps_extract_maps with:
+        input:
+            **dataset_inputs(),
+            labels=rules.class_labels.output[0],
+            checkpoint=at_replicate(rules.train_classifier.output.checkpoint, ""),
         output:
             maps=directory(expand(f"{ABLATIONS}/maps/maps/{{variant}}", variant=EXTRA_MAP_VARIANTS)),
             overlays=directory(f"{ABLATIONS}/maps/maps/overlays"),

@@ -6,12 +6,12 @@ rule train_classifier:
         **dataset_inputs(),
         labels=rules.class_labels.output[0],
     output:
-        checkpoint=f"{RUN}/classifier/checkpoint.pt",
-        log_csv=f"{RUN}/classifier/log.csv",
+        checkpoint=f"{REP}/classifier/checkpoint.pt",
+        log_csv=f"{REP}/classifier/log.csv",
     log:
-        f"{RUN}/logs/train_classifier.log",
+        f"{REP}/logs/train_classifier.log",
     benchmark:
-        f"{RUN}/benchmarks/train_classifier.tsv"
+        f"{REP}/benchmarks/train_classifier.tsv"
     conda:
         ENV
     threads: rule_threads("train_classifier")
@@ -19,17 +19,17 @@ rule train_classifier:
         **rule_resources_of("train_classifier"),
     params:
         root=data_root_of,
-        # the trainer reads every key of the classifier section
-        config_keys=dict(
+        # the trainer reads every key of the classifier section; the seed is the replicate's
+        config_keys=lambda wildcards: dict(
             layout=LAYOUT,
             classes=CLASSES,
             train_split=SPLITS["train"],
             val_split=SPLITS["val"],
             settings=config["classifier"],
-            seed=config["seed"],
+            seed=replicate_seed(wildcards),
             device=config["device"],
         ),
         # Kept beside the outputs, not among them, so a killed job's state survives for the rerun.
-        resume=f"{RUN}/classifier/resume/last.pt",
+        resume=f"{REP}/classifier/resume/last.pt",
     script:
         "../scripts/train_classifier.py"

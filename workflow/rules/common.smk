@@ -27,6 +27,53 @@ except ConfigError as error:
     raise WorkflowError(f"invalid config: {error}")
 
 RUN = f"results/{config['run_name']}"
+# Replicates (config `replicates`: N): the seed-dependent chain, train_classifier onwards, runs once per seed
+# seed, seed + 1, ..., seed + N - 1. REP is its artifacts' prefix: RUN followed by the {replicate} wildcard,
+# empty for the config's seed (replicate 0: the paths of a single run, results/<run_name>/...) and
+# /replicates/seed_<s> for the others, so Snakemake schedules replicates as independent jobs and reruns only
+# what changed. The prepared data and the class labels do not depend on the seed: every replicate reads RUN's.
+REP = f"{RUN}{{replicate}}"
+REPLICATE_SEEDS = [config["seed"] + offset for offset in range(config["replicates"])]
+
+# the `wildcard_constraints:` directive, as a call (this file stays plain Python: tests/test_envs.py parses it)
+workflow.global_wildcard_constraints(replicate="(/replicates/seed_[0-9]+)?")
+
+
+def replicate_suffix(seed):
+    """The {replicate} wildcard of the replicate with this seed: empty for the config's (the run's own paths), else
+    a suffix of RUN, /replicates/seed_<seed>."""
+    return "" if seed == config["seed"] else f"{RUN}/replicates/seed_{seed}".removeprefix(RUN)
+
+
+def replicate_seed(wildcards):
+    """The training seed of a job's replicate; the config's where the rule has no {replicate} (the ablation copies)."""
+    suffix = wildcards.get("replicate", "")
+    return int(suffix.rsplit("_", 1)[1]) if suffix else config["seed"]
+
+
+def at_replicate(paths, replicate):
+    """``paths`` (a path pattern, or dicts / lists of them) with {replicate} filled in: an input function's paths, a
+    replicate's concrete paths (replicate 0's: "")."""
+    if isinstance(paths, str):
+        return paths.replace("{replicate}", replicate)
+    if isinstance(paths, dict):
+        return {key: at_replicate(value, replicate) for key, value in paths.items()}
+    if isinstance(paths, (list, tuple)):
+        return [at_replicate(value, replicate) for value in paths]
+    return paths
+
+
+def replicate_targets():
+    """The aggregate's own figure, with replicates > 1: a target of its own, so that raising `replicates` on a
+    finished run reruns the report even where no rerun trigger would (its other outputs already exist)."""
+    return [f"{RUN}/figures/replicates.png"] if len(REPLICATE_SEEDS) > 1 else []
+
+
+def other_replicate_summaries():
+    """summary.json of every replicate but the config seed's, in seed order (the aggregating report reads them)."""
+    return [f"{RUN}{replicate_suffix(seed)}/summary.json" for seed in REPLICATE_SEEDS[1:]]
+
+
 DATA_ROOT = data_root(config, RUN)
 LAYOUT = layout_name(config)
 CLASSES = list(config["data"]["classes"])
@@ -90,18 +137,18 @@ def extraction_splits():
 
 
 def seed_targets():
-    return [f"{RUN}/seeds/{split}/sweep.png" for split in SPLITS["seed_eval"]]
+    return [f"{REP}/seeds/{split}/sweep.png" for split in SPLITS["seed_eval"]]
 
 
 def mask_targets():
-    return [f"{RUN}/masks/eval_{split}.json" for split in config["psa"]["eval_splits"]]
+    return [f"{REP}/masks/eval_{split}.json" for split in config["psa"]["eval_splits"]]
 
 
 def best_threshold_file():
     """The sweep result that sets the walk's background score, unless the config pins it."""
     if config["psa"]["background"] is not None:
         return []
-    return [f"{RUN}/seeds/{config['psa']['threshold_split']}/{config['psa']['seed_variant']}/best.json"]
+    return [f"{REP}/seeds/{config['psa']['threshold_split']}/{config['psa']['seed_variant']}/best.json"]
 
 
 def random_walk_splits():
@@ -110,7 +157,7 @@ def random_walk_splits():
 
 REFINEMENTS = list(config["refine"]["methods"])
 # The pseudo masks of each refinement, and the DeepLab model trained on them (deeplab_gt: on the ground truth).
-PSEUDO_MASKS = {"psa": f"{RUN}/masks/pseudo", "irn": f"{RUN}/masks/irn/pseudo"}
+PSEUDO_MASKS = {"psa": f"{REP}/masks/pseudo", "irn": f"{REP}/masks/irn/pseudo"}
 DEEPLAB_OF_SOURCE = {"psa": "deeplab", "irn": "deeplab_irn"}
 DEEPLAB_MODELS = "deeplab|deeplab_gt|deeplab_irn"
 
@@ -120,7 +167,7 @@ def deeplab_training_inputs(wildcards):
     inputs = dataset_inputs()
     sources = {model: source for source, model in DEEPLAB_OF_SOURCE.items()}
     if wildcards.model in sources:
-        inputs["masks"] = PSEUDO_MASKS[sources[wildcards.model]]
+        inputs["masks"] = at_replicate(PSEUDO_MASKS[sources[wildcards.model]], wildcards.replicate)
     return inputs
 
 
@@ -131,7 +178,7 @@ def deeplab_models():
 
 
 def irn_mask_targets():
-    return [f"{RUN}/masks/irn/eval_{split}.json" for split in config["irn"]["eval_splits"]]
+    return [f"{REP}/masks/irn/eval_{split}.json" for split in config["irn"]["eval_splits"]]
 
 
 def irn_walk_splits():
@@ -158,26 +205,27 @@ def refinement_benchmark_jobs(method):
 
 
 def deeplab_targets():
-    return [f"{RUN}/{model}/eval_{folder}.json" for model in deeplab_models() for folder in ("pred", "pred_crf")]
+    return [f"{REP}/{model}/eval_{folder}.json" for model in deeplab_models() for folder in ("pred", "pred_crf")]
 
 
-def comparison_files(methods, deeplab_methods):
-    """The inputs of the refinement comparison, by role and method (the rule's params.files maps them)."""
+def comparison_files(methods, deeplab_methods, run):
+    """The inputs of the refinement comparison, by role and method (the rule's params.files maps them), under ``run``
+    (RUN: replicate 0's files; REP: a pattern of every replicate's)."""
     split = {"psa": config["psa"]["eval_splits"][0], "irn": config["irn"]["eval_splits"][0]}
     variant = {"psa": config["psa"]["seed_variant"], "irn": config["irn"]["seed_variant"]}
-    mask_summary = {"psa": f"{RUN}/masks/eval_{split['psa']}.json", "irn": f"{RUN}/masks/irn/eval_{split['irn']}.json"}
-    benchmarks = lambda jobs: [f"{RUN}/benchmarks/{job}.tsv" for job in jobs]
+    mask_summary = {"psa": f"{run}/masks/eval_{split['psa']}.json", "irn": f"{run}/masks/irn/eval_{split['irn']}.json"}
+    benchmarks = lambda jobs: [f"{run}/benchmarks/{job}.tsv" for job in jobs]
     return {
         # a method's seeds: its seed variant's sweep on its mask split, where that split is swept
         "seed_bests": {
-            method: f"{RUN}/seeds/{split[method]}/{variant[method]}/best.json"
+            method: f"{run}/seeds/{split[method]}/{variant[method]}/best.json"
             for method in methods
             if split[method] in SPLITS["seed_eval"]
         },
-        "crf_only_table": f"{RUN}/masks/ablation_{split['psa']}.csv" if "psa" in methods else None,
+        "crf_only_table": f"{run}/masks/ablation_{split['psa']}.csv" if "psa" in methods else None,
         "mask_summaries": {method: mask_summary[method] for method in methods},
         "deeplab_summaries": {
-            method: {folder: f"{RUN}/{DEEPLAB_OF_SOURCE[method]}/eval_{folder}.json" for folder in ("pred", "pred_crf")}
+            method: {folder: f"{run}/{DEEPLAB_OF_SOURCE[method]}/eval_{folder}.json" for folder in ("pred", "pred_crf")}
             for method in deeplab_methods
         },
         "refinement_benchmarks": {method: benchmarks(refinement_benchmark_jobs(method)) for method in methods},
@@ -202,13 +250,15 @@ def flat_paths(files):
 
 
 def benchmark_files():
-    """Every job's benchmark file that the report's stage-time table reads (the report's own excepted)."""
-    jobs = ["class_labels", "train_classifier", "extract_maps"]
+    """Every job's benchmark file that the report's stage-time table reads (the report's own excepted): a replicate's
+    own jobs under REP, the shared ones (data, labels) under RUN."""
+    shared = ["class_labels"]
+    jobs = ["train_classifier", "extract_maps"]
     jobs += [job for method in REFINEMENTS for job in refinement_benchmark_jobs(method)]
     if config["data"]["source"] == "synthetic":
-        jobs.append("prepare_data")
+        shared.append("prepare_data")
     elif config["data"].get("archives"):
-        jobs.append("prepare_voc12" if LAYOUT == "voc" else "prepare_coco14")
+        shared.append("prepare_voc12" if LAYOUT == "voc" else "prepare_coco14")
     jobs += [f"evaluate_seeds_{split}" for split in SPLITS["seed_eval"]]
     jobs += [
         f"{stage}_{split}" for split in config["psa"]["eval_splits"] for stage in ("evaluate_masks", "psa_ablation")
@@ -217,7 +267,7 @@ def benchmark_files():
         jobs += [f"evaluate_irn_masks_{split}" for split in config["irn"]["eval_splits"]]
     jobs += [f"{stage}_{model}" for model in deeplab_models() for stage in ("train", "infer")]
     jobs += [f"evaluate_{model}_{folder}" for model in deeplab_models() for folder in ("pred", "pred_crf")]
-    return [f"{RUN}/benchmarks/{job}.tsv" for job in jobs]
+    return [f"{RUN}/benchmarks/{job}.tsv" for job in shared] + [f"{REP}/benchmarks/{job}.tsv" for job in jobs]
 
 
 def submission_targets():
@@ -249,6 +299,30 @@ def deeplab_settings(part):
     }
 
 
+# The report's files (report.smk).
+def report_outputs(run):
+    """The report's files under ``run`` (REP: a replicate's; RUN: the aggregating report's)."""
+    return {
+        "summary": f"{run}/summary.json",
+        "report": f"{run}/report.md",
+        "seed_ablation": report(
+            f"{run}/figures/seed_ablation.png", category="Seeds", caption="../report/seed_ablation.rst"
+        ),
+        "per_class": report(
+            f"{run}/figures/per_class_iou.png", category="Masks and segmentation", caption="../report/per_class.rst"
+        ),
+        "examples_masks": report(
+            f"{run}/figures/examples_masks.png", category="Masks and segmentation", caption="../report/examples.rst"
+        ),
+        "repairs": report(
+            f"{run}/figures/repairs.png", category="Masks and segmentation", caption="../report/repairs.rst"
+        ),
+        "examples_deeplab": report(
+            f"{run}/figures/examples_deeplab.png", category="Masks and segmentation", caption="../report/examples.rst"
+        ),
+    }
+
+
 # The paper's ablations (workflow/rules/ablations.smk): everything under results/<run>/ablations/.
 ABLATIONS = f"{RUN}/ablations"
 VERSION = config["classifier"]["version"]
@@ -276,7 +350,7 @@ def ablation_seed_best(split, variant):
 def heads_checkpoint(wildcards):
     """The config's own pooling is the run's classifier (same settings and seed: a retraining would repeat it)."""
     if wildcards.pooling == config["classifier"]["token_pooling"]:
-        return rules.train_classifier.output.checkpoint
+        return at_replicate(rules.train_classifier.output.checkpoint, "")
     return f"{ABLATIONS}/heads/{wildcards.pooling}/classifier/checkpoint.pt"
 
 

@@ -5,12 +5,12 @@ rule train_deeplab:
     input:
         unpack(deeplab_training_inputs),
     output:
-        checkpoint=f"{RUN}/{{model}}/checkpoint.pt",
-        log_csv=f"{RUN}/{{model}}/log.csv",
+        checkpoint=f"{REP}/{{model}}/checkpoint.pt",
+        log_csv=f"{REP}/{{model}}/log.csv",
     log:
-        f"{RUN}/logs/train_{{model}}.log",
+        f"{REP}/logs/train_{{model}}.log",
     benchmark:
-        f"{RUN}/benchmarks/train_{{model}}.tsv"
+        f"{REP}/benchmarks/train_{{model}}.tsv"
     wildcard_constraints:
         model=DEEPLAB_MODELS,
     conda:
@@ -21,13 +21,13 @@ rule train_deeplab:
     params:
         root=data_root_of,
         mask_dir=lambda wildcards, input: input.get("masks"),
-        resume=lambda wildcards: f"{RUN}/{wildcards.model}/resume/last.pt",
-        config_keys=dict(
+        resume=lambda wildcards: f"{RUN}{wildcards.replicate}/{wildcards.model}/resume/last.pt",
+        config_keys=lambda wildcards: dict(
             layout=LAYOUT,
             classes=CLASSES,
             split=SPLITS["train"],
             settings=deeplab_settings("training"),
-            seed=config["seed"],
+            seed=replicate_seed(wildcards),
             device=config["device"],
         ),
     script:
@@ -37,14 +37,14 @@ rule train_deeplab:
 rule infer_deeplab:
     input:
         **dataset_inputs(),
-        checkpoint=f"{RUN}/{{model}}/checkpoint.pt",
+        checkpoint=f"{REP}/{{model}}/checkpoint.pt",
     output:
-        pred=directory(f"{RUN}/{{model}}/pred"),
-        pred_crf=directory(f"{RUN}/{{model}}/pred_crf"),
+        pred=directory(f"{REP}/{{model}}/pred"),
+        pred_crf=directory(f"{REP}/{{model}}/pred_crf"),
     log:
-        f"{RUN}/logs/infer_{{model}}.log",
+        f"{REP}/logs/infer_{{model}}.log",
     benchmark:
-        f"{RUN}/benchmarks/infer_{{model}}.tsv"
+        f"{REP}/benchmarks/infer_{{model}}.tsv"
     wildcard_constraints:
         model=DEEPLAB_MODELS,
     conda:
@@ -70,15 +70,15 @@ rule infer_deeplab:
 rule evaluate_deeplab:
     input:
         **dataset_inputs(),
-        masks=f"{RUN}/{{model}}/{{folder}}",
+        masks=f"{REP}/{{model}}/{{folder}}",
     output:
-        table=f"{RUN}/{{model}}/eval_{{folder}}.csv",
-        summary=f"{RUN}/{{model}}/eval_{{folder}}.json",
-        plot=f"{RUN}/{{model}}/eval_{{folder}}.png",
+        table=f"{REP}/{{model}}/eval_{{folder}}.csv",
+        summary=f"{REP}/{{model}}/eval_{{folder}}.json",
+        plot=f"{REP}/{{model}}/eval_{{folder}}.png",
     log:
-        f"{RUN}/logs/evaluate_{{model}}_{{folder}}.log",
+        f"{REP}/logs/evaluate_{{model}}_{{folder}}.log",
     benchmark:
-        f"{RUN}/benchmarks/evaluate_{{model}}_{{folder}}.tsv"
+        f"{REP}/benchmarks/evaluate_{{model}}_{{folder}}.tsv"
     wildcard_constraints:
         model=DEEPLAB_MODELS,
         folder="pred|pred_crf",

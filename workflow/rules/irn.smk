@@ -1,9 +1,9 @@
 # IRN beside PSA: confident labels by CRF, the class-boundary network, the walk on its boundaries,
 # the masks' evaluation (evaluate_masks' script and metric code), and `snakemake compare_refinements`:
 # both refinements on the same seeds, DeepLab on each, one table (refinements.{json,md}).
-IRN = f"{RUN}/irn"
+IRN = f"{REP}/irn"
 IRN_MASKS = PSEUDO_MASKS["irn"]
-IRN_MAPS = f"{RUN}/maps/{config['irn']['seed_variant']}"
+IRN_MAPS = f"{REP}/maps/{config['irn']['seed_variant']}"
 
 
 rule ir_labels:
@@ -14,9 +14,9 @@ rule ir_labels:
         labels=directory(f"{IRN}/labels"),
         stats=f"{IRN}/label_stats.json",
     log:
-        f"{RUN}/logs/ir_labels.log",
+        f"{REP}/logs/ir_labels.log",
     benchmark:
-        f"{RUN}/benchmarks/ir_labels.tsv"
+        f"{REP}/benchmarks/ir_labels.tsv"
     conda:
         ENV_CRF
     threads: rule_threads("ir_labels")
@@ -43,9 +43,9 @@ rule train_irn:
         checkpoint=f"{IRN}/boundary.pt",
         log_csv=f"{IRN}/boundary_log.csv",
     log:
-        f"{RUN}/logs/train_irn.log",
+        f"{REP}/logs/train_irn.log",
     benchmark:
-        f"{RUN}/benchmarks/train_irn.tsv"
+        f"{REP}/benchmarks/train_irn.tsv"
     conda:
         ENV
     threads: rule_threads("train_irn")
@@ -54,13 +54,13 @@ rule train_irn:
     params:
         root=data_root_of,
         resume=f"{IRN}/resume/last.pt",
-        config_keys=dict(
+        config_keys=lambda wildcards: dict(
             layout=LAYOUT,
             classes=CLASSES,
             split=SPLITS["train"],
             max_images=config["irn"]["max_images"],
             settings=irn_keys(*IRN_TRAINING_KEYS),
-            seed=config["seed"],
+            seed=replicate_seed(wildcards),
             device=config["device"],
         ),
     script:
@@ -75,9 +75,9 @@ rule irn_walk:
     output:
         directory(IRN_MASKS),
     log:
-        f"{RUN}/logs/irn_walk.log",
+        f"{REP}/logs/irn_walk.log",
     benchmark:
-        f"{RUN}/benchmarks/irn_walk.tsv"
+        f"{REP}/benchmarks/irn_walk.tsv"
     conda:
         ENV
     threads: rule_threads("irn_walk")
@@ -104,13 +104,13 @@ use rule evaluate_masks as evaluate_irn_masks with:
         **dataset_inputs(),
         masks=rules.irn_walk.output[0],
     output:
-        table=f"{RUN}/masks/irn/eval_{{split}}.csv",
-        summary=f"{RUN}/masks/irn/eval_{{split}}.json",
-        plot=f"{RUN}/masks/irn/eval_{{split}}.png",
+        table=f"{REP}/masks/irn/eval_{{split}}.csv",
+        summary=f"{REP}/masks/irn/eval_{{split}}.json",
+        plot=f"{REP}/masks/irn/eval_{{split}}.png",
     log:
-        f"{RUN}/logs/evaluate_irn_masks_{{split}}.log",
+        f"{REP}/logs/evaluate_irn_masks_{{split}}.log",
     benchmark:
-        f"{RUN}/benchmarks/evaluate_irn_masks_{{split}}.tsv"
+        f"{REP}/benchmarks/evaluate_irn_masks_{{split}}.tsv"
     wildcard_constraints:
         split="|".join(config["irn"]["eval_splits"]),
     threads: rule_threads("evaluate_irn_masks")
@@ -121,7 +121,8 @@ use rule evaluate_masks as evaluate_irn_masks with:
         config_keys=dict(layout=LAYOUT, classes=CLASSES, title="IRN masks"),
 
 
-COMPARED = comparison_files(["psa", "irn"], ["psa", "irn"])
+# a target: replicate 0's refinements
+COMPARED = comparison_files(["psa", "irn"], ["psa", "irn"], RUN)
 
 
 rule compare_refinements:

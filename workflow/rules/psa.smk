@@ -4,14 +4,14 @@
 rule psa_labels:
     input:
         **dataset_inputs(),
-        maps=f"{RUN}/maps/{config['psa']['seed_variant']}",
+        maps=f"{REP}/maps/{config['psa']['seed_variant']}",
     output:
-        labels=directory(f"{RUN}/psa/labels"),
-        stats=f"{RUN}/psa/label_stats.json",
+        labels=directory(f"{REP}/psa/labels"),
+        stats=f"{REP}/psa/label_stats.json",
     log:
-        f"{RUN}/logs/psa_labels.log",
+        f"{REP}/logs/psa_labels.log",
     benchmark:
-        f"{RUN}/benchmarks/psa_labels.tsv"
+        f"{REP}/benchmarks/psa_labels.tsv"
     conda:
         ENV_CRF
     threads: rule_threads("psa_labels")
@@ -37,12 +37,12 @@ rule train_affinity:
         **dataset_inputs(),
         labels=rules.psa_labels.output.labels,
     output:
-        checkpoint=f"{RUN}/psa/affinity.pt",
-        log_csv=f"{RUN}/psa/affinity_log.csv",
+        checkpoint=f"{REP}/psa/affinity.pt",
+        log_csv=f"{REP}/psa/affinity_log.csv",
     log:
-        f"{RUN}/logs/train_affinity.log",
+        f"{REP}/logs/train_affinity.log",
     benchmark:
-        f"{RUN}/benchmarks/train_affinity.tsv"
+        f"{REP}/benchmarks/train_affinity.tsv"
     conda:
         ENV
     threads: rule_threads("train_affinity")
@@ -50,15 +50,15 @@ rule train_affinity:
         **rule_resources_of("train_affinity"),
     params:
         root=data_root_of,
-        resume=f"{RUN}/psa/resume/last.pt",
+        resume=f"{REP}/psa/resume/last.pt",
         # the trainer reads every key of the affinity section
-        config_keys=dict(
+        config_keys=lambda wildcards: dict(
             layout=LAYOUT,
             classes=CLASSES,
             split=SPLITS["train"],
             max_images=config["psa"]["max_images"],
             settings=config["affinity"],
-            seed=config["seed"],
+            seed=replicate_seed(wildcards),
             device=config["device"],
         ),
     script:
@@ -68,15 +68,15 @@ rule train_affinity:
 rule random_walk:
     input:
         **dataset_inputs(),
-        maps=f"{RUN}/maps/{config['psa']['seed_variant']}",
+        maps=f"{REP}/maps/{config['psa']['seed_variant']}",
         checkpoint=rules.train_affinity.output.checkpoint,
         best=best_threshold_file(),
     output:
-        directory(f"{RUN}/masks/pseudo"),
+        directory(f"{REP}/masks/pseudo"),
     log:
-        f"{RUN}/logs/random_walk.log",
+        f"{REP}/logs/random_walk.log",
     benchmark:
-        f"{RUN}/benchmarks/random_walk.tsv"
+        f"{REP}/benchmarks/random_walk.tsv"
     conda:
         ENV
     threads: rule_threads("random_walk")
@@ -102,13 +102,13 @@ rule evaluate_masks:
         **dataset_inputs(),
         masks=rules.random_walk.output[0],
     output:
-        table=f"{RUN}/masks/eval_{{split}}.csv",
-        summary=f"{RUN}/masks/eval_{{split}}.json",
-        plot=f"{RUN}/masks/eval_{{split}}.png",
+        table=f"{REP}/masks/eval_{{split}}.csv",
+        summary=f"{REP}/masks/eval_{{split}}.json",
+        plot=f"{REP}/masks/eval_{{split}}.png",
     log:
-        f"{RUN}/logs/evaluate_masks_{{split}}.log",
+        f"{REP}/logs/evaluate_masks_{{split}}.log",
     benchmark:
-        f"{RUN}/benchmarks/evaluate_masks_{{split}}.tsv"
+        f"{REP}/benchmarks/evaluate_masks_{{split}}.tsv"
     wildcard_constraints:
         split="|".join(config["psa"]["eval_splits"]),
     conda:
@@ -126,15 +126,15 @@ rule evaluate_masks:
 rule psa_ablation:
     input:
         **dataset_inputs(),
-        maps=f"{RUN}/maps/{config['psa']['seed_variant']}",
+        maps=f"{REP}/maps/{config['psa']['seed_variant']}",
         best=best_threshold_file(),
-        learned=f"{RUN}/masks/eval_{{split}}.json",
+        learned=f"{REP}/masks/eval_{{split}}.json",
     output:
-        f"{RUN}/masks/ablation_{{split}}.csv",
+        f"{REP}/masks/ablation_{{split}}.csv",
     log:
-        f"{RUN}/logs/psa_ablation_{{split}}.log",
+        f"{REP}/logs/psa_ablation_{{split}}.log",
     benchmark:
-        f"{RUN}/benchmarks/psa_ablation_{{split}}.tsv"
+        f"{REP}/benchmarks/psa_ablation_{{split}}.tsv"
     wildcard_constraints:
         split="|".join(config["psa"]["eval_splits"]),
     conda:

@@ -5,14 +5,21 @@
 PRIMARY = REFINEMENTS[0]
 PRIMARY_VARIANT = config[PRIMARY]["seed_variant"]
 PRIMARY_MASK_SPLITS = config[PRIMARY]["eval_splits"]
-PRIMARY_MASKS = {"psa": f"{RUN}/masks", "irn": f"{RUN}/masks/irn"}[PRIMARY]
-REPORTED = comparison_files(REFINEMENTS, [source for source in deeplab_sources(config) if source in REFINEMENTS])
+PRIMARY_MASKS = {"psa": f"{REP}/masks", "irn": f"{REP}/masks/irn"}[PRIMARY]
+REPORTED = comparison_files(REFINEMENTS, [source for source in deeplab_sources(config) if source in REFINEMENTS], REP)
+# Each replicate has its report (replicate 0's at RUN: summary.json, report.md); with replicates > 1, replicate 0's is
+# report_replicates below, which also reads the others' summary.json and aggregates every metric over all of them.
 
 
 rule report:
     input:
         **dataset_inputs(),
-        seed_bests=expand(f"{RUN}/seeds/{{split}}/{{variant}}/best.json", split=SPLITS["seed_eval"], variant=VARIANTS),
+        seed_bests=expand(
+            f"{REP}/seeds/{{split}}/{{variant}}/best.json",
+            split=SPLITS["seed_eval"],
+            variant=VARIANTS,
+            allow_missing=True,
+        ),
         seed_plots=seed_targets(),
         mask_summaries=[f"{PRIMARY_MASKS}/eval_{split}.json" for split in PRIMARY_MASK_SPLITS],
         mask_tables=[f"{PRIMARY_MASKS}/eval_{split}.csv" for split in PRIMARY_MASK_SPLITS],
@@ -20,33 +27,20 @@ rule report:
         label_stats=rules.psa_labels.output.stats if PRIMARY == "psa" else rules.ir_labels.output.stats,
         refinement_files=flat_paths(REPORTED),
         deeplab_summaries=[
-            f"{RUN}/{model}/eval_{folder}.json" for model in deeplab_models() for folder in ("pred", "pred_crf")
+            f"{REP}/{model}/eval_{folder}.json" for model in deeplab_models() for folder in ("pred", "pred_crf")
         ],
-        deeplab_tables=[f"{RUN}/{model}/eval_pred_crf.csv" for model in deeplab_models()],
+        deeplab_tables=[f"{REP}/{model}/eval_pred_crf.csv" for model in deeplab_models()],
         benchmarks=benchmark_files(),
-        example_maps=f"{RUN}/maps/{PRIMARY_VARIANT}",
+        example_maps=f"{REP}/maps/{PRIMARY_VARIANT}",
         example_masks=PSEUDO_MASKS[PRIMARY],
-        example_predictions=[f"{RUN}/{deeplab_models()[0]}/pred", f"{RUN}/{deeplab_models()[0]}/pred_crf"],
+        example_predictions=[f"{REP}/{deeplab_models()[0]}/pred", f"{REP}/{deeplab_models()[0]}/pred_crf"],
+        replicate_summaries=[],
     output:
-        summary=f"{RUN}/summary.json",
-        report=f"{RUN}/report.md",
-        seed_ablation=report(
-            f"{RUN}/figures/seed_ablation.png", category="Seeds", caption="../report/seed_ablation.rst"
-        ),
-        per_class=report(
-            f"{RUN}/figures/per_class_iou.png", category="Masks and segmentation", caption="../report/per_class.rst"
-        ),
-        examples_masks=report(
-            f"{RUN}/figures/examples_masks.png", category="Masks and segmentation", caption="../report/examples.rst"
-        ),
-        repairs=report(f"{RUN}/figures/repairs.png", category="Masks and segmentation", caption="../report/repairs.rst"),
-        examples_deeplab=report(
-            f"{RUN}/figures/examples_deeplab.png", category="Masks and segmentation", caption="../report/examples.rst"
-        ),
+        **report_outputs(REP),
     log:
-        f"{RUN}/logs/report.log",
+        f"{REP}/logs/report.log",
     benchmark:
-        f"{RUN}/benchmarks/report.tsv"
+        f"{REP}/benchmarks/report.tsv"
     conda:
         ENV
     threads: rule_threads("report")
@@ -61,9 +55,34 @@ rule report:
         mask_splits=PRIMARY_MASK_SPLITS,
         deeplab_models=deeplab_models(),
         refinement=PRIMARY,
-        refinements=REPORTED,
+        refinements=lambda wildcards: at_replicate(REPORTED, wildcards.replicate),
         psa_variant=PRIMARY_VARIANT,
         deeplab_split=config["deeplab"]["eval_split"],
         examples=4,  # images per qualitative figure
+        replicate_seeds=lambda wildcards: [replicate_seed(wildcards)],
     script:
         "../scripts/report.py"
+
+
+if len(REPLICATE_SEEDS) > 1:
+
+    use rule report as report_replicates with:
+        input:
+            **at_replicate(
+                {key: value for key, value in rules.report.input.items() if key != "replicate_summaries"}, ""
+            ),
+            replicate_summaries=other_replicate_summaries(),
+        output:
+            **report_outputs(RUN),
+            replicates_plot=report(
+                f"{RUN}/figures/replicates.png", category="Replicates", caption="../report/replicates.rst"
+            ),
+        log:
+            f"{RUN}/logs/report.log",
+        benchmark:
+            f"{RUN}/benchmarks/report.tsv"
+        params:
+            refinements=at_replicate(REPORTED, ""),
+            replicate_seeds=REPLICATE_SEEDS,
+
+    ruleorder: report_replicates > report

@@ -7,12 +7,12 @@ rule extract_maps:
         labels=rules.class_labels.output[0],
         checkpoint=rules.train_classifier.output.checkpoint,
     output:
-        maps=directory(expand(f"{RUN}/maps/{{variant}}", variant=VARIANTS)),
-        overlays=directory(f"{RUN}/maps/overlays"),
+        maps=directory(expand(f"{REP}/maps/{{variant}}", variant=VARIANTS, allow_missing=True)),
+        overlays=directory(f"{REP}/maps/overlays"),
     log:
-        f"{RUN}/logs/extract_maps.log",
+        f"{REP}/logs/extract_maps.log",
     benchmark:
-        f"{RUN}/benchmarks/extract_maps.tsv"
+        f"{REP}/benchmarks/extract_maps.tsv"
     conda:
         ENV
     threads: rule_threads("extract_maps")
@@ -39,13 +39,13 @@ rule evaluate_seeds:
         labels=rules.class_labels.output[0],
         maps=rules.extract_maps.output.maps,
     output:
-        sweeps=expand(f"{RUN}/seeds/{{{{split}}}}/{{variant}}/sweep.csv", variant=VARIANTS),
-        bests=expand(f"{RUN}/seeds/{{{{split}}}}/{{variant}}/best.json", variant=VARIANTS),
-        plot=f"{RUN}/seeds/{{split}}/sweep.png",
+        sweeps=expand(f"{REP}/seeds/{{{{split}}}}/{{variant}}/sweep.csv", variant=VARIANTS, allow_missing=True),
+        bests=expand(f"{REP}/seeds/{{{{split}}}}/{{variant}}/best.json", variant=VARIANTS, allow_missing=True),
+        plot=f"{REP}/seeds/{{split}}/sweep.png",
     log:
-        f"{RUN}/logs/evaluate_seeds_{{split}}.log",
+        f"{REP}/logs/evaluate_seeds_{{split}}.log",
     benchmark:
-        f"{RUN}/benchmarks/evaluate_seeds_{{split}}.tsv"
+        f"{REP}/benchmarks/evaluate_seeds_{{split}}.tsv"
     wildcard_constraints:
         split="|".join(SPLITS["seed_eval"]),
     conda:

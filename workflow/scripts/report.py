@@ -32,4 +32,7 @@ with redirect_to_log(snakemake.log[0]):
         report_path=snakemake.output.report,
         figure_dir=os.path.dirname(snakemake.output.seed_ablation),
         examples=params.examples,
+        replicate_seeds=params.replicate_seeds,
+        replicate_summaries=list(inputs.replicate_summaries),
+        replicates_plot=snakemake.output.get("replicates_plot"),
     )
