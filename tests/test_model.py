@@ -124,7 +124,7 @@ def test_locality_bias_is_the_gaussian_prior_between_patches_only():
     assert bias[2 + 0, 2 + 5].item() == pytest.approx(-5 / 8)
     assert bias[2 + 0, 2 + 1].item() == pytest.approx(-1 / 8)
     assert torch.diagonal(bias).abs().max() == 0
-    assert tiny_mctformer(2).locality_bias((2, 3), torch.device("cpu")) is None
+    assert tiny_mctformer(2, locality_sigma=None).locality_bias((2, 3), torch.device("cpu")) is None
     with pytest.raises(ValueError, match="locality_sigma"):
         tiny_mctformer(2, locality_sigma=0.0)
 
@@ -133,7 +133,7 @@ def test_locality_prior_makes_patch_attention_local():
     """The same weights with and without the prior: with a small sigma each patch attends mostly to itself and
     its neighbours, without it about evenly; the captured attention is what the forward used."""
     torch.manual_seed(0)
-    plain = tiny_mctformer(3).eval()
+    plain = tiny_mctformer(3, locality_sigma=None).eval()
     local = tiny_mctformer(3, locality_sigma=0.5).eval()
     local.load_state_dict(plain.state_dict())
     images = torch.randn(2, 3, 64, 64)
