@@ -130,8 +130,9 @@ def pooled_grid_labels(la_scores: np.ndarray, ha_scores: np.ndarray, stride: int
     return label
 
 
-def affinity_loss(affinity: torch.Tensor, labels: dict[str, torch.Tensor], eps: float = 1e-5) -> tuple[torch.Tensor, dict[str, float]]:
-    """bg/4 + fg/4 + neg/2: the mean cross-entropy of each pair kind, as in AffinityNet."""
+def pair_cross_entropies(affinity: torch.Tensor, labels: dict[str, torch.Tensor], eps: float) -> tuple[torch.Tensor, ...]:
+    """(bg, fg, neg): the mean cross-entropy of each pair kind over the whole batch, -log(a) for pairs of the same
+    label (both background; the same class), -log(1 - a) for pairs of different labels (AffinityNet's and IRN's)."""
     def mean_over(mask: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
         mask = mask.float()
         return (mask * values).sum() / (mask.sum() + eps)
@@ -139,5 +140,11 @@ def affinity_loss(affinity: torch.Tensor, labels: dict[str, torch.Tensor], eps: 
     bg = mean_over(labels["bg"], -torch.log(affinity + eps))
     fg = mean_over(labels["fg"], -torch.log(affinity + eps))
     neg = mean_over(labels["neg"], -torch.log(1.0 + eps - affinity))
+    return bg, fg, neg
+
+
+def affinity_loss(affinity: torch.Tensor, labels: dict[str, torch.Tensor], eps: float = 1e-5) -> tuple[torch.Tensor, dict[str, float]]:
+    """bg/4 + fg/4 + neg/2: the mean cross-entropy of each pair kind, as in AffinityNet."""
+    bg, fg, neg = pair_cross_entropies(affinity, labels, eps)
     total = bg / 4 + fg / 4 + neg / 2
     return total, {"bg": bg.item(), "fg": fg.item(), "neg": neg.item()}

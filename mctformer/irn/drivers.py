@@ -16,6 +16,7 @@ from ..data.transforms import normalize_image
 from ..logs import progress_bar
 from ..models.irn import boundary_probability
 from ..parallel import map_in_processes
+from ..psa.drivers import confident_label_stats
 from ..psa.geometry import seed_scores_on_grid, walk_geometry
 from .labels import IGNORE, check_thresholds, ir_labels
 from .walk import boundary_walk, walked_to_masks
@@ -60,15 +61,7 @@ def make_ir_labels(
                                    mininterval=2.0):
             for key, value in counts.items():
                 totals[key] = totals.get(key, 0) + value
-    stats = {
-        "images": len(ids),
-        "foreground_fraction": totals["foreground"] / totals["pixels"],
-        "background_fraction": totals["background"] / totals["pixels"],
-        "ignored_fraction": 1 - (totals["foreground"] + totals["background"]) / totals["pixels"],
-    }
-    if totals.get("labelled_with_gt"):
-        stats["precision_vs_gt"] = totals["correct"] / totals["labelled_with_gt"]
-    return stats
+    return confident_label_stats(totals, len(ids))
 
 
 def class_seeds_on_grid(map_dir: str, image_id: str, image_size: tuple[int, int], stride: int,

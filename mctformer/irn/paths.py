@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import torch
 
-from ..affinity import half_disc_offsets, source_window
+from ..affinity import half_disc_offsets, pair_cross_entropies, source_window
 
 
 @lru_cache(maxsize=16)
@@ -59,12 +59,6 @@ def irn_affinity_loss(affinity: torch.Tensor, labels: dict[str, torch.Tensor], e
     Each term is the mean cross-entropy of its pairs over the whole batch: -log(a) for pairs of the same
     label (``bg``: both background, ``fg``: the same class), -log(1 - a) for pairs of different labels (``neg``).
     """
-    def mean_over(mask: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-        mask = mask.float()
-        return (mask * values).sum() / (mask.sum() + eps)
-
-    bg = mean_over(labels["bg"], -torch.log(affinity + eps))
-    fg = mean_over(labels["fg"], -torch.log(affinity + eps))
-    neg = mean_over(labels["neg"], -torch.log(1.0 + eps - affinity))
+    bg, fg, neg = pair_cross_entropies(affinity, labels, eps)
     total = (bg / 2 + fg / 2 + neg) / 2
     return total, {"bg": bg.item(), "fg": fg.item(), "neg": neg.item()}

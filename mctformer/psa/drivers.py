@@ -81,8 +81,14 @@ def make_psa_labels(
         for counts in progress_bar(map_in_processes(job, ids, workers, chunksize=32), total=len(ids), desc="PSA labels (CRF)", unit="img", mininterval=2.0):
             for key, value in counts.items():
                 totals[key] = totals.get(key, 0) + value
+    return confident_label_stats(totals, len(ids))
+
+
+def confident_label_stats(totals: dict[str, int], images: int) -> dict[str, float]:
+    """label_stats.json of a confident-label stage (PSA's or IRN's) from the per-image counts summed over the
+    split (pixels, foreground, background and, where ground truth exists, labelled_with_gt and correct)."""
     stats = {
-        "images": len(ids),
+        "images": images,
         "foreground_fraction": totals["foreground"] / totals["pixels"],
         "background_fraction": totals["background"] / totals["pixels"],
         "ignored_fraction": 1 - (totals["foreground"] + totals["background"]) / totals["pixels"],
