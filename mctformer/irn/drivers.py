@@ -16,9 +16,9 @@ from ..data.transforms import normalize_image
 from ..logs import progress_bar
 from ..models.irn import boundary_probability
 from ..parallel import map_in_processes
-from ..psa.drivers import confident_label_stats
+from ..psa.drivers import confident_label_counts, confident_label_stats
 from ..psa.geometry import seed_scores_on_grid, walk_geometry
-from .labels import IGNORE, check_thresholds, ir_labels
+from .labels import check_thresholds, ir_labels
 from .walk import boundary_walk, walked_to_masks
 
 
@@ -35,13 +35,7 @@ def label_one_image(
     scaled = params.scaled(spatial_scale(picture.shape[:2], scale_setting, reference_size))
     label = ir_labels(picture, labels, maps, conf_fg_thres=conf_fg_thres, conf_bg_thres=conf_bg_thres, crf_params=scaled, gt_prob=gt_prob)
     save_label_png(os.path.join(out_dir, f"{image_id}.png"), label, palette, atomic=False)
-    counts = {"pixels": int(label.size), "foreground": int(((label != 0) & (label != IGNORE)).sum()), "background": int((label == 0).sum())}
-    if layout.mask_dir is not None and layout.mask_path(image_id).is_file():
-        gt = layout.load_mask(image_id)
-        known = (label != IGNORE) & (gt != IGNORE)
-        counts["labelled_with_gt"] = int(known.sum())
-        counts["correct"] = int((label[known] == gt[known]).sum())
-    return counts
+    return confident_label_counts(layout, image_id, label)
 
 
 def make_ir_labels(

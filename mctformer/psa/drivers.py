@@ -40,6 +40,12 @@ def label_one_image(
     save_label_png(out_path, label, palette, atomic=False)
     if keep_scores:
         save_confident_scores(out_path.removesuffix(".png") + ".npz", labels, la_scores, ha_scores)
+    return confident_label_counts(layout, image_id, label)
+
+
+def confident_label_counts(layout, image_id: str, label: np.ndarray) -> dict[str, int]:
+    """One image's counts for confident_label_stats: pixels, foreground, background and, where the layout has
+    its ground truth, the labelled pixels the ground truth knows and how many of them are right."""
     counts = {"pixels": int(label.size), "foreground": int(((label != 0) & (label != IGNORE)).sum()), "background": int((label == 0).sum())}
     if layout.mask_dir is not None and layout.mask_path(image_id).is_file():
         gt = layout.load_mask(image_id)
