@@ -24,3 +24,27 @@ rule all:
         f"{RUN}/report.md",
         replicate_targets(),
         submission_targets(),
+
+
+# The ablation targets (workflow/rules/ablations.smk), outside `all`: `snakemake ablation_<name>` asks for replicate
+# 0's table, or with replicates > 1 the aggregate over every replicate.
+
+
+rule ablation_layers:
+    input:
+        **ablation_files("layers"),
+
+
+rule ablation_heads:
+    input:
+        **ablation_files("heads"),
+
+
+rule ablation_maps:
+    input:
+        **ablation_files("maps"),
+
+
+rule ablation_segmentation:
+    input:
+        **ablation_files("segmentation"),

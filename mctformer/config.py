@@ -172,7 +172,7 @@ def check_config(config: Mapping[str, Any]) -> None:
 
 # Rules that use a GPU when one is there; only they get GPU requests and the GPU partition.
 GPU_RULES = ("train_classifier", "extract_maps", "train_affinity", "random_walk", "train_deeplab", "infer_deeplab",
-             "train_irn", "irn_walk", "ablation_layers")
+             "train_irn", "irn_walk", "ablation_layers_replicate")
 # Rules that run data-parallel (torchrun) when given more than one GPU.
 DISTRIBUTED_RULES = ("train_classifier", "train_deeplab")
 

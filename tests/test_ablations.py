@@ -126,6 +126,68 @@ def test_tables_put_the_papers_numbers_beside_ours(tmp_path):
     assert joint.startswith("# Ablations of run tiny") and joint.index("(Table 5)") < joint.index("(Table 6)")
 
 
+def test_replicated_ablation_tables_by_hand(tmp_path):
+    """Two replicates' layer tables: every measured cell becomes mean, sample std and the t-interval; flags, names and
+    the paper's numbers stay; tables with other rows are refused."""
+    from mctformer.ablations import ablation_replicates_stage, aggregate_ablation_tables
+
+    def layers(mious, fps):
+        return pd.DataFrame({"split": ["train", "train"], "last_k": [1, 2], "config_last_k": [False, True], "threshold": [0.3, 0.35],
+                             "miou": mious, "fp_reference": fps, "fn_reference": [0.5, 0.25], "paper_miou": [np.nan, 47.2]})
+
+    first, second = layers([0.2, 0.4], [0.1, 0.3]), layers([0.3, 0.6], [0.1, 0.2])
+    table = aggregate_ablation_tables([first, second], keys=("split", "last_k"), confidence=0.95)
+    assert table["last_k"].tolist() == [1, 2] and table["config_last_k"].tolist() == [False, True] and table["n"].tolist() == [2, 2]
+    assert np.isnan(table["paper_miou"][0]) and table["paper_miou"][1] == 47.2 and "paper_miou_mean" not in table
+    # K = 2: mIoU 0.4 and 0.6, mean 0.5, sample std sqrt(2 * 0.1^2 / 1) = 0.14142, half width t_{0.975, 1} * 0.14142 / sqrt(2)
+    row = table.iloc[1]
+    assert row["miou_values"] == [0.4, 0.6] and row["miou_mean"] == pytest.approx(0.5) and row["miou_std"] == pytest.approx(0.141421, rel=1e-5)
+    assert (row["miou_ci_low"], row["miou_ci_high"]) == pytest.approx((0.5 - 1.2706205, 0.5 + 1.2706205), rel=1e-6)
+    assert table.iloc[0]["fp_reference_std"] == 0.0 and table.iloc[0]["fn_reference_mean"] == 0.5
+    with pytest.raises(ValueError, match="other rows"):
+        aggregate_ablation_tables([first, second.iloc[::-1]], keys=("split", "last_k"), confidence=0.95)
+    flipped = second.assign(config_last_k=[True, False])
+    with pytest.raises(ValueError, match="'config_last_k'"):
+        aggregate_ablation_tables([first, flipped], keys=("split", "last_k"), confidence=0.95)
+
+    paths = []
+    for index, frame in enumerate((first, second)):
+        frame.to_csv(tmp_path / f"layers_{index}.csv", index=False)
+        paths.append(str(tmp_path / f"layers_{index}.csv"))
+    out = tmp_path / "replicates"
+    ablation_replicates_stage(ablation="layers", seeds=[0, 1], tables=paths, table_path=str(out / "layers.csv"),
+                              plot_path=str(out / "layers.png"), section_path=str(out / "layers.md"))
+    on_disk = pd.read_csv(out / "layers.csv")
+    assert on_disk["miou_values"].tolist() == ["0.2;0.3", "0.4;0.6"] and on_disk["miou_mean"].tolist() == pytest.approx([0.25, 0.5])
+    section = (out / "layers.md").read_text()
+    assert section.startswith("## Layers fused (Fig. 6), 2 replicates") and "![layers](layers.png)" in section
+    # K | mIoU, FP, FN on train (mean ± std, %) | paper
+    assert "| K = 2 (maps.last_k) | 50.0 ± 14.1 | 25.0 ± 7.1 | 25.0 ± 0.0 | 47.2 |" in section
+    assert "| K = 1 | 25.0 ± 7.1 | 10.0 ± 0.0 | 50.0 ± 0.0 | - |" in section
+    assert (out / "layers.png").stat().st_size > 1000
+    # Table 6's columns: seeds, pseudo masks per split, DeepLab without and with CRF, FP / FN with CRF
+    def segmentation(offset):
+        return pd.DataFrame({"variant": ["fused", "fused_refined"], "paper_row": ["a", "b"], "run_chain": [False, True],
+                             "seed_miou": [0.4 + offset, 0.5], "pseudo_miou_train": [0.45, 0.55 + offset], "deeplab_miou": [0.5, 0.6],
+                             "deeplab_fp": [0.1, 0.1], "deeplab_fn": [0.2, 0.2], "deeplab_miou_crf": [0.52 + offset, 0.62],
+                             "deeplab_fp_crf": [0.1, 0.1], "deeplab_fn_crf": [0.2, 0.2], "paper_miou": [61.1, 62.6]})
+
+    for index, offset in enumerate((0.0, 0.02, 0.04)):
+        segmentation(offset).to_csv(tmp_path / f"segmentation_{index}.csv", index=False)
+    ablation_replicates_stage(ablation="segmentation", seeds=[3, 4, 5], tables=[str(tmp_path / f"segmentation_{i}.csv") for i in range(3)],
+                              table_path=str(out / "segmentation.csv"), plot_path=str(out / "segmentation.png"),
+                              section_path=str(out / "segmentation.md"))
+    section = (out / "segmentation.md").read_text()
+    # fused: seeds 0.40 / 0.42 / 0.44 (mean 42.0, std 2.0), DeepLab + CRF 0.52 / 0.54 / 0.56 (54.0 ± 2.0)
+    assert "| variant | seeds | pseudo masks train | DeepLab | + CRF | FP (+ CRF) | FN (+ CRF) | paper mIoU |" in section
+    assert "| fused | 42.0 ± 2.0 | 45.0 ± 0.0 | 50.0 ± 0.0 | 54.0 ± 2.0 | 10.0 ± 0.0 | 20.0 ± 0.0 | 61.1 |" in section
+    assert "| fused_refined (the run's chain) | 50.0 ± 0.0 | 57.0 ± 2.0 |" in section
+    assert "3 replicates" in section and (out / "segmentation.png").stat().st_size > 1000
+    with pytest.raises(ValueError, match="one table per seed"):
+        ablation_replicates_stage(ablation="layers", seeds=[0], tables=paths, table_path=str(out / "x.csv"),
+                                  plot_path=str(out / "x.png"), section_path=str(out / "x.md"))
+
+
 def test_segmentation_variants_must_be_made_by_the_model_version():
     from mctformer.config import ConfigError, check_config
 
@@ -215,8 +277,8 @@ def test_layers_heads_and_maps_targets_on_the_tiny_run(tiny_run, tmp_path):
     edited["ablations"]["heads"]["poolings"] = ["avg", "max"]
     dry = snakemake(workdir, "-n", "ablation_layers", "ablation_heads", "ablation_maps", config=edited)
     out = dry.stdout + dry.stderr
-    assert "rule ablation_heads:" in out and "rule ablation_heads_train_classifier:" not in out
-    for rule in ("ablation_layers", "ablation_maps", "ablation_heads_extract_maps"):
+    assert "rule ablation_heads_replicate:" in out and "rule ablation_heads_train_classifier:" not in out
+    for rule in ("ablation_layers_replicate", "ablation_maps_replicate", "ablation_heads_extract_maps"):
         assert f"rule {rule}:" not in out, rule
 
 
@@ -242,6 +304,7 @@ def test_segmentation_target_and_the_joint_report_on_the_tiny_run(tiny_run, tmp_
     # `ablations` also needs the other three sections: its dry run lists them and the joint report, not this chain again
     dry = snakemake(workdir, "-n", "ablations")
     out = dry.stdout + dry.stderr
-    for rule in ("ablation_layers", "ablation_heads", "ablation_maps", "ablations"):
+    for rule in ("ablation_layers_replicate", "ablation_heads_replicate", "ablation_maps_replicate", "ablations"):
         assert f"rule {rule}:" in out, rule
-    assert "rule ablation_segmentation:" not in out and "rule ablation_train_deeplab:" not in out
+    assert "rule ablation_segmentation_replicate:" not in out and "rule ablation_train_deeplab:" not in out
+    assert "ablation_replicates" not in out  # one replicate: its own tables are the answer

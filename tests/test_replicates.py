@@ -9,6 +9,7 @@ import re
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import snakemake, tiny_config
@@ -195,6 +196,45 @@ def test_a_deeplab_key_reruns_deeplab_in_both_replicates_and_nothing_upstream(tw
     assert trained == [("", "deeplab"), ("", "deeplab_gt"), ("/replicates/seed_1", "deeplab"), ("/replicates/seed_1", "deeplab_gt")], jobs
     assert not [rule for rule, _ in jobs if rule in UPSTREAM_OF_DEEPLAB], jobs
     assert {"infer_deeplab", "evaluate_deeplab", "report", "report_replicates"} <= {rule for rule, _ in jobs}
+
+
+def test_each_replicate_runs_the_ablations_and_their_tables_give_mean_and_std(two_replicates, tmp_path):
+    """`ablation_layers` with replicates: 2 runs Fig. 6 on each replicate's classifier and joins the two tables; the
+    dry run of `ablations` plans the other three in both replicates (the heads trained once per replicate)."""
+    workdir, _, config = two_replicates
+    copy_dir = tmp_path / "run"
+    shutil.copytree(workdir, copy_dir, symlinks=True, ignore=shutil.ignore_patterns("locks"))
+    result = snakemake(copy_dir, "ablation_layers", config=config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = planned_jobs(result.stdout + result.stderr)
+    assert sorted(w["replicate"] for rule, w in jobs if rule == "ablation_layers_replicate") == ["", "/replicates/seed_1"], jobs
+    assert ("ablation_replicates", {"ablation": "layers"}) in jobs and not [rule for rule, _ in jobs if rule in UPSTREAM_OF_DEEPLAB]
+    run = copy_dir / "results" / "tiny"
+    tables = [pd.read_csv(replicate / "ablations" / "layers.csv") for replicate in (run, run / "replicates" / "seed_1")]
+    last_k = config["maps"]["last_k"]
+    for replicate, table in zip((run, run / "replicates" / "seed_1"), tables):
+        # the row K = maps.last_k is this replicate's own attention seeds: its own classifier
+        best = json.loads((replicate / "seeds" / "val" / "attention" / "best.json").read_text())
+        row = table[(table["split"] == "val") & (table["last_k"] == last_k)].iloc[0]
+        assert row["miou"] == pytest.approx(best["miou"], rel=1e-5)
+    assert not tables[0]["miou"].equals(tables[1]["miou"])
+    joint = pd.read_csv(run / "ablations" / "replicates" / "layers.csv")
+    assert joint[["split", "last_k"]].equals(tables[0][["split", "last_k"]]) and (joint["n"] == 2).all()
+    assert joint["miou_mean"].tolist() == pytest.approx(((tables[0]["miou"] + tables[1]["miou"]) / 2).tolist(), rel=1e-5)
+    assert joint["miou_std"].tolist() == pytest.approx(((tables[0]["miou"] - tables[1]["miou"]).abs() / math.sqrt(2)).tolist(),
+                                                       rel=1e-4, abs=1e-7)
+    section = (run / "ablations" / "replicates" / "layers.md").read_text()
+    assert section.startswith("## Layers fused (Fig. 6), 2 replicates") and (run / "ablations" / "replicates" / "layers.png").exists()
+
+    dry = snakemake(copy_dir, "-n", "ablations", config=config)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    jobs = planned_jobs(dry.stdout + dry.stderr)
+    trained = sorted((w["replicate"], w["pooling"]) for rule, w in jobs if rule == "ablation_heads_train_classifier")
+    assert trained == [("", "fc"), ("", "max"), ("/replicates/seed_1", "fc"), ("/replicates/seed_1", "max")], jobs
+    for rule in ("ablation_heads_replicate", "ablation_maps_replicate", "ablation_segmentation_replicate", "ablation_train_deeplab"):
+        assert sorted(w["replicate"] for name, w in jobs if name == rule) == ["", "/replicates/seed_1"], rule
+    assert sorted(w["ablation"] for rule, w in jobs if rule == "ablation_replicates") == ["heads", "maps", "segmentation"]
+    assert "ablation_layers_replicate" not in {rule for rule, _ in jobs} and ("ablations", {}) in jobs
 
 
 def test_replicates_are_numbered_from_the_config_seed(tmp_path):

@@ -3,18 +3,21 @@
 # `snakemake ablations` runs the four and joins their sections into ablations/ablations.md. Each
 # reuses the run's stages through `use rule ... with:` (same script, keys, threads, resources and
 # env; only the paths and the one thing the ablation varies change) and what the run already made.
-# Everything lands under results/<run>/ablations/, logs and benchmarks included.
-# Paths and helpers: common.smk (ABLATIONS, ablation_map_dir, heads_checkpoint, ...).
+# Every replicate runs each ablation (rules ablation_<name>_replicate, with the {replicate} wildcard) under its own
+# ablations/ folder, logs and benchmarks included: results/<run>/ablations/ for replicate 0. With replicates > 1,
+# ablation_replicates joins the replicates' tables into mean +/- std under results/<run>/ablations/replicates/.
+# The four targets themselves (input-only rules, like `all`) are in the Snakefile.
+# Paths and helpers: common.smk (ABLATIONS, ablation_files, ablation_map_dir, heads_checkpoint, ...).
 
 
 # ---------------------------------------------------------------- Fig. 6 ---
 
 
-rule ablation_layers:
+rule ablation_layers_replicate:
     input:
         **dataset_inputs(),
         labels=rules.class_labels.output[0],
-        checkpoint=at_replicate(rules.train_classifier.output.checkpoint, ""),
+        checkpoint=rules.train_classifier.output.checkpoint,
     output:
         table=f"{ABLATIONS}/layers.csv",
         sweeps=f"{ABLATIONS}/layers_sweeps.csv",
@@ -26,9 +29,9 @@ rule ablation_layers:
         f"{ABLATIONS}/benchmarks/ablation_layers.tsv"
     conda:
         ENV
-    threads: rule_threads("ablation_layers")
+    threads: rule_threads("ablation_layers_replicate")
     resources:
-        **rule_resources_of("ablation_layers"),
+        **rule_resources_of("ablation_layers_replicate"),
     params:
         root=data_root_of,
         # the maps keys of one extraction (every K instead of last_k; the attention only) and the sweep's
@@ -74,7 +77,9 @@ use rule train_classifier as ablation_heads_train_classifier with:
         config_keys=lambda wildcards: with_token_pooling(
             rules.train_classifier.params.config_keys(wildcards), wildcards.pooling
         ),
-        resume=lambda wildcards: f"{ABLATIONS}/heads/{wildcards.pooling}/classifier/resume/last.pt",
+        resume=lambda wildcards: at_replicate(
+            f"{ABLATIONS}/heads/{wildcards.pooling}/classifier/resume/last.pt", wildcards.replicate
+        ),
 
 
 use rule extract_maps as ablation_heads_extract_maps with:
@@ -117,13 +122,14 @@ use rule evaluate_seeds as ablation_heads_evaluate_seeds with:
         variants=["attention"],
 
 
-rule ablation_heads:
+rule ablation_heads_replicate:
     input:
         # pooling-major, then split
         bests=expand(
             f"{ABLATIONS}/heads/{{pooling}}/seeds/{{split}}/attention/best.json",
             pooling=POOLINGS,
             split=SEED_SPLITS,
+            allow_missing=True,
         ),
     output:
         table=f"{ABLATIONS}/heads.csv",
@@ -135,9 +141,9 @@ rule ablation_heads:
         f"{ABLATIONS}/benchmarks/ablation_heads.tsv"
     conda:
         ENV
-    threads: rule_threads("ablation_heads")
+    threads: rule_threads("ablation_heads_replicate")
     resources:
-        **rule_resources_of("ablation_heads"),
+        **rule_resources_of("ablation_heads_replicate"),
     params:
         splits=SEED_SPLITS,
         config_keys=dict(
@@ -157,9 +163,9 @@ if EXTRA_MAP_VARIANTS:
         input:
             **dataset_inputs(),
             labels=rules.class_labels.output[0],
-            checkpoint=at_replicate(rules.train_classifier.output.checkpoint, ""),
+            checkpoint=rules.train_classifier.output.checkpoint,
         output:
-            maps=directory(expand(f"{ABLATIONS}/maps/maps/{{variant}}", variant=EXTRA_MAP_VARIANTS)),
+            maps=directory(expand(f"{ABLATIONS}/maps/maps/{{variant}}", variant=EXTRA_MAP_VARIANTS, allow_missing=True)),
             overlays=directory(f"{ABLATIONS}/maps/maps/overlays"),
         log:
             f"{ABLATIONS}/logs/maps_extract_maps.log",
@@ -177,10 +183,12 @@ if EXTRA_MAP_VARIANTS:
             sweeps=expand(
                 f"{ABLATIONS}/maps/seeds/{{{{split}}}}/{{variant}}/sweep.csv",
                 variant=EXTRA_MAP_VARIANTS,
+                allow_missing=True,
             ),
             bests=expand(
                 f"{ABLATIONS}/maps/seeds/{{{{split}}}}/{{variant}}/best.json",
                 variant=EXTRA_MAP_VARIANTS,
+                allow_missing=True,
             ),
             plot=f"{ABLATIONS}/maps/seeds/{{split}}/sweep.png",
         log:
@@ -191,7 +199,7 @@ if EXTRA_MAP_VARIANTS:
             variants=EXTRA_MAP_VARIANTS,
 
 
-rule ablation_maps:
+rule ablation_maps_replicate:
     input:
         # variant-major, then split
         bests=[ablation_seed_best(split, variant) for variant in ALL_MAP_VARIANTS for split in SEED_SPLITS],
@@ -205,9 +213,9 @@ rule ablation_maps:
         f"{ABLATIONS}/benchmarks/ablation_maps.tsv"
     conda:
         ENV
-    threads: rule_threads("ablation_maps")
+    threads: rule_threads("ablation_maps_replicate")
     resources:
-        **rule_resources_of("ablation_maps"),
+        **rule_resources_of("ablation_maps_replicate"),
     params:
         variants=ALL_MAP_VARIANTS,
         splits=SEED_SPLITS,
@@ -224,7 +232,7 @@ rule ablation_maps:
 use rule psa_labels as ablation_psa_labels with:
     input:
         **dataset_inputs(),
-        maps=lambda wildcards: ablation_map_dir(wildcards.variant),
+        maps=lambda wildcards: at_replicate(ablation_map_dir(wildcards.variant), wildcards.replicate),
     output:
         labels=directory(f"{SEGMENTATION}/psa/labels"),
         stats=f"{SEGMENTATION}/psa/label_stats.json",
@@ -250,13 +258,15 @@ use rule train_affinity as ablation_train_affinity with:
     wildcard_constraints:
         variant="|".join(ALL_MAP_VARIANTS),
     params:
-        resume=lambda wildcards: f"{ABLATIONS}/segmentation/{wildcards.variant}/psa/resume/last.pt",
+        resume=lambda wildcards: at_replicate(
+            f"{SEGMENTATION}/psa/resume/last.pt".replace("{variant}", wildcards.variant), wildcards.replicate
+        ),
 
 
 use rule random_walk as ablation_random_walk with:
     input:
         **dataset_inputs(),
-        maps=lambda wildcards: ablation_map_dir(wildcards.variant),
+        maps=lambda wildcards: at_replicate(ablation_map_dir(wildcards.variant), wildcards.replicate),
         checkpoint=rules.ablation_train_affinity.output.checkpoint,
         best=segmentation_best_threshold,
     output:
@@ -300,7 +310,9 @@ use rule train_deeplab as ablation_train_deeplab with:
     wildcard_constraints:
         variant="|".join(ALL_MAP_VARIANTS),
     params:
-        resume=lambda wildcards: f"{ABLATIONS}/segmentation/{wildcards.variant}/deeplab/resume/last.pt",
+        resume=lambda wildcards: at_replicate(
+            f"{SEGMENTATION}/deeplab/resume/last.pt".replace("{variant}", wildcards.variant), wildcards.replicate
+        ),
 
 
 use rule infer_deeplab as ablation_infer_deeplab with:
@@ -337,7 +349,7 @@ use rule evaluate_deeplab as ablation_evaluate_deeplab with:
         title=lambda wildcards: f"DeepLab on {wildcards.variant} masks ({'with CRF' if wildcards.folder == 'pred_crf' else 'no CRF'})",
 
 
-rule ablation_segmentation:
+rule ablation_segmentation_replicate:
     input:
         seed_bests=[ablation_seed_best(SEED_SPLITS[0], variant) for variant in SEGMENTATION_VARIANTS],
         # variant-major, then split / folder
@@ -361,9 +373,9 @@ rule ablation_segmentation:
         f"{ABLATIONS}/benchmarks/ablation_segmentation.tsv"
     conda:
         ENV
-    threads: rule_threads("ablation_segmentation")
+    threads: rule_threads("ablation_segmentation_replicate")
     resources:
-        **rule_resources_of("ablation_segmentation"),
+        **rule_resources_of("ablation_segmentation_replicate"),
     params:
         variants=SEGMENTATION_VARIANTS,
         mask_splits=config["psa"]["eval_splits"],
@@ -377,15 +389,42 @@ rule ablation_segmentation:
         "../scripts/ablation_segmentation.py"
 
 
+# ---------------------------------------------------------- replicates --
+
+if len(REPLICATE_SEEDS) > 1:
+
+    rule ablation_replicates:
+        input:
+            # in seed order
+            tables=[f"{RUN}{replicate_suffix(seed)}/ablations/{{ablation}}.csv" for seed in REPLICATE_SEEDS],
+        output:
+            **ablation_files("{ablation}"),
+        log:
+            f"{RUN}/ablations/logs/ablation_replicates_{{ablation}}.log",
+        benchmark:
+            f"{RUN}/ablations/benchmarks/ablation_replicates_{{ablation}}.tsv"
+        wildcard_constraints:
+            ablation="|".join(ABLATION_NAMES),
+        conda:
+            ENV
+        threads: rule_threads("ablation_replicates")
+        resources:
+            **rule_resources_of("ablation_replicates"),
+        params:
+            config_keys=dict(seeds=REPLICATE_SEEDS),
+        script:
+            "../scripts/ablation_replicates.py"
+
+
 rule ablations:
     input:
-        sections=[f"{ABLATIONS}/{name}.md" for name in ("layers", "heads", "maps", "segmentation")],
+        sections=[ablation_files(name)["section"] for name in ABLATION_NAMES],
     output:
-        f"{ABLATIONS}/ablations.md",
+        f"{RUN}/ablations/ablations.md",
     log:
-        f"{ABLATIONS}/logs/ablations.log",
+        f"{RUN}/ablations/logs/ablations.log",
     benchmark:
-        f"{ABLATIONS}/benchmarks/ablations.tsv"
+        f"{RUN}/ablations/benchmarks/ablations.tsv"
     conda:
         ENV
     threads: rule_threads("ablations")

@@ -46,7 +46,7 @@ def replicate_suffix(seed):
 
 
 def replicate_seed(wildcards):
-    """The training seed of a job's replicate; the config's where the rule has no {replicate} (the ablation copies)."""
+    """The training seed of a job's replicate (the ablation copies' too); the config's where a rule has no {replicate}."""
     suffix = wildcards.get("replicate", "")
     return int(suffix.rsplit("_", 1)[1]) if suffix else config["seed"]
 
@@ -323,8 +323,11 @@ def report_outputs(run):
     }
 
 
-# The paper's ablations (workflow/rules/ablations.smk): everything under results/<run>/ablations/.
-ABLATIONS = f"{RUN}/ablations"
+# The paper's ablations (workflow/rules/ablations.smk). Each replicate runs them on its own classifier and chain, under
+# its own ablations/ (ABLATIONS, a pattern with {replicate}: results/<run>/ablations/ for replicate 0); with
+# replicates > 1 the rule ablation_replicates joins the replicates' tables under results/<run>/ablations/replicates/.
+ABLATIONS = f"{REP}/ablations"
+ABLATION_NAMES = ("layers", "heads", "maps", "segmentation")
 VERSION = config["classifier"]["version"]
 ALL_MAP_VARIANTS = list(MAP_VARIANTS[VERSION])
 # The variants maps.variants leaves out (V2's patchcam by default): one extra extraction pass makes them.
@@ -335,23 +338,34 @@ SEGMENTATION_VARIANTS = list(config["ablations"]["segmentation"]["variants"][VER
 SEGMENTATION = f"{ABLATIONS}/segmentation/{{variant}}"
 
 
+def ablation_files(name):
+    """What the target ablation_<name> (and `ablations`) reads: replicate 0's table, figure and section, or with
+    replicates > 1 their aggregate over the replicates."""
+    folder = f"{RUN}/ablations/replicates" if len(REPLICATE_SEEDS) > 1 else f"{RUN}/ablations"
+    return {
+        kind: f"{folder}/{name}.{extension}"
+        for kind, extension in (("table", "csv"), ("plot", "png"), ("section", "md"))
+    }
+
+
 def ablation_map_dir(variant):
-    """The run's maps of a variant: extract_maps' when maps.variants has it, else the ablation's extraction."""
-    return f"{RUN}/maps/{variant}" if variant in VARIANTS else f"{ABLATIONS}/maps/maps/{variant}"
+    """The replicate's maps of a variant (a {replicate} pattern): extract_maps' when maps.variants has it, else the
+    ablation's extraction."""
+    return f"{REP}/maps/{variant}" if variant in VARIANTS else f"{ABLATIONS}/maps/maps/{variant}"
 
 
 def ablation_seed_best(split, variant):
-    """The sweep answer of a variant on a split, from evaluate_seeds or its ablation copy."""
+    """The sweep answer of a variant on a split (a {replicate} pattern), from evaluate_seeds or its ablation copy."""
     if variant in VARIANTS:
-        return f"{RUN}/seeds/{split}/{variant}/best.json"
+        return f"{REP}/seeds/{split}/{variant}/best.json"
     return f"{ABLATIONS}/maps/seeds/{split}/{variant}/best.json"
 
 
 def heads_checkpoint(wildcards):
-    """The config's own pooling is the run's classifier (same settings and seed: a retraining would repeat it)."""
+    """The config's own pooling is the replicate's classifier (same settings and seed: a retraining would repeat it)."""
     if wildcards.pooling == config["classifier"]["token_pooling"]:
-        return at_replicate(rules.train_classifier.output.checkpoint, "")
-    return f"{ABLATIONS}/heads/{wildcards.pooling}/classifier/checkpoint.pt"
+        return at_replicate(rules.train_classifier.output.checkpoint, wildcards.replicate)
+    return at_replicate(f"{ABLATIONS}/heads/{wildcards.pooling}/classifier/checkpoint.pt", wildcards.replicate)
 
 
 def with_token_pooling(config_keys, pooling):
@@ -360,12 +374,13 @@ def with_token_pooling(config_keys, pooling):
 
 
 def segmentation_chain(variant):
-    """Where a variant's PSA + DeepLab chain lives: the run's own for psa.seed_variant, else under ablations/."""
-    return RUN if variant == config["psa"]["seed_variant"] else f"{ABLATIONS}/segmentation/{variant}"
+    """Where a variant's PSA + DeepLab chain lives (a {replicate} pattern): the replicate's own for psa.seed_variant,
+    else under its ablations/."""
+    return REP if variant == config["psa"]["seed_variant"] else f"{ABLATIONS}/segmentation/{variant}"
 
 
 def segmentation_best_threshold(wildcards):
     """The walk's background score of a variant: its best seed threshold, unless psa.background pins one."""
     if config["psa"]["background"] is not None:
         return []
-    return [ablation_seed_best(config["psa"]["threshold_split"], wildcards.variant)]
+    return [at_replicate(ablation_seed_best(config["psa"]["threshold_split"], wildcards.variant), wildcards.replicate)]
