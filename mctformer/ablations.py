@@ -406,9 +406,9 @@ def aggregate_ablation_tables(tables: Sequence[pd.DataFrame], *, keys: Sequence[
 
     if not tables:
         raise ValueError("no replicate tables to aggregate")
-    first = tables[0].reset_index(drop=True)
+    tables = [table.reset_index(drop=True) for table in tables]
+    first = tables[0]
     for index, table in enumerate(tables[1:], start=1):
-        table = table.reset_index(drop=True)
         if list(table.columns) != list(first.columns) or not table[list(keys)].equals(first[list(keys)]):
             raise ValueError(f"replicate {index}'s table has other rows or columns than replicate 0's (keys {list(keys)})")
         for column in first.columns:
@@ -421,7 +421,7 @@ def aggregate_ablation_tables(tables: Sequence[pd.DataFrame], *, keys: Sequence[
             if column in keys or not _is_measured(column, first[column]):
                 row[column] = first.at[position, column]
                 continue
-            values = [float(table.reset_index(drop=True).at[position, column]) for table in tables]
+            values = [float(table.at[position, column]) for table in tables]
             mean = std = low = high = np.nan  # a NaN cell in any replicate (an undefined rate) leaves no mean
             if np.all(np.isfinite(values)):
                 interval = mean_interval(values, confidence=confidence)
@@ -482,8 +482,8 @@ def replicated_ablation_strips(ablation: str, table: pd.DataFrame) -> pd.DataFra
     spec = REPLICATED_ABLATIONS[ablation]
     records = []
     for header, column, split in _replicated_columns(ablation, table):
-        if "fp" in column or "fn" in column or column == "deeplab_miou":
-            continue
+        if column not in ("miou", "seed_miou", "deeplab_miou_crf") and not column.startswith("pseudo_miou_"):
+            continue  # the figure shows the mIoUs (DeepLab's with CRF, as the paper's Table 6); the section has the rest
         rows = table if split is None else table[table["split"] == split]
         for _, row in rows.iterrows():
             # the paper's number is DeepLab's (Table 6) or the seeds' on VOC train (the first split's panel)

@@ -133,7 +133,8 @@ def strip_plot(path: str, table: pd.DataFrame, *, seeds: Sequence[int]) -> None:
         axis.set_title(stage, fontsize=9)
         axis.set_ylabel("mIoU (%)", fontsize=8)
     handles = {label: handle for axis in axes[0] for handle, label in zip(*axis.get_legend_handles_labels())}
-    figure.legend(handles.values(), handles.keys(), fontsize=7, loc="upper right")
+    # right of the panels, not over the last one's title (savefig's tight bounding box keeps it)
+    figure.legend(handles.values(), handles.keys(), fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 0.9))
     figure.suptitle(f"{len(seeds)} replicates (seeds {', '.join(str(seed) for seed in seeds)})", fontsize=9)
     figure.tight_layout()
     save_figure(path, figure)
