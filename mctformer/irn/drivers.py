@@ -7,17 +7,15 @@ from functools import partial
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..artifacts import atomic_directory, load_map_file, require_per_image_files, save_label_png
 from ..crf import CRFParams, spatial_scale
 from ..data.layout import batches_of_equal_size
-from ..data.transforms import normalize_image
 from ..logs import progress_bar
 from ..models.irn import boundary_probability
 from ..parallel import map_in_processes
-from ..psa.drivers import confident_label_counts, confident_label_stats
-from ..psa.geometry import seed_scores_on_grid, walk_geometry
+from ..psa.drivers import confident_label_counts, confident_label_stats, walk_input_batch
+from ..psa.geometry import seed_scores_on_grid
 from .labels import check_thresholds, ir_labels
 from .walk import boundary_walk, walked_to_masks
 
@@ -85,12 +83,7 @@ def irn_walk_masks(
     model = model.to(device).eval()
     with atomic_directory(out_dir) as tmp, progress_bar(total=len(ids), desc="IRN walk", unit="img", mininterval=2.0) as progress:
         for batch_ids in batches_of_equal_size(layout, ids, batch_size):
-            size = layout.image_size(batch_ids[0])
-            scaled, padded, grid = walk_geometry(size[0], size[1], stride, scale)
-            images = torch.stack([normalize_image(layout.load_image(i)) for i in batch_ids])
-            if scaled != size:
-                images = F.interpolate(images, size=scaled, mode="bilinear", align_corners=False)
-            images = F.pad(images, (0, padded[1] - scaled[1], 0, padded[0] - scaled[0])).to(device)
+            size, (scaled, padded, grid), images = walk_input_batch(layout, batch_ids, stride, scale, device)
             boundary = boundary_probability(model, images).float()
             if tuple(boundary.shape[-2:]) != tuple(grid):
                 raise RuntimeError(f"the boundary map is a {tuple(boundary.shape[-2:])} grid for {padded} inputs; expected {grid}")

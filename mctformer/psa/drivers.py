@@ -126,6 +126,18 @@ def load_seeds(map_dir: str, image_id: str, image_size: tuple[int, int], backgro
     return labels, seed_scores_on_grid(labels, maps, background, stride, scaled)[0]
 
 
+def walk_input_batch(layout, batch_ids, stride: int, scale: float, device: torch.device):
+    """What a walk's network sees of images of one size: (their size, walk_geometry's (scaled, padded, grid), the
+    normalised images resized by ``scale`` and zero-padded to whole strides [B, 3, *padded] on ``device``)."""
+    size = layout.image_size(batch_ids[0])
+    scaled, padded, grid = walk_geometry(size[0], size[1], stride, scale)
+    images = torch.stack([normalize_image(layout.load_image(i)) for i in batch_ids])
+    if scaled != size:
+        images = F.interpolate(images, size=scaled, mode="bilinear", align_corners=False)
+    images = F.pad(images, (0, padded[1] - scaled[1], 0, padded[0] - scaled[0])).to(device)
+    return size, (scaled, padded, grid), images
+
+
 @torch.inference_mode()
 def random_walk_masks(
     model,
@@ -156,12 +168,7 @@ def random_walk_masks(
     model = model.to(device).eval()
     with atomic_directory(out_dir) as tmp, progress_bar(total=len(ids), desc="random walk", unit="img", mininterval=2.0) as progress:
         for batch_ids in batches_of_equal_size(layout, ids, batch_size):
-            size = layout.image_size(batch_ids[0])
-            scaled, padded, grid = walk_geometry(size[0], size[1], stride, scale)
-            images = torch.stack([normalize_image(layout.load_image(i)) for i in batch_ids])
-            if scaled != size:
-                images = F.interpolate(images, size=scaled, mode="bilinear", align_corners=False)
-            images = F.pad(images, (0, padded[1] - scaled[1], 0, padded[0] - scaled[0])).to(device)
+            size, (scaled, padded, grid), images = walk_input_batch(layout, batch_ids, stride, scale, device)
             seeds = [load_seeds(map_dir, image_id, size, background, stride, scaled) for image_id in batch_ids]
             masks = walk_masks(model(images).float(), seeds, (scaled, padded, grid), size, beta, logt, radius, pair_sources)
             for image_id, mask in zip(batch_ids, masks):
