@@ -16,7 +16,7 @@ from ..data.voc import DatasetError, VOCLayout
 from ..models.affinitynet import AffinityNet
 from ..psa.labels import load_confident_scores
 from .common import fingerprint, read_checkpoint, seed_everything
-from .loop import backbone_and_head_groups, fit_poly
+from .loop import backbone_and_head_groups, fit_poly, sgd_or_adamw
 
 GRID_LABELS = ("centre_pixel", "pooled_scores")
 
@@ -108,10 +108,7 @@ def train_affinity(
     )
     sources = settings["pair_sources"]
     groups = backbone_and_head_groups(model, settings["head_lr_mult"])
-    if settings["optimizer"] == "sgd":
-        optimizer = torch.optim.SGD(groups, lr=settings["lr"], momentum=settings["momentum"], weight_decay=settings["weight_decay"])
-    else:
-        optimizer = torch.optim.AdamW(groups, lr=settings["lr"], weight_decay=settings["weight_decay"])
+    optimizer = sgd_or_adamw(groups, settings, "affinity")
 
     def loss_of_batch(batch):
         images, labels = batch

@@ -20,9 +20,7 @@ from ..irn.paths import boundary_affinity, irn_affinity_loss
 from ..models.irn import BoundaryNet
 from .affinity import AffinityCropDataset, batch_pair_labels
 from .common import fingerprint, read_checkpoint, seed_everything
-from .loop import backbone_and_head_groups, fit_poly
-
-OPTIMIZERS = ("sgd", "adamw")
+from .loop import backbone_and_head_groups, fit_poly, sgd_or_adamw
 
 
 def build_boundary_net(settings: Mapping[str, Any]) -> BoundaryNet:
@@ -62,8 +60,6 @@ def train_boundary_net(
     config's seed and irn.workers); resumable, one log line per epoch, the checkpoint written atomically."""
     if not ids:
         raise DatasetError("train_irn: the training split list is empty")
-    if settings["optimizer"] not in OPTIMIZERS:
-        raise ValueError(f"irn.optimizer must be one of {OPTIMIZERS}, got {settings['optimizer']!r}")
     require_per_image_files(label_dir, ids, ".png", "IRN labels")
     run_fingerprint = fingerprint({"settings": settings, "seed": seed, "ids": len(ids)})
     seed_everything(seed)
@@ -79,10 +75,7 @@ def train_boundary_net(
     groups = backbone_and_head_groups(model, settings["head_lr_mult"])
     groups = [dict(group, params=[p for p in group["params"] if p.requires_grad]) for group in groups]
     groups = [group for group in groups if group["params"]]
-    if settings["optimizer"] == "sgd":
-        optimizer = torch.optim.SGD(groups, lr=settings["lr"], momentum=settings["momentum"], weight_decay=settings["weight_decay"])
-    else:
-        optimizer = torch.optim.AdamW(groups, lr=settings["lr"], weight_decay=settings["weight_decay"])
+    optimizer = sgd_or_adamw(groups, settings, "irn")
 
     def loss_of_batch(batch):
         images, labels = batch

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -103,6 +103,19 @@ def backbone_and_head_groups(model: torch.nn.Module, head_lr_mult: float) -> lis
         {"params": [p for p in model.parameters() if id(p) not in head_ids], "lr_mult": 1.0},
         {"params": head, "lr_mult": head_lr_mult},
     ]
+
+
+OPTIMIZERS = ("sgd", "adamw")
+
+
+def sgd_or_adamw(groups: list[dict], settings: Mapping[str, Any], section: str) -> torch.optim.Optimizer:
+    """The optimizer ``settings["optimizer"]`` names over ``groups``: SGD with momentum or AdamW, at the settings' lr
+    and weight decay (``section``: the config section, for the error)."""
+    if settings["optimizer"] not in OPTIMIZERS:
+        raise ValueError(f"{section}.optimizer must be one of {OPTIMIZERS}, got {settings['optimizer']!r}")
+    if settings["optimizer"] == "sgd":
+        return torch.optim.SGD(groups, lr=settings["lr"], momentum=settings["momentum"], weight_decay=settings["weight_decay"])
+    return torch.optim.AdamW(groups, lr=settings["lr"], weight_decay=settings["weight_decay"])
 
 
 def fit_poly(
