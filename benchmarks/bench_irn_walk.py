@@ -53,6 +53,24 @@ def to_masks(walked: torch.Tensor, grid: int, stride: int, bg_threshold: float) 
     return walked_to_masks(walked[None].float().cpu(), [labels], (size, size, (grid, grid)), size, bg_threshold)[0]
 
 
+def measured_walk(device: torch.device, walk, grid: int, bg_threshold: float) -> dict:
+    """``walk()`` (-> the walked scores [channels, grid, grid]) timed, with its peak RSS (and on CUDA its peak GPU
+    memory), the scores and their masks."""
+    before = rss_mb()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    started = time.perf_counter()
+    walked = walk()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before
+    gpu = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
+    return {"seconds": seconds, "peak_rss_mb": peak, "gpu_mb": gpu, "walked": walked.cpu(),
+            "mask": to_masks(walked, grid, 4, bg_threshold)}
+
+
 def sparse_job(arguments: dict) -> dict:
     from mctformer.irn.walk import boundary_walk
 
@@ -60,19 +78,11 @@ def sparse_job(arguments: dict) -> dict:
     device = torch.device(arguments["device"])
     boundary, seeds = scene(arguments["grid"], arguments["channels"], arguments["seed"])
     boundary, seeds = boundary.to(device), seeds.to(device)
-    before = rss_mb()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    started = time.perf_counter()
-    walked = boundary_walk(boundary[None], [seeds], beta=arguments["beta"], exp_times=arguments["exp_times"], radius=arguments["radius"])[0]
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before
-    gpu = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
-    return {"seconds": seconds, "peak_rss_mb": peak, "gpu_mb": gpu, "walked": walked.cpu(),
-            "mask": to_masks(walked, arguments["grid"], 4, arguments["bg_threshold"])}
+
+    def walk() -> torch.Tensor:
+        return boundary_walk(boundary[None], [seeds], beta=arguments["beta"], exp_times=arguments["exp_times"], radius=arguments["radius"])[0]
+
+    return measured_walk(device, walk, arguments["grid"], arguments["bg_threshold"])
 
 
 def dense_job(arguments: dict) -> dict:
@@ -84,36 +94,27 @@ def dense_job(arguments: dict) -> dict:
     grid, method = arguments["grid"], arguments["method"]
     boundary, seeds = scene(grid, arguments["channels"], arguments["seed"])
     boundary, seeds = boundary.to(device), seeds.to(device)
-    before = rss_mb()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    started = time.perf_counter()
-    size = grid * grid
-    sources, targets = (torch.from_numpy(a).to(device) for a in pair_indices(grid, grid, arguments["radius"], "all"))
-    affinity = boundary_affinity(boundary[None], arguments["radius"], "all")[0]
-    dense = torch.eye(size, device=device)
-    dense[sources, targets] = affinity
-    dense[targets, sources] = affinity
-    dense.pow_(arguments["beta"])
-    dense /= dense.sum(dim=0, keepdim=True)
-    scores = (seeds * (1 - boundary)).reshape(seeds.shape[0], -1)
-    if method == "squaring":
-        for _ in range(arguments["exp_times"]):
-            dense = dense @ dense
-        walked = scores @ dense
-    else:
+
+    def walk() -> torch.Tensor:
+        size = grid * grid
+        sources, targets = (torch.from_numpy(a).to(device) for a in pair_indices(grid, grid, arguments["radius"], "all"))
+        affinity = boundary_affinity(boundary[None], arguments["radius"], "all")[0]
+        dense = torch.eye(size, device=device)
+        dense[sources, targets] = affinity
+        dense[targets, sources] = affinity
+        dense.pow_(arguments["beta"])
+        dense /= dense.sum(dim=0, keepdim=True)
+        scores = (seeds * (1 - boundary)).reshape(seeds.shape[0], -1)
+        if method == "squaring":
+            for _ in range(arguments["exp_times"]):
+                dense = dense @ dense
+            return (scores @ dense).reshape(seeds.shape)
         walked = scores
         for _ in range(2 ** arguments["exp_times"]):
             walked = walked @ dense
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before
-    gpu = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
-    walked = walked.reshape(seeds.shape)
-    return {"seconds": seconds, "peak_rss_mb": peak, "gpu_mb": gpu, "walked": walked.cpu(),
-            "mask": to_masks(walked, grid, 4, arguments["bg_threshold"])}
+        return walked.reshape(seeds.shape)
+
+    return measured_walk(device, walk, grid, arguments["bg_threshold"])
 
 
 def one_squaring_job(arguments: dict) -> dict:
