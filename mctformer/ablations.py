@@ -514,7 +514,10 @@ def ablation_replicates_stage(
             frames.append(pd.read_csv(path))
         except (OSError, pd.errors.ParserError) as error:
             raise ValueError(f"{path}: cannot read the ablation table: {error}") from error
-    table = aggregate_ablation_tables(frames, keys=REPLICATED_ABLATIONS[ablation]["keys"], confidence=CONFIDENCE)
+    try:
+        table = aggregate_ablation_tables(frames, keys=REPLICATED_ABLATIONS[ablation]["keys"], confidence=CONFIDENCE)
+    except ValueError as error:  # "replicate i" is tables[i]: name the files
+        raise ValueError(f"{error}; the replicates' tables, in order: {', '.join(tables)}") from error
     on_disk = table.copy()
     for column in [column for column in on_disk.columns if column.endswith("_values")]:
         on_disk[column] = [";".join(f"{value:.6g}" for value in values) for values in on_disk[column]]

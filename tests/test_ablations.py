@@ -183,6 +183,11 @@ def test_replicated_ablation_tables_by_hand(tmp_path):
     assert "| fused | 42.0 ± 2.0 | 45.0 ± 0.0 | 50.0 ± 0.0 | 54.0 ± 2.0 | 10.0 ± 0.0 | 20.0 ± 0.0 | 61.1 |" in section
     assert "| fused_refined (the run's chain) | 50.0 ± 0.0 | 57.0 ± 2.0 |" in section
     assert "3 replicates" in section and (out / "segmentation.png").stat().st_size > 1000
+    flipped.to_csv(tmp_path / "flipped.csv", index=False)
+    with pytest.raises(ValueError, match=r"'config_last_k'.*in order: \S*layers_0\.csv, \S*flipped\.csv"):
+        ablation_replicates_stage(ablation="layers", seeds=[0, 1], tables=[paths[0], str(tmp_path / "flipped.csv")],
+                                  table_path=str(out / "bad.csv"), plot_path=str(out / "bad.png"), section_path=str(out / "bad.md"))
+    assert not (out / "bad.csv").exists()
     with pytest.raises(ValueError, match="one table per seed"):
         ablation_replicates_stage(ablation="layers", seeds=[0], tables=paths, table_path=str(out / "x.csv"),
                                   plot_path=str(out / "x.png"), section_path=str(out / "x.md"))
