@@ -152,3 +152,41 @@ def test_classification_transform_is_bicubic_with_one_erasing():
     assert len(erasing) == 1 and erasing[0].max_count == 1 and erasing[0].mode == "pixel" and erasing[0].probability == 0.25
     evaluation = classification_transform(classifier["input_size"], False, classifier["augment"]).transforms
     assert evaluation[0].size == 256 and evaluation[1].size == (224, 224)
+
+
+def test_in_memory_crops_equal_the_per_sample_reads_and_touch_no_file(synthetic_root):
+    """deeplab.in_memory / affinity.in_memory: each image and label decoded once, at construction; the crops
+    under one seed are the ones read from disk give, and nothing is read afterwards."""
+    import torch
+
+    from conftest import TINY_SPEC
+    from mctformer.data.datasets import SegmentationCropDataset
+
+    layout = VOCLayout(synthetic_root, TINY_SPEC.num_classes)
+    ids = layout.read_ids("train")[:3]
+    reads = []
+
+    def counted_mask(image_id):
+        reads.append(image_id)
+        return layout.load_mask(image_id)
+
+    common = dict(crop_size=40, scale_range=(0.7, 1.3), flip=True, color_jitter=None, pad_image="mean", pad_label=255,
+                  placement="top_left")
+    from_disk = SegmentationCropDataset(layout, ids, layout.load_mask, **common, in_memory=False)
+    held = SegmentationCropDataset(layout, ids, counted_mask, **common, in_memory=True)
+    assert reads == ids  # every label once, at construction
+
+    class Unreadable:
+        def load_image(self, image_id):
+            raise AssertionError(f"read {image_id} from disk")
+
+    held.layout = Unreadable()  # a held dataset must not go back to the layout
+    for index in range(len(ids)):
+        torch.manual_seed(index)
+        disk_image, disk_label = from_disk[index]
+        torch.manual_seed(index)
+        held_image, held_label = held[index]
+        assert torch.equal(disk_image, held_image) and torch.equal(disk_label, held_label)
+    assert reads == ids
+    with pytest.raises(KeyError):
+        held.load_image("not_an_id")

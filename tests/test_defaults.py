@@ -60,7 +60,8 @@ CONFIG_SET = [
     (affinitynet.AffinityNet.__init__, ["backbone", "pretrained", "feature_dim"]),
     (train_affinity.train_affinity, ["device", "seed", "workers"]),
     (train_affinity.load_affinity_net, ["device"]),
-    (datasets.SegmentationCropDataset.__init__, ["scale_range", "flip", "color_jitter", "pad_image", "pad_label", "placement"]),
+    (datasets.SegmentationCropDataset.__init__, ["scale_range", "flip", "color_jitter", "pad_image", "pad_label", "placement",
+                                                "in_memory"]),
     (transforms.random_scale_flip_crop, ["scale_range", "flip", "ignore", "color_jitter", "pad_image", "placement"]),
     # deeplab.*
     (deeplab.DeepLab.__init__, ["backbone", "pretrained", "head", "aspp_dilations", "head_channels", "dilation", "dropout",

@@ -206,7 +206,7 @@ def test_affinity_dataset_applies_jitter_and_black_padding(synthetic_root):
     layout = VOCLayout(synthetic_root, TINY_SPEC.num_classes)
     ids = layout.read_ids("train")[:1]
     common = dict(load_label=layout.load_mask, crop_size=40, scale_range=(1.0, 1.0), flip=False,
-                  color_jitter=None, pad_image="mean", pad_label=255, placement="top_left")  # ours
+                  color_jitter=None, pad_image="mean", pad_label=255, placement="top_left", in_memory=False)  # ours
     torch.manual_seed(0)
     plain, plain_label = SegmentationCropDataset(layout, ids, **common)[0]
     torch.manual_seed(0)

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from ..logs import progress_bar
 from .voc import VOCLayout
 
 
@@ -29,6 +30,20 @@ class ClassificationDataset(Dataset):
         return self.transform(image), torch.from_numpy(self.targets[index])
 
 
+def decoded_in_memory(load: Callable[[str], np.ndarray], ids: Sequence[str], what: str) -> Callable[[str], np.ndarray]:
+    """``load`` run once per id of ``ids``, now: a lookup into the decoded arrays (KeyError for any other id).
+
+    For small images: at 64 px a PNG / JPEG decode costs about twice the whole
+    augmentation of a sample, and an epoch decodes every image again; held as
+    uint8 the 6,000 images of the embedded default take 74 MB, VOC's train_aug
+    at full size ~6 GB (benchmarks/bench_dense_loader.py measures both ways).
+    """
+    arrays = {}
+    for image_id in progress_bar(ids, desc=f"decoding {what}", unit="img", mininterval=2.0):
+        arrays[image_id] = load(image_id)
+    return arrays.__getitem__
+
+
 class SegmentationCropDataset(Dataset):
     """(normalised image [3, S, S], label long [S, S]) crops for dense training (AffinityNet, DeepLab).
 
@@ -39,6 +54,8 @@ class SegmentationCropDataset(Dataset):
     learned as a class; the reference's DeepLab pads them with 0 = background).
     ``placement``: where an image smaller than the crop lands (transforms.CROP_PLACEMENTS).
     A label may also be a stack of score maps [C, H, W] (see random_scale_flip_crop).
+    ``in_memory``: decode every image and label once, here, and crop the held
+    arrays (see :func:`decoded_in_memory`); False reads both per sample.
     """
 
     def __init__(
@@ -54,6 +71,7 @@ class SegmentationCropDataset(Dataset):
         pad_image: str,
         pad_label: int,
         placement: str,
+        in_memory: bool,
     ) -> None:
         from .transforms import PAD_IMAGE_MODES
 
@@ -63,7 +81,11 @@ class SegmentationCropDataset(Dataset):
             raise ValueError(f"color_jitter must be [brightness, contrast, saturation, hue] or None, got {color_jitter!r}")
         self.layout = layout
         self.ids = list(ids)
+        self.load_image = layout.load_image
         self.load_label = load_label
+        if in_memory:
+            self.load_image = decoded_in_memory(layout.load_image, self.ids, "images")
+            self.load_label = decoded_in_memory(load_label, self.ids, "labels")
         self.crop_size = crop_size
         self.scale_range = tuple(scale_range)
         self.flip = flip
@@ -83,7 +105,7 @@ class SegmentationCropDataset(Dataset):
         """The augmented crop of ``image_id``'s picture and ``label`` (a label map or a stack of score maps)."""
         from .transforms import random_scale_flip_crop
 
-        image = self.layout.load_image(image_id)
+        image = self.load_image(image_id)
         if label.shape[-2:] != image.shape[:2]:
             raise ValueError(f"label of {image_id} is {label.shape[-2:]}, its image {image.shape[:2]}")
         return random_scale_flip_crop(

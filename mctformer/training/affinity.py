@@ -105,6 +105,7 @@ def train_affinity(
         layout, ids, label_dir, settings["grid_labels"], stride,
         crop_size=crop, scale_range=settings["scale_range"], flip=settings["flip"],
         color_jitter=settings["color_jitter"], pad_image=settings["pad_image"], placement=settings["crop_placement"],
+        in_memory=settings["in_memory"],
     )
     sources = settings["pair_sources"]
     groups = backbone_and_head_groups(model, settings["head_lr_mult"])

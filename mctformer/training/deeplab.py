@@ -92,7 +92,7 @@ def train_deeplab(
     model = build_deeplab(settings, num_labels).to(device)
     dataset = SegmentationCropDataset(
         layout, ids, load_label, settings["crop_size"], scale_range=settings["scale_range"], flip=settings["flip"],
-        pad_label=settings["pad_label"],
+        pad_label=settings["pad_label"], in_memory=settings["in_memory"],
         # no deeplab keys for these: what DeepLab training has always used (no colour jitter, padding with the
         # mean colour, i.e. 0 after normalising, and the image at the crop's top left)
         color_jitter=None, pad_image="mean", placement="top_left",
