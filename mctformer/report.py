@@ -324,6 +324,9 @@ def _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deepl
         lines.append(f"- {split}: {100 * summary['masks'][split]['miou']:.1f} (paper: {PAPER['masks']} on VOC train)")
     stats = summary["psa_labels" if method == "psa" else "irn_labels"]
     precision = f", precision vs ground truth {100 * stats['precision_vs_gt']:.1f} %" if "precision_vs_gt" in stats else ""
+    if all(key in stats for key in ("foreground_precision", "background_precision", "objects_labelled_background")):
+        precision += (f" (foreground {100 * stats['foreground_precision']:.1f} %, background {100 * stats['background_precision']:.1f} %; "
+                      f"{100 * stats['objects_labelled_background']:.1f} % of the object pixels labelled background)")
     lines.append(f"- confident labels: {100 * stats['foreground_fraction']:.1f} % foreground, {100 * stats['background_fraction']:.1f} % background, "
                  f"{100 * stats['ignored_fraction']:.1f} % unsure{precision}")
     if "ablation" in summary["masks"]:

@@ -71,6 +71,38 @@ def test_background_power_and_confident_labels():
     assert background_power_scores(np.zeros((0, 2, 2), np.float32), 4).shape == (1, 2, 2)
 
 
+def test_confident_label_stats_by_hand():
+    """label_stats.json: the right share of each confident kind, and the object pixels taught as background."""
+    from mctformer.psa.drivers import confident_label_counts, confident_label_stats
+
+    class Layout:  # one image with ground truth
+        mask_dir = "masks"
+
+        def mask_path(self, image_id):
+            class Exists:
+                def is_file(self):
+                    return True
+            return Exists()
+
+        def load_mask(self, image_id):
+            return np.array([[0, 0, 1, 1, 1, 2, 2, 255]], np.uint8)
+
+    label = np.array([[0, 1, 1, 0, 255, 2, 1, 1]], np.uint8)
+    counts = confident_label_counts(Layout(), "a", label)
+    # ground truth known on the first 7 pixels; labelled there: all but pixel 4
+    assert counts == {"pixels": 8, "foreground": 5, "background": 2, "labelled_with_gt": 6, "correct": 3,
+                      "foreground_with_gt": 4, "foreground_correct": 2, "background_with_gt": 2, "background_correct": 1,
+                      "object_pixels": 5, "objects_labelled_background": 1}
+    stats = confident_label_stats(counts, 1)
+    assert stats["precision_vs_gt"] == pytest.approx(3 / 6)
+    assert stats["foreground_precision"] == pytest.approx(2 / 4) and stats["background_precision"] == pytest.approx(1 / 2)
+    assert stats["objects_labelled_background"] == pytest.approx(1 / 5)
+    assert stats["foreground_fraction"] == pytest.approx(5 / 8) and stats["ignored_fraction"] == pytest.approx(1 / 8)
+    # no ground truth: none of the ground-truth keys
+    no_truth = confident_label_stats({"pixels": 8, "foreground": 5, "background": 2}, 1)
+    assert not {"precision_vs_gt", "foreground_precision", "objects_labelled_background"} & set(no_truth)
+
+
 def test_sparse_random_walk_equals_the_dense_reference():
     torch.manual_seed(0)
     height, width, radius = 9, 11, 5

@@ -45,13 +45,21 @@ def label_one_image(
 
 def confident_label_counts(layout, image_id: str, label: np.ndarray) -> dict[str, int]:
     """One image's counts for confident_label_stats: pixels, foreground, background and, where the layout has
-    its ground truth, the labelled pixels the ground truth knows and how many of them are right."""
-    counts = {"pixels": int(label.size), "foreground": int(((label != 0) & (label != IGNORE)).sum()), "background": int((label == 0).sum())}
+    its ground truth, the labelled pixels the ground truth knows and how many of them are right, the same for the
+    confident foreground and background alone, and the object pixels (ground-truth classes) labelled background."""
+    foreground, background = (label != 0) & (label != IGNORE), label == 0
+    counts = {"pixels": int(label.size), "foreground": int(foreground.sum()), "background": int(background.sum())}
     if layout.mask_dir is not None and layout.mask_path(image_id).is_file():
         gt = layout.load_mask(image_id)
-        known = (label != IGNORE) & (gt != IGNORE)
-        counts["labelled_with_gt"] = int(known.sum())
-        counts["correct"] = int((label[known] == gt[known]).sum())
+        known = gt != IGNORE
+        right = known & (label == gt)
+        objects = known & (gt != 0)
+        counts.update(
+            labelled_with_gt=int((known & (label != IGNORE)).sum()), correct=int(right.sum()),
+            foreground_with_gt=int((known & foreground).sum()), foreground_correct=int((right & foreground).sum()),
+            background_with_gt=int((known & background).sum()), background_correct=int((right & background).sum()),
+            object_pixels=int(objects.sum()), objects_labelled_background=int((objects & background).sum()),
+        )
     return counts
 
 
@@ -101,6 +109,13 @@ def confident_label_stats(totals: dict[str, int], images: int) -> dict[str, floa
     }
     if totals.get("labelled_with_gt"):
         stats["precision_vs_gt"] = totals["correct"] / totals["labelled_with_gt"]
+    # what AffinityNet is taught wrong: a confident class that is not the pixel's, and objects taught as background
+    # (the under-activation no walk can undo); absent where no pixel of the kind exists
+    for key, correct, labelled in (("foreground_precision", "foreground_correct", "foreground_with_gt"),
+                                   ("background_precision", "background_correct", "background_with_gt"),
+                                   ("objects_labelled_background", "objects_labelled_background", "object_pixels")):
+        if totals.get(labelled):
+            stats[key] = totals[correct] / totals[labelled]
     return stats
 
 

@@ -70,7 +70,7 @@ def train_boundary_net(
     dataset = AffinityCropDataset(
         layout, ids, label_dir, "centre_pixel", stride, crop_size=crop, scale_range=settings["scale_range"], flip=settings["flip"],
         # no irn keys for these: the authors' crop (no colour jitter, normalised zeros around a randomly placed image)
-        color_jitter=None, pad_image="mean", placement="random",
+        color_jitter=None, pad_image="mean", placement="random", in_memory=settings["in_memory"],
     )
     groups = backbone_and_head_groups(model, settings["head_lr_mult"])
     groups = [dict(group, params=[p for p in group["params"] if p.requires_grad]) for group in groups]

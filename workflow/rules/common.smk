@@ -192,7 +192,7 @@ def irn_keys(*keys):
 
 # The keys of config["irn"] the boundary network's training reads (its fingerprint: editing the walk retrains nothing).
 IRN_TRAINING_KEYS = """backbone pretrained freeze_backbone edge_channels train_radius pair_sources crop_size scale_range
-flip epochs batch_size optimizer lr momentum weight_decay head_lr_mult amp workers""".split()
+flip epochs batch_size optimizer lr momentum weight_decay head_lr_mult amp workers in_memory""".split()
 # The jobs whose times make one refinement's cost in the comparison table.
 REFINEMENT_JOBS = {
     "psa": ["psa_labels", "train_affinity", "random_walk"],
