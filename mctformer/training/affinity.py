@@ -42,6 +42,8 @@ class AffinityCropDataset(SegmentationCropDataset):
         # the labels' crop padding follows from their kind (no config key): 255 (ignored) in label PNGs; zero
         # scores for pooled_scores, a cell with no score at all, which pooled_grid_labels ignores
         crop["pad_label"] = 0 if grid_labels == "pooled_scores" else IGNORE
+        # pooled_scores reads its .npz scores per sample (below); with in_memory the label PNGs, which the label
+        # stage writes either way, are held too and go unused there
         super().__init__(layout, ids, self._label_png, **crop)
 
     def _label_png(self, image_id: str) -> np.ndarray:
