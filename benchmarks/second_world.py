@@ -1,7 +1,7 @@
 """A VOC-layout root drawn by a second, independent generator, to check that the shipped recipe is not tuned to
 its own world (the embedded-benchmark issue's hidden-dataset check, reproduced here as well as this machine can).
 
-Nothing here comes from ``mctformer.data.synthetic``: other shapes, other textures, another colour law, another
+Nothing here comes from ``mctformer.data.synthetic`` (only the VOC palette and PNG writer are shared): other shapes, other textures, another colour law, another
 background, written with numpy and scipy.ndimage alone. The same phenomena, drawn differently:
 - **parts**: an object is a class-specific part (class k: its own glyph, two colours of its own) covering about a
   third of an elliptical body; the body takes one of six colours that every class and the background share;
@@ -26,6 +26,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from mctformer.artifacts import save_label_png, voc_palette
+
 SIZE = 64
 NUM_CLASSES = 5
 # six colours shared by bodies, distractors and the background field
@@ -37,20 +39,6 @@ PART_COLOURS = np.array([
 ], float)
 CONTEXT_ANGLES = np.deg2rad([0, 36, 72, 108, 144])
 CONTEXT_PROBABILITY, CONTEXT_ALONE_PROBABILITY = 0.6, 0.2
-
-
-def voc_palette() -> list[int]:
-    palette = []
-    for index in range(256):
-        r = g = b = 0
-        value = index
-        for bit in range(8):
-            r |= ((value >> 0) & 1) << (7 - bit)
-            g |= ((value >> 1) & 1) << (7 - bit)
-            b |= ((value >> 2) & 1) << (7 - bit)
-            value >>= 3
-        palette += [r, g, b]
-    return palette
 
 
 def glyph(klass: int, rows: np.ndarray, cols: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
@@ -140,9 +128,7 @@ def write_root(out: Path, images: int, train: int, val: int, seed: int) -> None:
     for image_id in ids:
         image, label = draw(rng)
         Image.fromarray(image).save(tmp / "JPEGImages" / f"{image_id}.jpg", quality=92)
-        png = Image.fromarray(label, mode="P")
-        png.putpalette(palette)
-        png.save(tmp / "SegmentationClassAug" / f"{image_id}.png")
+        save_label_png(tmp / "SegmentationClassAug" / f"{image_id}.png", label, palette, atomic=False)  # the tree is renamed whole
     lists = {"train_aug": ids[:images], "train": ids[:train], "val": ids[images:]}
     for split, split_ids in lists.items():
         (tmp / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(split_ids) + "\n")
