@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -190,3 +192,37 @@ def test_in_memory_crops_equal_the_per_sample_reads_and_touch_no_file(synthetic_
     assert reads == ids
     with pytest.raises(KeyError):
         held.load_image("not_an_id")
+
+
+def test_in_memory_affinity_crops_hold_the_pooled_scores_they_read(synthetic_root, tmp_path, monkeypatch):
+    """affinity.grid_labels pooled_scores with in_memory: the .npz scores (what a sample reads) are held, each read
+    once, and the grid labels are those read per sample give."""
+    import torch
+
+    from conftest import TINY_SPEC
+    from mctformer.psa.labels import save_confident_scores
+    from mctformer.training import affinity as affinity_module
+
+    layout = VOCLayout(synthetic_root, TINY_SPEC.num_classes)
+    ids = layout.read_ids("train")[:2]
+    rng = np.random.default_rng(0)
+    for image_id in ids:
+        height, width = layout.load_image(image_id).shape[:2]
+        scores = rng.random((2, 2, height, width)).astype(np.float32)  # background + one class, la and ha
+        save_confident_scores(str(tmp_path / f"{image_id}.npz"), np.array([1]), scores[0], scores[1])
+    reads = []
+    load = affinity_module.load_confident_scores
+    monkeypatch.setattr(affinity_module, "load_confident_scores", lambda path: reads.append(path) or load(path))
+    common = dict(crop_size=32, scale_range=(0.9, 1.1), flip=True, color_jitter=None, pad_image="mean", placement="top_left")
+    per_sample = affinity_module.AffinityCropDataset(layout, ids, tmp_path, "pooled_scores", 4, **common, in_memory=False)
+    assert reads == []
+    held = affinity_module.AffinityCropDataset(layout, ids, tmp_path, "pooled_scores", 4, **common, in_memory=True)
+    assert [os.path.basename(path).removesuffix(".npz") for path in reads] == ids  # each score file once, at construction; no label PNG exists
+    reads.clear()
+    for index in range(len(ids)):
+        torch.manual_seed(index)
+        image, grid = per_sample[index]
+        torch.manual_seed(index)
+        held_image, held_grid = held[index]
+        assert torch.equal(image, held_image) and torch.equal(grid, held_grid)
+    assert len(reads) == len(ids)  # only the per-sample dataset read them again

@@ -42,19 +42,21 @@ class AffinityCropDataset(SegmentationCropDataset):
         # the labels' crop padding follows from their kind (no config key): 255 (ignored) in label PNGs; zero
         # scores for pooled_scores, a cell with no score at all, which pooled_grid_labels ignores
         crop["pad_label"] = 0 if grid_labels == "pooled_scores" else IGNORE
-        # pooled_scores reads its .npz scores per sample (below); with in_memory the label PNGs, which the label
-        # stage writes either way, are held too and go unused there
-        super().__init__(layout, ids, self._label_png, **crop)
+        # a sample's label is what its kind reads (so in_memory holds that, not the other kind's files)
+        super().__init__(layout, ids, self._label_png if grid_labels == "centre_pixel" else self._label_scores, **crop)
 
     def _label_png(self, image_id: str) -> np.ndarray:
         return read_label_png(os.path.join(self.label_dir, f"{image_id}.png"))
+
+    def _label_scores(self, image_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return load_confident_scores(os.path.join(self.label_dir, f"{image_id}.npz"))
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self.grid_labels == "centre_pixel":
             image, label = super().__getitem__(index)
             return image, grid_labels(label, self.stride)
         image_id = self.ids[index]
-        labels, la, ha = load_confident_scores(os.path.join(self.label_dir, f"{image_id}.npz"))
+        labels, la, ha = self.load_label(image_id)
         image, scores = self.crop(image_id, np.concatenate([la, ha]))
         keys = np.concatenate([[0], labels])
         return image, torch.from_numpy(pooled_grid_labels(scores[: la.shape[0]].numpy(), scores[la.shape[0] :].numpy(), self.stride, keys)).long()
