@@ -120,7 +120,7 @@ def test_lint_is_clean():
 REFERENCE_SWITCHES = (
     "classifier.patchcam_init", "classifier.warmup_lr", "classifier.lr_schedule", "classifier.weight_decay_exempt",
     "classifier.augment.random_erasing_mode", "maps.resize", "maps.remainder", "maps.position_embedding", "maps.amp",
-    "maps.storage_dtype", "seeds.miou_convention", "seeds.selection", "psa.background", "psa.walk_scale", "psa.crf_image",
+    "maps.storage_dtype", "seeds.miou_convention", "seeds.selection", "psa.background", "psa.crf_image",
     "psa.crf.spatial_scale", "affinity.pair_sources", "affinity.grid_labels", "affinity.scale_range", "affinity.color_jitter",
     "affinity.pad_image", "affinity.crop_placement", "affinity.momentum", "deeplab.classifier_kernel", "deeplab.dropout",
     "deeplab.head_init", "deeplab.pad_label", "deeplab.momentum", "deeplab.weight_decay", "deeplab.inference_resize",
