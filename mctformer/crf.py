@@ -53,11 +53,15 @@ def dense_crf(image: np.ndarray, probs: np.ndarray, params: CRFParams) -> np.nda
         raise ValueError(f"CRF: image is {image.shape[:2]} but the probabilities are {(height, width)}")
     crf = dcrf.DenseCRF2D(width, height, channels)
     crf.setUnaryEnergy(np.ascontiguousarray(unary_from_softmax(probs.astype(np.float32))))
-    crf.addPairwiseGaussian(sxy=params.gaussian_sxy, compat=params.gaussian_compat)
-    crf.addPairwiseBilateral(
-        sxy=params.bilateral_sxy, srgb=params.bilateral_srgb,
-        rgbim=np.array(image, dtype=np.uint8, order="C"), compat=params.bilateral_compat,
-    )
+    # a kernel of weight (compat) 0 adds exactly nothing, so it is not filtered at all: the result is bit for bit
+    # the same, and the bilateral filter is ~3/4 of a CRF's time on 64 px images (psa.crf.bilateral_compat: 0)
+    if params.gaussian_compat != 0:
+        crf.addPairwiseGaussian(sxy=params.gaussian_sxy, compat=params.gaussian_compat)
+    if params.bilateral_compat != 0:
+        crf.addPairwiseBilateral(
+            sxy=params.bilateral_sxy, srgb=params.bilateral_srgb,
+            rgbim=np.array(image, dtype=np.uint8, order="C"), compat=params.bilateral_compat,
+        )
     return np.asarray(crf.inference(params.iterations), dtype=np.float32).reshape(channels, height, width)
 
 

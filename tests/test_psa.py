@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -175,6 +177,29 @@ def test_crf_cleans_a_noisy_unary_along_the_colour_edge():
     refined = dense_crf(image, probs, crf_params("psa", bilateral_compat=10).scaled(spatial_scale((32, 32), "auto", 500)))
     assert refined.shape == probs.shape and np.allclose(refined.sum(0), 1, atol=1e-4)
     assert (refined.argmax(0) == truth).mean() > 0.98
+
+
+@pytest.mark.parametrize("zero", ["gaussian_compat", "bilateral_compat"])
+def test_a_crf_kernel_of_weight_zero_is_skipped_bit_for_bit(zero):
+    """dense_crf leaves out a kernel whose compat is 0; pydensecrf with that zero-weight kernel gives the same bits."""
+    import pydensecrf.densecrf as dcrf
+    from pydensecrf.utils import unary_from_softmax
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (24, 20, 3), dtype=np.uint8)
+    probs = rng.random((3, 24, 20)).astype(np.float32)
+    probs /= probs.sum(0)
+    params = dataclasses.replace(CRFParams(10, 1.5, 3.0, 8.0, 13.0, 10.0), **{zero: 0.0})
+    full = dcrf.DenseCRF2D(20, 24, 3)
+    full.setUnaryEnergy(np.ascontiguousarray(unary_from_softmax(probs)))
+    full.addPairwiseGaussian(sxy=params.gaussian_sxy, compat=params.gaussian_compat)
+    full.addPairwiseBilateral(sxy=params.bilateral_sxy, srgb=params.bilateral_srgb, rgbim=np.ascontiguousarray(image),
+                              compat=params.bilateral_compat)
+    expected = np.asarray(full.inference(10), np.float32).reshape(3, 24, 20)
+    refined = dense_crf(image, probs, params)
+    assert np.array_equal(refined, expected)
+    # the kernel that is left acts: with no kernel at all the result differs
+    assert not np.array_equal(refined, dense_crf(image, probs, dataclasses.replace(params, gaussian_compat=0.0, bilateral_compat=0.0)))
 
 
 def test_crf_spatial_scale():
