@@ -156,11 +156,21 @@ def test_classification_transform_is_bicubic_with_one_erasing():
     assert evaluation[0].size == 256 and evaluation[1].size == (224, 224)
 
 
+def assert_equal_samples_under_one_seed(first, second) -> None:
+    """Sample i of both crop datasets, each drawn under torch seed i: the images and the labels (or grids) are equal."""
+    import torch
+
+    for index in range(len(first)):
+        torch.manual_seed(index)
+        image, label = first[index]
+        torch.manual_seed(index)
+        other_image, other_label = second[index]
+        assert torch.equal(image, other_image) and torch.equal(label, other_label)
+
+
 def test_in_memory_crops_equal_the_per_sample_reads_and_touch_no_file(synthetic_root):
     """deeplab.in_memory / affinity.in_memory: each image and label decoded once, at construction; the crops
     under one seed are the ones read from disk give, and nothing is read afterwards."""
-    import torch
-
     from conftest import TINY_SPEC
     from mctformer.data.datasets import SegmentationCropDataset
 
@@ -183,12 +193,7 @@ def test_in_memory_crops_equal_the_per_sample_reads_and_touch_no_file(synthetic_
             raise AssertionError(f"read {image_id} from disk")
 
     held.layout = Unreadable()  # a held dataset must not go back to the layout
-    for index in range(len(ids)):
-        torch.manual_seed(index)
-        disk_image, disk_label = from_disk[index]
-        torch.manual_seed(index)
-        held_image, held_label = held[index]
-        assert torch.equal(disk_image, held_image) and torch.equal(disk_label, held_label)
+    assert_equal_samples_under_one_seed(from_disk, held)
     assert reads == ids
     with pytest.raises(KeyError):
         held.load_image("not_an_id")
@@ -197,8 +202,6 @@ def test_in_memory_crops_equal_the_per_sample_reads_and_touch_no_file(synthetic_
 def test_in_memory_affinity_crops_hold_the_pooled_scores_they_read(synthetic_root, tmp_path, monkeypatch):
     """affinity.grid_labels pooled_scores with in_memory: the .npz scores (what a sample reads) are held, each read
     once, and the grid labels are those read per sample give."""
-    import torch
-
     from conftest import TINY_SPEC
     from mctformer.psa.labels import save_confident_scores
     from mctformer.training import affinity as affinity_module
@@ -219,10 +222,5 @@ def test_in_memory_affinity_crops_hold_the_pooled_scores_they_read(synthetic_roo
     held = affinity_module.AffinityCropDataset(layout, ids, tmp_path, "pooled_scores", 4, **common, in_memory=True)
     assert [os.path.basename(path).removesuffix(".npz") for path in reads] == ids  # each score file once, at construction; no label PNG exists
     reads.clear()
-    for index in range(len(ids)):
-        torch.manual_seed(index)
-        image, grid = per_sample[index]
-        torch.manual_seed(index)
-        held_image, held_grid = held[index]
-        assert torch.equal(image, held_image) and torch.equal(grid, held_grid)
+    assert_equal_samples_under_one_seed(per_sample, held)
     assert len(reads) == len(ids)  # only the per-sample dataset read them again
