@@ -18,7 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import extract_arguments
+from helpers.arguments import extract_arguments
 from mctformer.affinity import half_disc_offsets, neighbour_affinity, pair_indices, pair_labels, pooled_grid_labels
 from mctformer.artifacts import load_map_file, read_label_png, save_map_file, voc_palette
 from mctformer.crf import CRFParams
