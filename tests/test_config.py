@@ -7,7 +7,7 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from conftest import REPO, tiny_config
+from helpers.workflow import REPO, tiny_config
 from mctformer.config import ConfigError, check_config
 
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
@@ -34,7 +34,7 @@ def test_shipped_configs_follow_the_schema(name):
 def test_shipped_overlays_pass_the_cross_key_checks(name, tmp_path):
     import numpy as np
 
-    from conftest import write_voc_root
+    from helpers.data import write_voc_root
 
     base = yaml.safe_load((REPO / "config.yaml").read_text())
     config = validated(merge(base, yaml.safe_load((REPO / name).read_text())))
@@ -174,7 +174,7 @@ def test_a_voc_config_keeps_the_synthetic_section_that_config_yaml_always_carrie
     """Snakemake merges --configfile over config.yaml, so `synthetic:` is always there: not a user-set key to refuse."""
     import numpy as np
 
-    from conftest import write_voc_root
+    from helpers.data import write_voc_root
 
     config = validated(tiny_config())
     ids = ["a", "b"]

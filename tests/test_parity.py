@@ -36,7 +36,8 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from conftest import REPO, tiny_mctformer
+from helpers.arguments import tiny_mctformer
+from helpers.workflow import REPO
 from mctformer.crf import crf_argmax, dense_crf, spatial_scale
 from mctformer.models.mctformer import ARCHITECTURES, load_deit_weights
 from mctformer.psa.labels import confident_labels, crf_labels

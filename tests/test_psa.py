@@ -5,7 +5,8 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, crf_params
+from helpers.arguments import crf_params
+from helpers.workflow import REPO
 from mctformer.affinity import affinity_loss, half_disc_offsets, neighbour_affinity, pair_affinity, pair_indices, pair_labels
 from mctformer.crf import CRFParams, dense_crf, spatial_scale
 from mctformer.psa.geometry import seed_scores_on_grid, walk_geometry, walk_to_mask
@@ -234,7 +235,7 @@ def test_batched_transition_walks_each_image_on_its_own():
 
 
 def test_missing_per_image_inputs_are_named(synthetic_root, tmp_path):
-    from conftest import TINY_SPEC
+    from helpers.workflow import TINY_SPEC
     from mctformer.artifacts import voc_palette
     from mctformer.data.voc import VOCLayout
     from mctformer.psa.drivers import make_psa_labels

@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from conftest import REPO, snakemake, tiny_config
+from helpers.workflow import REPO, snakemake, tiny_config
 
 
 def test_prepare_data_and_labels_through_snakemake(tmp_path):
