@@ -140,13 +140,12 @@ def test_command_line_builds_labels_and_scores_masks(synthetic_root, tmp_path, c
 
 def test_classification_transform_is_bicubic_with_one_erasing():
     """The paper config's DeiT pipeline: bicubic random resized crops and one random-erasing box of per-pixel noise."""
-    import yaml
     from timm.data.random_erasing import RandomErasing
 
-    from helpers.workflow import REPO
+    from helpers.workflow import paper_config
     from mctformer.data.transforms import classification_transform
 
-    classifier = yaml.safe_load((REPO / "workflow" / "configs" / "voc12.yaml").read_text())["classifier"]
+    classifier = paper_config("voc12")["classifier"]
     steps = classification_transform(classifier["input_size"], True, classifier["augment"]).transforms
     crop = steps[0]
     assert type(crop).__name__ == "RandomResizedCropAndInterpolation" and str(crop.interpolation).lower().endswith("bicubic")

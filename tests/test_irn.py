@@ -6,10 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from helpers.arguments import crf_params
-from helpers.workflow import REPO, TINY_SPEC
+from helpers.workflow import TINY_SPEC, shipped_config
 from mctformer.affinity import pair_indices, pair_labels
 from mctformer.artifacts import save_map_file, voc_palette
 from mctformer.irn.labels import check_thresholds, ir_labels
@@ -19,7 +18,7 @@ from mctformer.psa.walk import dense_random_walk
 
 
 def shipped_irn() -> dict:
-    return yaml.safe_load((REPO / "config.yaml").read_text())["irn"]
+    return shipped_config()["irn"]
 
 
 # ------------------------------------------------------------------ paths ---

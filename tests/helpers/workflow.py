@@ -6,6 +6,8 @@ config starts from one of them (fixtures in tests/conftest.py import them too).
 
 from __future__ import annotations
 
+import copy
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -18,10 +20,20 @@ from mctformer.data.synthetic import SyntheticSpec
 REPO = Path(__file__).resolve().parents[2]
 
 
+@functools.cache
+def _resolved(*configfiles: Path) -> dict:
+    return load_config(configfiles, default=REPO / "config.yaml")[0]
+
+
 def shipped_config() -> dict:
     """The shipped config.yaml as the workflow resolves it (mctformer.config.load_config): every reference switch
-    stated, at its compat mode's value (ours)."""
-    return load_config(default=REPO / "config.yaml")[0]
+    stated, at its compat mode's value (ours). A fresh copy each call: tests edit it."""
+    return copy.deepcopy(_resolved())
+
+
+def paper_config(name: str) -> dict:
+    """workflow/configs/<name>.yaml as the workflow resolves it: config.yaml, its base chain, then compat."""
+    return copy.deepcopy(_resolved(REPO / "workflow" / "configs" / f"{name}.yaml"))
 
 
 def classic_overlay() -> dict:
