@@ -99,6 +99,8 @@ class Callable:
         self.bound = bound
         self.bases = bases  # a method's class's base classes, by name (for super().__init__)
         self.kwargs = node.args.kwarg.arg if node is not None and node.args.kwarg else None
+        # how many parameters a positional argument can fill (keyword-only ones cannot)
+        self.positionals = len(parameters) if node is None else len(node.args.posonlyargs) + len(node.args.args)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -106,7 +108,7 @@ class Callable:
 
     def positional(self, index: int, via_instance: bool) -> str | None:
         index += 1 if (self.bound and via_instance) else 0
-        return self.parameters[index] if index < len(self.parameters) else None
+        return self.parameters[index] if index < self.positionals else None
 
 
 def is_dataclass_node(node: ast.ClassDef) -> bool:
