@@ -67,11 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     config_command = commands.add_parser("config", help="the merged, compat-resolved config as Snakemake will see it")
     config_command.add_argument("action", choices=["show"])
     config_command.add_argument("--configfile", nargs="+", default=[], help="overlays, as snakemake --configfile takes them")
-    config_command.add_argument("--default", default="config.yaml", help="the file the Snakefile loads first (default: config.yaml)")
+    config_command.add_argument("--default-file", default="config.yaml", help="the file the Snakefile loads first (default: config.yaml)")
 
     args = parser.parse_args(argv)
     if args.command == "config":
-        return show_config(args.configfile, args.default)
+        return show_config(args.configfile, args.default_file)
     if args.command == "prepare-voc12":  # no config: the releases fix the classes
         from .data.prepare import prepare_voc12
 
@@ -101,14 +101,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def show_config(configfiles: list[str], default: str) -> int:
+def show_config(configfiles: list[str], default_file: str) -> int:
     """Print the resolved config as YAML, then which keys the compat modes set. A config the schema refuses is
     not printed (exit status 1); one the cross-key and path checks would stop (a paper config before its data
     is filled in, say) is printed with the reason on stderr."""
     from .config import ConfigError, check_config, load_config
 
     try:
-        config, set_by_compat = load_config(configfiles, default=default if os.path.exists(default) else None)
+        config, set_by_compat = load_config(configfiles, default_file=default_file if os.path.exists(default_file) else None)
     except ConfigError as error:
         print(f"invalid config: {error}", file=sys.stderr)
         return 1

@@ -88,16 +88,16 @@ def compose_config(
 
 
 def load_config(configfiles: Iterable[str | Path] = (), overrides: Mapping[str, Any] | None = None,
-                default: str | Path | None = PROJECT_DIR / "config.yaml") -> tuple[dict, list[tuple[str, Any, str]]]:
+                default_file: str | Path | None = PROJECT_DIR / "config.yaml") -> tuple[dict, list[tuple[str, Any, str]]]:
     """What Snakemake sees for ``snakemake --configfile <configfiles...> --config <overrides>``: config.yaml
-    (``default``), the overlays, composed and compat-resolved, then checked against the schema."""
+    (``default_file``), the overlays, composed and compat-resolved, then checked against the schema."""
     import jsonschema
 
     overlay: dict = {}
     for path in configfiles:
         merge_config(overlay, read_yaml(path))
     merge_config(overlay, overrides or {})
-    config, set_by_compat = compose_config([read_yaml(default)] if default else [], overlay)
+    config, set_by_compat = compose_config([read_yaml(default_file)] if default_file else [], overlay)
     try:
         jsonschema.validate(config, read_yaml(SCHEMA))
     except jsonschema.ValidationError as error:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.workflow import REPO, TINY_SPEC, snakemake  # noqa: F401  (REPO: tests/test_paper_configs.py still imports it from here)
+from helpers.workflow import TINY_SPEC, snakemake
 from mctformer.data.synthetic import generate_synthetic_voc
 
 

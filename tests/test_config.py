@@ -27,7 +27,18 @@ def test_shipped_configs_follow_the_schema(name):
     """Composed and resolved as the workflow does it (load_config validates against the schema), and again by
     Snakemake's own validate."""
     config, _ = load_config([] if name == "config.yaml" else [REPO / name])
-    validated(config)
+    assert validated(config) == config  # accepted, and nothing filled in
+    # ...and accepted because the schema checks every key the config sets, not because a key escapes it:
+    # with every leaf made a value no leaf allows, each leaf path has an error of its own
+    broken, leaves = copy.deepcopy(config), list(leaf_paths(config))
+    for path in leaves:
+        parent = broken
+        for key in path[:-1]:
+            parent = parent[key]
+        parent[path[-1]] = {"__not_a_value__": True}
+    errors = [tuple(error.absolute_path) for error in schema_validator().iter_errors(broken)]
+    unchecked = [".".join(path) for path in leaves if not any(error[: len(path)] == path for error in errors)]
+    assert len(leaves) > 200 and unchecked == [], f"{name}: the schema does not check {unchecked}"
 
 
 @pytest.mark.parametrize("name", [name for name in SHIPPED if name not in ("config.yaml", "workflow/configs/paper.yaml")])
@@ -42,7 +53,35 @@ def test_shipped_overlays_pass_the_cross_key_checks(name, tmp_path):
         masks = {i: np.zeros((4, 4), np.uint8) for i in ids}
         config["data"]["root"] = str(write_voc_root(tmp_path / "voc", masks, {s: ids for s in ("train_aug", "train", "val")}))
         config["deeplab"]["test_split"] = None
-    check_config(config)
+    check_config(config)  # raises ConfigError where a cross-key check refuses the overlay
+    # the checks did look at this overlay: the same overlay with one relation broken is refused, naming it
+    if config["data"]["source"] in ("voc", "coco"):
+        train = config["data"]["splits"]["train"]
+        (tmp_path / "voc" / "ImageSets" / "Segmentation" / f"{train}.txt").unlink()
+        refused = f"data.splits: split list {tmp_path / 'voc' / 'ImageSets' / 'Segmentation' / train}.txt does not exist"
+    else:
+        config["synthetic"]["min_objects"] = config["synthetic"]["max_objects"] + 1
+        refused = "synthetic.min_objects: must not exceed synthetic.max_objects"
+    with pytest.raises(ConfigError) as error:
+        check_config(config)
+    assert str(error.value) == refused
+
+
+def schema_validator():
+    """The schema as jsonschema reads it (what snakemake's validate uses), for its list of errors."""
+    from jsonschema.validators import validator_for
+
+    schema = yaml.safe_load(open(SCHEMA))
+    return validator_for(schema)(schema)
+
+
+def leaf_paths(node, path=()):
+    """The key path of every value in a config that is not itself a non-empty mapping."""
+    if isinstance(node, dict) and node:
+        for key, value in node.items():
+            yield from leaf_paths(value, (*path, key))
+    else:
+        yield path
 
 
 # Keys the schema allows that config.yaml leaves out on purpose: the real-data archives, rules config.yaml sizes by
@@ -175,8 +214,14 @@ def test_a_voc_config_keeps_the_synthetic_section_that_config_yaml_always_carrie
     ids = ["a", "b"]
     root = write_voc_root(tmp_path / "voc", {i: np.zeros((4, 4), np.uint8) for i in ids}, {s: ids for s in ("train_aug", "train", "val")})
     config["data"].update(source="voc", root=str(root))
-    config["synthetic"].update(num_train_aug=7, num_train=3)  # even edited: it cannot be told from the merged default
+    # even edited, even inconsistent (train is no subset of train_aug): a voc run never reads it, so nothing refuses it
+    config["synthetic"].update(num_train_aug=3, num_train=7)
     check_config(config)
+    # where the section is read, the same values are refused: the pass above is the voc source's, not a check that never looks
+    config["data"].update(source="synthetic", root=None)
+    with pytest.raises(ConfigError) as error:
+        check_config(config)
+    assert str(error.value).startswith("synthetic.num_train: must not exceed synthetic.num_train_aug"), error.value
 
 
 def test_data_root_with_the_synthetic_source_fails_a_dry_run_before_any_job(tmp_path):

@@ -232,7 +232,11 @@ def test_boundary_network_shapes_freezing_and_flip_averaging():
     assert model(images).shape == (2, 1, 8, 10)
     with torch.no_grad():
         probability = boundary_probability(model, images)
-    assert probability.shape == (2, 8, 10) and float(probability.min()) >= 0 and float(probability.max()) <= 1
+    assert probability.shape == (2, 8, 10)
+    with torch.no_grad():  # the authors' EdgeDisplacement: the sigmoid of the two views' logits averaged, not the two sigmoids averaged
+        logits, mirrored = model(images)[:, 0], model(images.flip(-1))[:, 0].flip(-1)
+    assert torch.allclose(probability, torch.sigmoid((logits + mirrored) / 2), atol=1e-6)
+    assert not torch.allclose(probability, (torch.sigmoid(logits) + torch.sigmoid(mirrored)) / 2, atol=1e-6)
     with torch.no_grad():
         assert torch.allclose(boundary_probability(model, images.flip(-1)), probability.flip(-1), atol=1e-6)
     frozen = BoundaryNet(backbone="tiny", pretrained=None, edge_channels=8, freeze_backbone=True).train()

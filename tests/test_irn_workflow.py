@@ -6,8 +6,9 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 
-from helpers.workflow import snakemake, tiny_config
+from helpers.workflow import miou_of_folder, snakemake, tiny_config
 
 
 def both_refinements() -> dict:
@@ -47,8 +48,11 @@ def test_compare_refinements_runs_irn_beside_psa_on_the_same_seeds(tiny_run, tmp
     rows = {row["method"]: row for row in table["rows"]}
     assert rows["psa"]["masks"] == psa_masks and rows["irn"]["masks"] == irn_masks["miou"]
     assert rows["psa"]["seeds"] == rows["irn"]["seeds"]  # one seed variant feeds both
-    for method in ("psa", "irn"):
-        assert rows[method]["masks_seconds"] > 0 and rows[method]["deeplab_seconds"] > 0 and 0 <= rows[method]["deeplab_crf"] <= 1
+    for method, model in (("psa", "deeplab"), ("irn", "deeplab_irn")):  # each method's own DeepLab, scored on deeplab.eval_split
+        assert rows[method]["masks_seconds"] > 0 and rows[method]["deeplab_seconds"] > 0
+        split = config["deeplab"]["eval_split"]
+        assert rows[method]["deeplab"] == pytest.approx(miou_of_folder(run, run / model / "pred", split), abs=1e-12)
+        assert rows[method]["deeplab_crf"] == pytest.approx(miou_of_folder(run, run / model / "pred_crf", split), abs=1e-12)
     assert rows["irn"]["paper"]["masks"] == 66.5 and rows["psa"]["paper"]["masks"] == 69.1
     assert len(list((run / "deeplab_irn" / "pred_crf").glob("*.png"))) == 16
     report = (run / "report.md").read_text()

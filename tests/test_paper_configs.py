@@ -246,7 +246,7 @@ def test_a_missing_or_circular_base_is_refused_naming_it(tmp_path):
 def test_config_show_prints_the_resolved_paper_config_and_what_compat_set(capsys):
     from mctformer.cli import main
 
-    assert main(["config", "show", "--configfile", str(CONFIGS / "voc12_irn.yaml"), "--default", str(REPO / "config.yaml")]) == 0
+    assert main(["config", "show", "--configfile", str(CONFIGS / "voc12_irn.yaml"), "--default-file", str(REPO / "config.yaml")]) == 0
     out, err = capsys.readouterr()
     shown = yaml.safe_load(out)
     assert shown == merged("voc12_irn")

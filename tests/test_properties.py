@@ -3,6 +3,7 @@
 import copy
 
 import numpy as np
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -12,6 +13,7 @@ from helpers.workflow import REPO, tiny_config
 from mctformer.metrics import confusion_matrix, dataset_confusion, scores_from_confusion, seed_prediction, sweep_image, threshold_grid
 
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
+SCHEMA_DOCUMENT = yaml.safe_load(open(SCHEMA))
 labels_maps = arrays(np.uint8, st.tuples(st.integers(1, 6), st.integers(1, 6)), elements=st.sampled_from([0, 1, 2, 3, 255]))
 
 
@@ -73,7 +75,13 @@ def test_schema_accepts_values_in_range(case):
     path, value = case
     config = copy.deepcopy(tiny_config())
     _set(config, path, value)
-    validate(config, SCHEMA)
+    validate(config, SCHEMA)  # raises where the schema refuses the value
+    # the acceptance is the schema's ruling on this key: the same key with a value of the wrong type is refused there
+    from jsonschema.validators import validator_for
+
+    _set(config, path, "not a number")
+    errors = [tuple(error.absolute_path) for error in validator_for(SCHEMA_DOCUMENT)(SCHEMA_DOCUMENT).iter_errors(config)]
+    assert errors == [path], errors
 
 
 @settings(max_examples=60, deadline=None)

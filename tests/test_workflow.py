@@ -1,12 +1,14 @@
 """The workflow run through snakemake itself on a tiny config in a temporary folder."""
 
+import csv
 import json
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 
-from helpers.workflow import REPO, snakemake, tiny_config
+from helpers.workflow import REPO, miou_of_folder, snakemake, tiny_config
 
 
 def test_prepare_data_and_labels_through_snakemake(tmp_path):
@@ -29,7 +31,12 @@ def test_whole_chain_so_far_on_a_tiny_config(tiny_run):
         assert (run / "seeds" / split / "sweep.png").stat().st_size > 0
         for variant in config["maps"]["variants"]:
             best = json.loads((run / "seeds" / split / variant / "best.json").read_text())
-            assert 0 <= best["miou"] <= 1 and 0 <= best["threshold"] <= 0.6
+            # config.yaml's seeds.*: the global maximum of the present-labels mIoU (sweep.csv's miou column, to 6 digits)
+            assert best["selection"] == "global_max" and best["convention"] == "present_labels"
+            rows = list(csv.DictReader((run / "seeds" / split / variant / "sweep.csv").open()))
+            curve = {float(row["threshold"]): float(row["miou"]) for row in rows}
+            assert len(curve) == 13 and best["miou"] == pytest.approx(max(curve.values()), abs=1e-6)  # 0.00, 0.05, ..., 0.60
+            assert [miou for threshold, miou in curve.items() if abs(threshold - best["threshold"]) < 1e-9] == [pytest.approx(best["miou"], abs=1e-6)]
             header = (run / "seeds" / split / variant / "sweep.csv").read_text().splitlines()[0]
             assert header.startswith("threshold,miou,miou_all_labels,mean_precision,mean_recall,"
                                      "fp_reference,fn_reference,mean_fp_rate,mean_fn_rate,iou_background")
@@ -41,17 +48,20 @@ def test_whole_chain_so_far_on_a_tiny_config(tiny_run):
     assert len(list((run / "psa" / "labels").glob("*.png"))) == 48
     assert json.loads((run / "psa" / "label_stats.json").read_text())["images"] == 48
     assert len(list((run / "masks" / "pseudo").glob("*.png"))) == 48
-    summary = json.loads((run / "masks" / "eval_train.json").read_text())
-    assert 0 < summary["miou"] <= 1 and summary["images"] == 12
+    masks = json.loads((run / "masks" / "eval_train.json").read_text())
+    assert masks["images"] == 12 and masks["miou"] == pytest.approx(miou_of_folder(run, run / "masks" / "pseudo", "train"), abs=1e-12)
     assert (run / "psa" / "affinity_log.csv").read_text().startswith("epoch,loss,bg,fg,neg,lr,seconds")
     # DeepLab on pseudo masks and on ground truth, evaluated on val, and the report
     for model in ("deeplab", "deeplab_gt"):
         assert len(list((run / model / "pred_crf").glob("*.png"))) == 16
     summary = json.loads((run / "summary.json").read_text())
-    for key in ("deeplab", "deeplab_gt"):
-        assert 0 <= summary[key]["miou"] <= 1 and 0 <= summary[key]["miou_crf"] <= 1
+    for key in ("deeplab", "deeplab_gt"):  # each model's predictions, without and with the CRF, scored against the ground truth
+        split = summary[key]["split"]
+        assert split == config["deeplab"]["eval_split"]
+        assert summary[key]["miou"] == pytest.approx(miou_of_folder(run, run / key / "pred", split), abs=1e-12)
+        assert summary[key]["miou_crf"] == pytest.approx(miou_of_folder(run, run / key / "pred_crf", split), abs=1e-12)
     assert set(summary["seeds"]["val"]) == set(config["maps"]["variants"])
-    assert summary["masks"]["miou"] > 0 and summary["total_seconds"] > 0
+    assert summary["masks"]["miou"] == masks["miou"] and summary["total_seconds"] > 0
     assert set(summary["masks"]["ablation"]) == {
         "seeds", "seeds + CRF", "random walk, colour affinity", "random walk, learned affinity (PSA)",
     }

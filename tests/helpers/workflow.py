@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @functools.cache
 def _resolved(*configfiles: Path) -> dict:
-    return load_config(configfiles, default=REPO / "config.yaml")[0]
+    return load_config(configfiles, default_file=REPO / "config.yaml")[0]
 
 
 def shipped_config() -> dict:
@@ -77,3 +77,16 @@ def snakemake(workdir, *args, config=None):
         "--directory", str(workdir), "--configfile", str(config_path),
     ]
     return subprocess.run(command, capture_output=True, text=True, cwd=workdir)
+
+
+def miou_of_folder(run, folder, split) -> float:
+    """The present-labels mIoU of the label PNGs in ``folder`` against the ground truth of a run of :func:`tiny_config`
+    (``run``: its results/<run_name>) on ``split``, counted here, not read from the run's own evaluation."""
+    from mctformer.artifacts import read_label_png
+    from mctformer.data.voc import VOCLayout
+    from mctformer.metrics import dataset_confusion, scores_from_confusion
+
+    classes = tiny_config()["data"]["classes"]
+    layout = VOCLayout(run / "data", len(classes))
+    pairs = [(layout.load_mask(image_id), read_label_png(folder / f"{image_id}.png")) for image_id in layout.read_ids(split)]
+    return float(scores_from_confusion(dataset_confusion(pairs, len(classes) + 1))["miou"])
