@@ -433,9 +433,15 @@ def test_each_rules_env_provides_every_module_its_script_can_import():
 
 
 def test_the_snakemake_process_needs_nothing_but_snakemake_to_load_the_workflow():
-    """common.smk imports mctformer.config in the process that runs snakemake, whichever env that is."""
+    """common.smk imports mctformer.config in the process that runs snakemake, whichever env that is: it may use
+    snakemake and what snakemake itself requires (pyyaml, jsonschema), nothing else."""
+    import importlib.metadata
+
+    requires = {re.split(r"[ ;<>=!~\[]", requirement)[0].lower() for requirement in importlib.metadata.requires("snakemake")
+                if "extra ==" not in requirement}
+    assert {"pyyaml", "jsonschema"} <= requires
     graph = ImportGraph(REPO / "mctformer")
-    needed = third_party(graph.script_imports(RULES / "common.smk")) - {"snakemake"}
+    needed = third_party(graph.script_imports(RULES / "common.smk")) - {"snakemake"} - requires
     assert not needed, needed
 
 
