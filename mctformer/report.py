@@ -15,7 +15,7 @@ from .metrics import seed_prediction
 from .refinements import refinement_markdown, refinement_rows
 from .replicates import CONFIDENCE, aggregate_summaries, replicate_markdown, replicate_table, strip_plot
 
-# PASCAL VOC 2012 numbers of the paper (DESIGN.md), in percent.
+# PASCAL VOC 2012 numbers of the paper (docs/design.md), in percent.
 PAPER = {
     "seeds": {"V1 attention": 47.2, "V1 + patch affinity": 55.2, "V2 attention + Patch-CAM": 58.2, "V2 full": 61.7},
     "masks": 69.1,
