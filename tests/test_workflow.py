@@ -116,7 +116,7 @@ def test_lint_is_clean():
     assert result.returncode == 0 and "Congratulations" in result.stdout + result.stderr, (result.stdout + result.stderr)[-3000:]
 
 
-# The keys by which the paper configs run the reference's procedure (README "Reproducing the paper").
+# The keys by which the paper configs run the reference's procedure (docs/reproducing-the-paper.md).
 REFERENCE_SWITCHES = (
     "classifier.patchcam_init", "classifier.warmup_lr", "classifier.lr_schedule", "classifier.weight_decay_exempt",
     "classifier.augment.random_erasing_mode", "maps.resize", "maps.remainder", "maps.position_embedding", "maps.amp",
