@@ -12,6 +12,7 @@ import pandas as pd
 
 from .artifacts import load_map_file, read_label_png, save_figure, voc_palette, write_json, write_text
 from .metrics import seed_prediction
+from .provenance import provenance_line
 from .refinements import refinement_markdown, refinement_rows
 from .replicates import CONFIDENCE, aggregate_summaries, replicate_markdown, replicate_table, strip_plot
 
@@ -96,6 +97,7 @@ def build_report(
     replicate_seeds: Sequence[int],
     replicate_summaries: Sequence[str],
     replicates_plot: str | None,
+    provenance: Mapping[str, Any] | None = None,
 ) -> dict:
     """summary.json and report.md from the files the rule declares: ``seed_bests`` {split: {variant: best.json}},
     ``mask_*`` {split: file}, ``deeplab_summaries`` {model: {pred | pred_crf: eval json}}, ``deeplab_tables``
@@ -108,7 +110,10 @@ def build_report(
 
     ``replicate_seeds``: this run's seed first, then those of its other replicates, whose summary.json files
     ``replicate_summaries`` are (in that order; empty for one replicate). With more than one, summary.json gains
-    ``replicates`` (mctformer.replicates.aggregate_summaries of all), report.md its section and ``replicates_plot``."""
+    ``replicates`` (mctformer.replicates.aggregate_summaries of all), report.md its section and ``replicates_plot``.
+
+    ``provenance``: the run's block (mctformer.provenance.collect), written to summary.json as ``provenance`` after the
+    metrics (the replicates' aggregate leaves it out) and shown at the head of report.md."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -148,6 +153,8 @@ def build_report(
         strip_plot(replicates_plot, table, seeds=replicate_seeds)
         replicate_lines = replicate_markdown(table, seeds=replicate_seeds, confidence=CONFIDENCE,
                                              figure=os.path.relpath(replicates_plot, os.path.dirname(report_path)))
+    if provenance is not None:
+        summary["provenance"] = dict(provenance)
     write_json(summary_path, summary)
 
     # seed ablation (Table 5) beside the paper
@@ -309,7 +316,8 @@ def _diagnostics_lines(summary, seed_splits, variants, mask_splits, deeplab_mode
 def _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deeplab_split, times, figure_dir, report_path, seed_plots,
               replicate_lines) -> str:
     figures = os.path.relpath(figure_dir, os.path.dirname(report_path))
-    lines = ["# Run report", "", "Numbers of this run (mIoU, %) beside the paper's (PASCAL VOC 2012).", "", *replicate_lines]
+    lines = ["# Run report", "", "Numbers of this run (mIoU, %) beside the paper's (PASCAL VOC 2012).", "",
+             provenance_line(summary.get("provenance")), "", *replicate_lines]
     lines += ["## Seeds (best background threshold)", "", "| variant | " + " | ".join(seed_splits) + " | paper |", "|---|" + "---|" * (len(seed_splits) + 1)]
     for variant in variants:
         cells = [f"{100 * summary['seeds'][s][variant]['miou']:.1f} (t={summary['seeds'][s][variant]['threshold']:.2f})" for s in seed_splits]
