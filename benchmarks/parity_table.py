@@ -4,37 +4,44 @@
 
 Each row is one golden case (tests/fixtures/reference/README.md gives its tolerance): the worst
 difference with the embedded default's settings ("ours") and with the paper configs' reference-mode
-settings ("reference mode"), computed by the same functions tests/test_reference_parity.py asserts on.
+settings ("reference mode"), computed by the same functions tests/test_reference_parity.py asserts on, on the
+cases benchmarks/golden_cases.py reads for both (this script imports nothing from tests/).
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-import test_reference_parity as golden  # noqa: E402  (the parity tests' helpers)
-
-from conftest import extract_arguments, shipped_config  # noqa: E402  (config.yaml's settings as keyword arguments)
-from mctformer.affinity import neighbour_affinity, pair_indices, pooled_grid_labels  # noqa: E402
-from mctformer.artifacts import load_map_file, read_label_png, save_map_file, voc_palette  # noqa: E402
-from mctformer.data.voc import VOCLayout  # noqa: E402
-from mctformer.localize import extract_maps  # noqa: E402
-from mctformer.metrics import best_threshold, scores_from_confusion, sweep_image, sweep_table, threshold_grid  # noqa: E402
-from mctformer.models.mctformer import resample_position_embedding  # noqa: E402
-from mctformer.psa.drivers import random_walk_masks  # noqa: E402
-from mctformer.psa.geometry import seed_scores_on_grid  # noqa: E402
-from mctformer.psa.labels import crf_image, crf_labels  # noqa: E402
-from mctformer.psa.walk import random_walk, transition_matrix_transposed  # noqa: E402
+import golden_cases as golden  # the golden fixtures' readers, shared with tests/test_reference_parity.py
+from mctformer.affinity import neighbour_affinity, pair_indices, pooled_grid_labels
+from mctformer.artifacts import load_map_file, read_label_png, save_map_file, voc_palette
+from mctformer.data.voc import VOCLayout
+from mctformer.localize import extract_maps
+from mctformer.metrics import best_threshold, scores_from_confusion, sweep_image, sweep_table, threshold_grid
+from mctformer.models.mctformer import resample_position_embedding
+from mctformer.psa.drivers import random_walk_masks
+from mctformer.psa.geometry import seed_scores_on_grid
+from mctformer.psa.labels import crf_image, crf_labels
+from mctformer.psa.walk import random_walk, transition_matrix_transposed
 
 GOLDEN = golden.GOLDEN
+CONFIG = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())  # "ours": the shipped defaults
+
+
+def ours_extraction(scales: list[float]) -> dict:
+    """extract_maps' keyword arguments as config.yaml's ``maps`` section sets them, on the CPU, for the golden case's scales."""
+    maps = CONFIG["maps"]
+    settings = {key: maps[key] for key in ("feature_temperature", "resize", "remainder", "position_embedding", "amp", "storage_dtype")}
+    return {**settings, "scales": scales, "flip": True, "last_k": 3, "batch_size": 4, "num_overlays": maps["overlays"], "device": "cpu"}
+
+
 rows: list[tuple[str, str, str]] = []
 
 
@@ -66,7 +73,7 @@ def extraction_rows(models, root: Path, work: Path) -> None:
             reference = np.load(GOLDEN / "extract" / f"maps_{scales}_{variant}.npz")
             labels = {i: np.isin(np.arange(golden.NUM_CLASSES), reference[f"{i}_classes"]).astype(np.float32) for i in golden.IMAGE_IDS}
             cells = []
-            ours = extract_arguments(scales=values, flip=True, last_k=3, batch_size=4)
+            ours = ours_extraction(values)
             for mode, settings in (("ours", ours), ("reference", {**ours, **golden.REFERENCE_MAPS})):
                 out = work / f"{scales}_{variant}_{mode}"
                 extract_maps(models["v2"], layout, golden.IMAGE_IDS, labels, {variant: out}, **settings)
@@ -101,7 +108,7 @@ def seed_rows() -> None:
         add(f"3 seeds {name}: reported mIoU vs the reference's curve (tol 1e-12)",
             f"{np.abs(scores['miou'] - curve['miou']).max():.2e}", f"{np.abs(scores['miou_all_labels'] - curve['miou']).max():.2e}")
         table = sweep_table(confusion, thresholds, ["background"] + [f"c{i}" for i in range(golden.NUM_CLASSES)])
-        seeds = shipped_config()["seeds"]
+        seeds = CONFIG["seeds"]
         ours = best_threshold(table, convention=seeds["miou_convention"], selection=seeds["selection"])
         reference = best_threshold(table, convention="all_labels", selection="first_non_improving")
         add(f"3 seeds {name}: best threshold (the reference answers {answer['threshold']:.2f})", f"{ours['threshold']:.2f}", f"{reference['threshold']:.2f}")

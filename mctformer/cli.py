@@ -8,12 +8,14 @@ folder of masks); the workflow itself calls the same functions from its rules.
     python -m mctformer evaluate ROOT MASK_DIR --split train      mIoU of a folder of label PNGs
     python -m mctformer prepare-voc12 VOC OUT [--sbd SBD] [--test TEST]   VOC 2012 (+ SBD) root from the official archives
     python -m mctformer prepare-coco14 IMAGES ANNOTATIONS OUT           COCO 2014 root from the images and instances JSONs
+    python -m mctformer config show [--configfile FILE ...]         the merged, compat-resolved config Snakemake will see
     python -m mctformer docs render [--run results/synthetic] | check | headline   the generated regions of README and docs/
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -68,7 +70,14 @@ def main(argv: list[str] | None = None) -> int:
     coco.add_argument("out", help="the root to write (replaced when complete)")
     coco.add_argument("--workers", type=int, default=os.cpu_count() or 1)
 
+    config_command = commands.add_parser("config", help="the merged, compat-resolved config as Snakemake will see it")
+    config_command.add_argument("action", choices=["show"])
+    config_command.add_argument("--configfile", nargs="+", default=[], help="overlays, as snakemake --configfile takes them")
+    config_command.add_argument("--default", default="config.yaml", help="the file the Snakefile loads first (default: config.yaml)")
+
     args = parser.parse_args(argv)
+    if args.command == "config":
+        return show_config(args.configfile, args.default)
     if args.command == "prepare-voc12":  # no config: the releases fix the classes
         from .data.prepare import prepare_voc12
 
@@ -95,6 +104,29 @@ def main(argv: list[str] | None = None) -> int:
                 table_path=os.path.join(tmp, "eval.csv"), summary_path=os.path.join(tmp, "eval.json"),
                 plot_path=os.path.join(tmp, "eval.png"), title=args.masks,
             )
+    return 0
+
+
+def show_config(configfiles: list[str], default: str) -> int:
+    """Print the resolved config as YAML, then which keys the compat modes set. A config the schema refuses is
+    not printed (exit status 1); one the cross-key and path checks would stop (a paper config before its data
+    is filled in, say) is printed with the reason on stderr."""
+    from .config import ConfigError, check_config, load_config
+
+    try:
+        config, set_by_compat = load_config(configfiles, default=default if os.path.exists(default) else None)
+    except ConfigError as error:
+        print(f"invalid config: {error}", file=sys.stderr)
+        return 1
+    print(yaml.safe_dump(config, sort_keys=False, default_flow_style=None, width=120), end="")
+    modes = config.get("compat") or {}
+    print(f"# compat: {', '.join(f'{group} {mode}' for group, mode in modes.items())}; the switches it set:")
+    for key, value, mode in set_by_compat:
+        print(f"#   {key}: {json.dumps(value)}  ({mode})")
+    try:
+        check_config(config)
+    except ConfigError as error:
+        print(f"note: the run would stop before any job: {error}", file=sys.stderr)
     return 0
 
 

@@ -1,17 +1,27 @@
-"""Checks of a configuration beyond its schema (cross-key rules and paths).
+"""The configuration: composed from its files, resolved, and checked beyond its schema.
 
-The schema (workflow/schemas/config.schema.yaml) checks types, ranges and
-unknown keys; this module checks what one key implies for another and that
+A run's config is config.yaml, the chain of ``base:`` files its overlay builds on, then the
+overlay (compose_config), with the reference switches it leaves unstated filled from its
+``compat:`` modes (mctformer.compat). The schema (workflow/schemas/config.schema.yaml) checks
+types, ranges and unknown keys; check_config checks what one key implies for another and that
 every path the config names exists, so a bad config fails before any job.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from copy import deepcopy
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from .compat import apply_compat
 from .models.registry import ARCHITECTURES, MAP_VARIANTS, backbone_output_stride, check_last_k
+
+# The pipeline's folder (Snakefile, config.yaml, workflow/): a config's `base:` is relative to it.
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+SCHEMA = PROJECT_DIR / "workflow" / "schemas" / "config.schema.yaml"
 
 SYNTHETIC_SPLITS = ("train_aug", "train", "val")
 
@@ -23,6 +33,77 @@ class ConfigError(ValueError):
 # What data.archives takes per source (required, optional) and the split lists the prepare rule writes.
 ARCHIVE_KEYS = {"voc": (("voc",), ("sbd", "test")), "coco": (("images", "annotations"), ())}
 PREPARED_SPLITS = {"voc": ("train_aug", "train", "val"), "coco": ("train", "val")}
+
+
+def read_yaml(path: str | Path) -> dict:
+    with open(path) as handle:
+        return yaml.safe_load(handle) or {}
+
+
+def merge_config(target: dict, overlay: Mapping[str, Any]) -> dict:
+    """``overlay`` merged into ``target`` (in place) as Snakemake merges config files: mappings key by key,
+    anything else replaced."""
+    for key, value in overlay.items():
+        if isinstance(value, Mapping) and isinstance(target.get(key), dict):
+            merge_config(target[key], value)
+        else:
+            target[key] = deepcopy(value) if isinstance(value, Mapping) else value
+    return target
+
+
+def base_chain(config: Mapping[str, Any], project_dir: Path = PROJECT_DIR) -> list[dict]:
+    """The config files ``config``'s ``base:`` builds on, the root one first."""
+    chain: list[dict] = []
+    seen: list[Path] = []
+    base = config.get("base")
+    while base:
+        path = (project_dir / base).resolve()
+        if path in seen:
+            raise ConfigError(f"base: {base} is its own base (through {' -> '.join(map(str, seen))})")
+        if not path.is_file():
+            raise ConfigError(f"base: config file {path} does not exist (a path relative to {project_dir})")
+        seen.append(path)
+        layer = read_yaml(path)
+        chain.insert(0, layer)
+        base = layer.get("base")
+    return chain
+
+
+def compose_config(
+    defaults: Iterable[Mapping[str, Any]], overlay: Mapping[str, Any], project_dir: Path = PROJECT_DIR,
+) -> tuple[dict, list[tuple[str, Any, str]]]:
+    """The workflow's config before validation: ``defaults`` (config.yaml), the chain of ``overlay``'s ``base:``
+    files, then ``overlay`` itself (every --configfile and --config value, merged), each merged over the one
+    before; then the reference switches it does not state, from its ``compat:`` modes (mctformer.compat).
+
+    Returns (config, what compat set: (key, value, mode) per switch)."""
+    config: dict = {}
+    for layer in [*defaults, *base_chain(overlay, project_dir), overlay]:
+        merge_config(config, layer)
+    try:
+        set_by_compat = apply_compat(config)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    return config, set_by_compat
+
+
+def load_config(configfiles: Iterable[str | Path] = (), overrides: Mapping[str, Any] | None = None,
+                default: str | Path | None = PROJECT_DIR / "config.yaml") -> tuple[dict, list[tuple[str, Any, str]]]:
+    """What Snakemake sees for ``snakemake --configfile <configfiles...> --config <overrides>``: config.yaml
+    (``default``), the overlays, composed and compat-resolved, then checked against the schema."""
+    import jsonschema
+
+    overlay: dict = {}
+    for path in configfiles:
+        merge_config(overlay, read_yaml(path))
+    merge_config(overlay, overrides or {})
+    config, set_by_compat = compose_config([read_yaml(default)] if default else [], overlay)
+    try:
+        jsonschema.validate(config, read_yaml(SCHEMA))
+    except jsonschema.ValidationError as error:
+        where = ".".join(map(str, error.absolute_path)) or "(top level)"
+        raise ConfigError(f"{where}: {error.message}") from None
+    return config, set_by_compat
 
 
 def builds_data_root(config: Mapping[str, Any]) -> bool:

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import snakemake, tiny_config, tiny_mctformer
+from helpers.arguments import tiny_mctformer
+from helpers.workflow import snakemake, tiny_config
 from mctformer.localize import (
     class_to_patch_attention,
     grid_maps,

@@ -3,7 +3,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import write_voc_root
+from helpers.data import write_voc_root
 from mctformer.artifacts import save_label_png, voc_palette
 from mctformer.data.coco import COCOLayout
 from mctformer.data.labels import build_class_labels, labels_from_mask, load_class_labels, save_class_labels
@@ -125,7 +125,7 @@ def test_mask_size_mismatch(voc_root):
 def test_command_line_builds_labels_and_scores_masks(synthetic_root, tmp_path, capsys):
     import yaml
 
-    from conftest import TINY_SPEC, tiny_config
+    from helpers.workflow import TINY_SPEC, tiny_config
     from mctformer.cli import main
 
     config = tmp_path / "config.yaml"
@@ -140,13 +140,12 @@ def test_command_line_builds_labels_and_scores_masks(synthetic_root, tmp_path, c
 
 def test_classification_transform_is_bicubic_with_one_erasing():
     """The paper config's DeiT pipeline: bicubic random resized crops and one random-erasing box of per-pixel noise."""
-    import yaml
     from timm.data.random_erasing import RandomErasing
 
-    from conftest import REPO
+    from helpers.workflow import paper_config
     from mctformer.data.transforms import classification_transform
 
-    classifier = yaml.safe_load((REPO / "workflow" / "configs" / "voc12.yaml").read_text())["classifier"]
+    classifier = paper_config("voc12")["classifier"]
     steps = classification_transform(classifier["input_size"], True, classifier["augment"]).transforms
     crop = steps[0]
     assert type(crop).__name__ == "RandomResizedCropAndInterpolation" and str(crop.interpolation).lower().endswith("bicubic")
@@ -171,7 +170,7 @@ def assert_equal_samples_under_one_seed(first, second) -> None:
 def test_in_memory_crops_equal_the_per_sample_reads_and_touch_no_file(synthetic_root):
     """deeplab.in_memory / affinity.in_memory: each image and label decoded once, at construction; the crops
     under one seed are the ones read from disk give, and nothing is read afterwards."""
-    from conftest import TINY_SPEC
+    from helpers.workflow import TINY_SPEC
     from mctformer.data.datasets import SegmentationCropDataset
 
     layout = VOCLayout(synthetic_root, TINY_SPEC.num_classes)
@@ -202,7 +201,7 @@ def test_in_memory_crops_equal_the_per_sample_reads_and_touch_no_file(synthetic_
 def test_in_memory_affinity_crops_hold_the_pooled_scores_they_read(synthetic_root, tmp_path, monkeypatch):
     """affinity.grid_labels pooled_scores with in_memory: the .npz scores (what a sample reads) are held, each read
     once, and the grid labels are those read per sample give."""
-    from conftest import TINY_SPEC
+    from helpers.workflow import TINY_SPEC
     from mctformer.psa.labels import save_confident_scores
     from mctformer.training import affinity as affinity_module
 

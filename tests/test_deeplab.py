@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import crf_params, tiny_config
+from helpers.arguments import crf_params
+from helpers.workflow import tiny_config
 from mctformer.artifacts import read_label_png, voc_palette
 from mctformer.data.transforms import random_scale_flip_crop
 from mctformer.models.deeplab import DeepLabLargeFOV
@@ -91,7 +92,7 @@ def test_deeplab_shapes_and_checkpoint_class_count(tmp_path):
 
 
 def test_segment_images_writes_both_folders_with_crf(synthetic_root, tmp_path):
-    from conftest import TINY_SPEC
+    from helpers.workflow import TINY_SPEC
     from mctformer.data.voc import VOCLayout
 
     layout = VOCLayout(synthetic_root, TINY_SPEC.num_classes)
@@ -110,7 +111,7 @@ def test_segment_images_writes_both_folders_with_crf(synthetic_root, tmp_path):
 def test_voc_submission_layout_and_tarball(synthetic_root, tmp_path):
     import tarfile
 
-    from conftest import TINY_SPEC
+    from helpers.workflow import TINY_SPEC
     from mctformer.stages import submission_stage
 
     settings = small_deeplab_settings()
@@ -141,7 +142,7 @@ def test_training_loss_is_cross_entropy_ignoring_255(synthetic_root, tmp_path, m
     """The reference's loss: mean cross-entropy over the pixels whose label is not 255."""
     import torch.nn.functional as F
 
-    from conftest import TINY_SPEC
+    from helpers.workflow import TINY_SPEC
     from mctformer.data.voc import VOCLayout
     from mctformer.training import deeplab as deeplab_module
 

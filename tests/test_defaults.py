@@ -116,7 +116,7 @@ def test_config_set_parameter_has_no_python_default(function, name):
 
 def test_builders_read_every_key_from_the_settings():
     """build_classifier / build_deeplab take the whole config section: a key it lacks is an error, not a fallback."""
-    from conftest import tiny_config
+    from helpers.workflow import tiny_config
 
     for build, section, extra in ((train_classifier.build_classifier, "classifier", 4), (train_deeplab.build_deeplab, "deeplab", 5)):
         settings = tiny_config()[section]

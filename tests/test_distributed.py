@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO, TINY_SPEC, tiny_config
+from helpers.workflow import REPO, TINY_SPEC, tiny_config
 from mctformer.stages import make_class_labels, train_classifier_stage
 from mctformer.training.distributed import shuffled_loader
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from packaging.requirements import InvalidRequirement, Requirement
 
-from conftest import REPO, tiny_config
+from helpers.workflow import REPO, tiny_config
 
 CONDA_NAMES = {"pillow": "pillow", "pyyaml": "pyyaml", "matplotlib": "matplotlib-base"}
 RULES = REPO / "workflow" / "rules"

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import yaml
 
-from conftest import REPO, TINY_SPEC, crf_params
+from helpers.arguments import crf_params
+from helpers.workflow import TINY_SPEC, shipped_config
 from mctformer.affinity import pair_indices, pair_labels
 from mctformer.artifacts import save_map_file, voc_palette
 from mctformer.irn.labels import check_thresholds, ir_labels
@@ -18,7 +18,7 @@ from mctformer.psa.walk import dense_random_walk
 
 
 def shipped_irn() -> dict:
-    return yaml.safe_load((REPO / "config.yaml").read_text())["irn"]
+    return shipped_config()["irn"]
 
 
 # ------------------------------------------------------------------ paths ---
@@ -114,7 +114,7 @@ def test_thresholds_out_of_range_name_the_key(fg, bg, message):
 
 
 def test_config_check_names_the_threshold_key():
-    from conftest import tiny_config
+    from helpers.workflow import tiny_config
     from mctformer.config import ConfigError, check_config
 
     for key, value, message in (("conf_fg_thres", 1.2, "irn.conf_fg_thres: must lie in"), ("sem_seg_bg_thres", -1, "irn.sem_seg_bg_thres"),

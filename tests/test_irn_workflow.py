@@ -7,7 +7,7 @@ import shutil
 
 import numpy as np
 
-from conftest import snakemake, tiny_config
+from helpers.workflow import snakemake, tiny_config
 
 
 def both_refinements() -> dict:

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from conftest import extract_arguments, tiny_mctformer
+from helpers.arguments import extract_arguments, tiny_mctformer
 from mctformer.localize import (
     class_to_patch_attention,
     fuse_with_patchcam,
@@ -144,7 +144,7 @@ def test_one_scale_without_flip_is_the_upsampled_grid_map():
 
 
 def test_killed_extraction_leaves_no_output_folder(synthetic_root, tmp_path, monkeypatch):
-    from conftest import TINY_SPEC
+    from helpers.workflow import TINY_SPEC
     from mctformer import localize
     from mctformer.data.labels import build_class_labels
     from mctformer.data.voc import VOCLayout

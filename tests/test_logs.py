@@ -8,7 +8,7 @@ import pytest
 from tqdm import tqdm
 from tqdm.std import TqdmKeyError
 
-from conftest import REPO
+from helpers.workflow import REPO
 from mctformer.logs import LogLineProgress, progress_bar, redirect_to_log
 
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from conftest import classifier_arguments, tiny_mctformer
+from helpers.arguments import classifier_arguments, tiny_mctformer
 from mctformer.models.mctformer import (
     ARCHITECTURES,
     classification_loss,

@@ -34,9 +34,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-import yaml
 
-from conftest import REPO, tiny_mctformer
+from helpers.arguments import tiny_mctformer
+from helpers.workflow import paper_config
 from mctformer.crf import crf_argmax, dense_crf, spatial_scale
 from mctformer.models.mctformer import ARCHITECTURES, load_deit_weights
 from mctformer.psa.labels import confident_labels, crf_labels
@@ -45,7 +45,7 @@ from mctformer.segmentation import multiscale_softmax
 from mctformer.stages import crf_params_of
 
 # The paper config states the reference's values (tests/test_paper_configs.py checks it against its settings).
-PAPER = yaml.safe_load((REPO / "workflow" / "configs" / "voc12.yaml").read_text())
+PAPER = paper_config("voc12")
 
 
 def paper_value(*path):
@@ -162,7 +162,7 @@ def test_random_walk_settings_and_background_score(tmp_path):
     from mctformer.stages import read_background
 
     assert paper_value("psa", "logt") == 6 and paper_value("affinity", "radius") == 5
-    configs = {name: yaml.safe_load((REPO / "workflow" / "configs" / f"{name}.yaml").read_text()) for name in ("voc12", "coco14")}
+    configs = {name: paper_config(name) for name in ("voc12", "coco14")}
     # MCTformer's run_psa.sh walks with logt 6 (jiwoon-ahn/psa's default is 8); it ships no COCO walk, so COCO keeps VOC's
     assert configs["voc12"]["psa"]["logt"] == 6 and configs["coco14"]["psa"]["logt"] == 6
     assert configs["voc12"]["affinity"]["backbone"] == "resnet38d" and backbone_output_stride("resnet38d") == 8  # maps pooled by 8

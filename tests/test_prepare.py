@@ -13,7 +13,7 @@ import yaml
 from PIL import Image
 from scipy.io import savemat
 
-from conftest import REPO, tiny_config
+from helpers.workflow import REPO, tiny_config
 from mctformer.artifacts import read_label_png, voc_palette
 from mctformer.cli import main as cli_main
 from mctformer.data.coco import COCO_CLASSES

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from snakemake.utils import validate
 
-from conftest import REPO, tiny_config
+from helpers.workflow import REPO, tiny_config
 from mctformer.metrics import confusion_matrix, dataset_confusion, scores_from_confusion, seed_prediction, sweep_image, threshold_grid
 
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")

@@ -3,9 +3,9 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-import yaml
 
-from conftest import REPO, crf_params
+from helpers.arguments import crf_params
+from helpers.workflow import shipped_config
 from mctformer.affinity import affinity_loss, half_disc_offsets, neighbour_affinity, pair_affinity, pair_indices, pair_labels
 from mctformer.crf import CRFParams, dense_crf, spatial_scale
 from mctformer.psa.geometry import seed_scores_on_grid, walk_geometry, walk_to_mask
@@ -234,7 +234,7 @@ def test_batched_transition_walks_each_image_on_its_own():
 
 
 def test_missing_per_image_inputs_are_named(synthetic_root, tmp_path):
-    from conftest import TINY_SPEC
+    from helpers.workflow import TINY_SPEC
     from mctformer.artifacts import voc_palette
     from mctformer.data.voc import VOCLayout
     from mctformer.psa.drivers import make_psa_labels
@@ -248,6 +248,6 @@ def test_missing_per_image_inputs_are_named(synthetic_root, tmp_path):
                         scale_setting="auto", reference_size=500, palette=voc_palette(), workers=1, image_source="decoded", keep_scores=False)
     assert not (tmp_path / "labels").exists()
     with pytest.raises(FileNotFoundError, match="PSA labels missing for 3 of 3 images"):
-        settings = yaml.safe_load((REPO / "config.yaml").read_text())["affinity"]
+        settings = shipped_config()["affinity"]
         train_affinity(layout, ids, str(tmp_path / "maps"), settings, tmp_path / "a.pt", tmp_path / "a.csv", tmp_path / "r.pt",
                        device=torch.device("cpu"), seed=0, workers=0)

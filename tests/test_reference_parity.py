@@ -4,7 +4,8 @@ The fixtures were made by running xulianuwa/MCTformer at 9606597 (and its psa/ c
 their README gives every array's producer and tolerance. Each test calls our functions the way the
 pipeline calls them, with the reference-mode settings the paper configs use (workflow/configs/voc12.yaml):
 every tolerance below is the README's, none loosened. Where our default deliberately differs, a test
-says by how much, so the choice stays a named one.
+says by how much, so the choice stays a named one. The fixtures' readers (paths, cases, the golden model) live in
+benchmarks/golden_cases.py, which benchmarks/parity_table.py reads them with too.
 """
 
 from __future__ import annotations
@@ -18,55 +19,37 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import extract_arguments
+from golden_cases import (
+    BG_THRESHOLD,
+    EXTRACTIONS,
+    GOLDEN,
+    GRID_OF,
+    IMAGE_IDS,
+    MODEL_INPUTS,
+    NUM_CLASSES,
+    REFERENCE_MAPS,
+    REFERENCE_PSA_CRF,
+    WALKS,
+    InjectedFeatures,
+    forward_arrays,
+    golden_model,
+    golden_seed_set,
+    picture,
+    relative,
+    seeds_of,
+    walk_case,
+)
+from helpers.arguments import extract_arguments
 from mctformer.affinity import half_disc_offsets, neighbour_affinity, pair_indices, pair_labels, pooled_grid_labels
 from mctformer.artifacts import load_map_file, read_label_png, save_map_file, voc_palette
-from mctformer.crf import CRFParams
-from mctformer.data.transforms import normalize_image
 from mctformer.data.voc import VOCLayout
-from mctformer.localize import extract_maps, grid_maps
+from mctformer.localize import extract_maps
 from mctformer.metrics import best_threshold, scores_from_confusion, sweep_image, sweep_table, threshold_grid
-from mctformer.models.mctformer import MCTformer, resample_position_embedding
+from mctformer.models.mctformer import resample_position_embedding
 from mctformer.psa.drivers import random_walk_masks
 from mctformer.psa.geometry import seed_scores_on_grid
 from mctformer.psa.labels import confident_labels, crf_image, crf_labels
 from mctformer.psa.walk import random_walk, transition_matrix_transposed
-
-GOLDEN = Path(__file__).parent / "fixtures" / "reference"
-NUM_CLASSES = 20
-IMAGE_IDS = [f"golden_000{i}" for i in range(1, 5)]
-BG_THRESHOLD = 0.39  # MCTformer's psa/infer_aff.py --bg_thr, also the README's seed-agreement threshold
-
-# The reference's PSA CRF (psa/tool/imutils.crf_inference, as the fixtures README lists it).
-REFERENCE_PSA_CRF = CRFParams(iterations=10, gaussian_sxy=3, gaussian_compat=3, bilateral_sxy=80, bilateral_srgb=13, bilateral_compat=10)
-
-# The reference's procedure, as the paper configs set it (maps.*).
-REFERENCE_MAPS = dict(resize="pil_bicubic", remainder="crop", position_embedding="reference_scale_factor", storage_dtype="float32",
-                      amp=True)  # autocast: CUDA only, so no effect on these CPU runs
-
-
-def relative(ours: np.ndarray, reference: np.ndarray) -> float:
-    """max|ours - ref| / max|ref|: the README's ``rel``."""
-    return float(np.abs(np.asarray(ours, np.float64) - reference).max() / np.abs(reference).max())
-
-
-def picture(name: str) -> np.ndarray:
-    return np.array(Image.open(GOLDEN / "images" / f"{name}.png").convert("RGB"))
-
-
-def seeds_of(maps: np.ndarray) -> np.ndarray:
-    """argmax over [0.39, maps], ties to background: the README's agreement figure."""
-    return np.argmax(np.concatenate([np.full((1, *maps.shape[1:]), BG_THRESHOLD, np.float32), maps]), axis=0)
-
-
-def golden_model(version: str) -> MCTformer:
-    """Embed 96, depth 4, heads 3, patch 16, 20 classes, trained at 224: the fixture's weights.npz (our names)."""
-    model = MCTformer(num_classes=NUM_CLASSES, version=version, token_pooling="avg", patchcam_init="pytorch_default", locality_sigma=None,
-                      img_size=224, patch_size=16, embed_dim=96, depth=4, num_heads=3, mlp_ratio=4.0, qkv_bias=True)
-    with np.load(GOLDEN / "weights.npz") as weights:
-        state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in weights.items() if version == "v2" or not k.startswith("patchcam")}
-    model.load_state_dict(state)
-    return model.eval()
 
 
 @pytest.fixture(scope="module")
@@ -76,23 +59,6 @@ def models():
 
 # ------------------------------------------------------------------ case 1: model forward --
 
-MODEL_INPUTS = {"224x224": "golden_m224", "160x224": "golden_m160", "375x500": "golden_0001"}
-GRID_OF = {"224x224": (14, 14), "160x224": (10, 14), "375x500": (23, 31)}
-
-
-def forward_arrays(model: MCTformer, name: str, position_resampling: str) -> dict[str, np.ndarray]:
-    image = normalize_image(picture(MODEL_INPUTS[name]))[None]
-    height, width = image.shape[-2:]
-    image = image[..., : height // 16 * 16, : width // 16 * 16]  # what the reference's stride-16 patch conv reads
-    with torch.no_grad():
-        output = model.forward_tokens(image, return_attention=True, position_resampling=position_resampling)
-        variants = ["attention", "attention_refined"] if model.version == "v1" else ["attention", "patchcam", "fused", "fused_refined"]
-        maps = grid_maps(output, variants, NUM_CLASSES, last_k=3, feature_temperature=0.1)
-    arrays = {"logits": output.token_logits[0].numpy()}
-    if model.version == "v2":
-        arrays["patchcam_logits"] = output.patchcam_logits[0].numpy()
-    arrays.update({variant: grid[0].numpy() for variant, grid in maps.items()})
-    return arrays
 
 
 @pytest.mark.parametrize("version", ["v1", "v2"])
@@ -136,7 +102,6 @@ def golden_root(tmp_path_factory) -> Path:
     return root
 
 
-EXTRACTIONS = {"s1": [1.0], "s3": [1.0, 0.5, 1.5]}
 
 
 @pytest.mark.parametrize("scales", list(EXTRACTIONS))
@@ -187,12 +152,6 @@ def test_la_ha_crf_labels_match_the_reference(image_id, image_source):
 
 # ------------------------------------------------------------------ case 3: seed evaluation --
 
-def golden_seed_set(name: str):
-    folder = GOLDEN / "seeds" / name
-    maps = np.load(folder / "maps.npz")
-    ids = sorted(key for key in maps.files if not key.endswith("_classes"))
-    return [(read_label_png(folder / f"gt_{i}.png"), maps[f"{i}_classes"].astype(np.int64) + 1, maps[i].astype(np.float32)) for i in ids]
-
 
 @pytest.fixture(scope="module", params=["typical", "bimodal"])
 def seed_sweep(request):
@@ -234,27 +193,6 @@ def test_early_stop_and_global_maximum_equal_the_reference(seed_sweep):
 
 # ------------------------------------------------------------------ case 4: PSA --
 
-class InjectedFeatures(torch.nn.Module):
-    """Stands in for AffinityNet in the walk: returns the fixture's feature map, as the dump's trunk-less network did."""
-
-    output_stride = 8
-
-    def __init__(self, features: np.ndarray) -> None:
-        super().__init__()
-        self.register_buffer("features", torch.from_numpy(features.astype(np.float32))[None])
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        assert tuple(images.shape[-2:]) == tuple(8 * s for s in self.features.shape[-2:])
-        return self.features.expand(images.shape[0], -1, -1, -1)
-
-
-WALKS = ["47x63", "30x40", "12x15"]
-
-
-def walk_case(grid: str):
-    case = np.load(GOLDEN / "psa" / f"walk_{grid}.npz")
-    cams = np.load(GOLDEN / "extract" / "maps_s1_fused_refined.npz")["golden_0001"] if grid == "47x63" else case["cams"]
-    return case, case["classes"].astype(np.int64) + 1, cams.astype(np.float32)
 
 
 @pytest.mark.parametrize("grid", WALKS)

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import crf_params
+from helpers.arguments import crf_params
 from mctformer.crf import crf_argmax
 from mctformer.data.transforms import IMAGENET_MEAN, IMAGENET_STD, classification_transform, random_scale_flip_crop
 from mctformer.segmentation import multiscale_softmax
@@ -61,7 +61,7 @@ def test_per_step_schedule_moves_within_the_epoch_and_starts_at_warmup_lr():
 
 def test_reference_schedule_reaches_training_log(synthetic_root, tmp_path):
     """Two epochs with one warm-up epoch: both run at the warm-up start lr (the log's lr column)."""
-    from conftest import TINY_SPEC, tiny_config
+    from helpers.workflow import TINY_SPEC, tiny_config
     from mctformer.data.labels import build_class_labels
     from mctformer.data.voc import VOCLayout
     from mctformer.training.classifier import train_classifier
@@ -78,7 +78,7 @@ def test_reference_schedule_reaches_training_log(synthetic_root, tmp_path):
 
 
 def test_weight_decay_exemption_param_groups():
-    from conftest import tiny_mctformer
+    from helpers.arguments import tiny_mctformer
     from mctformer.training.classifier import build_optimizer
 
     model = tiny_mctformer(3, version="v2")
@@ -184,7 +184,7 @@ def recording_dataset(record):
 
 
 def test_affinity_settings_reach_the_dataset(monkeypatch, tmp_path):
-    from conftest import tiny_config
+    from helpers.workflow import tiny_config
     from mctformer.artifacts import save_label_png, voc_palette
     from mctformer.training import affinity as affinity_module
 
@@ -199,7 +199,7 @@ def test_affinity_settings_reach_the_dataset(monkeypatch, tmp_path):
 
 
 def test_affinity_dataset_applies_jitter_and_black_padding(synthetic_root):
-    from conftest import TINY_SPEC
+    from helpers.workflow import TINY_SPEC
     from mctformer.data.datasets import SegmentationCropDataset
     from mctformer.data.voc import VOCLayout
 
@@ -293,7 +293,7 @@ def test_pad_label_zero_pads_labels_with_background():
 
 
 def test_deeplab_settings_reach_the_dataset(monkeypatch):
-    from conftest import tiny_config
+    from helpers.workflow import tiny_config
     from mctformer.training import deeplab as deeplab_module
 
     for value in (0, 255):
@@ -391,7 +391,7 @@ def test_segment_images_passes_the_crf_and_resize_switches(monkeypatch, syntheti
     import pydensecrf.densecrf
     import pydensecrf.utils
 
-    from conftest import TINY_SPEC
+    from helpers.workflow import TINY_SPEC
     from mctformer.artifacts import voc_palette
     from mctformer.data.transforms import normalize_image
     from mctformer.data.voc import VOCLayout

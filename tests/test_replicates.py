@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import snakemake, tiny_config
+from helpers.workflow import snakemake, tiny_config
 from mctformer.artifacts import load_map_file
 from mctformer.replicates import aggregate_summaries, mean_interval, metric_at, replicate_table
 

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO, tiny_config
+from helpers.workflow import REPO, tiny_config
 from mctformer.artifacts import load_map_file, read_label_png
 
 SLURM_DIR = REPO / "tests" / "slurm"

@@ -6,7 +6,7 @@ import yaml
 from PIL import Image
 from scipy import ndimage
 
-from conftest import REPO, TINY_SPEC, classic_overlay, shipped_config, tiny_spec
+from helpers.workflow import REPO, TINY_SPEC, classic_overlay, shipped_config, tiny_spec
 from mctformer.artifacts import voc_palette
 from mctformer.data.synthetic import (
     ROLE_BACKGROUND,

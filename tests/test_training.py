@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from conftest import TINY_SPEC, tiny_config, tiny_mctformer
+from helpers.arguments import tiny_mctformer
+from helpers.workflow import TINY_SPEC, tiny_config
 from mctformer.data.labels import build_class_labels
 from mctformer.data.voc import VOCLayout
 from mctformer.training import loop as loop_module

@@ -11,7 +11,8 @@ import hashlib
 import pytest
 import torch
 
-from conftest import tiny_config, tiny_mctformer
+from helpers.arguments import tiny_mctformer
+from helpers.workflow import tiny_config
 from mctformer.models.backbones import TimmBackbone, create_backbone
 from mctformer.models.mctformer import load_deit_weights
 

@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from conftest import REPO, snakemake, tiny_config
+from helpers.workflow import REPO, snakemake, tiny_config
 
 
 def test_prepare_data_and_labels_through_snakemake(tmp_path):
@@ -116,36 +116,27 @@ def test_lint_is_clean():
     assert result.returncode == 0 and "Congratulations" in result.stdout + result.stderr, (result.stdout + result.stderr)[-3000:]
 
 
-# The keys by which the paper configs run the reference's procedure (docs/reproducing-the-paper.md).
-REFERENCE_SWITCHES = (
-    "classifier.patchcam_init", "classifier.warmup_lr", "classifier.lr_schedule", "classifier.weight_decay_exempt",
-    "classifier.augment.random_erasing_mode", "maps.resize", "maps.remainder", "maps.position_embedding", "maps.amp",
-    "maps.storage_dtype", "seeds.miou_convention", "seeds.selection", "psa.background", "psa.crf_image",
-    "psa.crf.spatial_scale", "affinity.pair_sources", "affinity.grid_labels", "affinity.scale_range", "affinity.color_jitter",
-    "affinity.pad_image", "affinity.crop_placement", "affinity.momentum", "deeplab.classifier_kernel", "deeplab.dropout",
-    "deeplab.head_init", "deeplab.pad_label", "deeplab.momentum", "deeplab.weight_decay", "deeplab.inference_resize",
-    "deeplab.flip_inference", "deeplab.crf.normalise_scores", "deeplab.crf.spatial_scale",
-)
-
-
 def test_reference_mode_runs_the_whole_chain(tmp_path):
-    """The tiny config with every reference switch of voc12.yaml: the chain runs and writes what the switches ask for."""
-    import yaml
+    """The tiny config with every group in compat mode reference and no switch stated, so that the registry sets
+    them all (mctformer/compat.py): the chain runs and writes what the switches ask for."""
+    import torch
 
-    paper = yaml.safe_load((REPO / "workflow" / "configs" / "voc12.yaml").read_text())
+    from mctformer.compat import GROUPS, SWITCHES
+
     config = tiny_config("reference")
-    for dotted in REFERENCE_SWITCHES:
-        *parents, leaf = dotted.split(".")
-        source, target = paper, config
+    for switch in SWITCHES:
+        *parents, leaf = switch.key.split(".")
+        section = config
         for part in parents:
-            source, target = source[part], target[part]
-        target[leaf] = source[leaf]
+            section = section[part]
+        del section[leaf]
+    config["compat"] = dict.fromkeys(GROUPS, "reference")
     result = snakemake(tmp_path, config=config)
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "results" / "reference"
     best = json.loads((run / "seeds" / "train" / "fused" / "best.json").read_text())
     assert best["selection"] == "first_non_improving" and best["convention"] == "all_labels"
-    assert best["threshold"] == best["first_non_improving"]["threshold"]
+    assert best["threshold"] == best["first_non_improving"]["threshold"] and best["threshold"] <= 0.59
     with np.load(next((run / "maps" / "fused").glob("*.npz"))) as maps:
         assert maps["maps"].dtype == np.float32
     scores = sorted((run / "psa" / "labels").glob("*.npz"))
@@ -153,4 +144,8 @@ def test_reference_mode_runs_the_whole_chain(tmp_path):
     with np.load(scores[0]) as data:
         assert data["la"].shape == data["ha"].shape and data["la"].shape[0] == data["labels"].size + 1
     assert "background 0.39" in (run / "logs" / "random_walk.log").read_text()
-    assert json.loads((run / "summary.json").read_text())["deeplab"]["miou_crf"] >= 0
+    # the reference's DeepLab head reached the model: a second dilated 3x3 conv, no dropout module
+    architecture = torch.load(run / "deeplab" / "checkpoint.pt", map_location="cpu", weights_only=False)["architecture"]
+    assert architecture["classifier_kernel"] == 3
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["deeplab"]["miou_crf"] == json.loads((run / "deeplab" / "eval_pred_crf.json").read_text())["miou"]

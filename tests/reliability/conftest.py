@@ -7,7 +7,7 @@ second against the first; the determinism tests compare everything they share.
 
 import pytest
 
-from .helpers import (
+from helpers.reliability import (
     CHAIN_TARGETS,
     STAGES,
     PausedRun,

@@ -14,10 +14,8 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import REPO, TINY_SPEC, tiny_config, write_voc_root
-from mctformer.data.voc import DatasetError
-
-from .helpers import (
+from helpers.data import write_voc_root
+from helpers.reliability import (
     RUN,
     output_of,
     reliability_config,
@@ -26,6 +24,8 @@ from .helpers import (
     temporaries,
     write_config,
 )
+from helpers.workflow import REPO, TINY_SPEC, tiny_config
+from mctformer.data.voc import DatasetError
 
 CLASSES = reliability_config()["data"]["classes"]
 LABELS = f"{RUN}/labels/cls_labels.npy"

@@ -7,7 +7,7 @@ count: that one of them was interrupted and resumed six times must not show.
 
 import pytest
 
-from .helpers import (
+from helpers.reliability import (
     RUN,
     assert_same_maps,
     assert_same_pngs,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from .helpers import (
+from helpers.reliability import (
     RUN,
     STAGES,
     assert_same_maps,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from .helpers import RUN, PausedRun, output_of, run_snakemake, write_config
+from helpers.reliability import RUN, PausedRun, output_of, run_snakemake, write_config
 
 pytestmark = pytest.mark.slow
 

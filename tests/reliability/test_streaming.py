@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY_SPEC, extract_arguments, tiny_config
+from helpers.arguments import extract_arguments
+from helpers.workflow import TINY_SPEC, tiny_config
 from mctformer import artifacts, localize, metrics
 from mctformer.data.labels import build_class_labels
 from mctformer.data.voc import VOCLayout

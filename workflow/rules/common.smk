@@ -1,6 +1,7 @@
 # Config loading, validation and the artifact layout shared by every rule file.
 import os
 import shlex
+from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
@@ -10,18 +11,35 @@ from mctformer.config import (
     all_splits,
     builds_data_root,
     check_config,
+    compose_config,
     data_root,
     deeplab_sources,
     layout_name,
+    read_yaml,
     rule_resources,
     rule_settings,
 )
 
 min_version("9.0")
 
+PROJECT_DIR = os.path.abspath(os.path.join(workflow.current_basedir.get_path_or_uri(secret_free=True), "..", ".."))
 
-validate(config, schema="../schemas/config.schema.yaml")
+
+def composed_config():
+    """The run's config (mctformer.config.compose_config): the files the `configfile:` directive loaded
+    (config.yaml), the base chain of the overlay, the overlay (every --configfile and --config value), then the
+    reference switches it leaves unstated, from its compat modes. The same as `python -m mctformer config show`."""
+    given = {os.path.abspath(path) for path in workflow.overwrite_configfiles}
+    defaults = [read_yaml(path) for path in workflow.configfiles if os.path.abspath(path) not in given]
+    composed, _ = compose_config(defaults, workflow.config_settings.overwrite_config, Path(PROJECT_DIR))
+    return composed
+
+
 try:
+    resolved = composed_config()
+    config.clear()
+    config.update(resolved)  # in place: `config` is Snakemake's own global
+    validate(config, schema="../schemas/config.schema.yaml")
     check_config(config)
 except ConfigError as error:
     raise WorkflowError(f"invalid config: {error}")
@@ -91,9 +109,6 @@ ENV_CRF = "../../envs/crf.yaml"
 # os.environ: under --use-conda Snakemake deletes PYTHONPATH from a job's
 # environment (snakemake/shell.py, conda_block_conflicting_envvars). Under SLURM
 # each job is a new snakemake process on the node that reads this file again.
-PROJECT_DIR = os.path.abspath(os.path.join(workflow.current_basedir.get_path_or_uri(secret_free=True), "..", ".."))
-
-
 def job_shell_prefix(project_dir, executable):
     """Snakemake's default prefix for bash (set -euo pipefail) plus the PYTHONPATH export."""
     strict = "set -euo pipefail; " if os.path.basename(executable or "") in ("bash", "bash.exe") else ""

@@ -15,11 +15,11 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from conftest import REPO, tiny_config
+from helpers.workflow import REPO, tiny_config
 
 RUN_NAME = "rel"
 RUN = f"results/{RUN_NAME}"
-PAUSE_HOOK = Path(__file__).resolve().parent / "pause_hook"
+PAUSE_HOOK = REPO / "tests" / "reliability" / "pause_hook"
 # The whole chain up to DeepLab's predictions (evaluations and the report are left out: they add no long stage).
 CHAIN_TARGETS = [f"{RUN}/deeplab/pred"]
 CORES = "2"  # every run uses the same --cores, so each job gets the same torch thread count

@@ -1,0 +1,79 @@
+"""The repository, its shipped config, the tiny test config shrunk from it, and snakemake run on it.
+
+``shipped_config`` and ``tiny_config`` live together here: every test that needs a
+config starts from one of them (fixtures in tests/conftest.py import them too).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from mctformer.config import load_config
+from mctformer.data.synthetic import SyntheticSpec
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@functools.cache
+def _resolved(*configfiles: Path) -> dict:
+    return load_config(configfiles, default=REPO / "config.yaml")[0]
+
+
+def shipped_config() -> dict:
+    """The shipped config.yaml as the workflow resolves it (mctformer.config.load_config): every reference switch
+    stated, at its compat mode's value (ours). A fresh copy each call: tests edit it."""
+    return copy.deepcopy(_resolved())
+
+
+def paper_config(name: str) -> dict:
+    """workflow/configs/<name>.yaml as the workflow resolves it: config.yaml, its base chain, then compat."""
+    return copy.deepcopy(_resolved(REPO / "workflow" / "configs" / f"{name}.yaml"))
+
+
+def classic_overlay() -> dict:
+    """workflow/configs/synthetic_classic.yaml: the classic synthetic world and the recipe it shipped with."""
+    return yaml.safe_load((REPO / "workflow" / "configs" / "synthetic_classic.yaml").read_text())
+
+
+def tiny_config(run_name: str = "tiny") -> dict:
+    """The shipped config, resolved (every switch stated), shrunk to run the whole chain in well under a minute."""
+    config = shipped_config()
+    config["run_name"] = run_name
+    config["data"]["classes"] = ["disc", "square", "triangle", "diamond"]
+    # the classic world (workflow/configs/synthetic_classic.yaml): colour gives the class, so one epoch learns it
+    config["synthetic"].update(classic_overlay()["synthetic"])
+    config["synthetic"].update(num_train_aug=48, num_train=12, num_val=16, image_size=32, max_objects=2)
+    config["classifier"].update(epochs=1, batch_size=16, input_size=32, workers=0)
+    config["maps"].update(batch_size=16, overlays=2)
+    config["seeds"]["thresholds"] = {"start": 0.0, "stop": 0.6, "step": 0.05}
+    config["psa"].update(max_images=None, workers=2)
+    config["affinity"].update(epochs=1, batch_size=8, crop_size=32)
+    config["deeplab"].update(epochs=1, batch_size=8, crop_size=32, scales=[0.75, 1.0])
+    return config
+
+
+def tiny_spec(**overrides) -> SyntheticSpec:
+    """The synthetic data of :func:`tiny_config` (4 classes, 32 px), generated with seed 3."""
+    synthetic = tiny_config()["synthetic"]
+    values = {**synthetic, "radius_range": tuple(synthetic["radius_range"]), "num_classes": len(tiny_config()["data"]["classes"]), "seed": 3}
+    return SyntheticSpec(**{**values, **overrides})
+
+
+TINY_SPEC = tiny_spec()
+
+
+def snakemake(workdir, *args, config=None):
+    """Run this repository's workflow in ``workdir`` with ``config`` (default: :func:`tiny_config`)."""
+    config_path = workdir / "config.tiny.yaml"
+    config_path.write_text(yaml.safe_dump(config or tiny_config()))
+    command = [
+        sys.executable, "-m", "snakemake", *args, "--cores", "2", "-s", str(REPO / "Snakefile"),
+        "--directory", str(workdir), "--configfile", str(config_path),
+    ]
+    return subprocess.run(command, capture_output=True, text=True, cwd=workdir)
