@@ -157,6 +157,11 @@ def _schema_rows(node: Mapping[str, Any], path: tuple[str, ...] = ()) -> list[tu
 def _type_cell(node: Mapping[str, Any], definitions: Mapping[str, Any]) -> str:
     if "$ref" in node:
         node = {**definitions.get(node["$ref"].rsplit("/", 1)[-1], {}), **node}
+    alternatives = node.get("oneOf") or node.get("anyOf")
+    if alternatives:
+        return " or ".join(_type_cell(alternative, definitions) for alternative in alternatives)
+    if "const" in node:
+        return f"`{node['const']}`"
     kinds = node.get("type", "")
     text = " or ".join(kinds) if isinstance(kinds, list) else str(kinds)
     if "enum" in node:
@@ -184,8 +189,9 @@ def _default(config: Any, path: tuple[str, ...]) -> str:
     return f"`{json.dumps(node)}`"
 
 
-def configuration_table(schema: Mapping[str, Any], config: Mapping[str, Any]) -> str:
-    """One table per top-level section: key, default (config.yaml), type and range, description (the schema's)."""
+def configuration_table(schema: Mapping[str, Any], config: Mapping[str, Any], from_compat: frozenset[str] = frozenset()) -> str:
+    """One table per top-level section: key, default (config.yaml as the workflow resolves it; ``from_compat``: the
+    keys its compat section set), type and range, description (the schema's)."""
     definitions = schema.get("definitions") or schema.get("$defs") or {}
     out: list[str] = []
     top_level = []
@@ -196,7 +202,9 @@ def configuration_table(schema: Mapping[str, Any], config: Mapping[str, Any]) ->
 
     def row(path, node):
         description = " ".join(str(node.get("description", "")).split()).replace("|", "\\|")
-        return f"| `{'.'.join(path)}` | {_default(config, path)} | {_type_cell(node, definitions)} | {description} |"
+        dotted = ".".join(path)
+        default = _default(config, path) + (" (compat)" if dotted in from_compat else "")
+        return f"| `{dotted}` | {default} | {_type_cell(node, definitions)} | {description} |"
 
     header = ["| key | default | type, range | meaning |", "|---|---|---|---|"]
     out += ["### Top level", "", *header, *(row(p, n) for p, n in top_level), ""]
@@ -227,9 +235,10 @@ def renderers(repo: str = REPO, summary: Mapping[str, Any] | None = None) -> dic
     def configuration() -> str:
         with open(os.path.join(repo, SCHEMA)) as handle:
             schema = yaml.safe_load(handle)
-        with open(os.path.join(repo, CONFIG)) as handle:
-            config = yaml.safe_load(handle)
-        return configuration_table(schema, config)
+        from .config import load_config
+
+        config, set_by_compat = load_config(default=os.path.join(repo, CONFIG))
+        return configuration_table(schema, config, frozenset(key for key, *_ in set_by_compat))
 
     return {
         "results": lambda: results_table(summary), "seeds": lambda: seeds_table(summary), "masks": lambda: masks_table(summary),
