@@ -84,7 +84,7 @@ def results_table(summary: Mapping[str, Any]) -> str:
             lines.append(f"| ablation: {name}, {splits[0]} | {pct(value)} | - |")
     for model in _deeplab_models(summary):
         crf_paper = paper["numbers"]["deeplab_val"] if model == "deeplab" else "-"
-        what = "DeepLab on pseudo masks" if model == "deeplab" else f"`{model}`" + (" (on ground truth: the upper bound)" if model == "deeplab_gt" else "")
+        what = {"deeplab": "DeepLab on pseudo masks", "deeplab_gt": "DeepLab on ground truth (upper bound)"}.get(model, f"`{model}`")
         split = summary[model].get("split", "val")
         lines.append(f"| {what}, {split}, no CRF / + CRF | {pct(summary[model]['miou'])} / {pct(summary[model]['miou_crf'])} | - / {crf_paper} |")
     return "\n".join(lines + ["", _source_line(summary)]) + "\n"
@@ -285,7 +285,7 @@ def headline(summary: Mapping[str, Any], report: str) -> str:
     for line in results_table(summary).splitlines():
         if line.startswith("|") and not line.startswith("|---"):
             cells = [cell.strip().replace("`", "") for cell in line.strip("|").split("|")]
-            lines.append(f"  {cells[0]:<58} {cells[1]:>13}   {cells[2]}")
+            lines.append(f"  {cells[0]:<60} {cells[1]:>13}   {cells[2]}")
     lines += [f"  {provenance_line(summary.get('provenance'))}", f"Report: {report}", ""]
     return "\n".join(lines)
 
