@@ -144,3 +144,10 @@ def test_no_file_cites_a_document_that_does_not_exist():
                 if "://" not in link and not (path.parent / link).exists():
                     missing.append(f"{path.relative_to(REPO)} links {link}")
     assert not missing, missing
+
+
+def test_the_report_description_prints_the_papers_numbers_as_the_package_holds_them():
+    text = (REPO / "workflow" / "report" / "workflow.rst").read_text()
+    assert 'report: "workflow/report/workflow.rst"' in (REPO / "Snakefile").read_text()
+    printed = {float(number) for number in re.findall(r"^\S.*?\s(\d+\.\d)\s*$", text, re.MULTILINE)}
+    assert printed == set(_numbers(docs.paper_numbers()["numbers"]))
