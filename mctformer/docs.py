@@ -9,6 +9,8 @@ region from its source and leaves the rest of the page as it is:
 - ``configuration``: every key of ``workflow/schemas/config.schema.yaml`` with its description, type and range,
   and its default from ``config.yaml``;
 - ``paper``: the paper's numbers as the package holds them;
+- ``benchmarks``: one row per ``docs/results/benchmarks/<name>.json`` that a benchmark script wrote with
+  ``--json`` (:func:`write_benchmark_json`), each with its provenance;
 - ``switches``: the reference-vs-ours table of ``mctformer.compat.switches_markdown()`` (left as it is while the
   package has no registry).
 
@@ -31,6 +33,7 @@ from .provenance import provenance_line
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RENDERED_RUN = os.path.join("docs", "results", "embedded-default")
 SUMMARY = os.path.join(RENDERED_RUN, "summary.json")
+BENCHMARKS = os.path.join("docs", "results", "benchmarks")
 SCHEMA = os.path.join("workflow", "schemas", "config.schema.yaml")
 CONFIG = "config.yaml"
 PAGES = ("README.md", "docs")  # README.md and every docs/*.md (docs/experiments/ is the notebook: never rendered)
@@ -145,6 +148,49 @@ def paper_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_benchmark_json(path: str, *, benchmark: str, command: str, measured: Mapping[str, Any], speedup: float | None,
+                         target: str | None, threads: int | None) -> None:
+    """What a benchmark script measured, for the docs' ``benchmarks`` table: ``measured`` {what: value} in the order
+    the table shows them, ``speedup`` the ratio the benchmark exists for, with the run's provenance."""
+    from .artifacts import write_json
+    from .provenance import collect
+
+    write_json(path, {"benchmark": benchmark, "command": command, "measured": dict(measured), "speedup": speedup,
+                      "target": target, "load_average": round(os.getloadavg()[0], 2),  # other work on the machine
+                      "provenance": collect(config=None, threads=threads, device="cpu")})
+
+
+def number_cell(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def benchmarks_table(records: list[Mapping[str, Any]]) -> str:
+    """One row per benchmark JSON (sorted by name), then each one's provenance."""
+    if not records:
+        return "No benchmark has written its JSON yet (`--json docs/results/benchmarks/<name>.json`).\n"
+    lines = ["| benchmark | measured | speed-up | target | load average |", "|---|---|---|---|---|"]
+    for record in records:
+        measured = "; ".join(f"{name} {number_cell(value)}" for name, value in record["measured"].items())
+        speedup = "-" if record.get("speedup") is None else f"{record['speedup']:.1f}x"
+        load = record.get("load_average")
+        lines.append(f"| `{record['command']}` | {measured} | {speedup} | {record.get('target') or '-'} | {'-' if load is None else load} |")
+    lines.append("")
+    lines += [f"<sub>{record['benchmark']}: {provenance_line(record.get('provenance'))}.</sub><br>" for record in records]
+    return "\n".join(lines) + "\n"
+
+
+def benchmark_records(repo: str = REPO) -> list[dict]:
+    folder = os.path.join(repo, BENCHMARKS)
+    if not os.path.isdir(folder):
+        return []
+    records = []
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".json"):
+            with open(os.path.join(folder, name)) as handle:
+                records.append(json.load(handle))
+    return records
+
+
 def _schema_rows(node: Mapping[str, Any], path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Mapping[str, Any]]]:
     rows = []
     for key, child in (node.get("properties") or {}).items():
@@ -242,7 +288,8 @@ def renderers(repo: str = REPO, summary: Mapping[str, Any] | None = None) -> dic
 
     return {
         "results": lambda: results_table(summary), "seeds": lambda: seeds_table(summary), "masks": lambda: masks_table(summary),
-        "deeplab": lambda: deeplab_table(summary), "paper": paper_table, "configuration": configuration, "switches": switches_table,
+        "deeplab": lambda: deeplab_table(summary), "paper": paper_table,
+        "benchmarks": lambda: benchmarks_table(benchmark_records(repo)), "configuration": configuration, "switches": switches_table,
     }
 
 

@@ -151,3 +151,18 @@ def test_the_report_description_prints_the_papers_numbers_as_the_package_holds_t
     assert 'report: "workflow/report/workflow.rst"' in (REPO / "Snakefile").read_text()
     printed = {float(number) for number in re.findall(r"^\S.*?\s(\d+\.\d)\s*$", text, re.MULTILINE)}
     assert printed == set(_numbers(docs.paper_numbers()["numbers"]))
+
+
+def test_every_number_of_the_benchmark_table_comes_from_a_benchmarks_json():
+    records = docs.benchmark_records(str(REPO))
+    allowed = set()
+    for record in records:
+        for value in _numbers({key: value for key, value in record.items() if key != "provenance"}):
+            allowed |= {docs.number_cell(value), f"{value:.1f}", str(value)}
+        allowed |= set(re.findall(r"\d+(?:\.\d+)?", record["command"] + (record.get("target") or "")))
+    body = _regions((REPO / "docs" / "development.md").read_text())["benchmarks"]
+    for row in _table_rows(body)[2:]:
+        for cell in row[1:]:
+            for number in re.findall(r"\d+(?:\.\d+)?", re.sub(r"\([a-zA-Z]+\)", "", cell)):
+                assert number in allowed, f"benchmarks: {number} in {row} is not from {docs.BENCHMARKS}"
+    assert body.count("provenance:") == len(records)
