@@ -1,6 +1,7 @@
 """The workflow run through snakemake itself on a tiny config in a temporary folder."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -111,6 +112,14 @@ def test_snakemake_report_holds_the_report_rule_figures(tiny_run):
     for name in ("seed_ablation.png", "per_class_iou.png", "examples_masks.png", "examples_deeplab.png", "sweep.png"):
         assert name in html, name
     assert "From image-level labels only" in html, "the workflow description (workflow/report/workflow.rst)"
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser:  # the page as a reader sees it: the report's app renders the description without a script error
+        shown = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
+                                "--virtual-time-budget=10000", "--dump-dom", (tiny_run / "report.html").as_uri()],
+                               capture_output=True, text=True, timeout=120)
+        assert shown.returncode == 0 and "From image-level labels only" in shown.stdout
+        assert '<table border="1" class="docutils">' in shown.stdout, "the description's table, rendered into the page"
+        assert "Uncaught" not in shown.stderr, shown.stderr[-2000:]
     (tiny_run / "report.html").unlink()
 
 
