@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[crf,cluster,test]'
 	@touch $(STAMP)
 
+# Ends on the run's headline numbers and where its report is (python -m mctformer docs headline).
 run: $(STAMP)
 	$(BIN)/snakemake --cores all
+	@$(BIN)/python -m mctformer docs headline
 
 # Lint first (ruff for Python, snakefmt for the rules), then the suite.
 test: $(STAMP)

@@ -1,10 +1,13 @@
 # MCTformer weakly supervised semantic segmentation pipeline.
 #   snakemake --cores all                      the embedded default (config.yaml)
 #   snakemake --cores 8 --configfile workflow/configs/voc12.yaml
-# Stages and artifacts: see README.md and the rules under workflow/rules/.
+# Stages and artifacts: see docs/pipeline.md and the rules under workflow/rules/.
 
 
 configfile: "config.yaml"
+
+
+report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"

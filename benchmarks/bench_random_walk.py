@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--beta", type=float, default=8)
     parser.add_argument("--logt", type=int, default=6)
     parser.add_argument("--images", type=int, default=5)
+    parser.add_argument("--json", help="also write what was measured here, for the docs (docs/results/benchmarks/bench_random_walk.json)")
     args = parser.parse_args()
     torch.manual_seed(0)
     size = args.height * args.width
@@ -60,6 +61,18 @@ def main() -> None:
     print(f"dense repeated squaring {dense_seconds / args.images * 1000:.1f} ms/image, sparse propagation {sparse_seconds / args.images * 1000:.1f} ms/image")
     print(f"speed-up: {dense_seconds / sparse_seconds:.1f}x (target >= 20x)")
     print(f"transition memory: dense {dense_bytes / 2**20:.1f} MiB, sparse {sparse_bytes / 2**20:.2f} MiB")
+    if args.json:
+        from mctformer.docs import write_benchmark_json
+
+        write_benchmark_json(
+            args.json, benchmark="bench_random_walk",
+            command=f"bench_random_walk.py --height {args.height} --width {args.width} --radius {args.radius} --channels {args.channels} "
+                    f"--beta {args.beta} --logt {args.logt} --images {args.images}",
+            measured={"argmax identical": argmax_equal, "largest relative difference": worst,
+                      "dense (ms/image)": dense_seconds / args.images * 1000, "sparse (ms/image)": sparse_seconds / args.images * 1000,
+                      "transition dense (MiB)": dense_bytes / 2**20, "transition sparse (MiB)": sparse_bytes / 2**20},
+            speedup=dense_seconds / sparse_seconds, target=">= 20x", threads=torch.get_num_threads(),
+        )
     if not argmax_equal:
         raise SystemExit("sparse and dense random walks disagree")
 

@@ -9,6 +9,7 @@ folder of masks); the workflow itself calls the same functions from its rules.
     python -m mctformer prepare-voc12 VOC OUT [--sbd SBD] [--test TEST]   VOC 2012 (+ SBD) root from the official archives
     python -m mctformer prepare-coco14 IMAGES ANNOTATIONS OUT           COCO 2014 root from the images and instances JSONs
     python -m mctformer config show [--configfile FILE ...]         the merged, compat-resolved config Snakemake will see
+    python -m mctformer docs render [--run results/synthetic] | check | headline   the generated regions of README and docs/
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ def _config(path: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["docs"]:  # its own parser (mctformer.docs); needs neither torch nor the stages
+        from .docs import main as docs_main
+
+        return docs_main(argv[1:])
     from . import stages
 
     parser = argparse.ArgumentParser(prog="python -m mctformer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

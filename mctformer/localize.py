@@ -1,6 +1,6 @@
 """Class-specific localization maps from a trained MCTformer (paper Sec. 3.1-3.4).
 
-Conventions (DESIGN.md): attention is post-softmax and averaged over heads; the
+Conventions (docs/design.md): attention is post-softmax and averaged over heads; the
 class-to-patch map is the SUM over the last K blocks of attention rows [:C],
 columns [C:]; V2 fuses it with ReLU(Patch-CAM) by multiplication; the patch
 affinity is the SUM over all blocks of patch-to-patch attention and refines a

@@ -1,6 +1,6 @@
 """Segmentation and classification metrics, and the vectorised background-threshold sweep.
 
-Conventions (DESIGN.md): a seed prediction is argmax over [t, maps] with the
+Conventions (docs/design.md): a seed prediction is argmax over [t, maps] with the
 background score a constant t (a tie goes to background); label 255 is
 ignored; one confusion matrix accumulates over the whole split; mIoU is the
 mean IoU over background and every class (classes with an empty union, i.e.

@@ -12,10 +12,11 @@ import pandas as pd
 
 from .artifacts import load_map_file, read_label_png, save_figure, voc_palette, write_json, write_text
 from .metrics import seed_prediction
+from .provenance import provenance_line
 from .refinements import refinement_markdown, refinement_rows
 from .replicates import CONFIDENCE, aggregate_summaries, replicate_markdown, replicate_table, strip_plot
 
-# PASCAL VOC 2012 numbers of the paper (DESIGN.md), in percent.
+# PASCAL VOC 2012 numbers of the paper (docs/design.md), in percent.
 PAPER = {
     "seeds": {"V1 attention": 47.2, "V1 + patch affinity": 55.2, "V2 attention + Patch-CAM": 58.2, "V2 full": 61.7},
     "masks": 69.1,
@@ -96,6 +97,7 @@ def build_report(
     replicate_seeds: Sequence[int],
     replicate_summaries: Sequence[str],
     replicates_plot: str | None,
+    provenance: Mapping[str, Any] | None = None,
 ) -> dict:
     """summary.json and report.md from the files the rule declares: ``seed_bests`` {split: {variant: best.json}},
     ``mask_*`` {split: file}, ``deeplab_summaries`` {model: {pred | pred_crf: eval json}}, ``deeplab_tables``
@@ -108,15 +110,52 @@ def build_report(
 
     ``replicate_seeds``: this run's seed first, then those of its other replicates, whose summary.json files
     ``replicate_summaries`` are (in that order; empty for one replicate). With more than one, summary.json gains
-    ``replicates`` (mctformer.replicates.aggregate_summaries of all), report.md its section and ``replicates_plot``."""
-    import matplotlib
+    ``replicates`` (mctformer.replicates.aggregate_summaries of all), report.md its section and ``replicates_plot``.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    ``provenance``: the run's block (mctformer.provenance.collect), written to summary.json as ``provenance`` after the
+    metrics (the replicates' aggregate leaves it out) and shown at the head of report.md."""
     seed_splits, mask_splits, deeplab_models = list(seed_bests), list(mask_summaries), list(deeplab_summaries)
     variants = list(next(iter(seed_bests.values())))
     os.makedirs(figure_dir, exist_ok=True)
+    summary, times = collect_summary(
+        seed_bests=seed_bests, mask_summaries=mask_summaries, ablation_table=ablation_table, label_stats=label_stats,
+        refinement=refinement, refinement_files=refinement_files, deeplab_summaries=deeplab_summaries,
+        deeplab_split=deeplab_split, benchmarks=benchmarks,
+    )
+    replicate_lines = add_replicates(summary, replicate_seeds=replicate_seeds, replicate_summaries=replicate_summaries,
+                                     replicates_plot=replicates_plot, report_path=report_path, deeplab_split=deeplab_split)
+    if provenance is not None:
+        summary["provenance"] = dict(provenance)
+    write_json(summary_path, summary)
+
+    seed_ablation_figure(os.path.join(figure_dir, "seed_ablation.png"), summary, seed_splits[0], variants)
+    per_class_figure(os.path.join(figure_dir, "per_class_iou.png"), mask_tables[mask_splits[0]], deeplab_tables)
+    example_figures(
+        figure_dir, layout, summary, seed_split=seed_splits[0], variants=variants, mask_split=mask_splits[0],
+        deeplab_split=deeplab_split, example_maps=example_maps, example_masks=example_masks,
+        example_predictions=example_predictions, psa_variant=psa_variant, examples=examples,
+    )
+    write_text(report_path, _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deeplab_split, times, figure_dir,
+                                      report_path, seed_plots, replicate_lines))
+    return summary
+
+
+def collect_summary(
+    *,
+    seed_bests: Mapping[str, Mapping[str, str]],
+    mask_summaries: Mapping[str, str],
+    ablation_table: str | None,
+    label_stats: str,
+    refinement: str,
+    refinement_files: Mapping[str, Any] | None,
+    deeplab_summaries: Mapping[str, Mapping[str, str]],
+    deeplab_split: str,
+    benchmarks: Sequence[str],
+) -> tuple[dict, pd.DataFrame]:
+    """summary.json's metrics from the stages' files (the arguments as :func:`build_report` takes them), and the
+    stage times table. The first seed split's and first mask split's numbers are also kept at the top level."""
+    seed_splits, mask_splits = list(seed_bests), list(mask_summaries)
+    variants = list(next(iter(seed_bests.values())))
     summary: dict = {"seeds": {}, "masks": {}, "stage_seconds": {}}
     for split, bests in seed_bests.items():
         summary["seeds"][split] = {variant: _read_json(path) for variant, path in bests.items()}
@@ -138,21 +177,39 @@ def build_report(
     times = stage_times(benchmarks)
     summary["stage_seconds"] = dict(zip(times["stage"], times["seconds"]))
     summary["total_seconds"] = float(times["seconds"].sum())
-    replicate_lines = []
+    return summary, times
+
+
+def add_replicates(
+    summary: dict, *, replicate_seeds: Sequence[int], replicate_summaries: Sequence[str], replicates_plot: str | None,
+    report_path: str, deeplab_split: str,
+) -> list[str]:
+    """With more than one replicate: ``summary["replicates"]`` (the aggregate of this summary and the others'),
+    the strip plot at ``replicates_plot``, and the report's section (returned; empty for one replicate)."""
     if len(replicate_summaries) != len(replicate_seeds) - 1:
         raise ValueError(f"replicate seeds {list(replicate_seeds)} need {len(replicate_seeds) - 1} other summaries, got {len(replicate_summaries)}")
-    if len(replicate_seeds) > 1:
-        others = [_read_json(path) for path in replicate_summaries]
-        summary["replicates"] = aggregate_summaries([summary, *others], seeds=replicate_seeds, confidence=CONFIDENCE)
-        table = replicate_table(summary["replicates"], replicate_rows(summary, seed_splits, variants, mask_splits, deeplab_models, deeplab_split))
-        strip_plot(replicates_plot, table, seeds=replicate_seeds)
-        replicate_lines = replicate_markdown(table, seeds=replicate_seeds, confidence=CONFIDENCE,
-                                             figure=os.path.relpath(replicates_plot, os.path.dirname(report_path)))
-    write_json(summary_path, summary)
+    if len(replicate_seeds) <= 1:
+        return []
+    seed_splits = [key for key, value in summary["seeds"].items() if isinstance(value, Mapping) and "miou" not in value]
+    variants = list(summary["seeds"][seed_splits[0]])
+    mask_splits = [key for key, value in summary["masks"].items() if isinstance(value, Mapping) and "miou" in value]
+    deeplab_models = [key for key, value in summary.items() if isinstance(value, Mapping) and "miou_crf" in value]
+    others = [_read_json(path) for path in replicate_summaries]
+    summary["replicates"] = aggregate_summaries([summary, *others], seeds=replicate_seeds, confidence=CONFIDENCE)
+    table = replicate_table(summary["replicates"], replicate_rows(summary, seed_splits, variants, mask_splits, deeplab_models, deeplab_split))
+    strip_plot(replicates_plot, table, seeds=replicate_seeds)
+    return replicate_markdown(table, seeds=replicate_seeds, confidence=CONFIDENCE,
+                              figure=os.path.relpath(replicates_plot, os.path.dirname(report_path)))
 
-    # seed ablation (Table 5) beside the paper
+
+def seed_ablation_figure(path: str, summary: Mapping[str, Any], split: str, variants: Sequence[str]) -> None:
+    """Table 5 as bars: each variant's seed mIoU on ``split`` beside the paper's row (NaN where it has none)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     figure, axes = plt.subplots(figsize=(6, 3.2))
-    split = seed_splits[0]
     ours = [100 * summary["seeds"][split][v]["miou"] for v in variants]
     axes.bar(np.arange(len(variants)) - 0.2, ours, 0.4, label=f"ours ({split})")
     paper = [PAPER["seeds"].get(PAPER_ROW.get(v, ""), np.nan) for v in variants]
@@ -161,13 +218,20 @@ def build_report(
     axes.set_ylabel("seed mIoU (%)")
     axes.legend(fontsize=8)
     axes.set_title("seed ablation (Table 5)")
-    save_figure(os.path.join(figure_dir, "seed_ablation.png"), figure)
+    save_figure(path, figure)
     plt.close(figure)
 
-    # per-class IoU of masks and DeepLab
-    tables = {"pseudo masks": pd.read_csv(mask_tables[mask_splits[0]])}
-    for model in deeplab_models:
-        tables[f"{model} + CRF"] = pd.read_csv(deeplab_tables[model])
+
+def per_class_figure(path: str, mask_table: str, deeplab_tables: Mapping[str, str]) -> None:
+    """Per-class IoU bars of the pseudo masks (``mask_table``) and of each DeepLab model with CRF."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tables = {"pseudo masks": pd.read_csv(mask_table)}
+    for model, table_path in deeplab_tables.items():
+        tables[f"{model} + CRF"] = pd.read_csv(table_path)
     figure, axes = plt.subplots(figsize=(max(5.0, 0.5 * len(next(iter(tables.values())))), 3.2))
     width = 0.8 / len(tables)
     for index, (name, table) in enumerate(tables.items()):
@@ -176,14 +240,19 @@ def build_report(
     axes.set_ylim(0, 1)
     axes.set_ylabel("IoU")
     axes.legend(fontsize=7)
-    save_figure(os.path.join(figure_dir, "per_class_iou.png"), figure)
+    save_figure(path, figure)
     plt.close(figure)
 
-    # qualitative examples: seeds and pseudo masks on the mask split, DeepLab on its split
-    threshold = summary["seeds"][seed_splits[0]][psa_variant]["threshold"] if psa_variant in variants else 0.3
-    mask_ids = layout.read_ids(mask_splits[0])[:examples]
+
+def example_figures(
+    figure_dir: str, layout, summary: Mapping[str, Any], *, seed_split: str, variants: Sequence[str], mask_split: str,
+    deeplab_split: str, example_maps: str, example_masks: str, example_predictions: Mapping[str, str], psa_variant: str,
+    examples: int,
+) -> None:
+    """The qualitative figures: seeds and pseudo masks on the mask split, the repairs, DeepLab on its split."""
+    threshold = summary["seeds"][seed_split][psa_variant]["threshold"] if psa_variant in variants else 0.3
     rows = []
-    for image_id in mask_ids:
+    for image_id in layout.read_ids(mask_split)[:examples]:
         labels, maps = load_map_file(os.path.join(example_maps, f"{image_id}.npz"))
         rows.append([
             layout.load_image(image_id), layout.load_mask(image_id), seed_prediction(labels, maps, np.float32(threshold)),
@@ -191,7 +260,7 @@ def build_report(
         ])
     qualitative_grid(os.path.join(figure_dir, "examples_masks.png"), rows, ["image", "ground truth", f"seed ({psa_variant})", "pseudo mask"])
     repairs_figure(
-        os.path.join(figure_dir, "repairs.png"), layout, layout.read_ids(mask_splits[0])[:REPAIR_CANDIDATES], example_maps,
+        os.path.join(figure_dir, "repairs.png"), layout, layout.read_ids(mask_split)[:REPAIR_CANDIDATES], example_maps,
         example_masks, threshold, examples=max(1, examples // 2), seed_title=f"seed ({psa_variant})",
     )
     rows = []
@@ -202,10 +271,6 @@ def build_report(
             read_label_png(os.path.join(example_predictions["pred_crf"], f"{image_id}.png")),
         ])
     qualitative_grid(os.path.join(figure_dir, "examples_deeplab.png"), rows, ["image", "ground truth", "DeepLab", "DeepLab + CRF"])
-
-    write_text(report_path, _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deeplab_split, times, figure_dir,
-                                      report_path, seed_plots, replicate_lines))
-    return summary
 
 
 REPAIR_CANDIDATES = 300  # images of the mask split searched for repair examples
@@ -309,7 +374,8 @@ def _diagnostics_lines(summary, seed_splits, variants, mask_splits, deeplab_mode
 def _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deeplab_split, times, figure_dir, report_path, seed_plots,
               replicate_lines) -> str:
     figures = os.path.relpath(figure_dir, os.path.dirname(report_path))
-    lines = ["# Run report", "", "Numbers of this run (mIoU, %) beside the paper's (PASCAL VOC 2012).", "", *replicate_lines]
+    lines = ["# Run report", "", "Numbers of this run (mIoU, %) beside the paper's (PASCAL VOC 2012).", "",
+             provenance_line(summary.get("provenance")), "", *replicate_lines]
     lines += ["## Seeds (best background threshold)", "", "| variant | " + " | ".join(seed_splits) + " | paper |", "|---|" + "---|" * (len(seed_splits) + 1)]
     for variant in variants:
         cells = [f"{100 * summary['seeds'][s][variant]['miou']:.1f} (t={summary['seeds'][s][variant]['threshold']:.2f})" for s in seed_splits]

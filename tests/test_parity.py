@@ -1,4 +1,4 @@
-"""Parity with the reference's numerical conventions (DESIGN.md, "Numerical conventions"), on hand-made tensors.
+"""Parity with the reference's numerical conventions (docs/design.md, "Numerical conventions"), on hand-made tensors.
 
 One test per convention that no other test pins exactly. The ones pinned elsewhere:
 - class tokens and their position embeddings copied from DeiT's cls token (.pth and safetensors):

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 
@@ -62,11 +63,15 @@ def test_whole_chain_so_far_on_a_tiny_config(tiny_run):
         assert summary[key]["miou_crf"] == pytest.approx(miou_of_folder(run, run / key / "pred_crf", split), abs=1e-12)
     assert set(summary["seeds"]["val"]) == set(config["maps"]["variants"])
     assert summary["masks"]["miou"] == masks["miou"] and summary["total_seconds"] > 0
+    provenance = summary["provenance"]  # mctformer/provenance.py
+    assert len(provenance["config_sha256"]) == 64 and provenance["versions"]["torch"] and provenance["device"] == "cpu"
+    assert {"commit", "dirty", "threads", "date"} <= set(provenance)
     assert set(summary["masks"]["ablation"]) == {
         "seeds", "seeds + CRF", "random walk, colour affinity", "random walk, learned affinity (PSA)",
     }
     report = (run / "report.md").read_text()
     assert "## Seeds" in report and "figures/seed_ablation.png" in report and "seeds/val/sweep.png" in report
+    assert "provenance: commit" in report or "provenance: commit unknown" in report
     for figure in ("seed_ablation", "per_class_iou", "examples_masks", "examples_deeplab"):
         assert (run / "figures" / f"{figure}.png").stat().st_size > 1000
     assert not list(run.rglob(".*.tmp*")), "temporary files left behind"
@@ -116,6 +121,15 @@ def test_snakemake_report_holds_the_report_rule_figures(tiny_run):
     html = (tiny_run / "report.html").read_text()
     for name in ("seed_ablation.png", "per_class_iou.png", "examples_masks.png", "examples_deeplab.png", "sweep.png"):
         assert name in html, name
+    assert "From image-level labels only" in html, "the workflow description (workflow/report/workflow.rst)"
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser:  # the page as a reader sees it: the report's app renders the description without a script error
+        shown = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
+                                "--virtual-time-budget=10000", "--dump-dom", (tiny_run / "report.html").as_uri()],
+                               capture_output=True, text=True, timeout=120)
+        assert shown.returncode == 0 and "From image-level labels only" in shown.stdout
+        assert '<table border="1" class="docutils">' in shown.stdout, "the description's table, rendered into the page"
+        assert "Uncaught" not in shown.stderr, shown.stderr[-2000:]
     (tiny_run / "report.html").unlink()
 
 

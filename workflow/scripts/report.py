@@ -2,6 +2,7 @@ import os
 
 from mctformer.data.layout import open_layout
 from mctformer.logs import redirect_to_log
+from mctformer.provenance import collect, training_threads
 from mctformer.report import build_report
 
 params, inputs = snakemake.params, snakemake.input
@@ -35,4 +36,6 @@ with redirect_to_log(snakemake.log[0]):
         replicate_seeds=params.replicate_seeds,
         replicate_summaries=list(inputs.replicate_summaries),
         replicates_plot=snakemake.output.get("replicates_plot"),
+        provenance=collect(config=snakemake.config, threads=training_threads(snakemake.config),
+                           device=snakemake.config.get("device")),
     )
