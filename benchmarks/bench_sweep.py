@@ -26,7 +26,7 @@ from mctformer.data.voc import VOCLayout
 from mctformer.metrics import confusion_matrix, scores_from_confusion, seed_prediction, sweep_split, threshold_grid
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG = load_config(default=REPO / "config.yaml")[0]  # what the options below leave: the embedded default's, compat-resolved
+CONFIG = load_config(default_file=REPO / "config.yaml")[0]  # what the options below leave: the embedded default's, compat-resolved
 
 
 def write_maps(layout: VOCLayout, ids: list[str], out: Path, rng: np.random.Generator) -> None:

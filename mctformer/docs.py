@@ -283,7 +283,7 @@ def renderers(repo: str = REPO, summary: Mapping[str, Any] | None = None) -> dic
             schema = yaml.safe_load(handle)
         from .config import load_config
 
-        config, set_by_compat = load_config(default=os.path.join(repo, CONFIG))
+        config, set_by_compat = load_config(default_file=os.path.join(repo, CONFIG))
         return configuration_table(schema, config, frozenset(key for key, *_ in set_by_compat))
 
     return {
