@@ -39,8 +39,11 @@ CONFIG_SET = [
     (mctformer.MCTformer._pos_embed, ["resampling"]),
     (mctformer.resample_position_embedding, ["method"]),
     # classifier.*
-    (mctformer.create_mctformer, ["version", "token_pooling", "drop_path_rate", "pretrained", "patchcam_init", "locality_sigma"]),
-    (mctformer.MCTformer.__init__, ["version", "token_pooling", "patchcam_init", "locality_sigma"]),
+    (mctformer.create_mctformer, ["version", "token_pooling", "drop_path_rate", "pretrained", "patchcam_init", "locality_sigma",
+                                  "input_size", "gwrp_decay"]),
+    (mctformer.MCTformer.__init__, ["version", "token_pooling", "patchcam_init", "locality_sigma", "gwrp_decay"]),
+    (mctformer.plus_loss_terms, ["cct_weight", "cct_blocks"]),  # classifier.cct_weight, classifier.cct_blocks
+    (mctformer.global_weighted_rank_pooling, ["decay"]),  # classifier.gwrp_decay
     (train_classifier.train_classifier, ["device", "seed", "workers"]),  # device, seed, classifier.workers
     (train_classifier.load_classifier, ["device"]),
     # seeds.*

@@ -1,0 +1,157 @@
+"""MCTformer+ against the authors' own outputs (tests/fixtures/reference_plus/, copied from shared/parity/golden_plus/).
+
+The fixtures were made by running xulianuwa/MCTformer at 0acc27a (MCTformerPlus) on fixed inputs, float32 on
+CPU; their README gives every array's producer and tolerance. Every tolerance below is the README's, none
+loosened. The golden model has 4 blocks: the reference's ``--layer-index 12`` / ``--num-cct 12`` take its last
+12 blocks, i.e. all 4, which is maps.last_k 4 / classifier.cct_blocks 4 here (last_blocks()).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from helpers.golden_plus import (
+    DEPTH,
+    GOLDEN_PLUS,
+    GWRP_DECAY,
+    NUM_CLASSES,
+    REFERENCE_NAMES,
+    golden_plus_model,
+    last_blocks,
+    model_input,
+    relative,
+)
+from mctformer.localize import grid_maps, patch_affinity
+from mctformer.models.mctformer import (
+    MCTformer,
+    create_mctformer,
+    gwrp_weights,
+    resample_position_embedding,
+)
+
+FORWARD_IMAGES = ["golden_p448", "golden_0001"]
+
+
+@pytest.fixture(scope="module")
+def model() -> MCTformer:
+    return golden_plus_model()
+
+
+# ------------------------------------------------------------------ case a: initialisation --
+
+
+def synthetic_deit(path, embed_dim: int = 384) -> None:
+    """The dump's synthetic DeiT-S: cls_token[0, 0, d] = -(d + 1), pos_embed[0, t, d] = 1000 t + d, so every loaded
+    value names its source; the rest is a DeiT-S state dict of zeros (1000-class head included)."""
+    reference = create_mctformer("deit_small", 20, version="v1", token_pooling="avg", drop_path_rate=0.0, pretrained=None,
+                                 patchcam_init="pytorch_default", locality_sigma=None, input_size=224, gwrp_decay=GWRP_DECAY)
+    state = {k: torch.zeros_like(v) for k, v in reference.state_dict().items() if k not in ("class_tokens", "class_pos_embed", "pos_embed")}
+    state["cls_token"] = -(torch.arange(embed_dim, dtype=torch.float32) + 1).view(1, 1, embed_dim)
+    state["pos_embed"] = (1000 * torch.arange(197, dtype=torch.float32).view(1, 197, 1) + torch.arange(embed_dim).view(1, 1, embed_dim))
+    state["head.weight"], state["head.bias"] = torch.zeros(1000, embed_dim), torch.zeros(1000)
+    torch.save({"model": state}, path)
+
+
+def test_deit_initialisation_matches_the_reference(tmp_path):
+    """run_mct_plus.sh's --finetune: class token and class position repeated C times, patch grid 2x2-replicated to 28x28."""
+    synthetic_deit(tmp_path / "deit.pth")
+    model = create_mctformer("deit_small", 20, version="plus", token_pooling="avg", drop_path_rate=0.0, pretrained=tmp_path / "deit.pth",
+                             patchcam_init="pytorch_default", locality_sigma=None, input_size=448, gwrp_decay=GWRP_DECAY)
+    expected = np.load(GOLDEN_PLUS / "init" / "finetune_init.npz")
+    position_index = (model.pos_embed[0, :, 0] / 1000).round().to(torch.int16).numpy()  # d = 0: 1000 t
+    np.testing.assert_array_equal(position_index, expected["deit_pos_index_of_pos_embed_pat"])
+    assert torch.equal(model.pos_embed[0] - model.pos_embed[0, :, :1], torch.arange(384.0).expand(784, 384))  # whole rows copied
+    class_position_index = (model.class_pos_embed[0, :, 0] / 1000).round().to(torch.int16).numpy()
+    np.testing.assert_array_equal(class_position_index, expected["deit_pos_index_of_pos_embed_cls"])
+    # every class token is DeiT's single one (row 0 of its [1, 1, D]): all identical
+    rows = [0 if torch.equal(token, -(torch.arange(384.0) + 1)) else -1 for token in model.class_tokens[0]]
+    np.testing.assert_array_equal(np.array(rows, np.int16), expected["deit_cls_row_of_cls_token"])
+    assert model.patch_embed.grid_size == (28, 28) and model.version == "plus"
+
+
+def test_golden_weights_load_by_the_reference_names(model):
+    """All 58 reference tensors but the unused pos_embed [1, 197, D] map onto ours one to one."""
+    ours = model.state_dict()
+    assert len(ours) == len(REFERENCE_NAMES) - 1
+    assert ours["pos_embed"].shape == (1, 784, 96) and ours["class_pos_embed"].shape == (1, NUM_CLASSES, 96)
+
+
+# ------------------------------------------------------------------ case b: eval-mode forward --
+
+
+def forward_arrays(model: MCTformer, name: str, rows: np.ndarray, layer_rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Every array of forward/<name>.npz, computed by our model and map functions the way the pipeline calls them."""
+    image = model_input(name)
+    arrays: dict[str, np.ndarray] = {}
+    with torch.no_grad():
+        output = model.forward_tokens(image, return_attention=True, position_resampling="reference_scale_factor")
+        grid, count = output.grid, output.grid[0] * output.grid[1]
+        for k in (12, 3):
+            maps = grid_maps(output, ["attention", "fused", "fused_refined"], NUM_CLASSES, last_k=last_blocks(k), feature_temperature=0.1)
+            arrays[f"mct_k{k}"], arrays[f"fused_k{k}"], arrays[f"refined_k{k}"] = (maps[v][0].numpy() for v in ("attention", "fused", "fused_refined"))
+        attention = output.attentions[:, 0]  # [L, T, T], head mean
+        affinity = patch_affinity(output.attentions, NUM_CLASSES)[0]
+    arrays.update(
+        x_cls_logits=output.token_logits[0].numpy(),
+        x_patch_logits=output.patchcam_logits[0].numpy(),
+        x_logits=((output.token_logits + output.patchcam_logits) / 2)[0].numpy(),
+        class_tokens=output.block_class_tokens[:, 0].numpy(),
+        patchcam_raw=output.patchcam[0].numpy(),
+        patchcam=torch.relu(output.patchcam[0]).numpy(),
+        gwrp_weights=gwrp_weights(count, GWRP_DECAY).numpy(),
+        c2p_layers=attention[:, :NUM_CLASSES, NUM_CLASSES:].reshape(DEPTH, NUM_CLASSES, *grid).numpy(),
+        p2p_sum_rows=affinity[torch.from_numpy(rows.astype(np.int64))].numpy(),
+        p2p_rows=rows,
+        p2p_layers_rows=attention[:, NUM_CLASSES:, NUM_CLASSES:][:, torch.from_numpy(layer_rows.astype(np.int64))].numpy(),
+        p2p_layers_row_index=layer_rows,
+    )
+    return arrays
+
+
+# README tolerances (rel = max|d| <= tol x max|ref|): 1e-4 everywhere but the sqrt fusion (1e-3) and the GWRP weights (1e-6).
+FORWARD_TOLERANCE = {"fused_k12": 1e-3, "fused_k3": 1e-3, "gwrp_weights": 1e-6}
+
+
+@pytest.mark.parametrize("name", FORWARD_IMAGES)
+def test_forward_matches_the_reference(model, name):
+    reference = np.load(GOLDEN_PLUS / "forward" / f"{name}.npz")
+    ours = forward_arrays(model, name, reference["p2p_rows"], reference["p2p_layers_row_index"])
+    assert set(reference.files) - {"pos_embed_pat_resampled"} == set(ours)
+    for key, value in ours.items():
+        assert value.shape == reference[key].shape, key
+        if reference[key].dtype == np.int16:
+            np.testing.assert_array_equal(value, reference[key])
+        else:
+            assert relative(value, reference[key]) <= FORWARD_TOLERANCE.get(key, 1e-4), (key, relative(value, reference[key]))
+
+
+@pytest.mark.parametrize("method", ["reference_scale_factor", "size"])
+def test_position_embedding_resampled_without_the_offset(model, method):
+    """MCTformer+ dropped V1/V2's +0.1: its scale factor 23/28, 31/28 samples where ``size`` does."""
+    reference = np.load(GOLDEN_PLUS / "forward" / "golden_0001.npz")["pos_embed_pat_resampled"]
+    ours = resample_position_embedding(model.pos_embed.detach(), (28, 28), (23, 31), method, reference_offset=0.0)[0]
+    assert relative(ours, reference) <= 1e-4
+    with_offset = resample_position_embedding(model.pos_embed.detach(), (28, 28), (23, 31), "reference_scale_factor")[0]
+    assert relative(with_offset, reference) > 1e-2  # V1/V2's rule would not be MCTformer+'s
+
+
+def test_training_grid_adds_the_position_embedding_unchanged(model):
+    assert resample_position_embedding(model.pos_embed, (28, 28), (28, 28), "reference_scale_factor", reference_offset=0.0) is model.pos_embed
+
+
+def test_reference_scale_factor_fails_where_the_reference_asserts(model):
+    """g = 61 at a 28 grid: floor(28 * (61 / 28)) = 60, the reference's size assertion fails; so does ours."""
+    with pytest.raises(RuntimeError, match="resampled to"):
+        resample_position_embedding(model.pos_embed.detach(), (28, 28), (61, 20), "reference_scale_factor", reference_offset=0.0)
+
+
+def test_losses_json_agrees_with_the_arrays():
+    """The README's loss table and the npz files hold the same numbers (a guard on the fixture copy)."""
+    losses = json.loads((GOLDEN_PLUS / "train" / "losses.json").read_text())["variants"]
+    for variant, row in losses.items():
+        terms = np.load(GOLDEN_PLUS / "train" / f"{variant}.npz")["loss_terms"]
+        np.testing.assert_allclose(terms, [row["mct_loss"], row["attn_loss"], row["pat_loss"], row["loss"]], rtol=1e-7)
