@@ -21,15 +21,21 @@ from helpers.golden_plus import (
     NUM_CLASSES,
     REFERENCE_NAMES,
     golden_plus_model,
+    inject_drop_path,
     last_blocks,
     model_input,
     relative,
+    training_batch,
 )
 from mctformer.localize import grid_maps, patch_affinity
 from mctformer.models.mctformer import (
+    PLUS_REFERENCE_NAMES,
     MCTformer,
+    class_token_cross_entropy,
+    class_token_similarity,
     create_mctformer,
     gwrp_weights,
+    plus_loss_terms,
     resample_position_embedding,
 )
 
@@ -155,3 +161,73 @@ def test_losses_json_agrees_with_the_arrays():
     for variant, row in losses.items():
         terms = np.load(GOLDEN_PLUS / "train" / f"{variant}.npz")["loss_terms"]
         np.testing.assert_allclose(terms, [row["mct_loss"], row["attn_loss"], row["pat_loss"], row["loss"]], rtol=1e-7)
+
+
+# ------------------------------------------------------------------ case c: training losses and gradients --
+
+TRAIN_VARIANTS = json.loads((GOLDEN_PLUS / "train" / "losses.json").read_text())["variants"]
+
+
+def train_step(variant: str) -> tuple[dict[str, torch.Tensor], MCTformer, object, list[float]]:
+    """train_one_epoch's forward and backward on the fixed batch (train mode, float32), with the variant's settings;
+    drop-path variants replay the reference's recorded keep decisions (its random stream is timm's and the device's)."""
+    settings = TRAIN_VARIANTS[variant]["settings"]
+    reference = np.load(GOLDEN_PLUS / "train" / f"{variant}.npz")
+    model = golden_plus_model(drop_path_rate=settings["drop_path_rate"], tied_tokens=settings["tied_class_tokens"]).train()
+    probabilities = inject_drop_path(model, reference["drop_path_keep"]) if "drop_path_keep" in reference.files else []
+    images, targets = training_batch()
+    output = model(images)
+    terms = plus_loss_terms(output, targets, cct_weight=settings["loss_weight"], cct_blocks=settings["num_cct"])
+    terms["total"].backward()
+    return terms, model, output, probabilities
+
+
+@pytest.mark.parametrize("variant", list(TRAIN_VARIANTS))
+def test_training_losses_and_gradients_match_the_reference(variant):
+    reference = np.load(GOLDEN_PLUS / "train" / f"{variant}.npz")
+    settings = TRAIN_VARIANTS[variant]["settings"]
+    terms, model, output, probabilities = train_step(variant)
+    images, targets = training_batch()
+    if "targets" in reference.files:
+        np.testing.assert_array_equal(targets.numpy(), reference["targets"])
+    ours = {
+        "loss_terms": np.array([terms[name].item() for name in ("token", "cct", "patchcam", "total")]),
+        "x_cls_logits": output.token_logits.detach().numpy(),
+        "x_patch_logits": output.patchcam_logits.detach().numpy(),
+        "class_tokens": output.block_class_tokens.detach().numpy(),
+        "cct_scores": class_token_similarity(output.block_class_tokens[-settings["num_cct"]:]).detach().numpy(),
+        "grad.cls_token": model.class_tokens.grad.numpy(),
+        "grad.head.bias": model.patchcam_head.bias.grad.numpy(),
+        "grad.blocks.0.norm1.weight": model.blocks[0].norm1.weight.grad.numpy(),
+        "grad.patch_embed.proj.bias": model.patch_embed.proj.bias.grad.numpy(),
+    }
+    ours["cct_ce"] = class_token_cross_entropy(torch.from_numpy(ours["cct_scores"])).numpy()
+    parameters = dict(model.named_parameters())
+    ours["grad_norms"] = np.array([
+        np.nan if (p := parameters.get(PLUS_REFERENCE_NAMES.get(name, name))) is None or p.grad is None
+        or name == "pos_embed" else float(p.grad.double().norm()) for name in REFERENCE_NAMES
+    ])
+    if "drop_path_prob" in reference.files:
+        assert np.abs(np.array(probabilities) - reference["drop_path_prob"]).max() <= 1e-7
+    compared = [key for key in reference.files if key not in ("targets", "drop_path_keep", "drop_path_prob")]
+    assert set(compared) <= set(ours)
+    for key in compared:
+        expected = reference[key]
+        assert ours[key].shape == expected.shape, key
+        if key == "grad_norms":  # NaN: no gradient (the reference's unused pos_embed and norm.*)
+            np.testing.assert_array_equal(np.isnan(ours[key]), np.isnan(expected))
+            ours_key, expected = ours[key][~np.isnan(expected)], expected[~np.isnan(expected)]
+        else:
+            ours_key = ours[key]
+        tolerance = 1e-5 if key == "loss_terms" else 1e-4
+        assert relative(ours_key, expected) <= tolerance, (key, relative(ours_key, expected))
+
+
+def test_tied_tokens_get_no_gradient_from_the_cct_loss():
+    """At the DeiT initialisation (identical class tokens) the CCT loss is ln 20 and adds no gradient (README quirk)."""
+    with_cct, model_with, _, _ = train_step("tied_tokens")
+    _, model_without, _, _ = train_step("tied_tokens_cct_off")
+    assert with_cct["cct"].item() == pytest.approx(np.log(NUM_CLASSES), rel=1e-6)
+    for (name, p), q in zip(model_with.named_parameters(), model_without.parameters()):
+        if p.grad is not None:
+            assert torch.allclose(p.grad, q.grad, atol=1e-6), name
