@@ -9,6 +9,8 @@ loosened. The golden model has 4 blocks: the reference's ``--layer-index 12`` / 
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,16 +20,22 @@ from helpers.golden_plus import (
     DEPTH,
     GOLDEN_PLUS,
     GWRP_DECAY,
+    MAP_CASES,
     NUM_CLASSES,
     REFERENCE_NAMES,
+    REFERENCE_PLUS_MAPS,
     golden_plus_model,
     inject_drop_path,
     last_blocks,
     model_input,
+    picture,
     relative,
     training_batch,
 )
-from mctformer.localize import grid_maps, patch_affinity
+from mctformer.artifacts import load_map_file
+from mctformer.data.transforms import normalize_image
+from mctformer.data.voc import VOCLayout
+from mctformer.localize import extract_maps, grid_maps, patch_affinity, scaled_inputs
 from mctformer.models.mctformer import (
     PLUS_REFERENCE_NAMES,
     MCTformer,
@@ -231,3 +239,61 @@ def test_tied_tokens_get_no_gradient_from_the_cct_loss():
     for (name, p), q in zip(model_with.named_parameters(), model_without.parameters()):
         if p.grad is not None:
             assert torch.allclose(p.grad, q.grad, atol=1e-6), name
+
+
+# ------------------------------------------------------------------ case d: localisation maps --
+
+MAP_IMAGES = ["golden_0001", "golden_s002", "golden_s003"]
+
+
+@pytest.fixture(scope="module")
+def golden_plus_root(tmp_path_factory) -> Path:
+    """A VOC-layout root of the map pictures (PNG bytes under .jpg names, as the reference read them)."""
+    root = tmp_path_factory.mktemp("golden_plus") / "voc"
+    (root / "JPEGImages").mkdir(parents=True)
+    for image_id in MAP_IMAGES:
+        shutil.copy(GOLDEN_PLUS / "images" / f"{image_id}.png", root / "JPEGImages" / f"{image_id}.jpg")
+    return root
+
+
+@pytest.mark.parametrize("case", list(MAP_CASES))
+def test_extracted_maps_match_the_reference_generator(model, golden_plus_root, tmp_path, case):
+    """generate_attention_maps_ms through our extraction stage: the final per-class maps (float16-stored: abs 5e-4)."""
+    reference = np.load(GOLDEN_PLUS / "maps" / f"{case}.npz")
+    scales, layer_index, refined = MAP_CASES[case]
+    variant = "fused_refined" if refined else "fused"
+    ids = [i for i in MAP_IMAGES if i in reference.files]
+    class_labels = {i: np.isin(np.arange(NUM_CLASSES), reference[f"{i}_classes"]).astype(np.float32) for i in ids}
+    extract_maps(model, VOCLayout(golden_plus_root, NUM_CLASSES), ids, class_labels, {variant: tmp_path / variant}, scales=scales,
+                 flip=True, last_k=last_blocks(layer_index), feature_temperature=0.1, batch_size=1, device="cpu", num_overlays=0,
+                 **REFERENCE_PLUS_MAPS)
+    for image_id in ids:
+        labels, maps = load_map_file(tmp_path / variant / f"{image_id}.npz")
+        np.testing.assert_array_equal(labels, reference[f"{image_id}_classes"] + 1)
+        assert np.abs(maps - reference[image_id].astype(np.float32)).max() <= 5e-4, image_id
+
+
+@pytest.mark.parametrize("case", [c for c in MAP_CASES if MAP_CASES[c][2]])
+def test_every_pass_matches_the_reference_generator(model, case):
+    """Each scale and flip's input size, logits and grid maps before and after the patch-affinity refinement."""
+    reference = np.load(GOLDEN_PLUS / "maps" / f"{case}.npz")
+    scales, layer_index, _ = MAP_CASES[case]
+    for image_id in [i for i in MAP_IMAGES if f"{i}_pass_sizes" in reference.files]:
+        present = torch.from_numpy(reference[f"{image_id}_classes"].astype(np.int64))
+        image = picture(image_id)
+        for index, scale in enumerate(scales):
+            inputs = scaled_inputs(normalize_image(image)[None], [image], scale, 16, REFERENCE_PLUS_MAPS["resize"],
+                                   REFERENCE_PLUS_MAPS["remainder"], flip=True)
+            for flipped in (0, 1):
+                size = reference[f"{image_id}_pass_sizes"][2 * index + flipped]
+                assert tuple(inputs.shape[-2:]) == (size[0] // 16 * 16, size[1] // 16 * 16)
+            with torch.no_grad():
+                output = model.forward_tokens(inputs, return_attention=True, position_resampling=REFERENCE_PLUS_MAPS["position_embedding"])
+                maps = grid_maps(output, ["fused", "fused_refined"], NUM_CLASSES, last_k=last_blocks(layer_index), feature_temperature=0.1)
+            logits = (output.token_logits + output.patchcam_logits) / 2
+            for flipped in (0, 1):
+                step = 2 * index + flipped
+                assert relative(logits[flipped], reference[f"{image_id}_pass_x_logits"][step]) <= 1e-4
+                fused, refined = (maps[v][flipped, present] for v in ("fused", "fused_refined"))
+                assert relative(fused, reference[f"{image_id}_p{step}_fused"]) <= 1e-3, (image_id, step)
+                assert relative(refined, reference[f"{image_id}_p{step}_refined"]) <= 1e-4, (image_id, step)
