@@ -143,3 +143,72 @@ def test_plus_image_smaller_than_a_patch_is_refused(tiny_plus):
 def test_plus_refuses_a_bad_decay(decay):
     with pytest.raises(ValueError, match="gwrp_decay"):
         tiny_mctformer(5, version="plus", gwrp_decay=decay)
+
+
+# ------------------------------------------------------------------ checkpoints --
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """Untrained V2 and MCTformer+ classifiers (tiny, 4 classes), saved as the trainer saves them."""
+    from helpers.workflow import tiny_config
+    from mctformer.training.classifier import build_classifier
+    from mctformer.training.common import save_trained
+
+    folder = tmp_path_factory.mktemp("checkpoints")
+    paths = {}
+    for version in ("v2", "plus"):
+        settings = {**tiny_config()["classifier"], "version": version}
+        paths[version] = folder / f"{version}.pt"
+        save_trained(paths[version], folder / f"{version}.csv", build_classifier(settings, 4), settings, [], class_count=4)
+    return paths
+
+
+def test_plus_checkpoint_round_trip(checkpoints):
+    from helpers.workflow import tiny_config
+    from mctformer.training.classifier import load_classifier
+
+    model = load_classifier(checkpoints["plus"], 4, device="cpu", version="plus")
+    grid = tiny_config()["classifier"]["input_size"] // model.patch_size
+    assert model.version == "plus" and model.gwrp_decay == DECAY and model.architecture()["position_grid"] == [grid, grid]
+
+
+def test_v2_checkpoint_given_to_plus_is_refused_naming_the_file(checkpoints):
+    from mctformer.training.classifier import load_classifier
+
+    with pytest.raises(ValueError, match=r"classifier checkpoint \S*v2\.pt holds an MCTformer-V2, the config's classifier.version is 'plus'"):
+        load_classifier(checkpoints["v2"], 4, device="cpu", version="plus")
+    with pytest.raises(ValueError, match=r"\S*plus\.pt holds an MCTformer-PLUS, the config's classifier.version is 'v2'"):
+        load_classifier(checkpoints["plus"], 4, device="cpu", version="v2")
+
+
+def test_plus_checkpoint_with_another_class_count_is_refused(checkpoints):
+    from mctformer.training.classifier import load_classifier
+
+    with pytest.raises(ValueError, match=r"classifier checkpoint \S*plus\.pt was trained for 4 classes, the config has 20"):
+        load_classifier(checkpoints["plus"], 20, device="cpu", version="plus")
+
+
+def test_plus_model_refuses_targets_of_another_class_count(tiny_plus):
+    output = tiny_plus(torch.randn(1, 3, 64, 64))
+    with pytest.raises(ValueError, match="5 class tokens but targets of 20 classes"):
+        plus_loss_terms(output, torch.ones(1, 20), cct_weight=1.0, cct_blocks=12)
+
+
+def test_plus_trains_and_logs_each_loss(synthetic_root, tmp_path):
+    """The trainer's MCTformer+ path: one epoch, the three loss terms logged per epoch, a loadable checkpoint."""
+    from helpers.workflow import TINY_SPEC, tiny_config
+    from mctformer.data.labels import build_class_labels
+    from mctformer.data.voc import VOCLayout
+    from mctformer.training.classifier import load_classifier, train_classifier
+
+    layout = VOCLayout(synthetic_root, TINY_SPEC.num_classes)
+    train, val = layout.read_ids("train_aug")[:16], layout.read_ids("val")[:4]
+    settings = {**tiny_config()["classifier"], "version": "plus", "epochs": 1, "batch_size": 8, "input_size": 32}
+    train_classifier(layout, train, val, build_class_labels(layout, train + val, workers=1), settings, tmp_path / "checkpoint.pt",
+                     tmp_path / "log.csv", tmp_path / "resume.pt", device=torch.device("cpu"), seed=3, workers=0)
+    header, row = (tmp_path / "log.csv").read_text().splitlines()
+    assert header == "epoch,loss,token_loss,cct_loss,patchcam_loss,val_map,lr,seconds"
+    values = dict(zip(header.split(","), map(float, row.split(","))))
+    assert values["loss"] == pytest.approx(values["token_loss"] + settings["cct_weight"] * values["cct_loss"] + values["patchcam_loss"], rel=1e-5)
+    assert load_classifier(tmp_path / "checkpoint.pt", TINY_SPEC.num_classes, device="cpu", version="plus").version == "plus"

@@ -351,6 +351,8 @@ def plus_loss_terms(output: MCTformerOutput, targets: torch.Tensor, *, cct_weigh
     ``cct_weight`` x the CCT loss over the last ``cct_blocks`` blocks (classifier.cct_weight, classifier.cct_blocks)."""
     if output.block_class_tokens is None or output.patchcam_logits is None:
         raise ValueError("plus_loss_terms needs an MCTformer+ forward (class tokens of every block, Patch-CAM scores)")
+    if targets.shape != output.token_logits.shape:
+        raise ValueError(f"MCTformer+ loss: {output.token_logits.shape[-1]} class tokens but targets of {targets.shape[-1]} classes")
     token = F.multilabel_soft_margin_loss(output.token_logits, targets)
     cct = contrastive_class_token_loss(output.block_class_tokens, targets, cct_blocks)
     patchcam = F.multilabel_soft_margin_loss(output.patchcam_logits, targets)
