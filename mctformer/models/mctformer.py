@@ -311,7 +311,8 @@ def global_weighted_rank_pooling(scores: torch.Tensor, decay: float) -> torch.Te
     flat = scores.flatten(2)
     if flat.shape[-1] < 1:
         raise ValueError(f"global weighted rank pooling of an empty patch grid {tuple(scores.shape)}: the image is smaller than one patch")
-    weights = gwrp_weights(flat.shape[-1], decay, flat.device).to(flat.dtype)
+    # float32 weights, as the reference's: under float16 autocast the product is then promoted to float32
+    weights = gwrp_weights(flat.shape[-1], decay, flat.device)
     ranked = flat.sort(dim=-1, descending=True).values
     return (ranked * weights).sum(dim=-1) / weights.sum()
 
