@@ -10,7 +10,7 @@ import json
 import pytest
 import torch
 
-from helpers.golden_plus import GOLDEN_PLUS
+from golden_plus_cases import GOLDEN_PLUS
 from helpers.workflow import paper_config
 from mctformer.compat import SWITCH_BY_KEY
 from mctformer.config import ConfigError, check_config
