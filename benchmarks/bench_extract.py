@@ -55,6 +55,7 @@ def main() -> None:
     model = create_mctformer(
         args.arch, args.classes, version="v2", token_pooling=classifier["token_pooling"], drop_path_rate=classifier["drop_path"],
         pretrained=None, patchcam_init=classifier["patchcam_init"], locality_sigma=classifier["locality_sigma"],
+        input_size=classifier["input_size"], gwrp_decay=classifier["gwrp_decay"],
     ).to(device).eval()
     images = torch.randn(args.batch, 3, args.size, args.size, device=device)
     # two classes per image, about what VOC images hold (1.5 on average)

@@ -63,7 +63,7 @@ def main() -> None:
     mct = create_mctformer(
         classifier["arch"], num_classes=num_classes, version=classifier["version"], token_pooling=classifier["token_pooling"],
         drop_path_rate=classifier["drop_path"], pretrained=None, patchcam_init=classifier["patchcam_init"],
-        locality_sigma=classifier["locality_sigma"],
+        locality_sigma=classifier["locality_sigma"], input_size=classifier["input_size"], gwrp_decay=classifier["gwrp_decay"],
     )
     flops_224 = forward_flops(mct, size, size)
     flops_full = forward_flops(mct, 368, 496)  # a typical VOC image rounded to whole 16 px patches

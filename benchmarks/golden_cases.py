@@ -50,7 +50,7 @@ def seeds_of(maps: np.ndarray) -> np.ndarray:
 
 def golden_model(version: str) -> MCTformer:
     """Embed 96, depth 4, heads 3, patch 16, 20 classes, trained at 224: the fixture's weights.npz (our names)."""
-    model = MCTformer(num_classes=NUM_CLASSES, version=version, token_pooling="avg", patchcam_init="pytorch_default", locality_sigma=None,
+    model = MCTformer(num_classes=NUM_CLASSES, version=version, token_pooling="avg", patchcam_init="pytorch_default", locality_sigma=None, gwrp_decay=None,
                       img_size=224, patch_size=16, embed_dim=96, depth=4, num_heads=3, mlp_ratio=4.0, qkv_bias=True)
     with np.load(GOLDEN / "weights.npz") as weights:
         state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in weights.items() if version == "v2" or not k.startswith("patchcam")}

@@ -24,7 +24,8 @@ GROUPS = ("classifier", "maps", "seeds", "psa", "affinity", "irn", "deeplab")
 MODES = ("ours", "reference")
 
 # `where` names places as repository@commit path:line: MCTformer@9606597 is xulianuwa/MCTformer at
-# 96065977f38ec07cff3dea7295555d5141502c2d (V1/V2 with its psa/ and seg/ copies), irn@a2ece00 jiwoon-ahn/irn,
+# 96065977f38ec07cff3dea7295555d5141502c2d (V1/V2 with its psa/ and seg/ copies), MCTformer@0acc27a the same
+# repository at 0acc27ada87a5582053efb14648442d8644168aa (MCTformer+; psa/ and seg/ unchanged), irn@a2ece00 jiwoon-ahn/irn,
 # timm 0.4.12 and Pillow 8.3.1 the versions its requirements.txt pins.
 
 
@@ -69,8 +70,10 @@ SWITCHES: tuple[Switch, ...] = (
     ),
     Switch(
         'classifier.weight_decay_exempt', False, True,
-        'create_optimizer(filter_bias_and_bn=True) puts 1-D params, *.bias and no_weight_decay()={pos_embed, cls_token} in a group with weight_decay 0.',
-        'MCTformer@9606597 main.py:267, vision_transformer.py:212-214; timm 0.4.12 (its pin) timm add_weight_decay optim_factory.py:35, 101-106',
+        'create_optimizer(filter_bias_and_bn=True) puts 1-D params, *.bias and no_weight_decay()={pos_embed, cls_token} in a group with weight_decay 0. '
+        "MCTformer+ keeps that rule, so its new pos_embed_cls and pos_embed_pat are decayed (MCTformer.no_weight_decay).",
+        'MCTformer@9606597 main.py:267, vision_transformer.py:212-214; MCTformer@0acc27a main.py:284; '
+        'timm 0.4.12 (its pin) timm add_weight_decay optim_factory.py:35, 101-106',
         'plain AdamW decay on every parameter',
     ),
     Switch(
@@ -94,8 +97,9 @@ SWITCHES: tuple[Switch, ...] = (
     ),
     Switch(
         'maps.position_embedding', 'size', 'reference_scale_factor',
-        'interpolate_pos_encoding resizes the 14x14 grid bicubically with scale_factor ((H//16)+0.1)/14, ((W//16)+0.1)/14 and no size (skipped at 224x224).',
-        'MCTformer@9606597 models.py:39-48, models.py:136-145',
+        'interpolate_pos_encoding resizes the 14x14 grid bicubically with scale_factor ((H//16)+0.1)/14, ((W//16)+0.1)/14 and no size (skipped at 224x224). '
+        "MCTformer+ resizes its 28x28 grid with scale_factor (H//16)/28, (W//16)/28, no +0.1, and asserts the size (the model's version picks the rule).",
+        'MCTformer@9606597 models.py:39-48, models.py:136-145; MCTformer@0acc27a models.py:34-53',
         'the exact ratio: samples the grid it claims to',
     ),
     Switch(

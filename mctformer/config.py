@@ -222,6 +222,10 @@ def check_config(config: Mapping[str, Any]) -> None:
         check_last_k(config["maps"]["last_k"], ARCHITECTURES[classifier["arch"]]["depth"], classifier["arch"])
     except ValueError as error:
         raise ConfigError(f"maps.last_k: {error}") from None
+    patch = ARCHITECTURES[classifier["arch"]]["patch_size"]
+    if classifier["version"] == "plus" and classifier["input_size"] % patch:
+        raise ConfigError(f"classifier.input_size: MCTformer+ sizes its patch position embedding by it, so it must be a multiple of "
+                          f"the {patch} px patch of {classifier['arch']}, got {classifier['input_size']}")
     allowed = MAP_VARIANTS[classifier["version"]]
     for variant in config["maps"]["variants"]:
         if variant not in allowed:

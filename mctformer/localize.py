@@ -2,7 +2,8 @@
 
 Conventions (docs/design.md): attention is post-softmax and averaged over heads; the
 class-to-patch map is the SUM over the last K blocks of attention rows [:C],
-columns [C:]; V2 fuses it with ReLU(Patch-CAM) by multiplication; the patch
+columns [C:]; V2 fuses it with ReLU(Patch-CAM) by multiplication (MCTformer+:
+the MEAN over the K blocks, and the square root of the product); the patch
 affinity is the SUM over all blocks of patch-to-patch attention and refines a
 map as A @ map. Per scale and flip the patch-grid maps are upsampled
 (bilinear, align_corners=False) to the image, flipped back and summed, then
@@ -61,6 +62,11 @@ def fuse_with_patchcam(attention_maps: torch.Tensor, patchcam: torch.Tensor) -> 
     return attention_maps * patchcam_maps(patchcam)
 
 
+def fuse_by_square_root(attention_maps: torch.Tensor, patchcam: torch.Tensor) -> torch.Tensor:
+    """MCTformer+ fusion: sqrt(class-to-patch attention x ReLU(Patch-CAM)), both [B, C, h, w] (their geometric mean)."""
+    return torch.sqrt(attention_maps * patchcam_maps(patchcam))
+
+
 def refine_with_affinity(maps: torch.Tensor, affinity: torch.Tensor) -> torch.Tensor:
     """refined[c, i] = sum_j affinity[i, j] * maps[c, j]; maps [B, C, h, w], affinity [B, M, M]."""
     batch, channels, height, width = maps.shape
@@ -80,10 +86,13 @@ def grid_maps(output: MCTformerOutput, variants: Sequence[str], num_classes: int
     if output.attentions is None:
         raise ValueError("grid_maps needs the attention: call forward_tokens(..., return_attention=True)")
     attention = class_to_patch_attention(output.attentions, num_classes, output.grid, last_k=last_k)
+    if output.fusion == "sqrt":  # MCTformer+ averages the K blocks (V2 sums them: equal after min-max, not under the sqrt's input)
+        attention = attention / last_k
     base = {"attention": attention}
     if output.patchcam is not None:
         base["patchcam"] = patchcam_maps(output.patchcam)
-        base["fused"] = fuse_with_patchcam(attention, output.patchcam)
+        fuse = fuse_by_square_root if output.fusion == "sqrt" else fuse_with_patchcam
+        base["fused"] = fuse(attention, output.patchcam)
     affinity = feature_affinity = None
     maps = {}
     for variant in variants:

@@ -81,7 +81,7 @@ def training_threads(config: Mapping[str, Any]) -> int | None:
     return min(int(threads), os.cpu_count() or int(threads))
 
 
-def collect(*, config: Mapping[str, Any] | None, threads: int | None, device: str | None = None, checkout: str = CHECKOUT,
+def collect(*, config: Mapping[str, Any] | None, threads: int | None, device: str, checkout: str = CHECKOUT,
             now: _dt.datetime | None = None) -> dict[str, Any]:
     """The provenance block: ``config`` is the resolved config (None: no hash), ``threads`` the thread count the
     run's jobs were given, ``device`` the config's device key (auto | cpu | cuda)."""

@@ -41,7 +41,7 @@ NOT_CONFIG_SET = {
     "mctformer.parallel:map_in_processes(workers)",
     # the checkpoint records these: None accepts the recorded one, a value given is checked against it
     "mctformer.training.affinity:load_affinity_net(backbone)", "mctformer.training.irn:load_boundary_net(backbone)",
-    "mctformer.training.deeplab:load_deeplab(head)",
+    "mctformer.training.deeplab:load_deeplab(head)", "mctformer.training.classifier:load_classifier(version)",
     # reached by a config value, no copy of one: only the wording of an error (check_config passes classifier.arch)
     "mctformer.models.registry:check_last_k(model)",
     # an image size walk_geometry derives from psa.walk_scale; None: unscaled
@@ -49,6 +49,8 @@ NOT_CONFIG_SET = {
     # tqdm's iterable, what a stage iterates (ids, jobs; None: a manual bar), and a picture's own size checked against its
     # mask: both ride in a pool's job tuple beside config values
     "mctformer.logs:progress_bar(iterable)", "mctformer.logs:LogLineProgress.__init__(iterable)", "mctformer.data.voc:VOCLayout.load_mask(expected_shape)",
+    # named like the top-level `device` key: the torch device the GWRP weights are made on, the scores' own (None: CPU)
+    "mctformer.models.mctformer:gwrp_weights(device)",
 }
 
 

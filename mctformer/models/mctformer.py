@@ -1,11 +1,14 @@
-"""MCTformer-V1/V2 (Xu et al., CVPR 2022) on top of timm's ``VisionTransformer``.
+"""MCTformer-V1/V2 (Xu et al., CVPR 2022) and MCTformer+ (Xu et al., TPAMI 2024) on timm's ``VisionTransformer``.
 
 C class tokens, each with its own position embedding, precede the patch tokens.
 Class scores come from the final class tokens BEFORE the last LayerNorm (mean
 over the embedding dim): after the norm every token has zero mean, so the
 scores would be constant and nothing would learn. V2 adds Patch-CAM, a 3x3
 convolution on the (un-normalised) final patch tokens whose global average
-gives a second set of scores.
+gives a second set of scores. MCTformer+ ('plus') pools Patch-CAM by global
+weighted rank pooling instead, sizes its patch position embedding for its
+training input (448 px: 28x28), keeps the class tokens of every block for its
+contrastive class-token (CCT) loss, and fuses maps by a square root.
 
 Attention is captured in the same forward pass that classifies: hooks on each
 block's attention-dropout module see the post-softmax attention; they are
@@ -31,6 +34,10 @@ from . import weights
 from .registry import ARCHITECTURES
 
 TokenPooling = Literal["avg", "max", "fc"]
+Version = Literal["v1", "v2", "plus"]
+VERSIONS = ("v1", "v2", "plus")
+# How the class-to-patch attention and Patch-CAM make the "fused" map (see localize.grid_maps).
+Fusion = Literal["product", "sqrt"]
 # How the patch position embedding follows another patch grid (see resample_position_embedding).
 PositionResampling = Literal["size", "reference_scale_factor"]
 PatchCamInit = Literal["trunc_normal", "pytorch_default"]
@@ -46,6 +53,10 @@ class MCTformerOutput:
         over heads (only when requested).
     patch_tokens: [B, M, D] final patch tokens before the last LayerNorm.
     grid: (h, w) of the patch grid.
+    block_class_tokens: [L, B, C, D] the class tokens after every block (MCTformer+ only: its CCT loss).
+    fusion: how this version's maps fuse: ``product`` (V1/V2: class-to-patch attention summed over
+        the last K blocks, times ReLU(Patch-CAM)) or ``sqrt`` (MCTformer+: attention averaged over
+        the last K blocks, square root of its product with ReLU(Patch-CAM)).
     """
 
     token_logits: torch.Tensor
@@ -54,27 +65,33 @@ class MCTformerOutput:
     attentions: torch.Tensor | None
     patch_tokens: torch.Tensor
     grid: tuple[int, int]
+    block_class_tokens: torch.Tensor | None = None
+    fusion: Fusion = "product"
 
 
 class MCTformer(VisionTransformer):
-    """Multi-class token transformer; ``version`` 'v1' (tokens only) or 'v2' (+ Patch-CAM)."""
+    """Multi-class token transformer; ``version`` 'v1' (tokens only), 'v2' (+ Patch-CAM) or 'plus'
+    (MCTformer+: Patch-CAM pooled by GWRP with ``gwrp_decay``, class tokens of every block returned)."""
 
     def __init__(
         self,
         num_classes: int,
         *,
-        version: Literal["v1", "v2"],
+        version: Version,
         token_pooling: TokenPooling,
         patchcam_init: PatchCamInit,
         locality_sigma: float | None,
+        gwrp_decay: float | None,
         **vit_kwargs,
     ) -> None:
         if locality_sigma is not None and not locality_sigma > 0:
             raise ValueError(f"classifier.locality_sigma must be null or > 0, got {locality_sigma!r}")
         if patchcam_init not in ("trunc_normal", "pytorch_default"):
             raise ValueError(f"classifier.patchcam_init must be trunc_normal or pytorch_default, got {patchcam_init!r}")
-        if version not in ("v1", "v2"):
-            raise ValueError(f"classifier.version must be 'v1' or 'v2', got {version!r}")
+        if version not in VERSIONS:
+            raise ValueError(f"classifier.version must be one of {VERSIONS}, got {version!r}")
+        if version == "plus" and (gwrp_decay is None or not 0 < gwrp_decay <= 1):
+            raise ValueError(f"classifier.gwrp_decay must lie in (0, 1] for MCTformer+, got {gwrp_decay!r}")
         if token_pooling not in ("avg", "max", "fc"):
             raise ValueError(f"classifier.token_pooling must be avg, max or fc, got {token_pooling!r}")
         # Plain patch sequence from timm (no class token of its own, no head);
@@ -91,6 +108,7 @@ class MCTformer(VisionTransformer):
         self.version = version
         self.token_pooling = token_pooling
         self.locality_sigma = locality_sigma
+        self.gwrp_decay = gwrp_decay if version == "plus" else None
         self.class_tokens = nn.Parameter(torch.zeros(1, num_classes, self.embed_dim))
         self.class_pos_embed = nn.Parameter(torch.zeros(1, num_classes, self.embed_dim))
         trunc_normal_(self.class_tokens, std=0.02)
@@ -98,7 +116,7 @@ class MCTformer(VisionTransformer):
         if token_pooling == "fc":
             # Table 7's "fully connected" alternative: one linear score per class token.
             self.token_head = nn.Conv1d(num_classes, num_classes, kernel_size=self.embed_dim, groups=num_classes)
-        if version == "v2":
+        if version in ("v2", "plus"):
             self.patchcam_head = nn.Conv2d(self.embed_dim, num_classes, kernel_size=3, padding=1)
             # The reference applies ViT's _init_weights to this conv, which only touches Linear
             # and LayerNorm layers: the conv keeps PyTorch's default (kaiming-uniform) init.
@@ -126,7 +144,20 @@ class MCTformer(VisionTransformer):
             "num_heads": self.blocks[0].attn.num_heads,
             "patch_size": self.patch_size,
             "locality_sigma": self.locality_sigma,
+            # MCTformer+'s patch position grid follows its training input (classifier.input_size), V1/V2's the arch's 224
+            **({"position_grid": list(self.patch_embed.grid_size), "gwrp_decay": self.gwrp_decay} if self.version == "plus" else {}),
         }
+
+    def no_weight_decay(self) -> set[str]:
+        """Parameters the reference keeps out of weight decay besides the 1-D ones (classifier.weight_decay_exempt).
+
+        Its VisionTransformer exempts {pos_embed, cls_token}. In V1/V2 these hold our class_tokens,
+        class_pos_embed and pos_embed; MCTformer+ moved the positions into the NEW pos_embed_cls and
+        pos_embed_pat, which that rule does not name, so only its cls_token (our class_tokens) is exempt.
+        """
+        if self.version == "plus":
+            return {"class_tokens"}
+        return {"class_tokens", "class_pos_embed", "pos_embed"}
 
     def locality_bias(self, grid: tuple[int, int], device: torch.device) -> torch.Tensor | None:
         """The additive attention bias of ``locality_sigma`` [C+M, C+M]: -d^2 / (2 sigma^2) between two patches
@@ -176,7 +207,11 @@ class MCTformer(VisionTransformer):
         cubic kernel, a = -0.5, even when upsampling); the reference uses plain bicubic.
         """
         batch, height, width, dim = patches.shape
-        position = resample_position_embedding(self.pos_embed, tuple(self.patch_embed.grid_size), (height, width), resampling)
+        # MCTformer+'s reference dropped V1/V2's +0.1 from its scale factor
+        offset = 0.0 if self.version == "plus" else 0.1
+        position = resample_position_embedding(
+            self.pos_embed, tuple(self.patch_embed.grid_size), (height, width), resampling, reference_offset=offset,
+        )
         return self.pos_drop(patches.reshape(batch, height * width, dim) + position)
 
     def _check_input(self, images: torch.Tensor) -> None:
@@ -199,14 +234,15 @@ class MCTformer(VisionTransformer):
         class_tokens = (self.class_tokens + self.class_pos_embed).expand(batch, -1, -1)
         tokens = self.norm_pre(torch.cat([class_tokens, patches], dim=1))
 
-        attentions = None
+        attentions = block_class_tokens = None
         bias = self.locality_bias((grid_h, grid_w), tokens.device)
-        if return_attention:
-            with self._capture_attention() as captured:
+        with self._capture_attention() if return_attention else contextlib.nullcontext() as captured:
+            if self.version == "plus":
+                tokens, block_class_tokens = self._run_blocks_keeping_class_tokens(tokens, bias)
+            else:
                 tokens = self._run_blocks(tokens, bias)
+        if return_attention:
             attentions = torch.stack(captured)
-        else:
-            tokens = self._run_blocks(tokens, bias)
 
         num_classes = self.num_classes
         final_class_tokens = tokens[:, :num_classes]  # before the last LayerNorm, on purpose
@@ -219,11 +255,25 @@ class MCTformer(VisionTransformer):
             token_logits = self.token_head(final_class_tokens).squeeze(-1)
 
         patchcam = patchcam_logits = None
-        if self.version == "v2":
+        if self.version in ("v2", "plus"):
             feature_map = patch_tokens.transpose(1, 2).reshape(batch, self.embed_dim, grid_h, grid_w)
             patchcam = self.patchcam_head(feature_map)
-            patchcam_logits = patchcam.mean(dim=(2, 3))
-        return MCTformerOutput(token_logits, patchcam_logits, patchcam, attentions, patch_tokens, (grid_h, grid_w))
+            if self.version == "plus":
+                patchcam_logits = global_weighted_rank_pooling(patchcam, self.gwrp_decay)
+            else:
+                patchcam_logits = patchcam.mean(dim=(2, 3))
+        return MCTformerOutput(
+            token_logits, patchcam_logits, patchcam, attentions, patch_tokens, (grid_h, grid_w),
+            block_class_tokens=block_class_tokens, fusion="sqrt" if self.version == "plus" else "product",
+        )
+
+    def _run_blocks_keeping_class_tokens(self, tokens: torch.Tensor, bias: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The blocks one by one, keeping each one's class tokens: (final tokens, [L, B, C, D])."""
+        kept = []
+        for block in self.blocks:
+            tokens = block(tokens) if bias is None else block(tokens, attn_mask=bias.to(tokens.dtype))
+            kept.append(tokens[:, : self.num_classes])
+        return tokens, torch.stack(kept)
 
     def _run_blocks(self, tokens: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         if bias is None:
@@ -239,8 +289,79 @@ class MCTformer(VisionTransformer):
         return self.forward_tokens(images, position_resampling="size")
 
 
+def gwrp_weights(count: int, decay: float, device: torch.device | None = None) -> torch.Tensor:
+    """[count] float32 weights decay^k, k = 0..count-1, of global weighted rank pooling.
+
+    Computed in float64 and rounded once, which is what the reference's float32
+    ``torch.logspace(0, N-1, N, base=decay)`` gives on CPU (within 3e-8 relative).
+    """
+    if count < 1:
+        raise ValueError(f"global weighted rank pooling needs at least one patch score, got {count}")
+    powers = torch.pow(torch.tensor(decay, dtype=torch.float64), torch.arange(count, dtype=torch.float64))
+    return powers.to(device=device, dtype=torch.float32)
+
+
+def global_weighted_rank_pooling(scores: torch.Tensor, decay: float) -> torch.Tensor:
+    """MCTformer+'s Patch-CAM pooling: [B, C, h, w] (or [B, C, N]) scores -> [B, C].
+
+    Per class the N scores are sorted in descending order and averaged with the
+    weights decay^rank, normalised by their sum: between max pooling (decay -> 0)
+    and average pooling (decay = 1). At N = 784 and decay 0.996 the last rank weighs 0.04.
+    """
+    flat = scores.flatten(2)
+    if flat.shape[-1] < 1:
+        raise ValueError(f"global weighted rank pooling of an empty patch grid {tuple(scores.shape)}: the image is smaller than one patch")
+    # float32 weights, as the reference's: under float16 autocast the product is then promoted to float32
+    weights = gwrp_weights(flat.shape[-1], decay, flat.device)
+    ranked = flat.sort(dim=-1, descending=True).values
+    return (ranked * weights).sum(dim=-1) / weights.sum()
+
+
+def class_token_similarity(block_class_tokens: torch.Tensor) -> torch.Tensor:
+    """[L, B, C, D] class tokens -> [L, B, C, C] cosine similarities of the L2-normalised tokens (no temperature)."""
+    unit = F.normalize(block_class_tokens, dim=-1)
+    return unit @ unit.transpose(-1, -2)
+
+
+def class_token_cross_entropy(similarity: torch.Tensor) -> torch.Tensor:
+    """[L, B, C, C] similarities -> [B, C, L]: for token j, -log softmax_i(S[l, b, i, j])[j], each token's own index its target."""
+    layers, batch, classes, _ = similarity.shape
+    own_index = torch.arange(classes, device=similarity.device).view(1, classes, 1).expand(batch, classes, layers)
+    return F.cross_entropy(similarity.permute(1, 2, 3, 0), own_index, reduction="none")
+
+
+def contrastive_class_token_loss(block_class_tokens: torch.Tensor, targets: torch.Tensor, blocks: int) -> torch.Tensor:
+    """MCTformer+'s CCT loss over the class tokens of the last ``blocks`` blocks ([L, B, C, D]; targets [B, C] multi-hot).
+
+    Per image and block, each present class's token is classified among all C tokens by
+    cosine similarity; summed over the present classes, averaged over the blocks, divided by
+    the number of present classes, averaged over the batch. Identical tokens give log C; since
+    cosines lie in [-1, 1] it cannot fall below log(1 + (C-1) e^(-1-1/(C-1))) (2.03 for C = 20).
+    """
+    if blocks < 1:
+        raise ValueError(f"classifier.cct_blocks must be >= 1, got {blocks}")
+    if targets.shape[-1] != block_class_tokens.shape[2]:
+        raise ValueError(f"CCT loss: {block_class_tokens.shape[2]} class tokens but targets of {targets.shape[-1]} classes")
+    entropy = class_token_cross_entropy(class_token_similarity(block_class_tokens[-blocks:]))  # [B, C, L']
+    per_block = (entropy * targets.to(entropy.dtype).unsqueeze(-1)).sum(dim=1)  # [B, L']
+    return (per_block.mean(dim=1) / (targets.sum(dim=1) + 1e-8)).mean()
+
+
+def plus_loss_terms(output: MCTformerOutput, targets: torch.Tensor, *, cct_weight: float, cct_blocks: int) -> dict[str, torch.Tensor]:
+    """MCTformer+'s training loss and its terms: token and Patch-CAM (GWRP) soft-margin losses plus
+    ``cct_weight`` x the CCT loss over the last ``cct_blocks`` blocks (classifier.cct_weight, classifier.cct_blocks)."""
+    if output.block_class_tokens is None or output.patchcam_logits is None:
+        raise ValueError("plus_loss_terms needs an MCTformer+ forward (class tokens of every block, Patch-CAM scores)")
+    if targets.shape != output.token_logits.shape:
+        raise ValueError(f"MCTformer+ loss: {output.token_logits.shape[-1]} class tokens but targets of {targets.shape[-1]} classes")
+    token = F.multilabel_soft_margin_loss(output.token_logits, targets)
+    cct = contrastive_class_token_loss(output.block_class_tokens, targets, cct_blocks)
+    patchcam = F.multilabel_soft_margin_loss(output.patchcam_logits, targets)
+    return {"token": token, "cct": cct, "patchcam": patchcam, "total": token + cct_weight * cct + patchcam}
+
+
 def classification_loss(output: MCTformerOutput, targets: torch.Tensor) -> torch.Tensor:
-    """Sum of the multi-label soft-margin losses of the token (and Patch-CAM) scores."""
+    """V1/V2: sum of the multi-label soft-margin losses of the token (and Patch-CAM) scores (MCTformer+: plus_loss_terms)."""
     loss = F.multilabel_soft_margin_loss(output.token_logits, targets)
     if output.patchcam_logits is not None:
         loss = loss + F.multilabel_soft_margin_loss(output.patchcam_logits, targets)
@@ -251,25 +372,32 @@ def create_mctformer(
     arch: str,
     num_classes: int,
     *,
-    version: Literal["v1", "v2"],
+    version: Version,
     token_pooling: TokenPooling,
     drop_path_rate: float,
     pretrained: str | os.PathLike | None,
     patchcam_init: PatchCamInit,
     locality_sigma: float | None,
+    input_size: int,
+    gwrp_decay: float,
 ) -> MCTformer:
     """Build a named configuration (the ``classifier`` keys); ``pretrained`` is a local DeiT checkpoint
-    (.pth or .safetensors) or None."""
+    (.pth or .safetensors) or None. ``input_size`` and ``gwrp_decay`` shape MCTformer+ only: its patch
+    position embedding is sized for the training input (the reference's MCTformerPlus(input_size=448),
+    28x28), where V1/V2 keep the architecture's (224: 14x14) as their reference does."""
     try:
         settings = dict(ARCHITECTURES[arch])
     except KeyError:
         raise ValueError(f"classifier.arch: unknown architecture {arch!r}; expected one of {sorted(ARCHITECTURES)}") from None
+    if version == "plus":
+        settings["img_size"] = input_size
     model = MCTformer(
         num_classes=num_classes,
         version=version,
         token_pooling=token_pooling,
         patchcam_init=patchcam_init,
         locality_sigma=locality_sigma,
+        gwrp_decay=gwrp_decay if version == "plus" else None,
         qkv_bias=True,
         drop_path_rate=drop_path_rate,
         **settings,
@@ -281,6 +409,7 @@ def create_mctformer(
 
 def resample_position_embedding(
     pos_embed: torch.Tensor, old_size: tuple[int, int], new_size: tuple[int, int], method: PositionResampling,
+    *, reference_offset: float = 0.1,
 ) -> torch.Tensor:
     """Patch position embedding [1, h*w, D] on an ``old_size`` grid -> [1, H*W, D] on ``new_size``.
 
@@ -294,7 +423,10 @@ def resample_position_embedding(
       given factor also sets the sampling coordinates (src = (dst + 0.5) /
       factor - 0.5), so the +0.1 is not a rounding guard: it shifts and
       slightly shrinks the sampled grid (up to 0.2 difference on the golden
-      embeddings, tests/test_reference_parity.py).
+      embeddings, tests/test_reference_parity.py). ``reference_offset`` is
+      that 0.1 (V1/V2); MCTformer+'s reference has none (0.0: scale_factor =
+      new / old, within float rounding of ``size``, but the output size is
+      still checked, as the reference asserts it).
     """
     if tuple(old_size) == tuple(new_size):
         return pos_embed
@@ -302,7 +434,7 @@ def resample_position_embedding(
     if method == "size":
         grid = F.interpolate(grid, size=tuple(new_size), mode="bicubic", align_corners=False)
     elif method == "reference_scale_factor":
-        factors = ((new_size[0] + 0.1) / old_size[0], (new_size[1] + 0.1) / old_size[1])
+        factors = ((new_size[0] + reference_offset) / old_size[0], (new_size[1] + reference_offset) / old_size[1])
         grid = F.interpolate(grid, scale_factor=factors, mode="bicubic", align_corners=False)
         if tuple(grid.shape[-2:]) != tuple(new_size):
             raise RuntimeError(f"position embedding resampled to {tuple(grid.shape[-2:])}, expected {tuple(new_size)}")
@@ -312,12 +444,34 @@ def resample_position_embedding(
     return grid.permute(0, 2, 3, 1).reshape(1, new_size[0] * new_size[1], -1)
 
 
+def replicate_position_embedding(pos_embed: torch.Tensor, old_size: tuple[int, int], new_size: tuple[int, int]) -> torch.Tensor:
+    """[1, h*w, D] -> [1, H*W, D] by nearest neighbour: new position (r, c) copies old (r * h // H, c * w // W).
+
+    MCTformer+'s DeiT initialisation: 14x14 -> 28x28 copies each position into a 2x2 block.
+    """
+    grid = pos_embed.reshape(1, old_size[0], old_size[1], -1).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid, size=tuple(new_size), mode="nearest")
+    return grid.permute(0, 2, 3, 1).reshape(1, new_size[0] * new_size[1], -1)
+
+
+# MCTformer+'s reference parameter names (models.py MCTformerPlus) -> ours; its pos_embed [1, 197, D] is never used.
+PLUS_REFERENCE_NAMES = {"cls_token": "class_tokens", "pos_embed_cls": "class_pos_embed", "pos_embed_pat": "pos_embed",
+                        "head.weight": "patchcam_head.weight", "head.bias": "patchcam_head.bias"}
+
+
+def from_reference_plus_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict of the reference's MCTformerPlus in our names (its unused ``pos_embed`` dropped)."""
+    return {PLUS_REFERENCE_NAMES.get(name, name): value for name, value in state.items() if name != "pos_embed"}
+
+
 def load_deit_weights(model: MCTformer, path: str | os.PathLike) -> dict[str, str]:
     """Initialise ``model`` from a DeiT checkpoint.
 
     As in the reference, every class token and its position embedding start as
-    copies of DeiT's single cls token and its position embedding; the patch
-    position embedding is resampled (bicubic) to the model's grid. DeiT's
+    copies of DeiT's single cls token and its position embedding (all class
+    tokens identical); the patch position embedding is resampled to the model's
+    grid: bicubic for V1/V2, nearest for MCTformer+ (its reference copies each
+    of DeiT's 14x14 positions into a 2x2 block of its 28x28 grid). DeiT's
     classifier head is dropped. Returns {'sha256': ..., 'path': ...}.
     """
     # The hint for a missing file names the DeiT of this width (DeiT-S is 384 wide, DeiT-Ti 192).
@@ -336,8 +490,11 @@ def load_deit_weights(model: MCTformer, path: str | os.PathLike) -> dict[str, st
     side = int(round((pos_embed.shape[1] - 1) ** 0.5))
     if side * side != pos_embed.shape[1] - 1:
         raise ValueError(f"{path}: pos_embed holds {pos_embed.shape[1] - 1} patch positions, not a square grid")
-    # DeiT's 14x14 grid onto the model's: exact-ratio bicubic (maps.position_embedding is about extraction grids)
-    converted["pos_embed"] = resample_position_embedding(pos_embed[:, 1:], (side, side), tuple(grid), "size")
+    if model.version == "plus":
+        converted["pos_embed"] = replicate_position_embedding(pos_embed[:, 1:], (side, side), tuple(grid))
+    else:
+        # DeiT's 14x14 grid onto the model's: exact-ratio bicubic (maps.position_embedding is about extraction grids)
+        converted["pos_embed"] = resample_position_embedding(pos_embed[:, 1:], (side, side), tuple(grid), "size")
     for key, value in state.items():
         if key in ("cls_token", "pos_embed") or key.startswith(("head.", "head_dist.", "dist_token")):
             continue

@@ -25,4 +25,6 @@ def backbone_output_stride(name: str) -> int:
 MAP_VARIANTS: dict[str, tuple[str, ...]] = {
     "v1": ("attention", "attention_refined", "attention_feature_refined"),
     "v2": ("attention", "patchcam", "fused", "fused_refined", "fused_feature_refined"),
+    # MCTformer+: the same names; its attention is the mean over the last K blocks and "fused" a square root
+    "plus": ("attention", "patchcam", "fused", "fused_refined", "fused_feature_refined"),
 }

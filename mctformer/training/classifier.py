@@ -22,7 +22,7 @@ from ..data.datasets import ClassificationDataset
 from ..data.transforms import classification_transform
 from ..data.voc import DatasetError, VOCLayout
 from ..metrics import mean_average_precision
-from ..models.mctformer import MCTformer, classification_loss, create_mctformer, model_summary
+from ..models.mctformer import MCTformer, classification_loss, create_mctformer, model_summary, plus_loss_terms
 from .common import autocast, fingerprint, read_checkpoint, save_trained, seed_everything
 from .distributed import is_main, shuffled_loader, wrap
 from .loop import train_epochs
@@ -39,22 +39,32 @@ def build_classifier(settings: Mapping[str, Any], num_classes: int) -> MCTformer
         patchcam_init=settings["patchcam_init"],
         pretrained=settings["pretrained"],
         locality_sigma=settings["locality_sigma"],
+        input_size=settings["input_size"],
+        gwrp_decay=settings["gwrp_decay"],
     )
 
 
 # Keys a checkpoint's saved ``settings`` may lack because it was written before the key existed, with
 # the value every such checkpoint was trained with. Only these are filled in; the config is never read.
-LEGACY_CLASSIFIER_SETTINGS = {"patchcam_init": "trunc_normal", "locality_sigma": None}
+# (gwrp_decay came with MCTformer+: every older checkpoint is a V1/V2, which does not read it.)
+LEGACY_CLASSIFIER_SETTINGS = {"patchcam_init": "trunc_normal", "locality_sigma": None, "gwrp_decay": 0.996}
 
 
-def load_classifier(path: str | os.PathLike, num_classes: int | None = None, *, device: str | torch.device) -> MCTformer:
-    """Rebuild a trained classifier from its ``checkpoint.pt`` on ``device``; refuses another class count (None: any)."""
+def load_classifier(
+    path: str | os.PathLike, num_classes: int | None = None, *, device: str | torch.device, version: str | None = None,
+) -> MCTformer:
+    """Rebuild a trained classifier from its ``checkpoint.pt`` on ``device``; refuses another class count
+    or another ``version`` (classifier.version; None: any)."""
     payload = read_checkpoint(path, "classifier", ("model", "architecture", "settings"))
     if "num_classes" not in payload["architecture"]:  # e.g. an AffinityNet or DeepLab checkpoint
         raise ValueError(f"{path} is not a classifier (MCTformer) checkpoint of this pipeline")
     saved_classes = payload["architecture"]["num_classes"]
     if num_classes is not None and saved_classes != num_classes:
         raise ValueError(f"classifier checkpoint {path} was trained for {saved_classes} classes, the config has {num_classes}")
+    saved_version = payload["architecture"].get("version")
+    if version is not None and saved_version != version:
+        raise ValueError(f"classifier checkpoint {path} holds an MCTformer-{str(saved_version).upper()}, "
+                         f"the config's classifier.version is {version!r}")
     # no pretrained weights to read: the checkpoint's own follow; patchcam_init only shapes a fresh model's init
     settings = {**LEGACY_CLASSIFIER_SETTINGS, **payload["settings"], "pretrained": None}
     model = build_classifier(settings, saved_classes)
@@ -65,21 +75,18 @@ def load_classifier(path: str | os.PathLike, num_classes: int | None = None, *, 
     return model.to(device).eval()
 
 
-# Parameters the reference (timm create_optimizer, filter_bias_and_bn) keeps out of weight decay besides the
-# 1-D ones: model.no_weight_decay() = {pos_embed, cls_token}; its cls_token / pos_embed hold what our
-# class_tokens / class_pos_embed + pos_embed hold.
-NO_WEIGHT_DECAY = ("class_tokens", "class_pos_embed", "pos_embed")
 LR_SCHEDULES = ("per_step", "per_epoch_reference")
 
 
 def build_optimizer(model: torch.nn.Module, settings: Mapping[str, Any], lr: float) -> torch.optim.AdamW:
-    """AdamW; ``weight_decay_exempt``: no decay on 1-D parameters (biases, LayerNorm) and on the class
-    tokens and position embeddings, as the reference (timm's param_groups_weight_decay, the helper
+    """AdamW; ``weight_decay_exempt``: no decay on 1-D parameters (biases, LayerNorm) and on what the
+    reference's model.no_weight_decay() names (MCTformer.no_weight_decay: the class tokens and, for
+    V1/V2, the position embeddings), as the reference (timm's param_groups_weight_decay, the helper
     timm's create_optimizer uses); else decay on every parameter."""
     if settings["weight_decay_exempt"]:
         from timm.optim import param_groups_weight_decay
 
-        skip = set(NO_WEIGHT_DECAY) | set(getattr(model, "no_weight_decay", set)())
+        skip = set(model.no_weight_decay())
         groups = param_groups_weight_decay(model, settings["weight_decay"], no_weight_decay_list=sorted(skip))
         return torch.optim.AdamW(groups, lr=lr, weight_decay=0.0)
     return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=settings["weight_decay"])
@@ -174,7 +181,11 @@ def train_classifier(
 
     def loss_of_batch(batch):
         images, targets = batch
-        return classification_loss(trained(images.to(device, non_blocking=True)), targets.to(device)), {}
+        output, targets = trained(images.to(device, non_blocking=True)), targets.to(device)
+        if model.version != "plus":
+            return classification_loss(output, targets), {}
+        terms = plus_loss_terms(output, targets, cct_weight=settings["cct_weight"], cct_blocks=settings["cct_blocks"])
+        return terms["total"], {f"{name}_loss": float(value.detach()) for name, value in terms.items() if name != "total"}
 
     started = time.time()
     rows = train_epochs(

@@ -11,7 +11,8 @@ def classifier_arguments(**overrides) -> dict:
     arguments = {
         "version": classifier["version"], "token_pooling": classifier["token_pooling"], "drop_path_rate": classifier["drop_path"],
         "pretrained": classifier["pretrained"], "patchcam_init": classifier["patchcam_init"],
-        "locality_sigma": classifier["locality_sigma"],
+        "locality_sigma": classifier["locality_sigma"], "input_size": classifier["input_size"],
+        "gwrp_decay": classifier["gwrp_decay"],
     }
     return {**arguments, **overrides}
 
