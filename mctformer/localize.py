@@ -273,15 +273,6 @@ def _summed_over_scales(
     return {variant: list(torch.split(total, counts)) for variant, total in totals.items()}
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> CUDA when present, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device: 'cuda' was asked for but no CUDA device is available (use 'auto' or 'cpu')")
-    return torch.device(name)
-
-
 def overlay_png(path: str | os.PathLike, image: np.ndarray, maps_by_variant: Mapping[str, np.ndarray], zoom: int = 3) -> None:
     """One row per variant: the image, then each class map as a heat overlay."""
     from matplotlib import colormaps

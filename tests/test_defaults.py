@@ -1,7 +1,7 @@
 """config.yaml is the one place a default lives: no core function gives a config-set parameter a Python default.
 
 Each pair below is a parameter of the core package that a config key sets (directly, or through
-mctformer/stages.py, which passes config keys by name). A Python default there would be a second,
+the mctformer/stages/ modules, which pass config keys by name). A Python default there would be a second,
 silently drifting copy of the config's value, or a value the pipeline never uses; every caller
 (the stages, the tests, the benchmarks) passes it instead. Parameters that no config key sets keep
 their defaults (e.g. ``atomic``, ``eps``, ``chunk``, ``return_attention``, ``overlay_dir``).

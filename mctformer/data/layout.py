@@ -26,3 +26,15 @@ def batches_of_equal_size(layout: VOCLayout, ids: Sequence[str], batch_size: int
     for image_id in ids:
         by_size[layout.image_size(image_id)].append(image_id)
     return [group[i : i + batch_size] for group in by_size.values() for i in range(0, len(group), batch_size)]
+
+
+def first_ids(layout: VOCLayout, split: str, max_images: int | None) -> list[str]:
+    """The first ``max_images`` ids of ``split`` (all of them when None or 0): the images PSA and IRN make
+    confident labels for and train their networks on (psa.max_images, irn.max_images)."""
+    ids = layout.read_ids(split)
+    return ids[:max_images] if max_images else ids
+
+
+def ids_of_splits(layout: VOCLayout, splits: Sequence[str]) -> list[str]:
+    """The ids of every split in ``splits``, in order, each once (an id in two splits keeps its first place)."""
+    return list(dict.fromkeys(image_id for split in splits for image_id in layout.read_ids(split)))

@@ -1,5 +1,5 @@
-from mctformer.ablations import layer_ablation_stage
 from mctformer.logs import redirect_to_log
+from mctformer.stages.ablations import layer_ablation_stage
 
 with redirect_to_log(snakemake.log[0]):
     layer_ablation_stage(

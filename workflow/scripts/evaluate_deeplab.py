@@ -1,8 +1,8 @@
 from mctformer.logs import redirect_to_log
-from mctformer.stages import evaluate_masks_stage
+from mctformer.stages.deeplab import evaluate_deeplab_stage
 
 with redirect_to_log(snakemake.log[0]):
-    evaluate_masks_stage(
+    evaluate_deeplab_stage(
         **snakemake.params.config_keys,
         root=snakemake.params.root, title=snakemake.params.title,
         mask_dir=snakemake.input.masks,

@@ -1,5 +1,5 @@
 from mctformer.logs import redirect_to_log
-from mctformer.stages import evaluate_masks_stage
+from mctformer.stages.psa import evaluate_masks_stage
 
 with redirect_to_log(snakemake.log[0]):
     evaluate_masks_stage(

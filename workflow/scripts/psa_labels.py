@@ -1,5 +1,5 @@
 from mctformer.logs import redirect_to_log
-from mctformer.stages import psa_labels_stage
+from mctformer.stages.psa import psa_labels_stage
 
 with redirect_to_log(snakemake.log[0]):
     psa_labels_stage(

@@ -1,5 +1,5 @@
 from mctformer.logs import redirect_to_log
-from mctformer.stages import train_affinity_stage
+from mctformer.stages.psa import train_affinity_stage
 
 with redirect_to_log(snakemake.log[0]):
     train_affinity_stage(
