@@ -15,25 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .metrics import ERROR_COLUMNS
-
-# PASCAL VOC 2012 numbers of the paper (mIoU, %), as printed; keyed by (model version, our map variant).
-# Our *_feature_refined variants and V2's attention / Patch-CAM alone have no row (TS-CAM*'s 41.3 in
-# Table 5 is a ReLU on the Patch-CAM of a one-class-token ViT, another model).
-PAPER_MAPS = {  # Table 5: seeds on VOC train
-    ("v1", "attention"): ("MCTformer-V1 (Attention)", 47.2),
-    ("v1", "attention_refined"): ("MCTformer-V1 (Attention + PatchAffinity)", 55.2),
-    ("v2", "fused"): ("MCTformer-V2 (Attention + PatchCAM)", 58.2),
-    ("v2", "fused_refined"): ("MCTformer-V2 (Attention + PatchCAM + PatchAffinity)", 61.7),
-}
-PAPER_SEGMENTATION = {  # Table 6: DeepLab on VOC val
-    ("v1", "attention"): ("MCTformer-V1 (Attention)", 55.6),
-    ("v1", "attention_refined"): ("MCTformer-V1 (Attention + PatchAffinity)", 58.8),
-    ("v2", "fused"): ("MCTformer-V2 (Attention + PatchCAM)", 61.1),
-    ("v2", "fused_refined"): ("MCTformer-V2 (Attention + PatchCAM + PatchAffinity)", 62.6),
-}
-PAPER_HEADS = {"fc": ("Fully-connected", 41.5), "max": ("Max-pooling", 26.8), "avg": ("Average-pooling", 47.2)}  # Table 7: V1 attention, VOC train
-# Fig. 6 (V1 attention, VOC train): the text prints K = 3 only ("mIoU of 47.2%"); the plotted points are not printed.
-PAPER_LAYERS = {3: 47.2}
+from .paper import LAYERS
 
 # The columns of a seed row: the sweep's answer at its threshold (see metrics.best_threshold).
 SEED_COLUMNS = ("threshold", "miou", "miou_all_labels", "mean_precision", "mean_recall", *ERROR_COLUMNS)
@@ -69,51 +51,6 @@ def split_header(splits: Sequence[str]) -> list[str]:
     return [f"{name} {split}" for split in splits for name in ("mIoU", "FP", "FN")]
 
 
-def figure_panels(columns: int = 1, width: float = 4.5, height: float = 3.4):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, columns, figsize=(width * columns, height), squeeze=False)
-    return plt, figure, axes[0]
-
-
-def bars_beside_paper(plt, figure, axes, names: Sequence[str], ours: Sequence[float], paper: Sequence[float | None],
-                       ours_label: str, paper_label: str, ylabel: str, title: str) -> None:
-    positions = np.arange(len(names))
-    axes.bar(positions - 0.2, [100 * value for value in ours], 0.4, label=ours_label)
-    axes.bar(positions + 0.2, [np.nan if value is None else value for value in paper], 0.4, label=paper_label)
-    axes.set_xticks(positions, names, rotation=20, fontsize=8)
-    axes.set_ylabel(ylabel)
-    axes.set_title(title, fontsize=9)
-    axes.grid(axis="y", alpha=0.3)
-    axes.legend(fontsize=7)
-    figure.tight_layout()
-
-
-# ------------------------------------------------------------ Fig. 6 --------
-
-def layers_figure(table: pd.DataFrame, splits: Sequence[str], last_k: int):
-    """Like the paper's Fig. 6: mIoU, FP and FN (%) against K, one panel per split; the paper's K = 3 mIoU as a star."""
-    plt, figure, axes = figure_panels(len(splits))
-    for panel, split in zip(axes, splits):
-        rows = table[table["split"] == split]
-        for column, label, style in (("miou", "mIoU", "o-"), ("fp_reference", "FP", "s--"), ("fn_reference", "FN", "^:")):
-            panel.plot(rows["last_k"], 100 * rows[column], style, label=label)
-        panel.plot(list(PAPER_LAYERS), list(PAPER_LAYERS.values()), "k*", markersize=9, label="paper mIoU (VOC train)")
-        panel.axvline(last_k, color="grey", alpha=0.4, linewidth=0.8)
-        panel.set_xticks(rows["last_k"])
-        panel.set_xlabel("K (last blocks summed)")
-        panel.set_ylabel("%")
-        panel.set_title(f"class-to-patch attention, {split}", fontsize=9)
-        panel.grid(alpha=0.3)
-        panel.legend(fontsize=7)
-    figure.tight_layout()
-    plt.close(figure)
-    return figure
-
-
 def relative_link(path: str, section_path: str) -> str:
     import os
 
@@ -124,7 +61,7 @@ def layers_section(table: pd.DataFrame, splits: Sequence[str], last_k: int, plot
     rows = []
     for depth in sorted(table["last_k"].unique()):
         name = f"{depth}" + (" (maps.last_k)" if depth == last_k else "")
-        rows.append([name, *seed_split_cells(table, "last_k", depth, splits), paper_cell(PAPER_LAYERS.get(int(depth)))])
+        rows.append([name, *seed_split_cells(table, "last_k", depth, splits), paper_cell(LAYERS.get(int(depth)))])
     return [
         "## Layers fused (Fig. 6)", "",
         "Class-to-patch attention summed over the last K blocks, all K from one extraction pass of the run's classifier; "
@@ -244,7 +181,7 @@ def replicated_ablation_section(ablation: str, table: pd.DataFrame, *, seeds: Se
 
 
 def replicated_ablation_strips(ablation: str, table: pd.DataFrame) -> pd.DataFrame:
-    """replicates.strip_plot's table of an ablation's mIoU columns: a panel per split (or stage), a point per row, in %."""
+    """plots.strip_plot's table of an ablation's mIoU columns: a panel per split (or stage), a point per row, in %."""
     spec = REPLICATED_ABLATIONS[ablation]
     records = []
     for header, column, split in _replicated_columns(ablation, table):

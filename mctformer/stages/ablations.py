@@ -21,15 +21,8 @@ import numpy as np
 import pandas as pd
 
 from ..ablation_tables import (
-    PAPER_HEADS,
-    PAPER_LAYERS,
-    PAPER_MAPS,
-    PAPER_SEGMENTATION,
     REPLICATED_ABLATIONS,
     aggregate_ablation_tables,
-    bars_beside_paper,
-    figure_panels,
-    layers_figure,
     layers_section,
     markdown_table,
     paper_cell,
@@ -45,6 +38,8 @@ from ..artifacts import read_json, save_figure, write_dataframe_csv, write_text
 from ..data.labels import load_class_labels
 from ..data.layout import open_layout
 from ..metrics import best_threshold, sweep_image, sweep_table, threshold_grid
+from ..paper import HEADS, LAYERS, SEEDS, SEGMENTATION
+from ..plots import bars_beside_paper, layers_figure, strip_plot
 
 
 def layer_ablation_stage(
@@ -110,7 +105,7 @@ def layer_ablation_stage(
             sweep = sweep_table(confusions[split, depth], grid, label_names)
             best = best_threshold(sweep, convention=miou_convention, selection=selection)
             rows.append({"split": split, "last_k": depth, "config_last_k": depth == last_k, **seed_row(best),
-                         "paper_miou": PAPER_LAYERS.get(depth, np.nan)})
+                         "paper_miou": LAYERS.get(depth, np.nan)})
             sweeps.append(sweep.assign(split=split, last_k=depth))
             print(f"{split} K = {depth}: mIoU {best['miou']:.4f} at t = {best['threshold']:.2f}, "
                   f"FP {best['fp_reference']:.4f}, FN {best['fn_reference']:.4f}")
@@ -131,21 +126,18 @@ def heads_table_stage(
     splits = list(next(iter(seed_bests.values())))
     rows = []
     for pooling in poolings:
-        label, paper = PAPER_HEADS[pooling]
+        label, paper = HEADS[pooling]
         for split in splits:
             rows.append({"pooling": pooling, "head": label, "split": split, "run_classifier": pooling == config_pooling,
                          **seed_row(read_json(seed_bests[pooling][split])), "paper_miou": paper})
     table = pd.DataFrame(rows)
     write_dataframe_csv(table_path, table)
     first = table[table["split"] == splits[0]]
-    plt, figure, (axes,) = figure_panels(width=5)
-    bars_beside_paper(plt, figure, axes, [PAPER_HEADS[p][0] for p in poolings], first["miou"].tolist(),
-                       [PAPER_HEADS[p][1] for p in poolings], f"ours ({splits[0]})", "paper (V1, VOC train)",
-                       "attention seed mIoU (%)", f"class scores from the class tokens (Table 7), MCTformer-{version.upper()}")
-    save_figure(plot_path, figure)
-    plt.close(figure)
-    section_rows = [[f"{PAPER_HEADS[p][0]} ({p})" + (" (the run's classifier)" if p == config_pooling else ""),
-                     *seed_split_cells(table, "pooling", p, splits), paper_cell(PAPER_HEADS[p][1])] for p in poolings]
+    bars_beside_paper(plot_path, [HEADS[p][0] for p in poolings], first["miou"].tolist(), [HEADS[p][1] for p in poolings],
+                      ours_label=f"ours ({splits[0]})", paper_label="paper (V1, VOC train)", ylabel="attention seed mIoU (%)",
+                      title=f"class scores from the class tokens (Table 7), MCTformer-{version.upper()}", width=5)
+    section_rows = [[f"{HEADS[p][0]} ({p})" + (" (the run's classifier)" if p == config_pooling else ""),
+                     *seed_split_cells(table, "pooling", p, splits), paper_cell(HEADS[p][1])] for p in poolings]
     lines = [
         "## Class-token pooling (Table 7)", "",
         f"MCTformer-{version.upper()} trained once per way of turning the class tokens into class scores "
@@ -167,20 +159,18 @@ def maps_table_stage(
     splits = list(next(iter(seed_bests.values())))
     rows = []
     for variant in variants:
-        label, paper = PAPER_MAPS.get((version, variant), ("-", None))
+        label, paper = SEEDS.get((version, variant), ("-", None))
         for split in splits:
             rows.append({"variant": variant, "paper_row": label, "split": split, **seed_row(read_json(seed_bests[variant][split])),
                          "paper_miou": np.nan if paper is None else paper})
     table = pd.DataFrame(rows)
     write_dataframe_csv(table_path, table)
     first = table[table["split"] == splits[0]]
-    plt, figure, (axes,) = figure_panels(width=6)
-    bars_beside_paper(plt, figure, axes, variants, first["miou"].tolist(), [PAPER_MAPS.get((version, v), ("", None))[1] for v in variants],
-                       f"ours ({splits[0]})", "paper (VOC train)", "seed mIoU (%)", f"localization maps (Table 5), MCTformer-{version.upper()}")
-    save_figure(plot_path, figure)
-    plt.close(figure)
-    section_rows = [[variant, PAPER_MAPS.get((version, variant), ("-", None))[0], *seed_split_cells(table, "variant", variant, splits),
-                     paper_cell(PAPER_MAPS.get((version, variant), ("", None))[1])] for variant in variants]
+    bars_beside_paper(plot_path, variants, first["miou"].tolist(), [SEEDS.get((version, v), ("", None))[1] for v in variants],
+                      ours_label=f"ours ({splits[0]})", paper_label="paper (VOC train)", ylabel="seed mIoU (%)",
+                      title=f"localization maps (Table 5), MCTformer-{version.upper()}", width=6)
+    section_rows = [[variant, SEEDS.get((version, variant), ("-", None))[0], *seed_split_cells(table, "variant", variant, splits),
+                     paper_cell(SEEDS.get((version, variant), ("", None))[1])] for variant in variants]
     lines = [
         "## Localization maps (Table 5)", "",
         f"Every map variant of the run's MCTformer-{version.upper()}: seed mIoU at the best t, FP and FN there, %. "
@@ -205,7 +195,7 @@ def segmentation_table_stage(
     variants = list(deeplab_summaries)
     rows = []
     for variant in variants:
-        label, paper = PAPER_SEGMENTATION.get((version, variant), ("-", None))
+        label, paper = SEGMENTATION.get((version, variant), ("-", None))
         row = {"variant": variant, "paper_row": label, "run_chain": variant == seed_variant,
                "seed_miou": float(read_json(seed_bests[variant])["miou"])}
         for split, path in mask_summaries[variant].items():
@@ -219,12 +209,9 @@ def segmentation_table_stage(
         rows.append(row)
     table = pd.DataFrame(rows)
     write_dataframe_csv(table_path, table)
-    plt, figure, (axes,) = figure_panels(width=5)
-    bars_beside_paper(plt, figure, axes, variants, table["deeplab_miou_crf"].tolist(),
-                       [PAPER_SEGMENTATION.get((version, v), ("", None))[1] for v in variants], f"ours (+ CRF, {deeplab_split})",
-                       "paper (VOC val)", "DeepLab mIoU (%)", f"segmentation from two map variants (Table 6), MCTformer-{version.upper()}")
-    save_figure(plot_path, figure)
-    plt.close(figure)
+    bars_beside_paper(plot_path, variants, table["deeplab_miou_crf"].tolist(), [SEGMENTATION.get((version, v), ("", None))[1] for v in variants],
+                      ours_label=f"ours (+ CRF, {deeplab_split})", paper_label="paper (VOC val)", ylabel="DeepLab mIoU (%)",
+                      title=f"segmentation from two map variants (Table 6), MCTformer-{version.upper()}", width=5)
     mask_splits = list(next(iter(mask_summaries.values())))
     section_rows = []
     for _, row in table.iterrows():
@@ -261,7 +248,7 @@ def ablation_replicates_stage(
 ) -> pd.DataFrame:
     """One ablation over the replicates: ``tables[i]`` is the CSV of the replicate with seed ``seeds[i]``; writes the
     aggregate CSV (:func:`aggregate_ablation_tables`, values ';'-joined), a strip plot of its mIoUs and its section."""
-    from ..replicates import CONFIDENCE, strip_plot
+    from ..replicates import CONFIDENCE
 
     if ablation not in REPLICATED_ABLATIONS:
         raise ValueError(f"unknown ablation {ablation!r}; one of {', '.join(REPLICATED_ABLATIONS)}")
