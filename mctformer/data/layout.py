@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from .coco import COCOLayout
 from .voc import VOCLayout
@@ -38,3 +40,22 @@ def first_ids(layout: VOCLayout, split: str, max_images: int | None) -> list[str
 def ids_of_splits(layout: VOCLayout, splits: Sequence[str]) -> list[str]:
     """The ids of every split in ``splits``, in order, each once (an id in two splits keeps its first place)."""
     return list(dict.fromkeys(image_id for split in splits for image_id in layout.read_ids(split)))
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """Which dataset a stage reads: its root folder (data.root, as the rule resolves it), data.layout and data.classes."""
+
+    root: str
+    layout: str
+    classes: tuple[str, ...]
+
+    @classmethod
+    def take(cls, root: str, keys: Mapping[str, Any]) -> tuple[DatasetRef, dict[str, Any]]:
+        """The reference a rule's ``root`` and config keys (their ``layout`` and ``classes``) give, and the other keys."""
+        rest = dict(keys)
+        return cls(str(root), rest.pop("layout"), tuple(rest.pop("classes"))), rest
+
+    def open(self) -> VOCLayout:
+        """The reader of the root (:func:`open_layout`)."""
+        return open_layout(self.root, self.layout, len(self.classes))

@@ -36,17 +36,17 @@ from ..ablation_tables import (
 )
 from ..artifacts import read_json, save_figure, write_dataframe_csv, write_text
 from ..data.labels import load_class_labels
-from ..data.layout import open_layout
+from ..data.layout import DatasetRef
 from ..metrics import best_threshold, sweep_image, sweep_table, threshold_grid
 from ..paper import HEADS, LAYERS, SEEDS, SEGMENTATION
 from ..plots import bars_beside_paper, layers_figure, strip_plot
+from ..settings import MapGeometry  # the rule script builds it and DatasetRef from its config keys (their .take)
 
 
 def layer_ablation_stage(
-    *, root: str, layout: str, classes: Sequence[str], labels_path: str, checkpoint: str, splits: Sequence[str], last_k: int,
-    scales: Sequence[float], flip: bool, batch_size: int, resize: str, remainder: str, position_embedding: str, amp: bool,
-    storage_dtype: str, thresholds: Mapping[str, float], miou_convention: str, selection: str, device: str,
-    table_path: str, sweeps_path: str, plot_path: str, section_path: str, threads: int,
+    *, dataset: DatasetRef, labels_path: str, checkpoint: str, splits: Sequence[str], last_k: int, scales: Sequence[float], flip: bool,
+    batch_size: int, geometry: MapGeometry, storage_dtype: str, thresholds: Mapping[str, float], miou_convention: str, selection: str,
+    device: str, table_path: str, sweeps_path: str, plot_path: str, section_path: str, threads: int,
 ) -> pd.DataFrame:
     """Fig. 6: seeds from the class-to-patch attention over the last K blocks, for every K, on every split.
 
@@ -57,15 +57,14 @@ def layer_ablation_stage(
     """
     import torch
 
-    from ..data.layout import batches_of_equal_size
-    from ..data.transforms import normalize_image
-    from ..localize import minmax_normalize, multiscale_layer_maps
+    from ..localize import image_batches, minmax_normalize, multiscale_layer_maps
     from ..logs import progress_bar
     from ..training.classifier import load_classifier
     from ..training.common import torch_setup
 
+    classes = dataset.classes
     torch_device = torch_setup(threads, device)
-    reader = open_layout(root, layout, len(classes))
+    reader = dataset.open()
     split_ids = {split: reader.read_ids(split) for split in splits}
     ids = list(dict.fromkeys(i for split in splits for i in split_ids[split]))
     id_sets = {split: set(split_ids[split]) for split in splits}
@@ -79,13 +78,10 @@ def layer_ablation_stage(
     confusions = {(split, depth): np.zeros((len(grid), num_labels, num_labels), dtype=np.int64) for split in splits for depth in depths}
     started = time.time()
     with progress_bar(total=len(ids), desc="maps of every K", unit="img", mininterval=2.0) as progress:
-        for batch_ids in batches_of_equal_size(reader, ids, batch_size):
-            pictures = [reader.load_image(i) for i in batch_ids]
-            images = torch.stack([normalize_image(p) for p in pictures]).to(torch_device)
-            multi_hot = np.stack([np.asarray(labels[i]) > 0 for i in batch_ids])
+        for batch_ids, pictures, images, multi_hot in image_batches(reader, ids, labels, batch_size, torch_device):
             summed = multiscale_layer_maps(
-                model, images, torch.from_numpy(multi_hot), depths, scales=scales, flip=flip, resize=resize, remainder=remainder,
-                position_embedding=position_embedding, amp=amp, pictures=pictures,
+                model, images, torch.from_numpy(multi_hot), depths, scales=scales, flip=flip, resize=geometry.resize,
+                remainder=geometry.remainder, position_embedding=geometry.position_embedding, amp=geometry.amp, pictures=pictures,
             )
             for index, image_id in enumerate(batch_ids):
                 present = np.flatnonzero(multi_hot[index]) + 1

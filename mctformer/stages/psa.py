@@ -9,18 +9,19 @@ from typing import Any
 
 from ..artifacts import make_palette, write_dataframe_csv, write_json
 from ..crf import CRFParams
-from ..data.layout import first_ids, ids_of_splits, open_layout
+from ..data.layout import DatasetRef, first_ids, ids_of_splits, open_layout
+from ..settings import WalkSettings  # the rule scripts build it and DatasetRef from their config keys (their .take)
 
 
 def psa_labels_stage(
-    *, root: str, layout: str, classes: Sequence[str], palette: Sequence | None, split: str, map_dir: str,
+    *, dataset: DatasetRef, palette: Sequence | None, split: str, map_dir: str,
     alpha_low: float, alpha_high: float, max_images: int | None, crf: Mapping[str, Any], crf_image: str, workers: int,
     grid_labels: str, out_dir: str, stats_path: str, threads: int,
 ) -> dict:
     """Confident labels (and, for ``grid_labels`` pooled_scores, the la / ha CRF scores AffinityNet pools)."""
     from ..psa.drivers import make_psa_labels
 
-    reader = open_layout(root, layout, len(classes))
+    reader = dataset.open()
     ids = first_ids(reader, split, max_images)
     started = time.time()
     stats = make_psa_labels(
@@ -35,7 +36,7 @@ def psa_labels_stage(
 
 
 def train_affinity_stage(
-    *, root: str, layout: str, classes: Sequence[str], split: str, max_images: int | None, label_dir: str,
+    *, dataset: DatasetRef, split: str, max_images: int | None, label_dir: str,
     settings: Mapping[str, Any], seed: int, device: str, checkpoint: str, log_csv: str, resume: str, threads: int,
 ) -> None:
     """Train AffinityNet (``settings`` = the config's ``affinity`` section, all of which it reads)."""
@@ -43,7 +44,7 @@ def train_affinity_stage(
     from ..training.common import torch_setup
 
     torch_device = torch_setup(threads, device)
-    reader = open_layout(root, layout, len(classes))
+    reader = dataset.open()
     ids = first_ids(reader, split, max_images)
     summary = train_affinity(
         reader, ids, label_dir, settings, checkpoint, log_csv, resume,
@@ -101,9 +102,8 @@ def evaluate_masks_stage(
 
 
 def psa_ablation_stage(
-    *, root: str, layout: str, classes: Sequence[str], split: str, map_dir: str, best_json: str | None, background: float | None,
-    beta: float, logt: int, walk_scale: float, crf: Mapping[str, Any], colour_sigma: float, backbone: str, radius: int, pair_sources: str,
-    learned_summary: str, table_path: str, threads: int,
+    *, dataset: DatasetRef, split: str, map_dir: str, best_json: str | None, background: float | None, walk: WalkSettings,
+    walk_scale: float, crf: Mapping[str, Any], colour_sigma: float, backbone: str, learned_summary: str, table_path: str, threads: int,
 ) -> dict:
     """The README's PSA ablation on ``split``: seeds, seeds + CRF, colour-affinity walk, learned-affinity walk."""
     import json
@@ -113,13 +113,13 @@ def psa_ablation_stage(
     from ..models.registry import backbone_output_stride
     from ..psa.drivers import psa_ablation
 
-    reader = open_layout(root, layout, len(classes))
+    reader = dataset.open()
     ids = reader.read_ids(split)
     results = psa_ablation(
-        reader, ids, map_dir, background=read_background(background, best_json), beta=beta, logt=logt, walk_scale=walk_scale,
+        reader, ids, map_dir, background=read_background(background, best_json), beta=walk.beta, logt=walk.logt, walk_scale=walk_scale,
         params=CRFParams.from_config(crf), scale_setting=crf["spatial_scale"], reference_size=crf["reference_size"],
-        radius=radius, stride=backbone_output_stride(backbone), pair_sources=pair_sources, colour_sigma=colour_sigma,
-        num_labels=len(classes) + 1, workers=max(1, threads),
+        radius=walk.radius, stride=backbone_output_stride(backbone), pair_sources=walk.pair_sources, colour_sigma=colour_sigma,
+        num_labels=len(dataset.classes) + 1, workers=max(1, threads),
     )
     with open(learned_summary) as handle:
         results["random walk, learned affinity (PSA)"] = float(json.load(handle)["miou"])
