@@ -26,6 +26,7 @@ def _config(path: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .data.layout import DatasetRef
     from .stages.data import make_class_labels, prepare_synthetic_data
     from .stages.psa import evaluate_masks_stage
 
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         with tempfile.TemporaryDirectory() as tmp:
             evaluate_masks_stage(
-                root=args.root, layout=args.layout, classes=classes, split=args.split, mask_dir=args.masks,
+                dataset=DatasetRef(args.root, args.layout, tuple(classes)), split=args.split, mask_dir=args.masks,
                 table_path=os.path.join(tmp, "eval.csv"), summary_path=os.path.join(tmp, "eval.json"),
                 plot_path=os.path.join(tmp, "eval.png"), title=args.masks,
             )

@@ -4,19 +4,16 @@ and DeepLab's predictions' (rule evaluate_deeplab)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 
 import numpy as np
 
 from .artifacts import read_label_png, save_figure, write_dataframe_csv, write_json
-from .data.voc import VOCLayout
+from .data.layout import DatasetRef
 from .logs import progress_bar
 from .metrics import ERROR_COLUMNS, dataset_confusion, scores_from_confusion
 
 
-def evaluate_mask_folder(
-    reader: VOCLayout, classes: Sequence[str], split: str, mask_dir: str, *, title: str, table_path: str, summary_path: str, plot_path: str,
-) -> dict:
+def evaluate_mask_folder(dataset: DatasetRef, split: str, mask_dir: str, *, title: str, table_path: str, summary_path: str, plot_path: str) -> dict:
     """mIoU (and per-class IoU/precision/recall/FP/FN) of ``mask_dir``'s PNGs of every id of ``split``.
 
     The table has per class the rates over its ground truth (fp_rate, fn_rate) and the reference's
@@ -26,8 +23,9 @@ def evaluate_mask_folder(
 
     from .plots import per_class_figure
 
+    reader = dataset.open()
     ids = reader.read_ids(split)
-    label_names = ["background", *classes]
+    label_names = ["background", *dataset.classes]
 
     def pairs():
         for image_id in progress_bar(ids, desc=f"evaluate {title}", unit="img", mininterval=2.0):

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..artifacts import make_palette
 from ..crf import CRFParams
-from ..data.layout import open_layout
+from ..data.layout import DatasetRef, open_layout
 
 
 def train_deeplab_stage(
@@ -71,16 +71,12 @@ def infer_deeplab_stage(
     print(f"segmented {len(ids)} images of {split} in {time.time() - started:.1f} s")
 
 
-def evaluate_deeplab_stage(
-    *, root: str, layout: str, classes: Sequence[str], split: str, mask_dir: str, table_path: str, summary_path: str, plot_path: str,
-    title: str,
-) -> dict:
+def evaluate_deeplab_stage(*, dataset: DatasetRef, split: str, mask_dir: str, table_path: str, summary_path: str, plot_path: str, title: str) -> dict:
     """mIoU (and per-class IoU/precision/recall/FP/FN) of DeepLab's predictions in ``mask_dir`` (evaluation.evaluate_mask_folder)."""
     from ..evaluation import evaluate_mask_folder
 
     return evaluate_mask_folder(
-        open_layout(root, layout, len(classes)), classes, split, mask_dir,
-        title=title, table_path=table_path, summary_path=summary_path, plot_path=plot_path,
+        dataset, split, mask_dir, title=title, table_path=table_path, summary_path=summary_path, plot_path=plot_path,
     )
 
 

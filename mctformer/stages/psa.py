@@ -88,16 +88,12 @@ def random_walk_stage(
     print(f"pseudo masks in {time.time() - started:.1f} s")
 
 
-def evaluate_masks_stage(
-    *, root: str, layout: str, classes: Sequence[str], split: str, mask_dir: str, table_path: str, summary_path: str, plot_path: str,
-    title: str,
-) -> dict:
+def evaluate_masks_stage(*, dataset: DatasetRef, split: str, mask_dir: str, table_path: str, summary_path: str, plot_path: str, title: str) -> dict:
     """mIoU (and per-class IoU/precision/recall/FP/FN) of the pseudo masks in ``mask_dir`` (evaluation.evaluate_mask_folder)."""
     from ..evaluation import evaluate_mask_folder
 
     return evaluate_mask_folder(
-        open_layout(root, layout, len(classes)), classes, split, mask_dir,
-        title=title, table_path=table_path, summary_path=summary_path, plot_path=plot_path,
+        dataset, split, mask_dir, title=title, table_path=table_path, summary_path=summary_path, plot_path=plot_path,
     )
 
 
