@@ -23,10 +23,12 @@ run: $(STAMP)
 	$(BIN)/snakemake --cores all
 	@$(BIN)/python -m mctformer docs headline
 
-# Lint first (ruff for Python, snakefmt for the rules), then the suite.
+# Lint first (ruff for Python, snakefmt for the rules, import-linter for the package's layers:
+# the contracts in pyproject.toml), then the suite.
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 clean-venv:

@@ -28,10 +28,9 @@ import torch.nn.functional as F
 import yaml
 
 from mctformer.data.labels import load_class_labels
-from mctformer.data.layout import open_layout
+from mctformer.data.layout import first_ids, open_layout
 from mctformer.data.transforms import normalize_image
 from mctformer.models.affinitynet import AffinityNet
-from mctformer.stages import psa_training_ids
 from mctformer.training import affinity as affinity_training
 from mctformer.training.common import seed_everything
 
@@ -83,7 +82,7 @@ def main() -> None:
     psa = args.run / "psa"
     with mock.patch.object(affinity_training, "AffinityNet", return_value=model):
         summary = affinity_training.train_affinity(
-            layout, psa_training_ids(layout, config["data"]["splits"]["train"], config["psa"]["max_images"]), psa / "labels",
+            layout, first_ids(layout, config["data"]["splits"]["train"], config["psa"]["max_images"]), psa / "labels",
             settings, psa / "affinity.pt", psa / "affinity_log.csv", psa / "resume" / "last.pt",
             device=torch.device("cpu"), seed=config["seed"], workers=settings["workers"],
         )

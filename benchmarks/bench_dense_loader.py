@@ -24,7 +24,7 @@ import yaml
 
 from mctformer.data.datasets import SegmentationCropDataset
 from mctformer.data.voc import IGNORE, VOCLayout
-from mctformer.stages import prepare_synthetic_data
+from mctformer.stages.data import prepare_synthetic_data
 from mctformer.training.deeplab import build_deeplab
 from mctformer.training.distributed import shuffled_loader
 

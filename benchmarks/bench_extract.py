@@ -17,8 +17,9 @@ from pathlib import Path
 import torch
 import yaml
 
-from mctformer.localize import multiscale_maps, resolve_device, scaled_size
+from mctformer.localize import multiscale_maps, scaled_size
 from mctformer.models.mctformer import create_mctformer
+from mctformer.training.common import resolve_device
 
 REPO = Path(__file__).resolve().parents[1]
 

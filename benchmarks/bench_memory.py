@@ -48,7 +48,7 @@ def prepare(workdir: Path, images: int, size: int) -> None:
     """A synthetic root with train (N ids) inside train_aug (4N ids), labels and untrained checkpoints."""
     from mctformer.data.synthetic import SyntheticSpec, generate_synthetic_voc
     from mctformer.models.affinitynet import AffinityNet
-    from mctformer.stages import make_class_labels
+    from mctformer.stages.data import make_class_labels
     from mctformer.training.classifier import build_classifier
     from mctformer.training.common import save_trained
 
@@ -76,7 +76,8 @@ def child(stage: str, workdir: Path, split: str, threads: int) -> None:
     if stage != "evaluate_seeds":  # the sweep runs without torch, as its rule does
         import torch  # noqa: F401
 
-    from mctformer import stages
+    from mctformer.stages.psa import random_walk_stage
+    from mctformer.stages.seeds import evaluate_seeds_stage, extract_maps_stage
 
     settings = config()
     classes = settings["data"]["classes"]
@@ -89,15 +90,15 @@ def child(stage: str, workdir: Path, split: str, threads: int) -> None:
     if stage == "extract_maps":
         target = maps if split == "train_aug" else {v: str(out / v) for v in variants}
         keys = {key: value for key, value in settings["maps"].items() if key != "variants"}
-        stages.extract_maps_stage(root=root, layout="voc", classes=classes, labels_path=labels, checkpoint=str(workdir / "classifier.pt"),
+        extract_maps_stage(root=root, layout="voc", classes=classes, labels_path=labels, checkpoint=str(workdir / "classifier.pt"),
                                   splits=[split], device="cpu", out_dirs=target, overlay_dir=None, threads=threads, **keys)
     elif stage == "evaluate_seeds":
         files = {v: {"sweep": str(out / v / "sweep.csv"), "best": str(out / v / "best.json")} for v in variants}
-        stages.evaluate_seeds_stage(root=root, layout="voc", classes=classes, labels_path=labels, split=split, map_dirs=maps,
+        evaluate_seeds_stage(root=root, layout="voc", classes=classes, labels_path=labels, split=split, map_dirs=maps,
                                     out_files=files, plot_path=str(out / "sweep.png"), **settings["seeds"])
     else:
         psa, affinity = settings["psa"], settings["affinity"]
-        stages.random_walk_stage(
+        random_walk_stage(
             root=root, layout="voc", classes=classes, palette=None, splits=[split], map_dir=maps[psa["seed_variant"]],
             checkpoint=str(workdir / "affinity.pt"), best_json=None, background=0.3, beta=psa["beta"], logt=psa["logt"],
             walk_scale=psa["walk_scale"], batch_size=psa["batch_size"], backbone=affinity["backbone"], radius=affinity["radius"],

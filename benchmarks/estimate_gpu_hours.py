@@ -103,10 +103,9 @@ def main() -> None:
 
     import numpy as np
 
-    from mctformer.crf import dense_crf
-    from mctformer.stages import crf_params_of
+    from mctformer.crf import CRFParams, dense_crf
 
-    deeplab_crf, psa_crf = crf_params_of(deeplab["crf"]), crf_params_of(overlay["psa"]["crf"])
+    deeplab_crf, psa_crf = CRFParams.from_config(deeplab["crf"]), CRFParams.from_config(overlay["psa"]["crf"])
 
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, (VOC["height"], VOC["width"], 3), dtype=np.uint8)

@@ -21,7 +21,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-IGNORE = 255
+from .data.voc import IGNORE
+
 PAIR_SOURCES = ("all", "reference")
 
 

@@ -94,6 +94,12 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def read_json(path: str | os.PathLike) -> Any:
+    """The object a JSON file holds (a stage's best.json, eval summary, label stats)."""
+    with open(path) as handle:
+        return json.load(handle)
+
+
 def write_dataframe_csv(path: str | os.PathLike, frame: Any) -> None:
     """Write a pandas DataFrame as CSV atomically."""
     with atomic_path(path) as tmp:

@@ -34,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         from .docs import main as docs_main
 
         return docs_main(argv[1:])
-    from . import stages
+    from .data.layout import DatasetRef
+    from .stages.data import make_class_labels, prepare_synthetic_data
+    from .stages.psa import evaluate_masks_stage
 
     parser = argparse.ArgumentParser(prog="python -m mctformer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -91,16 +93,16 @@ def main(argv: list[str] | None = None) -> int:
     config = _config(args.config)
     classes = config["data"]["classes"]
     if args.command == "synthetic":
-        stages.prepare_synthetic_data(
+        prepare_synthetic_data(
             out_root=args.out, num_classes=len(classes), palette=config["data"]["palette"], seed=config["seed"], workers=args.workers,
             **config["synthetic"],
         )
     elif args.command == "labels":
-        stages.make_class_labels(root=args.root, layout=args.layout, classes=classes, splits=args.split, out_path=args.out, workers=1)
+        make_class_labels(root=args.root, layout=args.layout, classes=classes, splits=args.split, out_path=args.out, workers=1)
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            stages.evaluate_masks_stage(
-                root=args.root, layout=args.layout, classes=classes, split=args.split, mask_dir=args.masks,
+            evaluate_masks_stage(
+                dataset=DatasetRef(args.root, args.layout, tuple(classes)), split=args.split, mask_dir=args.masks,
                 table_path=os.path.join(tmp, "eval.csv"), summary_path=os.path.join(tmp, "eval.json"),
                 plot_path=os.path.join(tmp, "eval.png"), title=args.masks,
             )

@@ -8,7 +8,9 @@ reference code; :func:`spatial_scale` adapts them to the images at hand.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +19,7 @@ import numpy as np
 class CRFParams:
     """One dense CRF: gaussian (smoothness) and bilateral (appearance) kernels, t iterations.
 
-    The fields are the keys of the config's ``psa.crf`` / ``deeplab.crf`` (stages.crf_params_of); none has a default.
+    The fields are the keys of the config's ``psa.crf`` / ``deeplab.crf`` / ``irn.crf`` (:meth:`from_config`); none has a default.
     """
 
     iterations: int
@@ -26,6 +28,14 @@ class CRFParams:
     bilateral_sxy: float
     bilateral_srgb: float
     bilateral_compat: float
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any]) -> CRFParams:
+        """The CRF of a config section (``psa.crf``, ``deeplab.crf``, ``irn.crf``); its other keys are ignored."""
+        return cls(
+            section["iterations"], section["gaussian_sxy"], section["gaussian_compat"],
+            section["bilateral_sxy"], section["bilateral_srgb"], section["bilateral_compat"],
+        )
 
     def scaled(self, factor: float) -> CRFParams:
         """The same CRF with every spatial standard deviation multiplied by ``factor``."""

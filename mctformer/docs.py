@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from .paper import seed_miou
 from .provenance import provenance_line
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,12 +42,12 @@ REGION = re.compile(r"(<!-- generated:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- 
 
 
 def paper_numbers() -> dict[str, Any]:
-    """The paper's PASCAL VOC 2012 numbers (%) and which seed variant stands for which row of its Table 5."""
-    try:
-        from . import paper as source  # where the paper's numbers live once they leave report.py
-    except ImportError:
-        from . import report as source
-    return {"numbers": source.PAPER, "rows": source.PAPER_ROW}
+    """The paper's PASCAL VOC 2012 numbers (%) the pages print, from mctformer.paper: its Table 5 seed rows by name,
+    the pseudo masks, DeepLab on val and test."""
+    from . import paper
+
+    return {"numbers": {"seeds": {row: miou for row, miou in paper.SEEDS.values()}, "masks": paper.PSEUDO_MASKS,
+                        "deeplab_val": paper.DEEPLAB_VAL, "deeplab_test": paper.DEEPLAB_TEST}}
 
 
 def pct(value: float | None) -> str:
@@ -77,7 +78,7 @@ def results_table(summary: Mapping[str, Any]) -> str:
     lines = [f"| stage | ours ({' / '.join(splits)}) | paper (VOC) |", "|---|---|---|"]
     for variant in _variants(summary):
         ours = " / ".join(pct(summary["seeds"][split][variant]["miou"]) for split in splits)
-        value = paper["numbers"]["seeds"].get(paper["rows"].get(variant, ""))
+        value = seed_miou(variant)
         lines.append(f"| seeds, `{variant}` | {ours} | {value if value is not None else '-'} |")
     masks = summary["masks"]
     method = masks.get("method", "psa")
@@ -95,12 +96,11 @@ def results_table(summary: Mapping[str, Any]) -> str:
 
 def seeds_table(summary: Mapping[str, Any]) -> str:
     """Every seed variant on every split: mIoU at the best threshold, the threshold, the authors' FP / FN."""
-    paper = paper_numbers()
     lines = ["| split | variant | mIoU | threshold | FP / FN (authors') | mean precision / recall | paper (VOC train) |",
              "|---|---|---|---|---|---|---|"]
     for split in _seed_splits(summary):
         for variant, best in summary["seeds"][split].items():
-            value = paper["numbers"]["seeds"].get(paper["rows"].get(variant, ""))
+            value = seed_miou(variant)
             lines.append(f"| {split} | `{variant}` | {pct(best['miou'])} | {best['threshold']:.2f} | "
                          f"{pct(best.get('fp_reference'))} / {pct(best.get('fn_reference'))} | "
                          f"{pct(best.get('mean_precision'))} / {pct(best.get('mean_recall'))} | {value if value is not None else '-'} |")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -282,15 +282,6 @@ def _summed_over_scales(
     return {variant: list(torch.split(total, counts)) for variant, total in totals.items()}
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> CUDA when present, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device: 'cuda' was asked for but no CUDA device is available (use 'auto' or 'cpu')")
-    return torch.device(name)
-
-
 def overlay_png(path: str | os.PathLike, image: np.ndarray, maps_by_variant: Mapping[str, np.ndarray], zoom: int = 3) -> None:
     """One row per variant: the image, then each class map as a heat overlay."""
     from matplotlib import colormaps
@@ -310,6 +301,18 @@ def overlay_png(path: str | os.PathLike, image: np.ndarray, maps_by_variant: Map
     picture = picture.resize((picture.width * zoom, picture.height * zoom), Image.NEAREST)
     with atomic_path(path) as tmp:
         picture.save(tmp, format="PNG")
+
+
+def image_batches(
+    layout: VOCLayout, ids: Sequence[str], class_labels: Mapping[str, np.ndarray], batch_size: int, device: torch.device,
+) -> Iterator[tuple[list[str], list[np.ndarray], torch.Tensor, np.ndarray]]:
+    """The images of ``ids`` in batches of equal size (:func:`batches_of_equal_size`): their ids, the uint8 pictures, the
+    normalised batch on ``device`` and the multi-hot image-level labels [B, C] (what every extraction pass feeds the model)."""
+    for batch_ids in batches_of_equal_size(layout, ids, batch_size):
+        pictures = [layout.load_image(i) for i in batch_ids]
+        images = torch.stack([normalize_image(p) for p in pictures]).to(device)
+        multi_hot = np.stack([np.asarray(class_labels[i]) > 0 for i in batch_ids])
+        yield batch_ids, pictures, images, multi_hot
 
 
 def extract_maps(
@@ -361,12 +364,8 @@ def extract_maps(
         # threads overlap it with the next batch's forward pass.
         writers = stack.enter_context(ThreadPoolExecutor(max_workers=4))
         pending: list = []
-        batches = batches_of_equal_size(layout, ids, batch_size)
         with progress_bar(total=len(ids), desc="extract maps", unit="img", mininterval=2.0) as progress:
-            for batch_ids in batches:
-                pictures = [layout.load_image(i) for i in batch_ids]
-                images = torch.stack([normalize_image(p) for p in pictures]).to(device)
-                multi_hot = np.stack([np.asarray(class_labels[i]) > 0 for i in batch_ids])
+            for batch_ids, pictures, images, multi_hot in image_batches(layout, ids, class_labels, batch_size, device):
                 summed = multiscale_maps(
                     model, images, torch.from_numpy(multi_hot), variants, scales=scales, flip=flip, last_k=last_k,
                     feature_temperature=feature_temperature, pictures=pictures, resize=resize, remainder=remainder,

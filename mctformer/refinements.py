@@ -6,23 +6,15 @@ CSV for the CRF-only masks, Snakemake's benchmark files); the papers' VOC number
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-# PASCAL VOC 2012 train mIoU (%) of each method's paper: seeds -> pseudo masks (DeepLab on val where it is reported).
-PAPER_REFINEMENTS = {
-    "psa": {"paper": "MCTformer (CVPR 2022), V2 seeds + PSA", "seeds": 61.7, "masks": 69.1, "deeplab": 71.9},
-    "irn": {"paper": "IRN (CVPR 2019), ResNet-50 CAMs + IRN", "seeds": 48.3, "masks": 66.5, "deeplab": None},
-}
+from .artifacts import read_json
+from .paper import REFINEMENTS
+
 METHOD_NAMES = {"crf": "seeds + dense CRF only", "psa": "PSA (AffinityNet + random walk)", "irn": "IRN (boundaries + walk)"}
 CRF_ONLY_ROW = "seeds + CRF"  # the PSA ablation table's name for it
-
-
-def _read_json(path: str) -> dict:
-    with open(path) as handle:
-        return json.load(handle)
 
 
 def benchmark_seconds(paths: Sequence[str]) -> float:
@@ -47,20 +39,20 @@ def refinement_rows(
         table = pd.read_csv(crf_only_table)
         crf_only = table.loc[table["method"] == CRF_ONLY_ROW, "miou"]
         if len(crf_only):
-            rows.append({"method": "crf", "name": METHOD_NAMES["crf"], "seeds": _read_json(seed_bests["psa"])["miou"],
+            rows.append({"method": "crf", "name": METHOD_NAMES["crf"], "seeds": read_json(seed_bests["psa"])["miou"],
                          "masks": float(crf_only.iloc[0]), "masks_seconds": None, "deeplab": None, "deeplab_crf": None,
                          "deeplab_seconds": None, "paper": None})
     for method, summary_path in mask_summaries.items():
         deeplab = deeplab_summaries.get(method)
         rows.append({
             "method": method, "name": METHOD_NAMES[method],
-            "seeds": _read_json(seed_bests[method])["miou"] if method in seed_bests else None,
-            "masks": _read_json(summary_path)["miou"],
+            "seeds": read_json(seed_bests[method])["miou"] if method in seed_bests else None,
+            "masks": read_json(summary_path)["miou"],
             "masks_seconds": benchmark_seconds(refinement_benchmarks[method]) if method in refinement_benchmarks else None,
-            "deeplab": _read_json(deeplab["pred"])["miou"] if deeplab else None,
-            "deeplab_crf": _read_json(deeplab["pred_crf"])["miou"] if deeplab else None,
+            "deeplab": read_json(deeplab["pred"])["miou"] if deeplab else None,
+            "deeplab_crf": read_json(deeplab["pred_crf"])["miou"] if deeplab else None,
             "deeplab_seconds": benchmark_seconds(deeplab_benchmarks[method]) if method in deeplab_benchmarks else None,
-            "paper": PAPER_REFINEMENTS[method],
+            "paper": REFINEMENTS[method],
         })
     return rows
 

@@ -2,7 +2,7 @@
 
 Every number of the replicates' summaries (summary.json of each) becomes its values in seed order, their mean,
 sample standard deviation and a two-sided Student-t interval of the mean (:func:`aggregate_summaries`, the
-``replicates`` section of the run's summary.json); :func:`replicate_table` and :func:`strip_plot` make the
+``replicates`` section of the run's summary.json); :func:`replicate_table` and :func:`mctformer.plots.strip_plot` make the
 report's table and figure of the headline metrics beside the paper's numbers.
 """
 
@@ -14,8 +14,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from .artifacts import save_figure
 
 CONFIDENCE = 0.95  # the report's interval of the mean: two-sided, t with n - 1 degrees of freedom
 _DROP = object()  # a leaf that is not aggregated (not a number in every replicate, and not the same in all)
@@ -104,41 +102,6 @@ def replicate_table(aggregate: Mapping[str, Any], rows: Sequence[tuple[str, str,
             "std": scale(metric["std"]), "ci_low": scale(low), "ci_high": scale(high), "paper": paper,
         })
     return pd.DataFrame(records, columns=["stage", "metric", "values", "mean", "std", "ci_low", "ci_high", "paper"])
-
-
-def strip_plot(path: str, table: pd.DataFrame, *, seeds: Sequence[int]) -> None:
-    """One panel per stage: every replicate's value of each metric (a dot, in seed order from left to right), the
-    mean with +/- one std, and the paper's number (a cross) where it has one."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    stages = list(dict.fromkeys(table["stage"]))
-    widths = [max(1.5, 0.9 * int((table["stage"] == stage).sum())) for stage in stages]
-    figure, axes = plt.subplots(1, len(stages), figsize=(sum(widths) + 1.0, 3.4), squeeze=False, gridspec_kw={"width_ratios": widths})
-    offsets = np.linspace(-0.15, 0.15, len(seeds)) if len(seeds) > 1 else np.zeros(1)
-    for axis, stage in zip(axes[0], stages):
-        rows = table[table["stage"] == stage].reset_index(drop=True)
-        for index, row in rows.iterrows():
-            axis.scatter(index + offsets[: len(row["values"])], row["values"], s=14, color="tab:blue", zorder=3,
-                         label="replicates" if index == 0 else None)
-            axis.errorbar(index + 0.3, row["mean"], yerr=row["std"] if row["std"] is not None else None, fmt="_", color="black",
-                          capsize=3, markersize=10, label="mean +/- std" if index == 0 else None)
-            if row["paper"] is not None and not pd.isna(row["paper"]):
-                axis.scatter([index], [row["paper"]], marker="x", s=30, color="tab:red", zorder=4, label="paper (VOC)")
-        axis.set_xticks(np.arange(len(rows)), rows["metric"], rotation=30, ha="right", fontsize=7)
-        axis.set_xlim(-0.6, len(rows) - 0.4)
-        axis.set_ylim(bottom=0)
-        axis.set_title(stage, fontsize=9)
-        axis.set_ylabel("mIoU (%)", fontsize=8)
-    handles = {label: handle for axis in axes[0] for handle, label in zip(*axis.get_legend_handles_labels())}
-    # right of the panels, not over the last one's title (savefig's tight bounding box keeps it)
-    figure.legend(handles.values(), handles.keys(), fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 0.9))
-    figure.suptitle(f"{len(seeds)} replicates (seeds {', '.join(str(seed) for seed in seeds)})", fontsize=9)
-    figure.tight_layout()
-    save_figure(path, figure)
-    plt.close(figure)
 
 
 def replicate_markdown(table: pd.DataFrame, *, seeds: Sequence[int], confidence: float, figure: str) -> list[str]:

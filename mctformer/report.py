@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -10,31 +9,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .artifacts import load_map_file, read_label_png, save_figure, voc_palette, write_json, write_text
+from .artifacts import load_map_file, read_json, read_label_png, save_figure, write_json, write_text
+from .data.voc import IGNORE
 from .metrics import seed_prediction
+from .paper import DEEPLAB_VAL, PSEUDO_MASKS, seed_miou
+from .plots import per_class_bars, qualitative_grid, seed_ablation_bars, strip_plot
 from .provenance import provenance_line
 from .refinements import refinement_markdown, refinement_rows
-from .replicates import CONFIDENCE, aggregate_summaries, replicate_markdown, replicate_table, strip_plot
-
-# PASCAL VOC 2012 numbers of the paper (docs/design.md), in percent.
-PAPER = {
-    "seeds": {"V1 attention": 47.2, "V1 + patch affinity": 55.2, "V2 attention + Patch-CAM": 58.2, "V2 full": 61.7},
-    "masks": 69.1,
-    "deeplab_val": 71.9,
-    "deeplab_test": 71.6,
-}
-# Which of our seed variants stands for which row of the paper's Table 5.
-PAPER_ROW = {
-    "attention": "V1 attention",
-    "attention_refined": "V1 + patch affinity",
-    "fused": "V2 attention + Patch-CAM",
-    "fused_refined": "V2 full",
-}
-
-
-def _read_json(path: str) -> dict:
-    with open(path) as handle:
-        return json.load(handle)
+from .replicates import CONFIDENCE, aggregate_summaries, replicate_markdown, replicate_table
 
 
 def stage_times(benchmark_files: Sequence[str]) -> pd.DataFrame:
@@ -44,31 +26,6 @@ def stage_times(benchmark_files: Sequence[str]) -> pd.DataFrame:
         table = pd.read_csv(path, sep="\t")
         rows.append({"stage": os.path.basename(path)[:-4], "seconds": float(table["s"].iloc[-1]), "max_rss_mb": float(table["max_rss"].iloc[-1])})
     return pd.DataFrame(rows)
-
-
-def _colourise(label: np.ndarray) -> np.ndarray:
-    palette = voc_palette()
-    coloured = palette[np.where(label == 255, 0, label)]
-    coloured[label == 255] = (224, 224, 192)
-    return coloured
-
-
-def qualitative_grid(path: str, rows: Sequence[Sequence[np.ndarray]], titles: Sequence[str], zoom: int = 3) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(len(rows), len(titles), figsize=(1.6 * len(titles), 1.6 * len(rows)), squeeze=False)
-    for r, row in enumerate(rows):
-        for c, tile in enumerate(row):
-            axes[r][c].imshow(tile if tile.ndim == 3 else _colourise(tile), interpolation="nearest")
-            axes[r][c].axis("off")
-            if r == 0:
-                axes[r][c].set_title(titles[c], fontsize=8)
-    figure.tight_layout()
-    save_figure(path, figure)
-    plt.close(figure)
 
 
 def build_report(
@@ -158,21 +115,21 @@ def collect_summary(
     variants = list(next(iter(seed_bests.values())))
     summary: dict = {"seeds": {}, "masks": {}, "stage_seconds": {}}
     for split, bests in seed_bests.items():
-        summary["seeds"][split] = {variant: _read_json(path) for variant, path in bests.items()}
+        summary["seeds"][split] = {variant: read_json(path) for variant, path in bests.items()}
     # the first seed split is the paper's protocol (VOC train); keep its numbers at the top level too
     summary["seeds"].update({v: summary["seeds"][seed_splits[0]][v] for v in variants})
     for split, path in mask_summaries.items():
-        summary["masks"][split] = _read_json(path)
+        summary["masks"][split] = read_json(path)
     summary["masks"]["miou"] = summary["masks"][mask_splits[0]]["miou"]
     summary["masks"]["method"] = refinement
     if ablation_table is not None:
         ablation = pd.read_csv(ablation_table)
         summary["masks"]["ablation"] = dict(zip(ablation["method"], ablation["miou"]))
-    summary["psa_labels" if refinement == "psa" else "irn_labels"] = _read_json(label_stats)
+    summary["psa_labels" if refinement == "psa" else "irn_labels"] = read_json(label_stats)
     if refinement_files is not None:
         summary["refinements"] = {"mask_split": mask_splits[0], "deeplab_split": deeplab_split, "rows": refinement_rows(**refinement_files)}
     for model, files in deeplab_summaries.items():
-        evaluations = {folder: _read_json(files[folder]) for folder in ("pred", "pred_crf")}
+        evaluations = {folder: read_json(files[folder]) for folder in ("pred", "pred_crf")}
         summary[model] = {"miou": evaluations["pred"]["miou"], "miou_crf": evaluations["pred_crf"]["miou"], "split": deeplab_split, **evaluations}
     times = stage_times(benchmarks)
     summary["stage_seconds"] = dict(zip(times["stage"], times["seconds"]))
@@ -194,7 +151,7 @@ def add_replicates(
     variants = list(summary["seeds"][seed_splits[0]])
     mask_splits = [key for key, value in summary["masks"].items() if isinstance(value, Mapping) and "miou" in value]
     deeplab_models = [key for key, value in summary.items() if isinstance(value, Mapping) and "miou_crf" in value]
-    others = [_read_json(path) for path in replicate_summaries]
+    others = [read_json(path) for path in replicate_summaries]
     summary["replicates"] = aggregate_summaries([summary, *others], seeds=replicate_seeds, confidence=CONFIDENCE)
     table = replicate_table(summary["replicates"], replicate_rows(summary, seed_splits, variants, mask_splits, deeplab_models, deeplab_split))
     strip_plot(replicates_plot, table, seeds=replicate_seeds)
@@ -204,44 +161,16 @@ def add_replicates(
 
 def seed_ablation_figure(path: str, summary: Mapping[str, Any], split: str, variants: Sequence[str]) -> None:
     """Table 5 as bars: each variant's seed mIoU on ``split`` beside the paper's row (NaN where it has none)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(6, 3.2))
     ours = [100 * summary["seeds"][split][v]["miou"] for v in variants]
-    axes.bar(np.arange(len(variants)) - 0.2, ours, 0.4, label=f"ours ({split})")
-    paper = [PAPER["seeds"].get(PAPER_ROW.get(v, ""), np.nan) for v in variants]
-    axes.bar(np.arange(len(variants)) + 0.2, paper, 0.4, label="paper (VOC train)")
-    axes.set_xticks(np.arange(len(variants)), variants, rotation=20, fontsize=8)
-    axes.set_ylabel("seed mIoU (%)")
-    axes.legend(fontsize=8)
-    axes.set_title("seed ablation (Table 5)")
-    save_figure(path, figure)
-    plt.close(figure)
+    save_figure(path, seed_ablation_bars(variants, ours, [seed_miou(v, np.nan) for v in variants], split))
 
 
 def per_class_figure(path: str, mask_table: str, deeplab_tables: Mapping[str, str]) -> None:
     """Per-class IoU bars of the pseudo masks (``mask_table``) and of each DeepLab model with CRF."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     tables = {"pseudo masks": pd.read_csv(mask_table)}
     for model, table_path in deeplab_tables.items():
         tables[f"{model} + CRF"] = pd.read_csv(table_path)
-    figure, axes = plt.subplots(figsize=(max(5.0, 0.5 * len(next(iter(tables.values())))), 3.2))
-    width = 0.8 / len(tables)
-    for index, (name, table) in enumerate(tables.items()):
-        axes.bar(np.arange(len(table)) + index * width - 0.4 + width / 2, table["iou"], width, label=name)
-    axes.set_xticks(np.arange(len(table)), table["class"], rotation=45, fontsize=8)
-    axes.set_ylim(0, 1)
-    axes.set_ylabel("IoU")
-    axes.legend(fontsize=7)
-    save_figure(path, figure)
-    plt.close(figure)
+    save_figure(path, per_class_bars(tables))
 
 
 def example_figures(
@@ -279,21 +208,21 @@ REPAIR_CANDIDATES = 300  # images of the mask split searched for repair examples
 def replicate_rows(summary, seed_splits, variants, mask_splits, deeplab_models, deeplab_split) -> list[tuple]:
     """The headline metrics of the replicates' table and strip plot: (stage, name, path in summary.json, paper's %)."""
     method = summary["masks"].get("method", "psa")
-    rows = [(f"seeds ({split})", variant, ("seeds", split, variant, "miou"), PAPER["seeds"].get(PAPER_ROW.get(variant, "")))
+    rows = [(f"seeds ({split})", variant, ("seeds", split, variant, "miou"), seed_miou(variant))
             for split in seed_splits for variant in variants]
-    rows += [("pseudo masks", f"{method} ({split})", ("masks", split, "miou"), PAPER["masks"]) for split in mask_splits]
+    rows += [("pseudo masks", f"{method} ({split})", ("masks", split, "miou"), PSEUDO_MASKS) for split in mask_splits]
     rows += [("pseudo masks", name, ("masks", "ablation", name), None) for name in summary["masks"].get("ablation", {})]
     for model in deeplab_models:
         rows += [(f"DeepLab ({deeplab_split})", model, (model, "miou"), None),
-                 (f"DeepLab ({deeplab_split})", f"{model} + CRF", (model, "miou_crf"), PAPER["deeplab_val"] if model == "deeplab" else None)]
+                 (f"DeepLab ({deeplab_split})", f"{model} + CRF", (model, "miou_crf"), DEEPLAB_VAL if model == "deeplab" else None)]
     return rows
 
 
 def activation_repairs(ground_truth: np.ndarray, seed: np.ndarray, mask: np.ndarray) -> tuple[int, int]:
     """(under, over) of one image: how many pixels the mask repairs of the seed's under-activation (object
     pixels the seed calls background, the mask their class) and over-activation (background pixels the seed
-    gives a class, the mask background); 255 in the ground truth is left out."""
-    objects = (ground_truth > 0) & (ground_truth != 255)
+    gives a class, the mask background); IGNORE in the ground truth is left out."""
+    objects = (ground_truth > 0) & (ground_truth != IGNORE)
     background = ground_truth == 0
     under = int((objects & (seed == 0) & (mask == ground_truth)).sum())
     over = int((background & (seed > 0) & (mask == 0)).sum())
@@ -379,7 +308,7 @@ def _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deepl
     lines += ["## Seeds (best background threshold)", "", "| variant | " + " | ".join(seed_splits) + " | paper |", "|---|" + "---|" * (len(seed_splits) + 1)]
     for variant in variants:
         cells = [f"{100 * summary['seeds'][s][variant]['miou']:.1f} (t={summary['seeds'][s][variant]['threshold']:.2f})" for s in seed_splits]
-        paper = PAPER["seeds"].get(PAPER_ROW.get(variant, ""))
+        paper = seed_miou(variant)
         lines.append(f"| {variant} | " + " | ".join(cells) + f" | {paper if paper is not None else '-'} |")
     lines += _seed_convention_lines(summary, seed_splits, variants)
     lines += ["", f"![seed ablation]({figures}/seed_ablation.png)", ""]
@@ -387,7 +316,7 @@ def _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deepl
     method = summary["masks"].get("method", "psa")
     lines += ["", f"## Pseudo masks ({'PSA random walk' if method == 'psa' else 'IRN boundary walk'})", ""]
     for split in mask_splits:
-        lines.append(f"- {split}: {100 * summary['masks'][split]['miou']:.1f} (paper: {PAPER['masks']} on VOC train)")
+        lines.append(f"- {split}: {100 * summary['masks'][split]['miou']:.1f} (paper: {PSEUDO_MASKS} on VOC train)")
     stats = summary["psa_labels" if method == "psa" else "irn_labels"]
     precision = f", precision vs ground truth {100 * stats['precision_vs_gt']:.1f} %" if "precision_vs_gt" in stats else ""
     if all(key in stats for key in ("foreground_precision", "background_precision", "objects_labelled_background")):
@@ -409,7 +338,7 @@ def _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deepl
     lines += [f"## Segmentation ({deeplab_split})", ""]
     lines += ["| model | no CRF | + CRF | paper |", "|---|---|---|---|"]
     for model in deeplab_models:
-        paper = PAPER["deeplab_val"] if model == "deeplab" else "-"
+        paper = DEEPLAB_VAL if model == "deeplab" else "-"
         lines.append(f"| {model} | {100 * summary[model]['miou']:.1f} | {100 * summary[model]['miou_crf']:.1f} | {paper} |")
     lines += ["", f"![per-class IoU]({figures}/per_class_iou.png)", "", f"![examples]({figures}/examples_deeplab.png)", ""]
     lines += _diagnostics_lines(summary, seed_splits, variants, mask_splits, deeplab_models, deeplab_split)

@@ -76,7 +76,7 @@ def _best(path, miou, threshold=0.3):
 
 
 def test_tables_put_the_papers_numbers_beside_ours(tmp_path):
-    from mctformer.ablations import heads_table_stage, maps_table_stage, segmentation_table_stage
+    from mctformer.stages.ablations import heads_table_stage, maps_table_stage, segmentation_table_stage
 
     bests = {variant: {split: _best(tmp_path / split / variant / "best.json", miou) for split in ("train", "val")}
              for variant, miou in (("patchcam", 0.4), ("fused", 0.5), ("fused_refined", 0.25))}
@@ -119,7 +119,7 @@ def test_tables_put_the_papers_numbers_beside_ours(tmp_path):
     assert ("| fused_refined (the run's chain) | MCTformer-V2 (Attention + PatchCAM + PatchAffinity) | 25.0 | 70.0 | 62.0 | 64.0 "
             "| 5.0 | 15.0 | 62.6 |") in (tmp_path / "seg.md").read_text()
 
-    from mctformer.ablations import ablations_report_stage
+    from mctformer.stages.ablations import ablations_report_stage
 
     ablations_report_stage(run_name="tiny", sections=[str(tmp_path / "maps.md"), str(tmp_path / "seg.md")],
                            report_path=str(tmp_path / "ablations.md"))
@@ -130,7 +130,8 @@ def test_tables_put_the_papers_numbers_beside_ours(tmp_path):
 def test_replicated_ablation_tables_by_hand(tmp_path):
     """Two replicates' layer tables: every measured cell becomes mean, sample std and the t-interval; flags, names and
     the paper's numbers stay; tables with other rows are refused."""
-    from mctformer.ablations import ablation_replicates_stage, aggregate_ablation_tables
+    from mctformer.ablation_tables import aggregate_ablation_tables
+    from mctformer.stages.ablations import ablation_replicates_stage
 
     def layers(mious, fps):
         return pd.DataFrame({"split": ["train", "train"], "last_k": [1, 2], "config_last_k": [False, True], "threshold": [0.3, 0.35],

@@ -112,7 +112,7 @@ def test_voc_submission_layout_and_tarball(synthetic_root, tmp_path):
     import tarfile
 
     from helpers.workflow import TINY_SPEC
-    from mctformer.stages import submission_stage
+    from mctformer.stages.deeplab import submission_stage
 
     settings = small_deeplab_settings()
     model = build_deeplab(settings, TINY_SPEC.num_classes + 1)

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from helpers.workflow import REPO, TINY_SPEC, tiny_config
-from mctformer.stages import make_class_labels, train_classifier_stage
+from mctformer.stages.classifier import train_classifier_stage
+from mctformer.stages.data import make_class_labels
 from mctformer.training.distributed import shuffled_loader
 
 
@@ -67,7 +68,7 @@ def test_classifier_stage_trains_data_parallel_in_two_processes(synthetic_root, 
 
 
 def test_deeplab_stage_trains_data_parallel_in_two_processes(synthetic_root, tmp_path):
-    from mctformer.stages import train_deeplab_stage
+    from mctformer.stages.deeplab import train_deeplab_stage
 
     settings = dict(tiny_config()["deeplab"], epochs=1, batch_size=8, crop_size=32, workers=0)
     checkpoint, log_csv = tmp_path / "checkpoint.pt", tmp_path / "log.csv"

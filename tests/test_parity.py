@@ -37,12 +37,11 @@ import torch.nn.functional as F
 
 from helpers.arguments import tiny_mctformer
 from helpers.workflow import paper_config
-from mctformer.crf import crf_argmax, dense_crf, spatial_scale
+from mctformer.crf import CRFParams, crf_argmax, dense_crf, spatial_scale
 from mctformer.models.mctformer import ARCHITECTURES, load_deit_weights
 from mctformer.psa.labels import confident_labels, crf_labels
 from mctformer.psa.walk import random_walk, transition_matrix_transposed
 from mctformer.segmentation import multiscale_softmax
-from mctformer.stages import crf_params_of
 
 # The paper config states the reference's values (tests/test_paper_configs.py checks it against its settings).
 PAPER = paper_config("voc12")
@@ -128,7 +127,7 @@ def test_la_is_confident_foreground_and_ha_confident_background(monkeypatch):
     assert (paper_value("psa", "alpha_low"), paper_value("psa", "alpha_high")) == (1, 12)
     maps = np.array([[[0.8, 0.4, 0.1]]], np.float32)  # one class (value 5), three pixels
     image = np.zeros((1, 3, 3), np.uint8)
-    params = crf_params_of(paper_value("psa", "crf"))
+    params = CRFParams.from_config(paper_value("psa", "crf"))
     la = crf_labels(image, np.array([5]), maps, 1, params)
     ha = crf_labels(image, np.array([5]), maps, 12, params)
     assert np.allclose(seen[0][0], [[0.2, 0.6, 0.9]]) and np.allclose(seen[1][0], np.power([[0.2, 0.6, 0.9]], 12))
@@ -159,7 +158,7 @@ def test_random_walk_powers_affinities_elementwise_and_normalises_columns():
 
 def test_random_walk_settings_and_background_score(tmp_path):
     from mctformer.models.registry import backbone_output_stride
-    from mctformer.stages import read_background
+    from mctformer.stages.psa import read_background
 
     assert paper_value("psa", "logt") == 6 and paper_value("affinity", "radius") == 5
     configs = {name: paper_config(name) for name in ("voc12", "coco14")}
@@ -208,7 +207,7 @@ def test_crf_parameters_reach_pydensecrf(monkeypatch):
     import pydensecrf.densecrf
 
     monkeypatch.setattr(pydensecrf.densecrf, "DenseCRF2D", RecordingCRF)
-    psa = crf_params_of(paper_value("psa", "crf"))
+    psa = CRFParams.from_config(paper_value("psa", "crf"))
     assert (psa.iterations, psa.gaussian_sxy, psa.gaussian_compat, psa.bilateral_sxy, psa.bilateral_srgb, psa.bilateral_compat) == (10, 3, 3, 80, 13, 10)
     assert crf_defaults("psa") == (10, 3, 3, 80, 13, 10)
     assert paper_value("psa", "crf", "reference_size") == 500 and spatial_scale((375, 500), "auto", 500) == 1.0
@@ -218,11 +217,11 @@ def test_crf_parameters_reach_pydensecrf(monkeypatch):
 
     assert crf_defaults("deeplab") == (10, 4, 3, 83, 5, 3)
     settings = paper_value("deeplab", "crf")
-    crf_argmax(image, np.full((2, 375, 500), 0.5, np.float32), crf_params_of(settings), scale_setting=settings["spatial_scale"],
+    crf_argmax(image, np.full((2, 375, 500), 0.5, np.float32), CRFParams.from_config(settings), scale_setting=settings["spatial_scale"],
                reference_size=settings["reference_size"], normalise=settings["normalise_scores"])
     assert RecordingCRF.calls[2:] == [("gaussian", 4.0, 3), ("bilateral", 83.0, 5, 3), ("inference", 10)]
     # a 250 px image halves every sxy, nothing else
-    crf_argmax(image[:125, :250], np.full((2, 125, 250), 0.5, np.float32), crf_params_of(settings), scale_setting="auto", reference_size=500,
+    crf_argmax(image[:125, :250], np.full((2, 125, 250), 0.5, np.float32), CRFParams.from_config(settings), scale_setting="auto", reference_size=500,
                normalise=settings["normalise_scores"])
     assert RecordingCRF.calls[2:] == [("gaussian", 2.0, 3), ("bilateral", 41.5, 5, 3), ("inference", 10)]
 

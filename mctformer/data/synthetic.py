@@ -55,8 +55,8 @@ from scipy import ndimage
 from ..artifacts import atomic_directory, make_palette, save_label_png
 from ..logs import progress_bar
 from ..parallel import map_in_processes
+from .voc import IGNORE
 
-IGNORE = 255
 MIN_VISIBLE_PIXELS = 8
 MAX_OVERLAP = 0.4
 PLACEMENT_TRIES = 20

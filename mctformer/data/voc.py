@@ -17,7 +17,7 @@ from PIL import Image
 
 from ..artifacts import read_label_png
 
-IGNORE = 255
+IGNORE = 255  # the label of pixels no loss or metric counts (VOC's object boundaries, unconfident pixels): the one place it is set
 
 VOC_CLASSES = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",

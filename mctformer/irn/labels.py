@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..crf import CRFParams, dense_crf
-
-IGNORE = 255
+from ..data.voc import IGNORE
 
 
 def check_thresholds(conf_fg_thres: float, conf_bg_thres: float) -> None:

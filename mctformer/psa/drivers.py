@@ -13,11 +13,12 @@ from ..artifacts import atomic_directory, load_map_file, require_per_image_files
 from ..crf import CRFParams, crf_argmax, spatial_scale
 from ..data.layout import batches_of_equal_size
 from ..data.transforms import normalize_image
+from ..data.voc import IGNORE
 from ..logs import progress_bar
 from ..metrics import confusion_matrix, dataset_confusion, scores_from_confusion, seed_prediction
 from ..parallel import map_in_processes
 from .geometry import seed_scores_on_grid, walk_geometry, walk_to_mask
-from .labels import IGNORE, confident_labels, crf_image, crf_scores, save_confident_scores
+from .labels import confident_labels, crf_image, crf_scores, save_confident_scores
 from .walk import walk_seeds
 
 

@@ -7,8 +7,7 @@ import torch
 
 from ..crf import CRFParams, dense_crf
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize_image
-
-IGNORE = 255
+from ..data.voc import IGNORE
 
 
 def background_power_scores(maps: np.ndarray, alpha: float) -> np.ndarray:

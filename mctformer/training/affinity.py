@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..affinity import IGNORE, affinity_loss, neighbour_affinity, pair_labels, pooled_grid_labels
+from ..affinity import affinity_loss, neighbour_affinity, pair_labels, pooled_grid_labels
 from ..artifacts import read_label_png, require_per_image_files
 from ..data.datasets import SegmentationCropDataset
-from ..data.voc import DatasetError, VOCLayout
+from ..data.voc import IGNORE, DatasetError, VOCLayout
 from ..models.affinitynet import AffinityNet
 from ..psa.labels import load_confident_scores
 from .common import fingerprint, read_checkpoint, seed_everything

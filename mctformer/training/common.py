@@ -72,6 +72,21 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(max(1, int(threads)))
 
 
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> CUDA when present, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device: 'cuda' was asked for but no CUDA device is available (use 'auto' or 'cpu')")
+    return torch.device(name)
+
+
+def torch_setup(threads: int, device: str) -> torch.device:
+    """Thread count and device of a stage that runs a network (``threads``, ``device``: the rule's threads and config device)."""
+    set_threads(threads)
+    return resolve_device(device)
+
+
 def read_checkpoint(path: str | os.PathLike, what: str, required: tuple[str, ...] = ("model", "architecture")) -> dict:
     """A pipeline checkpoint's payload; errors name the file and what it should have been."""
     try:

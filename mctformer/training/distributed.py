@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -100,3 +100,21 @@ def _file_descriptor(stream) -> int | None:
         return stream.fileno()
     except (AttributeError, OSError, ValueError):  # e.g. pytest's capture: inherit ours
         return None
+
+
+def relaunched_under_torchrun(stage: Callable[..., Any], arguments: Mapping[str, Any]) -> bool:
+    """Run ``stage`` in ``arguments['processes']`` torchrun ranks unless this already is one; True when it did."""
+    processes = int(arguments["processes"])
+    if processes <= 1 or is_distributed():
+        return False
+    # each rank gets its share of the job's CPU threads (and, being a rank, does not relaunch)
+    ranked = dict(arguments, threads=max(1, int(arguments["threads"]) // processes))
+    run_under_torchrun(stage, ranked, processes)
+    return True
+
+
+def distributed_device(threads: int, device: str) -> torch.device:
+    """:func:`.common.torch_setup`, then this rank's device in the process group (if any)."""
+    from .common import torch_setup
+
+    return setup(torch_setup(threads, device))

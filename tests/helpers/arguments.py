@@ -44,6 +44,6 @@ def crf_params(section: str = "psa", **overrides):
     """The CRFParams of the shipped config's ``<section>.crf`` (psa or deeplab), ``overrides`` aside."""
     import dataclasses
 
-    from mctformer.stages import crf_params_of
+    from mctformer.crf import CRFParams
 
-    return dataclasses.replace(crf_params_of(shipped_config()[section]["crf"]), **overrides)
+    return dataclasses.replace(CRFParams.from_config(shipped_config()[section]["crf"]), **overrides)

@@ -82,7 +82,7 @@ def bad_root(base, name):
 @pytest.mark.parametrize("fault", DATA_FAULTS)
 def test_bad_dataset_is_refused_naming_the_file(tmp_path, fault):
     """The class_labels stage (the first to read a given root) on each fault: the error, and no output."""
-    from mctformer.stages import make_class_labels
+    from mctformer.stages.data import make_class_labels
 
     root = bad_root(tmp_path, fault)
     out = tmp_path / "labels" / "cls_labels.npy"
@@ -221,7 +221,7 @@ def checkpoints(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def class_labels(synthetic_root, tmp_path_factory):
-    from mctformer.stages import make_class_labels
+    from mctformer.stages.data import make_class_labels
 
     path = tmp_path_factory.mktemp("labels") / "cls_labels.npy"
     make_class_labels(root=str(synthetic_root), layout="voc", classes=tiny_config()["data"]["classes"], splits=["train_aug", "val"],
@@ -230,7 +230,7 @@ def class_labels(synthetic_root, tmp_path_factory):
 
 
 def extract(root, labels, checkpoint, out, batch_size=16):
-    from mctformer.stages import extract_maps_stage
+    from mctformer.stages.seeds import extract_maps_stage
 
     config = tiny_config()
     settings = {key: value for key, value in config["maps"].items() if key != "variants"}
@@ -243,7 +243,7 @@ def extract(root, labels, checkpoint, out, batch_size=16):
 
 
 def walk(root, maps, checkpoint, out):
-    from mctformer.stages import random_walk_stage
+    from mctformer.stages.psa import random_walk_stage
 
     config = tiny_config()
     psa, affinity = config["psa"], config["affinity"]
@@ -256,7 +256,7 @@ def walk(root, maps, checkpoint, out):
 
 
 def infer(root, checkpoint, out):
-    from mctformer.stages import infer_deeplab_stage
+    from mctformer.stages.deeplab import infer_deeplab_stage
 
     config = tiny_config()
     settings = {key: config["deeplab"][key] for key in ("head", "scales", "flip_inference", "fuse", "inference_resize", "crf")}

@@ -40,20 +40,18 @@ rule ablation_layers_replicate:
             classes=CLASSES,
             splits=SEED_SPLITS,
             device=config["device"],
-            **{
-                key: config["maps"][key]
-                for key in (
-                    "last_k",
-                    "scales",
-                    "flip",
-                    "batch_size",
-                    "resize",
-                    "remainder",
-                    "position_embedding",
-                    "amp",
-                    "storage_dtype",
-                )
-            },
+            **section_keys(
+                "maps",
+                "last_k",
+                "scales",
+                "flip",
+                "batch_size",
+                "resize",
+                "remainder",
+                "position_embedding",
+                "amp",
+                "storage_dtype",
+            ),
             **config["seeds"],
         ),
     script:

@@ -200,11 +200,6 @@ def irn_walk_splits():
     return list(dict.fromkeys([SPLITS["train"], *config["irn"]["eval_splits"]]))
 
 
-def irn_keys(*keys):
-    """The named keys of config["irn"] (a rule's params: exactly what its stage reads)."""
-    return {key: config["irn"][key] for key in keys}
-
-
 # The keys of config["irn"] the boundary network's training reads (its fingerprint: editing the walk retrains nothing).
 IRN_TRAINING_KEYS = """backbone pretrained freeze_backbone edge_channels train_radius pair_sources crop_size scale_range
 flip epochs batch_size optimizer lr momentum weight_decay head_lr_mult amp workers in_memory""".split()
@@ -290,28 +285,31 @@ def submission_targets():
     return [f"{RUN}/deeplab/submission.tar.gz"] if config["deeplab"]["test_split"] else []
 
 
-def psa_keys(*keys):
-    """The named keys of config["psa"], as a rule's params (each rule hands its stage exactly what it reads)."""
-    return {key: config["psa"][key] for key in keys}
+def section_keys(section, *keys):
+    """The named keys of config[section], in the order named: the one way a rule hands its stage config keys.
+
+    A rule names exactly what its stage reads, so editing any other key reruns nothing (its params, Snakemake's rerun
+    trigger, stay equal); a stage that reads a whole section (a trainer's settings) gets config[section] itself.
+    """
+    return {key: config[section][key] for key in keys}
 
 
-def affinity_keys(*keys):
-    return {key: config["affinity"][key] for key in keys}
+def in_section_order(section, keys):
+    """``keys`` in the order config[section] has them (an overlay's keys first). DeepLab's and extract_maps' params
+    have always listed their keys so; naming them in another order would change the params and rerun those jobs."""
+    return [key for key in config[section] if key in keys]
 
 
+# The keys of config["maps"] one extraction reads (all but the variants, which are the rule's outputs).
+MAPS_EXTRACTION_KEYS = (
+    """last_k scales flip feature_temperature batch_size overlays resize remainder position_embedding amp
+storage_dtype""".split()
+)
+# The keys of config["deeplab"] its training reads (its fingerprint) and those its inference reads, so that editing
+# the inference scales retrains nothing; the splits, train_on_gt and pseudo_masks choose the jobs' files instead.
+DEEPLAB_TRAINING_KEYS = """backbone pretrained head aspp_dilations head_channels dilation dropout classifier_kernel head_init
+crop_size pad_label scale_range flip epochs batch_size lr momentum weight_decay head_lr_mult amp workers in_memory""".split()
 DEEPLAB_INFERENCE_KEYS = ("scales", "flip_inference", "fuse", "inference_resize", "crf")
-
-
-def deeplab_settings(part):
-    """The keys of config["deeplab"] one job reads, so that e.g. editing the inference scales does not retrain."""
-    inference = part == "inference"
-    return {
-        key: value
-        for key, value in config["deeplab"].items()
-        if (key in DEEPLAB_INFERENCE_KEYS) == inference
-        and not key.endswith("_split")
-        and key not in ("train_on_gt", "pseudo_masks")
-    }
 
 
 # The report's files (report.smk).

@@ -26,7 +26,7 @@ rule train_deeplab:
             layout=LAYOUT,
             classes=CLASSES,
             split=SPLITS["train"],
-            settings=deeplab_settings("training"),
+            settings=section_keys("deeplab", *in_section_order("deeplab", DEEPLAB_TRAINING_KEYS)),
             seed=replicate_seed(wildcards),
             device=config["device"],
         ),
@@ -61,7 +61,7 @@ rule infer_deeplab:
             split=config["deeplab"]["eval_split"],
             device=config["device"],
             head=config["deeplab"]["head"],
-            **deeplab_settings("inference"),
+            **section_keys("deeplab", *in_section_order("deeplab", DEEPLAB_INFERENCE_KEYS)),
         ),
     script:
         "../scripts/infer_deeplab.py"
@@ -120,7 +120,7 @@ rule voc_submission:
             split=config["deeplab"]["test_split"],
             device=config["device"],
             head=config["deeplab"]["head"],
-            **deeplab_settings("inference"),
+            **section_keys("deeplab", *in_section_order("deeplab", DEEPLAB_INFERENCE_KEYS)),
         ),
     script:
         "../scripts/voc_submission.py"

@@ -29,7 +29,7 @@ rule ir_labels:
             classes=CLASSES,
             palette=config["data"]["palette"],
             split=SPLITS["train"],
-            **irn_keys("max_images", "conf_fg_thres", "conf_bg_thres", "crf", "label_workers"),
+            **section_keys("irn", "max_images", "conf_fg_thres", "conf_bg_thres", "crf", "label_workers"),
         ),
     script:
         "../scripts/ir_labels.py"
@@ -59,7 +59,7 @@ rule train_irn:
             classes=CLASSES,
             split=SPLITS["train"],
             max_images=config["irn"]["max_images"],
-            settings=irn_keys(*IRN_TRAINING_KEYS),
+            settings=section_keys("irn", *IRN_TRAINING_KEYS),
             seed=replicate_seed(wildcards),
             device=config["device"],
         ),
@@ -91,8 +91,15 @@ rule irn_walk:
             palette=config["data"]["palette"],
             splits=irn_walk_splits(),
             device=config["device"],
-            **irn_keys(
-                "backbone", "walk_radius", "beta", "exp_times", "sem_seg_bg_thres", "walk_scale", "walk_batch_size"
+            **section_keys(
+                "irn",
+                "backbone",
+                "walk_radius",
+                "beta",
+                "exp_times",
+                "sem_seg_bg_thres",
+                "walk_scale",
+                "walk_batch_size",
             ),
         ),
     script:

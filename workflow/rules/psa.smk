@@ -25,8 +25,8 @@ rule psa_labels:
             classes=CLASSES,
             palette=config["data"]["palette"],
             split=SPLITS["train"],
-            **psa_keys("alpha_low", "alpha_high", "max_images", "crf", "crf_image", "workers"),
-            **affinity_keys("grid_labels"),
+            **section_keys("psa", "alpha_low", "alpha_high", "max_images", "crf", "crf_image", "workers"),
+            **section_keys("affinity", "grid_labels"),
         ),
     script:
         "../scripts/psa_labels.py"
@@ -90,8 +90,8 @@ rule random_walk:
             palette=config["data"]["palette"],
             splits=random_walk_splits(),
             device=config["device"],
-            **psa_keys("background", "beta", "logt", "walk_scale", "batch_size"),
-            **affinity_keys("backbone", "radius", "pair_sources"),
+            **section_keys("psa", "background", "beta", "logt", "walk_scale", "batch_size"),
+            **section_keys("affinity", "backbone", "radius", "pair_sources"),
         ),
     script:
         "../scripts/random_walk.py"
@@ -147,8 +147,8 @@ rule psa_ablation:
         config_keys=dict(
             layout=LAYOUT,
             classes=CLASSES,
-            **psa_keys("background", "beta", "logt", "walk_scale", "crf", "colour_sigma"),
-            **affinity_keys("backbone", "radius", "pair_sources"),
+            **section_keys("psa", "background", "beta", "logt", "walk_scale", "crf", "colour_sigma"),
+            **section_keys("affinity", "backbone", "radius", "pair_sources"),
         ),
     script:
         "../scripts/psa_ablation.py"

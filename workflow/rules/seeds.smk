@@ -27,7 +27,7 @@ rule extract_maps:
             classes=CLASSES,
             splits=extraction_splits(),
             device=config["device"],
-            **{key: value for key, value in config["maps"].items() if key != "variants"},
+            **section_keys("maps", *in_section_order("maps", MAPS_EXTRACTION_KEYS)),
         ),
     script:
         "../scripts/extract_maps.py"

@@ -1,5 +1,5 @@
-from mctformer.ablations import heads_table_stage
 from mctformer.logs import redirect_to_log
+from mctformer.stages.ablations import heads_table_stage
 
 params = snakemake.params
 bests = iter(snakemake.input.bests)  # expand() order: pooling-major, then split

@@ -1,10 +1,13 @@
-from mctformer.ablations import layer_ablation_stage
 from mctformer.logs import redirect_to_log
+from mctformer.stages.ablations import DatasetRef, MapGeometry, layer_ablation_stage
 
 with redirect_to_log(snakemake.log[0]):
+    dataset, keys = DatasetRef.take(snakemake.params.root, snakemake.params.config_keys)
+    geometry, keys = MapGeometry.take(keys)
     layer_ablation_stage(
-        **snakemake.params.config_keys,
-        root=snakemake.params.root,
+        **keys,
+        dataset=dataset,
+        geometry=geometry,
         labels_path=snakemake.input.labels,
         checkpoint=snakemake.input.checkpoint,
         table_path=snakemake.output.table,

@@ -1,5 +1,5 @@
-from mctformer.ablations import maps_table_stage
 from mctformer.logs import redirect_to_log
+from mctformer.stages.ablations import maps_table_stage
 
 params = snakemake.params
 bests = iter(snakemake.input.bests)  # variant-major, then split

@@ -1,5 +1,5 @@
-from mctformer.ablations import ablation_replicates_stage
 from mctformer.logs import redirect_to_log
+from mctformer.stages.ablations import ablation_replicates_stage
 
 with redirect_to_log(snakemake.log[0]):
     ablation_replicates_stage(

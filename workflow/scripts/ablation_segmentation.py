@@ -1,5 +1,5 @@
-from mctformer.ablations import segmentation_table_stage
 from mctformer.logs import redirect_to_log
+from mctformer.stages.ablations import segmentation_table_stage
 
 params, inputs = snakemake.params, snakemake.input
 masks, deeplab = iter(inputs.mask_summaries), iter(inputs.deeplab_summaries)  # variant-major

@@ -1,5 +1,5 @@
-from mctformer.ablations import ablations_report_stage
 from mctformer.logs import redirect_to_log
+from mctformer.stages.ablations import ablations_report_stage
 
 with redirect_to_log(snakemake.log[0]):
     ablations_report_stage(

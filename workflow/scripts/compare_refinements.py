@@ -1,5 +1,5 @@
 from mctformer.logs import redirect_to_log
-from mctformer.stages import compare_refinements_stage
+from mctformer.stages.irn import compare_refinements_stage
 
 # params.files maps the rule's inputs (every one declared there) to the methods they belong to
 with redirect_to_log(snakemake.log[0]):

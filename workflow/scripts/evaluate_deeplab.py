@@ -1,10 +1,11 @@
 from mctformer.logs import redirect_to_log
-from mctformer.stages import evaluate_masks_stage
+from mctformer.stages.deeplab import DatasetRef, evaluate_deeplab_stage
 
 with redirect_to_log(snakemake.log[0]):
-    evaluate_masks_stage(
-        **snakemake.params.config_keys,
-        root=snakemake.params.root, title=snakemake.params.title,
+    dataset, keys = DatasetRef.take(snakemake.params.root, snakemake.params.config_keys)
+    evaluate_deeplab_stage(
+        **keys,
+        dataset=dataset, title=snakemake.params.title,
         mask_dir=snakemake.input.masks,
         table_path=snakemake.output.table,
         summary_path=snakemake.output.summary,

@@ -1,5 +1,5 @@
 from mctformer.logs import redirect_to_log
-from mctformer.stages import evaluate_seeds_stage
+from mctformer.stages.seeds import evaluate_seeds_stage
 
 with redirect_to_log(snakemake.log[0]):
     evaluate_seeds_stage(

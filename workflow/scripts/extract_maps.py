@@ -1,5 +1,5 @@
 from mctformer.logs import redirect_to_log
-from mctformer.stages import extract_maps_stage
+from mctformer.stages.seeds import extract_maps_stage
 
 with redirect_to_log(snakemake.log[0]):
     extract_maps_stage(

@@ -1,5 +1,5 @@
 from mctformer.logs import redirect_to_log
-from mctformer.stages import infer_deeplab_stage
+from mctformer.stages.deeplab import infer_deeplab_stage
 
 with redirect_to_log(snakemake.log[0]):
     infer_deeplab_stage(

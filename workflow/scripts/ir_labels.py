@@ -1,5 +1,5 @@
 from mctformer.logs import redirect_to_log
-from mctformer.stages import ir_labels_stage
+from mctformer.stages.irn import ir_labels_stage
 
 with redirect_to_log(snakemake.log[0]):
     ir_labels_stage(

@@ -1,5 +1,5 @@
 from mctformer.logs import redirect_to_log
-from mctformer.stages import irn_walk_stage
+from mctformer.stages.irn import irn_walk_stage
 
 with redirect_to_log(snakemake.log[0]):
     irn_walk_stage(

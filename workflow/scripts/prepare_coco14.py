@@ -1,5 +1,5 @@
-from mctformer.data.prepare import prepare_coco14
 from mctformer.logs import redirect_to_log
+from mctformer.stages.data import prepare_coco14
 
 with redirect_to_log(snakemake.log[0]):
     prepare_coco14(

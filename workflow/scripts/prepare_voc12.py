@@ -1,5 +1,5 @@
-from mctformer.data.prepare import prepare_voc12
 from mctformer.logs import redirect_to_log
+from mctformer.stages.data import prepare_voc12
 
 with redirect_to_log(snakemake.log[0]):
     prepare_voc12(

@@ -1,10 +1,13 @@
 from mctformer.logs import redirect_to_log
-from mctformer.stages import psa_ablation_stage
+from mctformer.stages.psa import DatasetRef, WalkSettings, psa_ablation_stage
 
 with redirect_to_log(snakemake.log[0]):
+    dataset, keys = DatasetRef.take(snakemake.params.root, snakemake.params.config_keys)
+    walk, keys = WalkSettings.take(keys)
     psa_ablation_stage(
-        **snakemake.params.config_keys,
-        root=snakemake.params.root,
+        **keys,
+        dataset=dataset,
+        walk=walk,
         split=snakemake.wildcards.split,
         map_dir=snakemake.input.maps,
         best_json=snakemake.input.best[0] if snakemake.input.best else None,

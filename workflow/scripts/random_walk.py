@@ -1,5 +1,5 @@
 from mctformer.logs import redirect_to_log
-from mctformer.stages import random_walk_stage
+from mctformer.stages.psa import random_walk_stage
 
 with redirect_to_log(snakemake.log[0]):
     random_walk_stage(

@@ -1,15 +1,15 @@
 import os
 
-from mctformer.data.layout import open_layout
 from mctformer.logs import redirect_to_log
-from mctformer.provenance import collect, training_threads
-from mctformer.report import build_report
+from mctformer.stages.report import report_stage
 
 params, inputs = snakemake.params, snakemake.input
 seeds = iter(inputs.seed_bests)  # expand() order: split-major, then variant
 with redirect_to_log(snakemake.log[0]):
-    build_report(
-        layout=open_layout(params.root, params.layout, len(params.classes)),
+    report_stage(
+        root=params.root,
+        layout=params.layout,
+        classes=params.classes,
         seed_bests={split: {variant: next(seeds) for variant in params.variants} for split in params.seed_splits},
         seed_plots=dict(zip(params.seed_splits, inputs.seed_plots)),
         mask_summaries=dict(zip(params.mask_splits, inputs.mask_summaries)),
@@ -36,6 +36,5 @@ with redirect_to_log(snakemake.log[0]):
         replicate_seeds=params.replicate_seeds,
         replicate_summaries=list(inputs.replicate_summaries),
         replicates_plot=snakemake.output.get("replicates_plot"),
-        provenance=collect(config=snakemake.config, threads=training_threads(snakemake.config),
-                           device=snakemake.config.get("device")),
+        config=snakemake.config,
     )

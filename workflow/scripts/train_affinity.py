@@ -1,10 +1,12 @@
 from mctformer.logs import redirect_to_log
-from mctformer.stages import train_affinity_stage
+from mctformer.stages.psa import DatasetRef, train_affinity_stage
 
 with redirect_to_log(snakemake.log[0]):
+    dataset, keys = DatasetRef.take(snakemake.params.root, snakemake.params.config_keys)
     train_affinity_stage(
-        **snakemake.params.config_keys,
-        root=snakemake.params.root, resume=snakemake.params.resume,
+        **keys,
+        dataset=dataset,
+        resume=snakemake.params.resume,
         label_dir=snakemake.input.labels,
         checkpoint=snakemake.output.checkpoint,
         log_csv=snakemake.output.log_csv,

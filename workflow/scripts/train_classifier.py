@@ -1,5 +1,5 @@
 from mctformer.logs import redirect_to_log
-from mctformer.stages import train_classifier_stage
+from mctformer.stages.classifier import train_classifier_stage
 
 with redirect_to_log(snakemake.log[0]):
     train_classifier_stage(

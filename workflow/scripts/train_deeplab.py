@@ -1,5 +1,5 @@
 from mctformer.logs import redirect_to_log
-from mctformer.stages import train_deeplab_stage
+from mctformer.stages.deeplab import train_deeplab_stage
 
 with redirect_to_log(snakemake.log[0]):
     train_deeplab_stage(

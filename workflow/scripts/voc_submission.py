@@ -1,5 +1,5 @@
 from mctformer.logs import redirect_to_log
-from mctformer.stages import submission_stage
+from mctformer.stages.deeplab import submission_stage
 
 with redirect_to_log(snakemake.log[0]):
     submission_stage(

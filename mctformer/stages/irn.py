@@ -1,5 +1,5 @@
-"""The IRN stages (what workflow/scripts/{ir_labels,train_irn,irn_walk,compare_refinements}.py call; mctformer.stages
-imports them): keyword-only, plain paths and config keys in, artifacts out. torch is imported inside them."""
+"""The stages of workflow/rules/irn.smk: IRN's confident labels, its boundary network, its random walk to
+pseudo masks, and the table that sets the refinements (CRF only, PSA, IRN) side by side."""
 
 from __future__ import annotations
 
@@ -7,15 +7,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..artifacts import write_json
-from ..data.layout import open_layout
-
-
-def crf_params_with_prob(settings: Mapping[str, Any]):
-    """(CRFParams, gt_prob) of the config's irn.crf."""
-    from ..stages import crf_params_of
-
-    return crf_params_of(settings), float(settings["gt_prob"])
+from ..artifacts import make_palette, write_json
+from ..crf import CRFParams
+from ..data.layout import first_ids, ids_of_splits, open_layout
 
 
 def ir_labels_stage(
@@ -23,18 +17,15 @@ def ir_labels_stage(
     conf_fg_thres: float, conf_bg_thres: float, crf: Mapping[str, Any], label_workers: int, out_dir: str, stats_path: str, threads: int,
 ) -> dict:
     """IRN's confident labels of the first ``max_images`` of ``split`` (irn.* keys of the same names) and their shares."""
-    from ..artifacts import make_palette
-    from ..stages import psa_training_ids
-    from .drivers import make_ir_labels
+    from ..irn.drivers import make_ir_labels
 
     reader = open_layout(root, layout, len(classes))
-    ids = psa_training_ids(reader, split, max_images)
-    params, gt_prob = crf_params_with_prob(crf)
+    ids = first_ids(reader, split, max_images)
     started = time.time()
     stats = make_ir_labels(
-        reader, ids, map_dir, out_dir, conf_fg_thres=conf_fg_thres, conf_bg_thres=conf_bg_thres, params=params,
-        scale_setting=crf["spatial_scale"], reference_size=crf["reference_size"], gt_prob=gt_prob, palette=make_palette(palette),
-        workers=max(1, min(threads, label_workers)),
+        reader, ids, map_dir, out_dir, conf_fg_thres=conf_fg_thres, conf_bg_thres=conf_bg_thres, params=CRFParams.from_config(crf),
+        scale_setting=crf["spatial_scale"], reference_size=crf["reference_size"], gt_prob=float(crf["gt_prob"]),
+        palette=make_palette(palette), workers=max(1, min(threads, label_workers)),
     )
     stats["seconds"] = time.time() - started
     write_json(stats_path, stats)
@@ -47,12 +38,12 @@ def train_irn_stage(
     settings: Mapping[str, Any], seed: int, device: str, checkpoint: str, log_csv: str, resume: str, threads: int,
 ) -> None:
     """Train the boundary network (``settings`` = the irn training keys, all of which it reads)."""
-    from ..stages import _torch_setup, psa_training_ids
+    from ..training.common import torch_setup
     from ..training.irn import train_boundary_net
 
-    torch_device = _torch_setup(threads, device)
+    torch_device = torch_setup(threads, device)
     reader = open_layout(root, layout, len(classes))
-    ids = psa_training_ids(reader, split, max_images)
+    ids = first_ids(reader, split, max_images)
     summary = train_boundary_net(
         reader, ids, label_dir, settings, checkpoint, log_csv, resume, device=torch_device, seed=seed, workers=settings["workers"],
     )
@@ -65,14 +56,13 @@ def irn_walk_stage(
     device: str, out_dir: str, threads: int,
 ) -> None:
     """IRN pseudo masks of ``splits`` (irn.* keys of the same names; the checkpoint must have irn.backbone)."""
-    from ..artifacts import make_palette
-    from ..stages import _torch_setup
+    from ..irn.drivers import irn_walk_masks
+    from ..training.common import torch_setup
     from ..training.irn import load_boundary_net
-    from .drivers import irn_walk_masks
 
-    torch_device = _torch_setup(threads, device)
+    torch_device = torch_setup(threads, device)
     reader = open_layout(root, layout, len(classes))
-    ids = list(dict.fromkeys(i for split in splits for i in reader.read_ids(split)))
+    ids = ids_of_splits(reader, splits)
     model = load_boundary_net(checkpoint, backbone, device=torch_device)
     print(f"IRN walk on {len(ids)} images: radius {walk_radius}, beta {beta}, 2^{exp_times} steps, background {sem_seg_bg_thres}, "
           f"image scale {walk_scale}")

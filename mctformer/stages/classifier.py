@@ -1,0 +1,34 @@
+"""The stage of workflow/rules/classifier.smk: training MCTformer on the image-level labels."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..data.labels import load_class_labels
+from ..data.layout import open_layout
+
+
+def train_classifier_stage(
+    *, root: str, layout: str, classes: Sequence[str], labels_path: str, train_split: str, val_split: str,
+    settings: Mapping[str, Any], seed: int, device: str, checkpoint: str, log_csv: str, resume: str, threads: int, processes: int,
+) -> None:
+    """Train MCTformer (``settings`` = the config's ``classifier`` section, all of which it reads);
+    ``processes > 1``: data-parallel in that many torchrun processes (one per GPU)."""
+    arguments = dict(locals())  # the keyword arguments alone, taken before an import adds a name
+    from ..training.distributed import distributed_device, relaunched_under_torchrun
+
+    if relaunched_under_torchrun(train_classifier_stage, arguments):
+        return
+    from ..training.classifier import train_classifier
+
+    torch_device = distributed_device(threads, device)
+    reader = open_layout(root, layout, len(classes))
+    train_ids = reader.read_ids(train_split)
+    val_ids = reader.read_ids(val_split)
+    labels = load_class_labels(labels_path, train_ids + val_ids, len(classes))
+    summary = train_classifier(
+        reader, train_ids, val_ids, labels, settings, checkpoint, log_csv, resume,
+        device=torch_device, seed=seed, workers=settings["workers"],
+    )
+    print(f"classifier trained in {summary['seconds']:.1f} s: {summary['final']}")

@@ -1,0 +1,99 @@
+"""The stages of workflow/rules/deeplab.smk: DeepLab trained on the pseudo masks (or the ground truth),
+its predictions, their evaluation and the VOC test-server submission."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..artifacts import make_palette
+from ..crf import CRFParams
+from ..data.layout import DatasetRef, open_layout
+
+
+def train_deeplab_stage(
+    *, root: str, layout: str, classes: Sequence[str], split: str, mask_dir: str | None, settings: Mapping[str, Any],
+    seed: int, device: str, checkpoint: str, log_csv: str, resume: str, threads: int, processes: int,
+) -> None:
+    """Train on the pseudo masks in ``mask_dir``, or on the ground truth when ``mask_dir`` is None (``settings`` =
+    the config's ``deeplab`` training keys); ``processes > 1``: data-parallel in that many torchrun processes."""
+    arguments = dict(locals())  # the keyword arguments alone, taken before an import adds a name
+    from ..training.distributed import distributed_device, relaunched_under_torchrun
+
+    if relaunched_under_torchrun(train_deeplab_stage, arguments):
+        return
+    from ..artifacts import read_label_png, require_per_image_files
+    from ..training.deeplab import train_deeplab
+
+    torch_device = distributed_device(threads, device)
+    reader = open_layout(root, layout, len(classes))
+    ids = reader.read_ids(split)
+    if mask_dir is None:
+        load_label = reader.load_mask
+    else:
+        require_per_image_files(mask_dir, ids, ".png", "pseudo masks")
+
+        def load_label(image_id: str) -> np.ndarray:
+            return read_label_png(os.path.join(mask_dir, f"{image_id}.png"))
+
+    summary = train_deeplab(
+        reader, ids, load_label, len(classes) + 1, settings, checkpoint, log_csv, resume,
+        device=torch_device, seed=seed, workers=settings["workers"],
+    )
+    print(f"DeepLab ({'ground truth' if mask_dir is None else 'pseudo masks'}) trained in {summary['seconds']:.1f} s: {summary['final']}")
+
+
+def infer_deeplab_stage(
+    *, root: str, layout: str, classes: Sequence[str], palette: Sequence | None, split: str, checkpoint: str, head: str,
+    scales: Sequence[float], flip_inference: bool, fuse: str, inference_resize: str, crf: Mapping[str, Any],
+    device: str, pred_dir: str | None, crf_dir: str | None, threads: int,
+) -> None:
+    """DeepLab predictions of a split: plain argmax in ``pred_dir`` and/or CRF-refined in ``crf_dir``
+    (``head``: deeplab.head, which the checkpoint must have)."""
+    from ..segmentation import segment_images
+    from ..training.common import torch_setup
+    from ..training.deeplab import load_deeplab
+
+    torch_device = torch_setup(threads, device)
+    reader = open_layout(root, layout, len(classes))
+    ids = reader.read_ids(split)
+    model = load_deeplab(checkpoint, len(classes) + 1, head=head, device=torch_device)
+    started = time.time()
+    segment_images(
+        model, reader, ids, pred_dir, crf_dir, scales=scales, flip=flip_inference, fuse=fuse, crf_params=CRFParams.from_config(crf),
+        scale_setting=crf["spatial_scale"], reference_size=crf["reference_size"], palette=make_palette(palette), device=torch_device,
+        workers=max(1, threads), resize=inference_resize, normalise_crf_scores=crf["normalise_scores"],
+    )
+    print(f"segmented {len(ids)} images of {split} in {time.time() - started:.1f} s")
+
+
+def evaluate_deeplab_stage(*, dataset: DatasetRef, split: str, mask_dir: str, table_path: str, summary_path: str, plot_path: str, title: str) -> dict:
+    """mIoU (and per-class IoU/precision/recall/FP/FN) of DeepLab's predictions in ``mask_dir`` (evaluation.evaluate_mask_folder)."""
+    from ..evaluation import evaluate_mask_folder
+
+    return evaluate_mask_folder(
+        dataset, split, mask_dir, title=title, table_path=table_path, summary_path=summary_path, plot_path=plot_path,
+    )
+
+
+def submission_stage(
+    *, root: str, layout: str, classes: Sequence[str], palette: Sequence | None, split: str, checkpoint: str, head: str,
+    scales: Sequence[float], flip_inference: bool, fuse: str, inference_resize: str, crf: Mapping[str, Any],
+    device: str, out_dir: str, tarball: str, threads: int,
+) -> None:
+    """Test-set predictions (multi-scale + CRF) in the official VOC submission layout, and its tarball."""
+    from ..artifacts import atomic_directory
+    from ..segmentation import SUBMISSION_FOLDER, pack_submission
+
+    with atomic_directory(out_dir) as tmp:
+        infer_deeplab_stage(
+            root=root, layout=layout, classes=classes, palette=palette, split=split, checkpoint=checkpoint, head=head, scales=scales,
+            flip_inference=flip_inference, fuse=fuse, inference_resize=inference_resize, crf=crf, device=device,
+            pred_dir=None, crf_dir=os.path.join(tmp, SUBMISSION_FOLDER), threads=threads,
+        )
+    pack_submission(out_dir, tarball)
+    print(f"test predictions in {out_dir}, packed as {tarball}")
