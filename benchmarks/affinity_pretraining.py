@@ -25,8 +25,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import yaml
 
+from mctformer.config import load_config
 from mctformer.data.labels import load_class_labels
 from mctformer.data.layout import first_ids, open_layout
 from mctformer.data.transforms import normalize_image
@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config = load_config(default_file=REPO / "config.yaml")[0]
     settings, classes = config["affinity"], config["data"]["classes"]
     if settings["backbone"] != "tiny" or config["data"]["source"] != "synthetic":
         raise SystemExit("this diagnostic is written for the embedded default (synthetic data, the tiny backbone)")

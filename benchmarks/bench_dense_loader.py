@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-import yaml
 
+from mctformer.config import load_config
 from mctformer.data.datasets import SegmentationCropDataset
 from mctformer.data.voc import IGNORE, VOCLayout
 from mctformer.stages.data import prepare_synthetic_data
@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the rule's on this machine kind)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config = load_config(default_file=REPO / "config.yaml")[0]
     settings = config["deeplab"]
     synthetic = dict(config["synthetic"], num_train_aug=args.images, num_train=min(100, args.images), num_val=10)
     with tempfile.TemporaryDirectory() as root:

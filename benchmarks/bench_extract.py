@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
+from mctformer.config import load_config
 from mctformer.localize import multiscale_maps, scaled_size
 from mctformer.models.mctformer import create_mctformer
 from mctformer.training.common import resolve_device
@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     device = resolve_device(args.device)
-    config = yaml.safe_load((REPO / "config.yaml").read_text())  # every setting but the ones above: the embedded default's
+    config = load_config(default_file=REPO / "config.yaml")[0]  # every setting but the ones above: the embedded default's
     classifier, maps = config["classifier"], config["maps"]
     torch.manual_seed(0)
     model = create_mctformer(

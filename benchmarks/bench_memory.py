@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
+from mctformer.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("extract_maps", "evaluate_seeds", "random_walk")
@@ -41,7 +41,7 @@ def peak_kib() -> int:
 
 
 def config() -> dict:
-    return yaml.safe_load((REPO / "config.yaml").read_text())
+    return load_config(default_file=REPO / "config.yaml")[0]
 
 
 def prepare(workdir: Path, images: int, size: int) -> None:
@@ -91,7 +91,8 @@ def child(stage: str, workdir: Path, split: str, threads: int) -> None:
         target = maps if split == "train_aug" else {v: str(out / v) for v in variants}
         keys = {key: value for key, value in settings["maps"].items() if key != "variants"}
         extract_maps_stage(root=root, layout="voc", classes=classes, labels_path=labels, checkpoint=str(workdir / "classifier.pt"),
-                                  splits=[split], device="cpu", out_dirs=target, overlay_dir=None, threads=threads, **keys)
+                                  version=settings["classifier"]["version"], splits=[split], device="cpu", out_dirs=target, overlay_dir=None,
+                                  threads=threads, **keys)
     elif stage == "evaluate_seeds":
         files = {v: {"sweep": str(out / v / "sweep.csv"), "best": str(out / v / "best.json")} for v in variants}
         evaluate_seeds_stage(root=root, layout="voc", classes=classes, labels_path=labels, split=split, map_dirs=maps,

@@ -18,26 +18,18 @@ import sys
 from pathlib import Path
 
 import torch
-import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from mctformer.config import load_config  # noqa: E402
 from mctformer.models.affinitynet import AffinityNet  # noqa: E402
 from mctformer.models.mctformer import create_mctformer  # noqa: E402
 from mctformer.training.deeplab import build_deeplab  # noqa: E402
 
 # VOC 2012 + SBD sizes: train_aug, train, val; the mean image is about 500 x 375.
 VOC = {"train_aug": 10582, "train": 1464, "val": 1449, "test": 1456, "height": 375, "width": 500}
-
-
-def merged(base: dict, overlay: dict) -> dict:
-    """``overlay`` over ``base``, section by section (as Snakemake merges a --configfile over config.yaml)."""
-    out = dict(base)
-    for key, value in overlay.items():
-        out[key] = merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
-    return out
 
 
 def forward_flops(model: torch.nn.Module, height: int, width: int) -> float:
@@ -53,7 +45,7 @@ def main() -> None:
     parser.add_argument("--config", default="workflow/configs/voc12.yaml")
     parser.add_argument("--tflops", type=float, default=40.0, help="assumed sustained TFLOP/s of one GPU")
     args = parser.parse_args()
-    overlay = merged(yaml.safe_load((REPO / "config.yaml").read_text()), yaml.safe_load(Path(args.config).read_text()))
+    overlay = load_config([args.config], default_file=REPO / "config.yaml")[0]  # composed and compat-resolved, as the workflow sees it
     torch.set_num_threads(2)
     classifier, maps, affinity, deeplab = overlay["classifier"], overlay["maps"], overlay["affinity"], overlay["deeplab"]
     num_classes = len(overlay["data"]["classes"])

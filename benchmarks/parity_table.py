@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from PIL import Image
 
 import golden_cases as golden  # the golden fixtures' readers, shared with tests/test_reference_parity.py
 from mctformer.affinity import neighbour_affinity, pair_indices, pooled_grid_labels
 from mctformer.artifacts import load_map_file, read_label_png, save_map_file, voc_palette
+from mctformer.config import load_config
 from mctformer.data.voc import VOCLayout
 from mctformer.localize import extract_maps
 from mctformer.metrics import best_threshold, scores_from_confusion, sweep_image, sweep_table, threshold_grid
@@ -32,7 +32,7 @@ from mctformer.psa.labels import crf_image, crf_labels
 from mctformer.psa.walk import random_walk, transition_matrix_transposed
 
 GOLDEN = golden.GOLDEN
-CONFIG = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())  # "ours": the shipped defaults
+CONFIG = load_config(default_file=Path(__file__).resolve().parents[1] / "config.yaml")[0]  # "ours": the shipped defaults
 
 
 def ours_extraction(scales: list[float]) -> dict:

@@ -44,7 +44,7 @@ from ..settings import MapGeometry  # the rule script builds it and DatasetRef f
 
 
 def layer_ablation_stage(
-    *, dataset: DatasetRef, labels_path: str, checkpoint: str, splits: Sequence[str], last_k: int, scales: Sequence[float], flip: bool,
+    *, dataset: DatasetRef, labels_path: str, checkpoint: str, version: str, splits: Sequence[str], last_k: int, scales: Sequence[float], flip: bool,
     batch_size: int, geometry: MapGeometry, storage_dtype: str, thresholds: Mapping[str, float], miou_convention: str, selection: str,
     device: str, table_path: str, sweeps_path: str, plot_path: str, section_path: str, threads: int,
 ) -> pd.DataFrame:
@@ -70,7 +70,7 @@ def layer_ablation_stage(
     id_sets = {split: set(split_ids[split]) for split in splits}
     membership = {image_id: [split for split in splits if image_id in id_sets[split]] for image_id in ids}
     labels = load_class_labels(labels_path, ids, len(classes))
-    model = load_classifier(checkpoint, len(classes), device=torch_device).eval()
+    model = load_classifier(checkpoint, len(classes), device=torch_device, version=version).eval()
     depths = list(range(1, len(model.blocks) + 1))
     grid = threshold_grid(thresholds["start"], thresholds["stop"], thresholds["step"])
     label_names = ["background", *classes]

@@ -13,12 +13,13 @@ from ..metrics import best_threshold, sweep_split, sweep_table, threshold_grid
 
 
 def extract_maps_stage(
-    *, root: str, layout: str, classes: Sequence[str], labels_path: str, checkpoint: str, splits: Sequence[str],
+    *, root: str, layout: str, classes: Sequence[str], labels_path: str, checkpoint: str, version: str, splits: Sequence[str],
     last_k: int, scales: Sequence[float], flip: bool, feature_temperature: float, batch_size: int, overlays: int,
     resize: str, remainder: str, position_embedding: str, amp: bool, storage_dtype: str,
     device: str, out_dirs: Mapping[str, str], overlay_dir: str | None, threads: int,
 ) -> None:
-    """Maps of every image of ``splits`` for every variant in ``out_dirs``; the keys are the config's ``maps``."""
+    """Maps of every image of ``splits`` for every variant in ``out_dirs``; the keys are the config's ``maps``, and the
+    checkpoint must be of classifier.version ``version``."""
     from ..localize import extract_maps
     from ..training.classifier import load_classifier
     from ..training.common import torch_setup
@@ -27,7 +28,7 @@ def extract_maps_stage(
     reader = open_layout(root, layout, len(classes))
     ids = ids_of_splits(reader, splits)
     labels = load_class_labels(labels_path, ids, len(classes))
-    model = load_classifier(checkpoint, len(classes), device=torch_device)
+    model = load_classifier(checkpoint, len(classes), device=torch_device, version=version)
     started = time.time()
     extract_maps(
         model, reader, ids, labels, out_dirs,

@@ -237,7 +237,7 @@ def extract(root, labels, checkpoint, out, batch_size=16):
     settings.update(batch_size=batch_size, overlays=2)
     extract_maps_stage(
         root=str(root), layout="voc", classes=config["data"]["classes"], labels_path=str(labels), checkpoint=str(checkpoint),
-        splits=["train_aug"], device="cpu", out_dirs={v: str(out / v) for v in ("fused", "attention")},
+        version=config["classifier"]["version"], splits=["train_aug"], device="cpu", out_dirs={v: str(out / v) for v in ("fused", "attention")},
         overlay_dir=str(out / "overlays"), threads=1, **settings,
     )
 

@@ -40,6 +40,7 @@ rule ablation_layers_replicate:
             classes=CLASSES,
             splits=SEED_SPLITS,
             device=config["device"],
+            version=VERSION,
             **section_keys(
                 "maps",
                 "last_k",

@@ -27,6 +27,7 @@ rule extract_maps:
             classes=CLASSES,
             splits=extraction_splits(),
             device=config["device"],
+            version=VERSION,
             **section_keys("maps", *in_section_order("maps", MAPS_EXTRACTION_KEYS)),
         ),
     script:
