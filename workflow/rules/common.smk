@@ -101,6 +101,8 @@ VARIANTS = list(config["maps"]["variants"])
 # They list third-party packages only; the core package comes from this checkout:
 ENV = "../../envs/torch.yaml"
 ENV_CRF = "../../envs/crf.yaml"
+
+
 # Every job's command (a `script:` job's `python <script>` too) runs through
 # Snakemake's shell(), which starts it with shell.prefix: here an export that
 # puts the checkout first on PYTHONPATH, so the job and its children (torchrun's
