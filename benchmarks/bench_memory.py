@@ -46,6 +46,7 @@ def config() -> dict:
 
 def prepare(workdir: Path, images: int, size: int) -> None:
     """A synthetic root with train (N ids) inside train_aug (4N ids), labels and untrained checkpoints."""
+    from mctformer.data.layout import DatasetRef
     from mctformer.data.synthetic import SyntheticSpec, generate_synthetic_voc
     from mctformer.models.affinitynet import AffinityNet
     from mctformer.stages.data import make_class_labels
@@ -58,7 +59,7 @@ def prepare(workdir: Path, images: int, size: int) -> None:
     synthetic.update(num_train_aug=4 * images, num_train=images, num_val=1, image_size=size)
     spec = SyntheticSpec(num_classes=len(classes), seed=settings["seed"], **synthetic)
     generate_synthetic_voc(workdir / "data", spec, palette=settings["data"]["palette"], workers=os.cpu_count() or 1)
-    make_class_labels(root=str(workdir / "data"), layout="voc", classes=classes, splits=["train_aug"], out_path=str(workdir / "cls_labels.npy"),
+    make_class_labels(dataset=DatasetRef(str(workdir / "data"), "voc", tuple(classes)), splits=["train_aug"], out_path=str(workdir / "cls_labels.npy"),
                       workers=1)
     classifier = build_classifier(settings["classifier"], len(classes))
     save_trained(workdir / "classifier.pt", workdir / "classifier.csv", classifier, settings["classifier"], [], class_count=len(classes))
@@ -76,6 +77,8 @@ def child(stage: str, workdir: Path, split: str, threads: int) -> None:
     if stage != "evaluate_seeds":  # the sweep runs without torch, as its rule does
         import torch  # noqa: F401
 
+    from mctformer.data.layout import DatasetRef
+    from mctformer.settings import MapGeometry, WalkSettings
     from mctformer.stages.psa import random_walk_stage
     from mctformer.stages.seeds import evaluate_seeds_stage, extract_maps_stage
 
@@ -89,21 +92,22 @@ def child(stage: str, workdir: Path, split: str, threads: int) -> None:
     before, started = peak_kib(), time.perf_counter()
     if stage == "extract_maps":
         target = maps if split == "train_aug" else {v: str(out / v) for v in variants}
-        keys = {key: value for key, value in settings["maps"].items() if key != "variants"}
-        extract_maps_stage(root=root, layout="voc", classes=classes, labels_path=labels, checkpoint=str(workdir / "classifier.pt"),
+        geometry, keys = MapGeometry.take({key: value for key, value in settings["maps"].items() if key != "variants"})
+        extract_maps_stage(dataset=DatasetRef(root, "voc", tuple(classes)), labels_path=labels, checkpoint=str(workdir / "classifier.pt"),
                                   version=settings["classifier"]["version"], splits=[split], device="cpu", out_dirs=target, overlay_dir=None,
-                                  threads=threads, **keys)
+                                  threads=threads, geometry=geometry, **keys)
     elif stage == "evaluate_seeds":
         files = {v: {"sweep": str(out / v / "sweep.csv"), "best": str(out / v / "best.json")} for v in variants}
-        evaluate_seeds_stage(root=root, layout="voc", classes=classes, labels_path=labels, split=split, map_dirs=maps,
+        evaluate_seeds_stage(dataset=DatasetRef(root, "voc", tuple(classes)), labels_path=labels, split=split, map_dirs=maps,
                                     out_files=files, plot_path=str(out / "sweep.png"), **settings["seeds"])
     else:
         psa, affinity = settings["psa"], settings["affinity"]
         random_walk_stage(
-            root=root, layout="voc", classes=classes, palette=None, splits=[split], map_dir=maps[psa["seed_variant"]],
-            checkpoint=str(workdir / "affinity.pt"), best_json=None, background=0.3, beta=psa["beta"], logt=psa["logt"],
-            walk_scale=psa["walk_scale"], batch_size=psa["batch_size"], backbone=affinity["backbone"], radius=affinity["radius"],
-            pair_sources=affinity["pair_sources"], device="cpu", out_dir=str(out / "pseudo"), threads=threads,
+            dataset=DatasetRef(root, "voc", tuple(classes)), palette=None, splits=[split], map_dir=maps[psa["seed_variant"]],
+            checkpoint=str(workdir / "affinity.pt"), best_json=None, background=0.3,
+            walk=WalkSettings(beta=psa["beta"], logt=psa["logt"], radius=affinity["radius"], pair_sources=affinity["pair_sources"]),
+            walk_scale=psa["walk_scale"], batch_size=psa["batch_size"], backbone=affinity["backbone"], device="cpu", out_dir=str(out / "pseudo"),
+            threads=threads,
         )
     print(json.dumps({"before_kib": before, "peak_kib": peak_kib(), "seconds": time.perf_counter() - started}))
 

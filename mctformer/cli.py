@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             **config["synthetic"],
         )
     elif args.command == "labels":
-        make_class_labels(root=args.root, layout=args.layout, classes=classes, splits=args.split, out_path=args.out, workers=1)
+        make_class_labels(dataset=DatasetRef(args.root, args.layout, tuple(classes)), splits=args.split, out_path=args.out, workers=1)
     else:
         with tempfile.TemporaryDirectory() as tmp:
             evaluate_masks_stage(

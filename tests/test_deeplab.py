@@ -5,6 +5,7 @@ import torch
 from helpers.arguments import crf_params
 from helpers.workflow import tiny_config
 from mctformer.artifacts import read_label_png, voc_palette
+from mctformer.data.layout import DatasetRef
 from mctformer.data.transforms import random_scale_flip_crop
 from mctformer.models.deeplab import DeepLabLargeFOV
 from mctformer.segmentation import multiscale_softmax, segment_images
@@ -124,7 +125,7 @@ def test_voc_submission_layout_and_tarball(synthetic_root, tmp_path):
     }
     classes = [f"c{i}" for i in range(TINY_SPEC.num_classes)]
     out = tmp_path / "submission"
-    submission_stage(root=str(synthetic_root), layout="voc", classes=classes, palette=None, split="val", checkpoint=str(tmp_path / "deeplab.pt"),
+    submission_stage(dataset=DatasetRef(str(synthetic_root), "voc", tuple(classes)), palette=None, split="val", checkpoint=str(tmp_path / "deeplab.pt"),
                      device="cpu", out_dir=str(out), tarball=str(tmp_path / "submission.tar.gz"), threads=1, **inference)
     pngs = sorted((out / "VOC2012" / "Segmentation" / "comp6_test_cls").glob("*.png"))
     assert len(pngs) == TINY_SPEC.num_val

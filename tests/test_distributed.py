@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from helpers.workflow import REPO, TINY_SPEC, tiny_config
+from mctformer.data.layout import DatasetRef
 from mctformer.stages.classifier import train_classifier_stage
 from mctformer.stages.data import make_class_labels
 from mctformer.training.distributed import shuffled_loader
@@ -54,11 +55,11 @@ def test_a_batch_that_does_not_split_over_the_ranks_is_refused(monkeypatch):
 def test_classifier_stage_trains_data_parallel_in_two_processes(synthetic_root, tmp_path):
     classes = [f"c{i}" for i in range(TINY_SPEC.num_classes)]
     labels = tmp_path / "cls_labels.npy"
-    make_class_labels(root=str(synthetic_root), layout="voc", classes=classes, splits=["train_aug", "val"], out_path=str(labels), workers=1)
+    make_class_labels(dataset=DatasetRef(str(synthetic_root), "voc", tuple(classes)), splits=["train_aug", "val"], out_path=str(labels), workers=1)
     settings = dict(tiny_config()["classifier"], epochs=1, batch_size=8, input_size=32, workers=0)
     checkpoint, log_csv = tmp_path / "checkpoint.pt", tmp_path / "log.csv"
     train_classifier_stage(
-        root=str(synthetic_root), layout="voc", classes=classes, labels_path=str(labels), train_split="train_aug", val_split="val",
+        dataset=DatasetRef(str(synthetic_root), "voc", tuple(classes)), labels_path=str(labels), train_split="train_aug", val_split="val",
         settings=settings, seed=0, device="cpu", checkpoint=str(checkpoint), log_csv=str(log_csv), resume=str(tmp_path / "resume" / "last.pt"),
         threads=2, processes=2,
     )
@@ -74,7 +75,7 @@ def test_deeplab_stage_trains_data_parallel_in_two_processes(synthetic_root, tmp
     checkpoint, log_csv = tmp_path / "checkpoint.pt", tmp_path / "log.csv"
     classes = [f"c{i}" for i in range(TINY_SPEC.num_classes)]
     train_deeplab_stage(
-        root=str(synthetic_root), layout="voc", classes=classes, split="train_aug", mask_dir=None, settings=settings, seed=0, device="cpu",
+        dataset=DatasetRef(str(synthetic_root), "voc", tuple(classes)), split="train_aug", mask_dir=None, settings=settings, seed=0, device="cpu",
         checkpoint=str(checkpoint), log_csv=str(log_csv), resume=str(tmp_path / "resume" / "last.pt"), threads=2, processes=2,
     )
     assert checkpoint.is_file() and len(log_csv.read_text().splitlines()) == 2

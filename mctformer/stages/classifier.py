@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from ..data.labels import load_class_labels
-from ..data.layout import open_layout
+from ..data.layout import DatasetRef
 
 
 def train_classifier_stage(
-    *, root: str, layout: str, classes: Sequence[str], labels_path: str, train_split: str, val_split: str,
+    *, dataset: DatasetRef, labels_path: str, train_split: str, val_split: str,
     settings: Mapping[str, Any], seed: int, device: str, checkpoint: str, log_csv: str, resume: str, threads: int, processes: int,
 ) -> None:
     """Train MCTformer (``settings`` = the config's ``classifier`` section, all of which it reads);
@@ -23,10 +23,10 @@ def train_classifier_stage(
     from ..training.classifier import train_classifier
 
     torch_device = distributed_device(threads, device)
-    reader = open_layout(root, layout, len(classes))
+    reader = dataset.open()
     train_ids = reader.read_ids(train_split)
     val_ids = reader.read_ids(val_split)
-    labels = load_class_labels(labels_path, train_ids + val_ids, len(classes))
+    labels = load_class_labels(labels_path, train_ids + val_ids, len(dataset.classes))
     summary = train_classifier(
         reader, train_ids, val_ids, labels, settings, checkpoint, log_csv, resume,
         device=torch_device, seed=seed, workers=settings["workers"],

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..data.labels import build_class_labels, save_class_labels
-from ..data.layout import open_layout
+from ..data.layout import DatasetRef
 from ..data.prepare import prepare_coco14, prepare_voc12  # noqa: F401  (the stages of rules prepare_voc12 / prepare_coco14)
 from ..data.synthetic import SyntheticSpec, generate_synthetic_voc
 
@@ -27,11 +27,11 @@ def prepare_synthetic_data(*, out_root: str, num_classes: int, palette: Sequence
     return {"seconds": seconds}
 
 
-def make_class_labels(*, root: str, layout: str, classes: Sequence[str], splits: Sequence[str], out_path: str, workers: int) -> None:
+def make_class_labels(*, dataset: DatasetRef, splits: Sequence[str], out_path: str, workers: int) -> None:
     """``cls_labels.npy`` for every id of ``splits``, from the ground-truth masks."""
-    reader = open_layout(root, layout, len(classes))
+    reader = dataset.open()
     ids = [image_id for split in splits for image_id in reader.read_ids(split)]
     labels = build_class_labels(reader, ids, workers=workers)
     counts = np.stack(list(labels.values())).sum(axis=0)
-    print("images per class:", dict(zip(classes, counts.astype(int).tolist())))
+    print("images per class:", dict(zip(dataset.classes, counts.astype(int).tolist())))
     save_class_labels(out_path, labels)

@@ -12,11 +12,11 @@ import numpy as np
 
 from ..artifacts import make_palette
 from ..crf import CRFParams
-from ..data.layout import DatasetRef, open_layout
+from ..data.layout import DatasetRef
 
 
 def train_deeplab_stage(
-    *, root: str, layout: str, classes: Sequence[str], split: str, mask_dir: str | None, settings: Mapping[str, Any],
+    *, dataset: DatasetRef, split: str, mask_dir: str | None, settings: Mapping[str, Any],
     seed: int, device: str, checkpoint: str, log_csv: str, resume: str, threads: int, processes: int,
 ) -> None:
     """Train on the pseudo masks in ``mask_dir``, or on the ground truth when ``mask_dir`` is None (``settings`` =
@@ -30,7 +30,7 @@ def train_deeplab_stage(
     from ..training.deeplab import train_deeplab
 
     torch_device = distributed_device(threads, device)
-    reader = open_layout(root, layout, len(classes))
+    reader = dataset.open()
     ids = reader.read_ids(split)
     if mask_dir is None:
         load_label = reader.load_mask
@@ -41,14 +41,14 @@ def train_deeplab_stage(
             return read_label_png(os.path.join(mask_dir, f"{image_id}.png"))
 
     summary = train_deeplab(
-        reader, ids, load_label, len(classes) + 1, settings, checkpoint, log_csv, resume,
+        reader, ids, load_label, len(dataset.classes) + 1, settings, checkpoint, log_csv, resume,
         device=torch_device, seed=seed, workers=settings["workers"],
     )
     print(f"DeepLab ({'ground truth' if mask_dir is None else 'pseudo masks'}) trained in {summary['seconds']:.1f} s: {summary['final']}")
 
 
 def infer_deeplab_stage(
-    *, root: str, layout: str, classes: Sequence[str], palette: Sequence | None, split: str, checkpoint: str, head: str,
+    *, dataset: DatasetRef, palette: Sequence | None, split: str, checkpoint: str, head: str,
     scales: Sequence[float], flip_inference: bool, fuse: str, inference_resize: str, crf: Mapping[str, Any],
     device: str, pred_dir: str | None, crf_dir: str | None, threads: int,
 ) -> None:
@@ -59,9 +59,9 @@ def infer_deeplab_stage(
     from ..training.deeplab import load_deeplab
 
     torch_device = torch_setup(threads, device)
-    reader = open_layout(root, layout, len(classes))
+    reader = dataset.open()
     ids = reader.read_ids(split)
-    model = load_deeplab(checkpoint, len(classes) + 1, head=head, device=torch_device)
+    model = load_deeplab(checkpoint, len(dataset.classes) + 1, head=head, device=torch_device)
     started = time.time()
     segment_images(
         model, reader, ids, pred_dir, crf_dir, scales=scales, flip=flip_inference, fuse=fuse, crf_params=CRFParams.from_config(crf),
@@ -81,7 +81,7 @@ def evaluate_deeplab_stage(*, dataset: DatasetRef, split: str, mask_dir: str, ta
 
 
 def submission_stage(
-    *, root: str, layout: str, classes: Sequence[str], palette: Sequence | None, split: str, checkpoint: str, head: str,
+    *, dataset: DatasetRef, palette: Sequence | None, split: str, checkpoint: str, head: str,
     scales: Sequence[float], flip_inference: bool, fuse: str, inference_resize: str, crf: Mapping[str, Any],
     device: str, out_dir: str, tarball: str, threads: int,
 ) -> None:
@@ -91,7 +91,7 @@ def submission_stage(
 
     with atomic_directory(out_dir) as tmp:
         infer_deeplab_stage(
-            root=root, layout=layout, classes=classes, palette=palette, split=split, checkpoint=checkpoint, head=head, scales=scales,
+            dataset=dataset, palette=palette, split=split, checkpoint=checkpoint, head=head, scales=scales,
             flip_inference=flip_inference, fuse=fuse, inference_resize=inference_resize, crf=crf, device=device,
             pred_dir=None, crf_dir=os.path.join(tmp, SUBMISSION_FOLDER), threads=threads,
         )

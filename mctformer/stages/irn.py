@@ -9,17 +9,17 @@ from typing import Any
 
 from ..artifacts import make_palette, write_json
 from ..crf import CRFParams
-from ..data.layout import first_ids, ids_of_splits, open_layout
+from ..data.layout import DatasetRef, first_ids, ids_of_splits
 
 
 def ir_labels_stage(
-    *, root: str, layout: str, classes: Sequence[str], palette: Sequence | None, split: str, map_dir: str, max_images: int | None,
+    *, dataset: DatasetRef, palette: Sequence | None, split: str, map_dir: str, max_images: int | None,
     conf_fg_thres: float, conf_bg_thres: float, crf: Mapping[str, Any], label_workers: int, out_dir: str, stats_path: str, threads: int,
 ) -> dict:
     """IRN's confident labels of the first ``max_images`` of ``split`` (irn.* keys of the same names) and their shares."""
     from ..irn.drivers import make_ir_labels
 
-    reader = open_layout(root, layout, len(classes))
+    reader = dataset.open()
     ids = first_ids(reader, split, max_images)
     started = time.time()
     stats = make_ir_labels(
@@ -34,7 +34,7 @@ def ir_labels_stage(
 
 
 def train_irn_stage(
-    *, root: str, layout: str, classes: Sequence[str], split: str, max_images: int | None, label_dir: str,
+    *, dataset: DatasetRef, split: str, max_images: int | None, label_dir: str,
     settings: Mapping[str, Any], seed: int, device: str, checkpoint: str, log_csv: str, resume: str, threads: int,
 ) -> None:
     """Train the boundary network (``settings`` = the irn training keys, all of which it reads)."""
@@ -42,7 +42,7 @@ def train_irn_stage(
     from ..training.irn import train_boundary_net
 
     torch_device = torch_setup(threads, device)
-    reader = open_layout(root, layout, len(classes))
+    reader = dataset.open()
     ids = first_ids(reader, split, max_images)
     summary = train_boundary_net(
         reader, ids, label_dir, settings, checkpoint, log_csv, resume, device=torch_device, seed=seed, workers=settings["workers"],
@@ -51,7 +51,7 @@ def train_irn_stage(
 
 
 def irn_walk_stage(
-    *, root: str, layout: str, classes: Sequence[str], palette: Sequence | None, splits: Sequence[str], map_dir: str, checkpoint: str,
+    *, dataset: DatasetRef, palette: Sequence | None, splits: Sequence[str], map_dir: str, checkpoint: str,
     backbone: str, walk_radius: int, beta: float, exp_times: int, sem_seg_bg_thres: float, walk_scale: float, walk_batch_size: int,
     device: str, out_dir: str, threads: int,
 ) -> None:
@@ -61,7 +61,7 @@ def irn_walk_stage(
     from ..training.irn import load_boundary_net
 
     torch_device = torch_setup(threads, device)
-    reader = open_layout(root, layout, len(classes))
+    reader = dataset.open()
     ids = ids_of_splits(reader, splits)
     model = load_boundary_net(checkpoint, backbone, device=torch_device)
     print(f"IRN walk on {len(ids)} images: radius {walk_radius}, beta {beta}, 2^{exp_times} steps, background {sem_seg_bg_thres}, "

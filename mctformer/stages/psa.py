@@ -9,7 +9,7 @@ from typing import Any
 
 from ..artifacts import make_palette, write_dataframe_csv, write_json
 from ..crf import CRFParams
-from ..data.layout import DatasetRef, first_ids, ids_of_splits, open_layout
+from ..data.layout import DatasetRef, first_ids, ids_of_splits
 from ..settings import WalkSettings  # the rule scripts build it and DatasetRef from their config keys (their .take)
 
 
@@ -64,9 +64,9 @@ def read_background(background: float | None, best_json: str | None) -> float:
 
 
 def random_walk_stage(
-    *, root: str, layout: str, classes: Sequence[str], palette: Sequence | None, splits: Sequence[str], map_dir: str,
-    checkpoint: str, best_json: str | None, background: float | None, beta: float, logt: int, walk_scale: float, batch_size: int,
-    backbone: str, radius: int, pair_sources: str, device: str, out_dir: str, threads: int,
+    *, dataset: DatasetRef, palette: Sequence | None, splits: Sequence[str], map_dir: str,
+    checkpoint: str, best_json: str | None, background: float | None, walk: WalkSettings, walk_scale: float, batch_size: int,
+    backbone: str, device: str, out_dir: str, threads: int,
 ) -> None:
     """Pseudo masks of ``splits`` (psa.* and the affinity.* keys the walk shares with training)."""
     from ..psa.drivers import random_walk_masks
@@ -74,16 +74,16 @@ def random_walk_stage(
     from ..training.common import torch_setup
 
     torch_device = torch_setup(threads, device)
-    reader = open_layout(root, layout, len(classes))
+    reader = dataset.open()
     ids = ids_of_splits(reader, splits)
     model = load_affinity_net(checkpoint, backbone, device=torch_device)
     background = read_background(background, best_json)
-    print(f"random walk on {len(ids)} images: background {background}, beta {beta}, logt {logt}, "
-          f"radius {radius}, image scale {walk_scale}, pair sources {pair_sources}")
+    print(f"random walk on {len(ids)} images: background {background}, beta {walk.beta}, logt {walk.logt}, "
+          f"radius {walk.radius}, image scale {walk_scale}, pair sources {walk.pair_sources}")
     started = time.time()
     random_walk_masks(
-        model, reader, ids, map_dir, out_dir, background=background, beta=beta, logt=logt, radius=radius,
-        palette=make_palette(palette), device=torch_device, batch_size=batch_size, scale=walk_scale, pair_sources=pair_sources,
+        model, reader, ids, map_dir, out_dir, background=background, beta=walk.beta, logt=walk.logt, radius=walk.radius,
+        palette=make_palette(palette), device=torch_device, batch_size=batch_size, scale=walk_scale, pair_sources=walk.pair_sources,
     )
     print(f"pseudo masks in {time.time() - started:.1f} s")
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from ..data.layout import open_layout
+from ..data.layout import DatasetRef
 from ..provenance import collect, training_threads
 from ..report import build_report
 
 
-def report_stage(*, root: str, layout: str, classes: Sequence[str], config: Mapping[str, Any], **files_and_settings: Any) -> Any:
+def report_stage(*, dataset: DatasetRef, config: Mapping[str, Any], **files_and_settings: Any) -> Any:
     """:func:`mctformer.report.build_report` on the dataset at ``root``, with the run's provenance (mctformer.provenance)
     from its resolved ``config``; ``files_and_settings`` are build_report's other arguments."""
     provenance = collect(config=config, threads=training_threads(config), device=config["device"])
-    return build_report(layout=open_layout(root, layout, len(classes)), provenance=provenance, **files_and_settings)
+    return build_report(layout=dataset.open(), provenance=provenance, **files_and_settings)

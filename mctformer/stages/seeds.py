@@ -8,15 +8,15 @@ from collections.abc import Mapping, Sequence
 
 from ..artifacts import save_figure, write_dataframe_csv, write_json
 from ..data.labels import load_class_labels
-from ..data.layout import ids_of_splits, open_layout
+from ..data.layout import DatasetRef, ids_of_splits
 from ..metrics import best_threshold, sweep_split, sweep_table, threshold_grid
+from ..settings import MapGeometry  # the rule script builds it and DatasetRef from its config keys (their .take)
 
 
 def extract_maps_stage(
-    *, root: str, layout: str, classes: Sequence[str], labels_path: str, checkpoint: str, version: str, splits: Sequence[str],
+    *, dataset: DatasetRef, labels_path: str, checkpoint: str, version: str, splits: Sequence[str],
     last_k: int, scales: Sequence[float], flip: bool, feature_temperature: float, batch_size: int, overlays: int,
-    resize: str, remainder: str, position_embedding: str, amp: bool, storage_dtype: str,
-    device: str, out_dirs: Mapping[str, str], overlay_dir: str | None, threads: int,
+    geometry: MapGeometry, storage_dtype: str, device: str, out_dirs: Mapping[str, str], overlay_dir: str | None, threads: int,
 ) -> None:
     """Maps of every image of ``splits`` for every variant in ``out_dirs``; the keys are the config's ``maps``, and the
     checkpoint must be of classifier.version ``version``."""
@@ -25,22 +25,23 @@ def extract_maps_stage(
     from ..training.common import torch_setup
 
     torch_device = torch_setup(threads, device)
-    reader = open_layout(root, layout, len(classes))
+    reader = dataset.open()
     ids = ids_of_splits(reader, splits)
-    labels = load_class_labels(labels_path, ids, len(classes))
-    model = load_classifier(checkpoint, len(classes), device=torch_device, version=version)
+    labels = load_class_labels(labels_path, ids, len(dataset.classes))
+    model = load_classifier(checkpoint, len(dataset.classes), device=torch_device, version=version)
     started = time.time()
     extract_maps(
         model, reader, ids, labels, out_dirs,
         scales=scales, flip=flip, last_k=last_k, feature_temperature=feature_temperature, batch_size=batch_size,
         device=torch_device, overlay_dir=overlay_dir, num_overlays=overlays,
-        resize=resize, remainder=remainder, position_embedding=position_embedding, amp=amp, storage_dtype=storage_dtype,
+        resize=geometry.resize, remainder=geometry.remainder, position_embedding=geometry.position_embedding, amp=geometry.amp,
+        storage_dtype=storage_dtype,
     )
     print(f"extracted maps of {len(ids)} images in {time.time() - started:.1f} s")
 
 
 def evaluate_seeds_stage(
-    *, root: str, layout: str, classes: Sequence[str], labels_path: str, split: str, map_dirs: Mapping[str, str],
+    *, dataset: DatasetRef, labels_path: str, split: str, map_dirs: Mapping[str, str],
     thresholds: Mapping[str, float], miou_convention: str, selection: str, out_files: Mapping[str, Mapping[str, str]], plot_path: str,
 ) -> dict[str, dict]:
     """Threshold sweep of every variant on ``split``; writes sweep.csv/best.json per variant and one plot.
@@ -51,11 +52,11 @@ def evaluate_seeds_stage(
     """
     from ..plots import sweep_figure
 
-    reader = open_layout(root, layout, len(classes))
+    reader = dataset.open()
     ids = reader.read_ids(split)
-    labels = load_class_labels(labels_path, ids, len(classes))
+    labels = load_class_labels(labels_path, ids, len(dataset.classes))
     grid = threshold_grid(thresholds["start"], thresholds["stop"], thresholds["step"])
-    label_names = ["background", *classes]
+    label_names = ["background", *dataset.classes]
     tables, bests = {}, {}
     confusions = sweep_split(map_dirs, ids, reader.load_mask, grid, len(label_names), labels)
     for variant in map_dirs:

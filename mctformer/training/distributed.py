@@ -10,8 +10,8 @@ over the ranks, so the learning-rate schedule is the single-process one.
 
 from __future__ import annotations
 
-import json
 import os
+import pickle
 import subprocess
 import sys
 import tempfile
@@ -78,8 +78,10 @@ def run_under_torchrun(function: Callable[..., Any], arguments: dict[str, Any], 
     knows nothing of the stages that use it.
     """
     target = f"{function.__module__}:{function.__qualname__}"
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-        json.dump(arguments, handle)
+    # pickled, not JSON: the stages take small frozen dataclasses (a DatasetRef) beside plain values; the file is
+    # this job's own, read back by its own ranks
+    with tempfile.NamedTemporaryFile("wb", suffix=".pkl", delete=False) as handle:
+        pickle.dump(arguments, handle)
     try:
         command = [
             sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",

@@ -1,13 +1,13 @@
-"""Entry point of each torchrun rank: ``python -m mctformer.training.launch <module>:<function> <arguments.json>``.
+"""Entry point of each torchrun rank: ``python -m mctformer.training.launch <module>:<function> <arguments.pkl>``.
 
 :func:`mctformer.training.distributed.run_under_torchrun` starts it; it imports the named
-function, calls it with the JSON's keyword arguments, and leaves the process group.
+function, calls it with the pickled keyword arguments, and leaves the process group.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
+import pickle
 import sys
 
 
@@ -17,8 +17,8 @@ def main(argv: list[str]) -> None:
     target, arguments_path = argv
     module_name, _, function_name = target.partition(":")
     function = getattr(importlib.import_module(module_name), function_name)
-    with open(arguments_path) as handle:
-        arguments = json.load(handle)
+    with open(arguments_path, "rb") as handle:
+        arguments = pickle.load(handle)
     try:
         function(**arguments)
     finally:

@@ -25,6 +25,7 @@ from helpers.reliability import (
     write_config,
 )
 from helpers.workflow import REPO, TINY_SPEC, tiny_config
+from mctformer.data.layout import DatasetRef
 from mctformer.data.voc import DatasetError
 
 CLASSES = reliability_config()["data"]["classes"]
@@ -87,7 +88,7 @@ def test_bad_dataset_is_refused_naming_the_file(tmp_path, fault):
     root = bad_root(tmp_path, fault)
     out = tmp_path / "labels" / "cls_labels.npy"
     with pytest.raises(DatasetError, match=DATA_FAULTS[fault][1]):
-        make_class_labels(root=str(root), layout="voc", classes=CLASSES, splits=["train_aug", "val", "train"], out_path=str(out), workers=1)
+        make_class_labels(dataset=DatasetRef(str(root), "voc", tuple(CLASSES)), splits=["train_aug", "val", "train"], out_path=str(out), workers=1)
     assert not out.parent.exists() or list(out.parent.iterdir()) == []
 
 
@@ -224,34 +225,37 @@ def class_labels(synthetic_root, tmp_path_factory):
     from mctformer.stages.data import make_class_labels
 
     path = tmp_path_factory.mktemp("labels") / "cls_labels.npy"
-    make_class_labels(root=str(synthetic_root), layout="voc", classes=tiny_config()["data"]["classes"], splits=["train_aug", "val"],
+    make_class_labels(dataset=DatasetRef(str(synthetic_root), "voc", tuple(tiny_config()["data"]["classes"])), splits=["train_aug", "val"],
                       out_path=str(path), workers=1)
     return path
 
 
 def extract(root, labels, checkpoint, out, batch_size=16):
+    from mctformer.settings import MapGeometry
     from mctformer.stages.seeds import extract_maps_stage
 
     config = tiny_config()
-    settings = {key: value for key, value in config["maps"].items() if key != "variants"}
+    geometry, settings = MapGeometry.take({key: value for key, value in config["maps"].items() if key != "variants"})
     settings.update(batch_size=batch_size, overlays=2)
     extract_maps_stage(
-        root=str(root), layout="voc", classes=config["data"]["classes"], labels_path=str(labels), checkpoint=str(checkpoint),
+        dataset=DatasetRef(str(root), "voc", tuple(config["data"]["classes"])), labels_path=str(labels), checkpoint=str(checkpoint),
         version=config["classifier"]["version"], splits=["train_aug"], device="cpu", out_dirs={v: str(out / v) for v in ("fused", "attention")},
-        overlay_dir=str(out / "overlays"), threads=1, **settings,
+        overlay_dir=str(out / "overlays"), threads=1, geometry=geometry, **settings,
     )
 
 
 def walk(root, maps, checkpoint, out):
+    from mctformer.settings import WalkSettings
     from mctformer.stages.psa import random_walk_stage
 
     config = tiny_config()
     psa, affinity = config["psa"], config["affinity"]
     random_walk_stage(
-        root=str(root), layout="voc", classes=config["data"]["classes"], palette=None, splits=["train"], map_dir=str(maps),
-        checkpoint=str(checkpoint), best_json=None, background=0.3, beta=psa["beta"], logt=2, walk_scale=psa["walk_scale"],
-        batch_size=psa["batch_size"], backbone=affinity["backbone"], radius=affinity["radius"], pair_sources=affinity["pair_sources"],
-        device="cpu", out_dir=str(out / "pseudo"), threads=1,
+        dataset=DatasetRef(str(root), "voc", tuple(config["data"]["classes"])), palette=None, splits=["train"], map_dir=str(maps),
+        checkpoint=str(checkpoint), best_json=None, background=0.3,
+        walk=WalkSettings(beta=psa["beta"], logt=2, radius=affinity["radius"], pair_sources=affinity["pair_sources"]),
+        walk_scale=psa["walk_scale"], batch_size=psa["batch_size"], backbone=affinity["backbone"], device="cpu", out_dir=str(out / "pseudo"),
+        threads=1,
     )
 
 
@@ -260,7 +264,7 @@ def infer(root, checkpoint, out):
 
     config = tiny_config()
     settings = {key: config["deeplab"][key] for key in ("head", "scales", "flip_inference", "fuse", "inference_resize", "crf")}
-    infer_deeplab_stage(root=str(root), layout="voc", classes=config["data"]["classes"], palette=None, split="val",
+    infer_deeplab_stage(dataset=DatasetRef(str(root), "voc", tuple(config["data"]["classes"])), palette=None, split="val",
                         checkpoint=str(checkpoint), device="cpu", pred_dir=str(out / "pred"), crf_dir=str(out / "pred_crf"), threads=1,
                         **settings)
 

@@ -1,10 +1,11 @@
 from mctformer.logs import redirect_to_log
-from mctformer.stages.seeds import evaluate_seeds_stage
+from mctformer.stages.seeds import DatasetRef, evaluate_seeds_stage
 
 with redirect_to_log(snakemake.log[0]):
+    dataset, keys = DatasetRef.take(snakemake.params.root, snakemake.params.config_keys)
     evaluate_seeds_stage(
-        **snakemake.params.config_keys,
-        root=snakemake.params.root,
+        **keys,
+        dataset=dataset,
         labels_path=snakemake.input.labels,
         split=snakemake.wildcards.split,
         map_dirs=dict(zip(snakemake.params.variants, snakemake.input.maps)),

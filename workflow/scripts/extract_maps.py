@@ -1,10 +1,13 @@
 from mctformer.logs import redirect_to_log
-from mctformer.stages.seeds import extract_maps_stage
+from mctformer.stages.seeds import DatasetRef, MapGeometry, extract_maps_stage
 
 with redirect_to_log(snakemake.log[0]):
+    dataset, keys = DatasetRef.take(snakemake.params.root, snakemake.params.config_keys)
+    geometry, keys = MapGeometry.take(keys)
     extract_maps_stage(
-        **snakemake.params.config_keys,
-        root=snakemake.params.root,
+        **keys,
+        dataset=dataset,
+        geometry=geometry,
         labels_path=snakemake.input.labels,
         checkpoint=snakemake.input.checkpoint,
         out_dirs=dict(zip(snakemake.params.variants, snakemake.output.maps)),

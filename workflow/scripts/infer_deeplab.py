@@ -1,10 +1,11 @@
 from mctformer.logs import redirect_to_log
-from mctformer.stages.deeplab import infer_deeplab_stage
+from mctformer.stages.deeplab import DatasetRef, infer_deeplab_stage
 
 with redirect_to_log(snakemake.log[0]):
+    dataset, keys = DatasetRef.take(snakemake.params.root, snakemake.params.config_keys)
     infer_deeplab_stage(
-        **snakemake.params.config_keys,
-        root=snakemake.params.root,
+        **keys,
+        dataset=dataset,
         checkpoint=snakemake.input.checkpoint,
         pred_dir=snakemake.output.pred,
         crf_dir=snakemake.output.pred_crf,

@@ -1,10 +1,11 @@
 from mctformer.logs import redirect_to_log
-from mctformer.stages.irn import ir_labels_stage
+from mctformer.stages.irn import DatasetRef, ir_labels_stage
 
 with redirect_to_log(snakemake.log[0]):
+    dataset, keys = DatasetRef.take(snakemake.params.root, snakemake.params.config_keys)
     ir_labels_stage(
-        **snakemake.params.config_keys,
-        root=snakemake.params.root,
+        **keys,
+        dataset=dataset,
         map_dir=snakemake.input.maps,
         out_dir=snakemake.output.labels,
         stats_path=snakemake.output.stats,

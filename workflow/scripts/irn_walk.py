@@ -1,10 +1,11 @@
 from mctformer.logs import redirect_to_log
-from mctformer.stages.irn import irn_walk_stage
+from mctformer.stages.irn import DatasetRef, irn_walk_stage
 
 with redirect_to_log(snakemake.log[0]):
+    dataset, keys = DatasetRef.take(snakemake.params.root, snakemake.params.config_keys)
     irn_walk_stage(
-        **snakemake.params.config_keys,
-        root=snakemake.params.root,
+        **keys,
+        dataset=dataset,
         map_dir=snakemake.input.maps,
         checkpoint=snakemake.input.checkpoint,
         out_dir=snakemake.output[0],

@@ -1,10 +1,13 @@
 from mctformer.logs import redirect_to_log
-from mctformer.stages.psa import random_walk_stage
+from mctformer.stages.psa import DatasetRef, WalkSettings, random_walk_stage
 
 with redirect_to_log(snakemake.log[0]):
+    dataset, keys = DatasetRef.take(snakemake.params.root, snakemake.params.config_keys)
+    walk, keys = WalkSettings.take(keys)
     random_walk_stage(
-        **snakemake.params.config_keys,
-        root=snakemake.params.root,
+        **keys,
+        dataset=dataset,
+        walk=walk,
         map_dir=snakemake.input.maps,
         checkpoint=snakemake.input.checkpoint,
         best_json=snakemake.input.best[0] if snakemake.input.best else None,

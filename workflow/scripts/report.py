@@ -1,15 +1,13 @@
 import os
 
 from mctformer.logs import redirect_to_log
-from mctformer.stages.report import report_stage
+from mctformer.stages.report import DatasetRef, report_stage
 
 params, inputs = snakemake.params, snakemake.input
 seeds = iter(inputs.seed_bests)  # expand() order: split-major, then variant
 with redirect_to_log(snakemake.log[0]):
     report_stage(
-        root=params.root,
-        layout=params.layout,
-        classes=params.classes,
+        dataset=DatasetRef(params.root, params.layout, tuple(params.classes)),
         seed_bests={split: {variant: next(seeds) for variant in params.variants} for split in params.seed_splits},
         seed_plots=dict(zip(params.seed_splits, inputs.seed_plots)),
         mask_summaries=dict(zip(params.mask_splits, inputs.mask_summaries)),

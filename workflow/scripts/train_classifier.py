@@ -1,10 +1,12 @@
 from mctformer.logs import redirect_to_log
-from mctformer.stages.classifier import train_classifier_stage
+from mctformer.stages.classifier import DatasetRef, train_classifier_stage
 
 with redirect_to_log(snakemake.log[0]):
+    dataset, keys = DatasetRef.take(snakemake.params.root, snakemake.params.config_keys)
     train_classifier_stage(
-        **snakemake.params.config_keys,
-        root=snakemake.params.root, resume=snakemake.params.resume,
+        **keys,
+        dataset=dataset,
+        resume=snakemake.params.resume,
         labels_path=snakemake.input.labels,
         checkpoint=snakemake.output.checkpoint,
         log_csv=snakemake.output.log_csv,

@@ -1,10 +1,11 @@
 from mctformer.logs import redirect_to_log
-from mctformer.stages.irn import train_irn_stage
+from mctformer.stages.irn import DatasetRef, train_irn_stage
 
 with redirect_to_log(snakemake.log[0]):
+    dataset, keys = DatasetRef.take(snakemake.params.root, snakemake.params.config_keys)
     train_irn_stage(
-        **snakemake.params.config_keys,
-        root=snakemake.params.root,
+        **keys,
+        dataset=dataset,
         label_dir=snakemake.input.labels,
         checkpoint=snakemake.output.checkpoint,
         log_csv=snakemake.output.log_csv,
