@@ -7,7 +7,7 @@ from __future__ import annotations
 import ast
 import re
 
-from conftest import REPO
+from helpers.workflow import REPO
 
 ALLOWED_BESIDE_THE_STAGE = {"mctformer.logs"}
 
