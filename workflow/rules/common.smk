@@ -6,6 +6,18 @@ from pathlib import Path
 from snakemake.utils import min_version, validate
 
 from mctformer.models.registry import MAP_VARIANTS
+from mctformer.run_layout import (
+    DEEPLAB_OF_SOURCE,
+    PREDICTION_FOLDERS,
+    RunLayout,
+    at_replicate,
+    comparison_files,
+    deeplab_models as deeplab_models_of,
+    flat_paths,
+    replicate_seed as seed_of_replicate,
+    replicate_suffix as suffix_of_seed,
+    timed_jobs,
+)
 from mctformer.config import (
     ConfigError,
     all_splits,
@@ -52,44 +64,33 @@ RUN = f"results/{config['run_name']}"
 # what changed. The prepared data and the class labels do not depend on the seed: every replicate reads RUN's.
 REP = f"{RUN}{{replicate}}"
 REPLICATE_SEEDS = [config["seed"] + offset for offset in range(config["replicates"])]
+# The artifact layout (mctformer/run_layout.py): RUN_FILES for the run folder itself (replicate 0, and what every
+# replicate shares), REP_FILES the {replicate} pattern of each replicate's own files.
+RUN_FILES, REP_FILES = RunLayout(RUN), RunLayout(REP)
 
 # the `wildcard_constraints:` directive, as a call (this file stays plain Python: tests/test_envs.py parses it)
 workflow.global_wildcard_constraints(replicate="(/replicates/seed_[0-9]+)?")
 
 
 def replicate_suffix(seed):
-    """The {replicate} wildcard of the replicate with this seed: empty for the config's (the run's own paths), else
-    a suffix of RUN, /replicates/seed_<seed>."""
-    return "" if seed == config["seed"] else f"{RUN}/replicates/seed_{seed}".removeprefix(RUN)
+    """The {replicate} wildcard of the replicate with this seed (run_layout.replicate_suffix)."""
+    return suffix_of_seed(RUN, seed, config["seed"])
 
 
 def replicate_seed(wildcards):
     """The training seed of a job's replicate (the ablation copies' too); the config's where a rule has no {replicate}."""
-    suffix = wildcards.get("replicate", "")
-    return int(suffix.rsplit("_", 1)[1]) if suffix else config["seed"]
-
-
-def at_replicate(paths, replicate):
-    """``paths`` (a path pattern, or dicts / lists of them) with {replicate} filled in: an input function's paths, a
-    replicate's concrete paths (replicate 0's: "")."""
-    if isinstance(paths, str):
-        return paths.replace("{replicate}", replicate)
-    if isinstance(paths, dict):
-        return {key: at_replicate(value, replicate) for key, value in paths.items()}
-    if isinstance(paths, (list, tuple)):
-        return [at_replicate(value, replicate) for value in paths]
-    return paths
+    return seed_of_replicate(wildcards.get("replicate", ""), config["seed"])
 
 
 def replicate_targets():
     """The aggregate's own figure, with replicates > 1: a target of its own, so that raising `replicates` on a
     finished run reruns the report even where no rerun trigger would (its other outputs already exist)."""
-    return [f"{RUN}/figures/replicates.png"] if len(REPLICATE_SEEDS) > 1 else []
+    return [RUN_FILES.figure("replicates")] if len(REPLICATE_SEEDS) > 1 else []
 
 
 def other_replicate_summaries():
     """summary.json of every replicate but the config seed's, in seed order (the aggregating report reads them)."""
-    return [f"{RUN}{replicate_suffix(seed)}/summary.json" for seed in REPLICATE_SEEDS[1:]]
+    return [RunLayout(f"{RUN}{replicate_suffix(seed)}").summary() for seed in REPLICATE_SEEDS[1:]]
 
 
 DATA_ROOT = data_root(config, RUN)
@@ -154,18 +155,18 @@ def extraction_splits():
 
 
 def seed_targets():
-    return [f"{REP}/seeds/{split}/sweep.png" for split in SPLITS["seed_eval"]]
+    return [REP_FILES.seed_plot(split) for split in SPLITS["seed_eval"]]
 
 
 def mask_targets():
-    return [f"{REP}/masks/eval_{split}.json" for split in config["psa"]["eval_splits"]]
+    return [REP_FILES.mask_evaluation("psa", split) for split in config["psa"]["eval_splits"]]
 
 
 def best_threshold_file():
     """The sweep result that sets the walk's background score, unless the config pins it."""
     if config["psa"]["background"] is not None:
         return []
-    return [f"{REP}/seeds/{config['psa']['threshold_split']}/{config['psa']['seed_variant']}/best.json"]
+    return [REP_FILES.seed_best(config["psa"]["threshold_split"], config["psa"]["seed_variant"])]
 
 
 def random_walk_splits():
@@ -173,10 +174,9 @@ def random_walk_splits():
 
 
 REFINEMENTS = list(config["refine"]["methods"])
-# The pseudo masks of each refinement, and the DeepLab model trained on them (deeplab_gt: on the ground truth).
-PSEUDO_MASKS = {"psa": f"{REP}/masks/pseudo", "irn": f"{REP}/masks/irn/pseudo"}
-DEEPLAB_OF_SOURCE = {"psa": "deeplab", "irn": "deeplab_irn"}
-DEEPLAB_MODELS = "deeplab|deeplab_gt|deeplab_irn"
+# The pseudo masks of each refinement; the DeepLab model trained on them is run_layout.DEEPLAB_OF_SOURCE's.
+PSEUDO_MASKS = {method: REP_FILES.pseudo_masks(method) for method in DEEPLAB_OF_SOURCE}
+DEEPLAB_MODELS = "|".join([*DEEPLAB_OF_SOURCE.values(), "deeplab_gt"])
 
 
 def deeplab_training_inputs(wildcards):
@@ -190,12 +190,11 @@ def deeplab_training_inputs(wildcards):
 
 def deeplab_models():
     """The DeepLab models of the run: one per deeplab.pseudo_masks source, then the ground-truth one."""
-    models = [DEEPLAB_OF_SOURCE[source] for source in deeplab_sources(config)]
-    return models + ["deeplab_gt"] if config["deeplab"]["train_on_gt"] else models
+    return deeplab_models_of(deeplab_sources(config), config["deeplab"]["train_on_gt"])
 
 
 def irn_mask_targets():
-    return [f"{REP}/masks/irn/eval_{split}.json" for split in config["irn"]["eval_splits"]]
+    return [REP_FILES.mask_evaluation("irn", split) for split in config["irn"]["eval_splits"]]
 
 
 def irn_walk_splits():
@@ -205,86 +204,27 @@ def irn_walk_splits():
 # The keys of config["irn"] the boundary network's training reads (its fingerprint: editing the walk retrains nothing).
 IRN_TRAINING_KEYS = """backbone pretrained freeze_backbone edge_channels train_radius pair_sources crop_size scale_range
 flip epochs batch_size optimizer lr momentum weight_decay head_lr_mult amp workers in_memory""".split()
-# The jobs whose times make one refinement's cost in the comparison table.
-REFINEMENT_JOBS = {
-    "psa": ["psa_labels", "train_affinity", "random_walk"],
-    "irn": ["ir_labels", "train_irn", "irn_walk"],
-}
-
-
-def refinement_benchmark_jobs(method):
-    return REFINEMENT_JOBS[method]
 
 
 def deeplab_targets():
-    return [f"{REP}/{model}/eval_{folder}.json" for model in deeplab_models() for folder in ("pred", "pred_crf")]
-
-
-def comparison_files(methods, deeplab_methods, run):
-    """The inputs of the refinement comparison, by role and method (the rule's params.files maps them), under ``run``
-    (RUN: replicate 0's files; REP: a pattern of every replicate's)."""
-    split = {"psa": config["psa"]["eval_splits"][0], "irn": config["irn"]["eval_splits"][0]}
-    variant = {"psa": config["psa"]["seed_variant"], "irn": config["irn"]["seed_variant"]}
-    mask_summary = {"psa": f"{run}/masks/eval_{split['psa']}.json", "irn": f"{run}/masks/irn/eval_{split['irn']}.json"}
-    benchmarks = lambda jobs: [f"{run}/benchmarks/{job}.tsv" for job in jobs]
-    return {
-        # a method's seeds: its seed variant's sweep on its mask split, where that split is swept
-        "seed_bests": {
-            method: f"{run}/seeds/{split[method]}/{variant[method]}/best.json"
-            for method in methods
-            if split[method] in SPLITS["seed_eval"]
-        },
-        "crf_only_table": f"{run}/masks/ablation_{split['psa']}.csv" if "psa" in methods else None,
-        "mask_summaries": {method: mask_summary[method] for method in methods},
-        "deeplab_summaries": {
-            method: {folder: f"{run}/{DEEPLAB_OF_SOURCE[method]}/eval_{folder}.json" for folder in ("pred", "pred_crf")}
-            for method in deeplab_methods
-        },
-        "refinement_benchmarks": {method: benchmarks(refinement_benchmark_jobs(method)) for method in methods},
-        "deeplab_benchmarks": {
-            method: benchmarks([f"{stage}_{DEEPLAB_OF_SOURCE[method]}" for stage in ("train", "infer")])
-            for method in deeplab_methods
-        },
-    }
-
-
-def flat_paths(files):
-    """Every path in comparison_files(), once."""
-    paths = []
-    for value in files.values():
-        if isinstance(value, str):
-            paths.append(value)
-        elif isinstance(value, dict):
-            paths += flat_paths(value)
-        elif isinstance(value, list):
-            paths += value
-    return list(dict.fromkeys(paths))
+    return [REP_FILES.deeplab_evaluation(model, folder) for model in deeplab_models() for folder in PREDICTION_FOLDERS]
 
 
 def benchmark_files():
-    """Every job's benchmark file that the report's stage-time table reads (the report's own excepted): a replicate's
+    """Every job's benchmark file that the report's stage-time table reads (run_layout.timed_jobs): a replicate's
     own jobs under REP, the shared ones (data, labels) under RUN."""
-    shared = ["class_labels"]
-    jobs = ["train_classifier", "extract_maps"]
-    jobs += [job for method in REFINEMENTS for job in refinement_benchmark_jobs(method)]
+    prepare_job = None
     if config["data"]["source"] == "synthetic":
-        shared.append("prepare_data")
+        prepare_job = "prepare_data"
     elif config["data"].get("archives"):
-        shared.append("prepare_voc12" if LAYOUT == "voc" else "prepare_coco14")
-    jobs += [f"evaluate_seeds_{split}" for split in SPLITS["seed_eval"]]
-    jobs += [
-        f"{stage}_{split}" for split in config["psa"]["eval_splits"] for stage in ("evaluate_masks", "psa_ablation")
-    ]
-    if "irn" in REFINEMENTS:
-        jobs += [f"evaluate_irn_masks_{split}" for split in config["irn"]["eval_splits"]]
-    jobs += [f"{stage}_{model}" for model in deeplab_models() for stage in ("train", "infer")]
-    jobs += [f"evaluate_{model}_{folder}" for model in deeplab_models() for folder in ("pred", "pred_crf")]
-    return [f"{RUN}/benchmarks/{job}.tsv" for job in shared] + [f"{REP}/benchmarks/{job}.tsv" for job in jobs]
+        prepare_job = "prepare_voc12" if LAYOUT == "voc" else "prepare_coco14"
+    shared, jobs = timed_jobs(config, REFINEMENTS, deeplab_models(), prepare_job)
+    return [RUN_FILES.benchmark(job) for job in shared] + [REP_FILES.benchmark(job) for job in jobs]
 
 
 def submission_targets():
     """The VOC test-server tarball, when the config names a test split."""
-    return [f"{RUN}/deeplab/submission.tar.gz"] if config["deeplab"]["test_split"] else []
+    return [f"{RUN_FILES.deeplab('deeplab')}/submission.tar.gz"] if config["deeplab"]["test_split"] else []
 
 
 def section_keys(section, *keys):
@@ -317,23 +257,20 @@ DEEPLAB_INFERENCE_KEYS = ("scales", "flip_inference", "fuse", "inference_resize"
 # The report's files (report.smk).
 def report_outputs(run):
     """The report's files under ``run`` (REP: a replicate's; RUN: the aggregating report's)."""
+    files = RunLayout(run)
     return {
-        "summary": f"{run}/summary.json",
+        "summary": files.summary(),
         "report": f"{run}/report.md",
-        "seed_ablation": report(
-            f"{run}/figures/seed_ablation.png", category="Seeds", caption="../report/seed_ablation.rst"
-        ),
+        "seed_ablation": report(files.figure("seed_ablation"), category="Seeds", caption="../report/seed_ablation.rst"),
         "per_class": report(
-            f"{run}/figures/per_class_iou.png", category="Masks and segmentation", caption="../report/per_class.rst"
+            files.figure("per_class_iou"), category="Masks and segmentation", caption="../report/per_class.rst"
         ),
         "examples_masks": report(
-            f"{run}/figures/examples_masks.png", category="Masks and segmentation", caption="../report/examples.rst"
+            files.figure("examples_masks"), category="Masks and segmentation", caption="../report/examples.rst"
         ),
-        "repairs": report(
-            f"{run}/figures/repairs.png", category="Masks and segmentation", caption="../report/repairs.rst"
-        ),
+        "repairs": report(files.figure("repairs"), category="Masks and segmentation", caption="../report/repairs.rst"),
         "examples_deeplab": report(
-            f"{run}/figures/examples_deeplab.png", category="Masks and segmentation", caption="../report/examples.rst"
+            files.figure("examples_deeplab"), category="Masks and segmentation", caption="../report/examples.rst"
         ),
     }
 
@@ -341,7 +278,7 @@ def report_outputs(run):
 # The paper's ablations (workflow/rules/ablations.smk). Each replicate runs them on its own classifier and chain, under
 # its own ablations/ (ABLATIONS, a pattern with {replicate}: results/<run>/ablations/ for replicate 0); with
 # replicates > 1 the rule ablation_replicates joins the replicates' tables under results/<run>/ablations/replicates/.
-ABLATIONS = f"{REP}/ablations"
+ABLATIONS = REP_FILES.ablations
 ABLATION_NAMES = ("layers", "heads", "maps", "segmentation")
 VERSION = config["classifier"]["version"]
 ALL_MAP_VARIANTS = list(MAP_VARIANTS[VERSION])
@@ -366,13 +303,13 @@ def ablation_files(name):
 def ablation_map_dir(variant):
     """The replicate's maps of a variant (a {replicate} pattern): extract_maps' when maps.variants has it, else the
     ablation's extraction."""
-    return f"{REP}/maps/{variant}" if variant in VARIANTS else f"{ABLATIONS}/maps/maps/{variant}"
+    return REP_FILES.maps(variant) if variant in VARIANTS else f"{ABLATIONS}/maps/maps/{variant}"
 
 
 def ablation_seed_best(split, variant):
     """The sweep answer of a variant on a split (a {replicate} pattern), from evaluate_seeds or its ablation copy."""
     if variant in VARIANTS:
-        return f"{REP}/seeds/{split}/{variant}/best.json"
+        return REP_FILES.seed_best(split, variant)
     return f"{ABLATIONS}/maps/seeds/{split}/{variant}/best.json"
 
 

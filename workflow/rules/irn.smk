@@ -129,7 +129,7 @@ use rule evaluate_masks as evaluate_irn_masks with:
 
 
 # a target: replicate 0's refinements
-COMPARED = comparison_files(["psa", "irn"], ["psa", "irn"], RUN)
+COMPARED = comparison_files(config, RUN_FILES, ["psa", "irn"], ["psa", "irn"])
 
 
 rule compare_refinements:

@@ -6,7 +6,9 @@ PRIMARY = REFINEMENTS[0]
 PRIMARY_VARIANT = config[PRIMARY]["seed_variant"]
 PRIMARY_MASK_SPLITS = config[PRIMARY]["eval_splits"]
 PRIMARY_MASKS = {"psa": f"{REP}/masks", "irn": f"{REP}/masks/irn"}[PRIMARY]
-REPORTED = comparison_files(REFINEMENTS, [source for source in deeplab_sources(config) if source in REFINEMENTS], REP)
+REPORTED = comparison_files(
+    config, REP_FILES, REFINEMENTS, [source for source in deeplab_sources(config) if source in REFINEMENTS]
+)
 # Each replicate has its report (replicate 0's at RUN: summary.json, report.md); with replicates > 1, replicate 0's is
 # report_replicates below, which also reads the others' summary.json and aggregates every metric over all of them.
 
