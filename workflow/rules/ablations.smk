@@ -24,9 +24,9 @@ rule ablation_layers_replicate:
         plot=f"{ABLATIONS}/layers.png",
         section=f"{ABLATIONS}/layers.md",
     log:
-        f"{ABLATIONS}/logs/ablation_layers.log",
+        ABLATION_FILES.log("ablation_layers"),
     benchmark:
-        f"{ABLATIONS}/benchmarks/ablation_layers.tsv"
+        ABLATION_FILES.benchmark("ablation_layers")
     conda:
         ENV
     threads: rule_threads("ablation_layers_replicate")
@@ -67,9 +67,9 @@ use rule train_classifier as ablation_heads_train_classifier with:
         checkpoint=f"{ABLATIONS}/heads/{{pooling}}/classifier/checkpoint.pt",
         log_csv=f"{ABLATIONS}/heads/{{pooling}}/classifier/log.csv",
     log:
-        f"{ABLATIONS}/logs/heads_train_classifier_{{pooling}}.log",
+        ABLATION_FILES.log("heads_train_classifier_{pooling}"),
     benchmark:
-        f"{ABLATIONS}/benchmarks/heads_train_classifier_{{pooling}}.tsv"
+        ABLATION_FILES.benchmark("heads_train_classifier_{pooling}")
     wildcard_constraints:
         pooling="avg|max|fc",
     params:
@@ -90,9 +90,9 @@ use rule extract_maps as ablation_heads_extract_maps with:
         maps=directory([f"{ABLATIONS}/heads/{{pooling}}/maps/attention"]),
         overlays=directory(f"{ABLATIONS}/heads/{{pooling}}/maps/overlays"),
     log:
-        f"{ABLATIONS}/logs/heads_extract_maps_{{pooling}}.log",
+        ABLATION_FILES.log("heads_extract_maps_{pooling}"),
     benchmark:
-        f"{ABLATIONS}/benchmarks/heads_extract_maps_{{pooling}}.tsv"
+        ABLATION_FILES.benchmark("heads_extract_maps_{pooling}")
     wildcard_constraints:
         pooling="avg|max|fc",
     params:
@@ -111,9 +111,9 @@ use rule evaluate_seeds as ablation_heads_evaluate_seeds with:
         bests=[f"{ABLATIONS}/heads/{{pooling}}/seeds/{{split}}/attention/best.json"],
         plot=f"{ABLATIONS}/heads/{{pooling}}/seeds/{{split}}/sweep.png",
     log:
-        f"{ABLATIONS}/logs/heads_evaluate_seeds_{{pooling}}_{{split}}.log",
+        ABLATION_FILES.log("heads_evaluate_seeds_{pooling}_{split}"),
     benchmark:
-        f"{ABLATIONS}/benchmarks/heads_evaluate_seeds_{{pooling}}_{{split}}.tsv"
+        ABLATION_FILES.benchmark("heads_evaluate_seeds_{pooling}_{split}")
     wildcard_constraints:
         pooling="avg|max|fc",
         split="|".join(SEED_SPLITS),
@@ -135,9 +135,9 @@ rule ablation_heads_replicate:
         plot=f"{ABLATIONS}/heads.png",
         section=f"{ABLATIONS}/heads.md",
     log:
-        f"{ABLATIONS}/logs/ablation_heads.log",
+        ABLATION_FILES.log("ablation_heads"),
     benchmark:
-        f"{ABLATIONS}/benchmarks/ablation_heads.tsv"
+        ABLATION_FILES.benchmark("ablation_heads")
     conda:
         ENV
     threads: rule_threads("ablation_heads_replicate")
@@ -167,9 +167,9 @@ if EXTRA_MAP_VARIANTS:
             maps=directory(expand(f"{ABLATIONS}/maps/maps/{{variant}}", variant=EXTRA_MAP_VARIANTS, allow_missing=True)),
             overlays=directory(f"{ABLATIONS}/maps/maps/overlays"),
         log:
-            f"{ABLATIONS}/logs/maps_extract_maps.log",
+            ABLATION_FILES.log("maps_extract_maps"),
         benchmark:
-            f"{ABLATIONS}/benchmarks/maps_extract_maps.tsv"
+            ABLATION_FILES.benchmark("maps_extract_maps")
         params:
             variants=EXTRA_MAP_VARIANTS,
 
@@ -191,9 +191,9 @@ if EXTRA_MAP_VARIANTS:
             ),
             plot=f"{ABLATIONS}/maps/seeds/{{split}}/sweep.png",
         log:
-            f"{ABLATIONS}/logs/maps_evaluate_seeds_{{split}}.log",
+            ABLATION_FILES.log("maps_evaluate_seeds_{split}"),
         benchmark:
-            f"{ABLATIONS}/benchmarks/maps_evaluate_seeds_{{split}}.tsv"
+            ABLATION_FILES.benchmark("maps_evaluate_seeds_{split}")
         params:
             variants=EXTRA_MAP_VARIANTS,
 
@@ -207,9 +207,9 @@ rule ablation_maps_replicate:
         plot=f"{ABLATIONS}/maps.png",
         section=f"{ABLATIONS}/maps.md",
     log:
-        f"{ABLATIONS}/logs/ablation_maps.log",
+        ABLATION_FILES.log("ablation_maps"),
     benchmark:
-        f"{ABLATIONS}/benchmarks/ablation_maps.tsv"
+        ABLATION_FILES.benchmark("ablation_maps")
     conda:
         ENV
     threads: rule_threads("ablation_maps_replicate")
@@ -236,9 +236,9 @@ use rule psa_labels as ablation_psa_labels with:
         labels=directory(f"{SEGMENTATION}/psa/labels"),
         stats=f"{SEGMENTATION}/psa/label_stats.json",
     log:
-        f"{ABLATIONS}/logs/segmentation_psa_labels_{{variant}}.log",
+        ABLATION_FILES.log("segmentation_psa_labels_{variant}"),
     benchmark:
-        f"{ABLATIONS}/benchmarks/segmentation_psa_labels_{{variant}}.tsv"
+        ABLATION_FILES.benchmark("segmentation_psa_labels_{variant}")
     wildcard_constraints:
         variant="|".join(ALL_MAP_VARIANTS),
 
@@ -251,9 +251,9 @@ use rule train_affinity as ablation_train_affinity with:
         checkpoint=f"{SEGMENTATION}/psa/affinity.pt",
         log_csv=f"{SEGMENTATION}/psa/affinity_log.csv",
     log:
-        f"{ABLATIONS}/logs/segmentation_train_affinity_{{variant}}.log",
+        ABLATION_FILES.log("segmentation_train_affinity_{variant}"),
     benchmark:
-        f"{ABLATIONS}/benchmarks/segmentation_train_affinity_{{variant}}.tsv"
+        ABLATION_FILES.benchmark("segmentation_train_affinity_{variant}")
     wildcard_constraints:
         variant="|".join(ALL_MAP_VARIANTS),
     params:
@@ -271,9 +271,9 @@ use rule random_walk as ablation_random_walk with:
     output:
         directory(f"{SEGMENTATION}/masks/pseudo"),
     log:
-        f"{ABLATIONS}/logs/segmentation_random_walk_{{variant}}.log",
+        ABLATION_FILES.log("segmentation_random_walk_{variant}"),
     benchmark:
-        f"{ABLATIONS}/benchmarks/segmentation_random_walk_{{variant}}.tsv"
+        ABLATION_FILES.benchmark("segmentation_random_walk_{variant}")
     wildcard_constraints:
         variant="|".join(ALL_MAP_VARIANTS),
 
@@ -287,9 +287,9 @@ use rule evaluate_masks as ablation_evaluate_masks with:
         summary=f"{SEGMENTATION}/masks/eval_{{split}}.json",
         plot=f"{SEGMENTATION}/masks/eval_{{split}}.png",
     log:
-        f"{ABLATIONS}/logs/segmentation_evaluate_masks_{{variant}}_{{split}}.log",
+        ABLATION_FILES.log("segmentation_evaluate_masks_{variant}_{split}"),
     benchmark:
-        f"{ABLATIONS}/benchmarks/segmentation_evaluate_masks_{{variant}}_{{split}}.tsv"
+        ABLATION_FILES.benchmark("segmentation_evaluate_masks_{variant}_{split}")
     wildcard_constraints:
         variant="|".join(ALL_MAP_VARIANTS),
         split="|".join(config["psa"]["eval_splits"]),
@@ -303,9 +303,9 @@ use rule train_deeplab as ablation_train_deeplab with:
         checkpoint=f"{SEGMENTATION}/deeplab/checkpoint.pt",
         log_csv=f"{SEGMENTATION}/deeplab/log.csv",
     log:
-        f"{ABLATIONS}/logs/segmentation_train_deeplab_{{variant}}.log",
+        ABLATION_FILES.log("segmentation_train_deeplab_{variant}"),
     benchmark:
-        f"{ABLATIONS}/benchmarks/segmentation_train_deeplab_{{variant}}.tsv"
+        ABLATION_FILES.benchmark("segmentation_train_deeplab_{variant}")
     wildcard_constraints:
         variant="|".join(ALL_MAP_VARIANTS),
     params:
@@ -322,9 +322,9 @@ use rule infer_deeplab as ablation_infer_deeplab with:
         pred=directory(f"{SEGMENTATION}/deeplab/pred"),
         pred_crf=directory(f"{SEGMENTATION}/deeplab/pred_crf"),
     log:
-        f"{ABLATIONS}/logs/segmentation_infer_deeplab_{{variant}}.log",
+        ABLATION_FILES.log("segmentation_infer_deeplab_{variant}"),
     benchmark:
-        f"{ABLATIONS}/benchmarks/segmentation_infer_deeplab_{{variant}}.tsv"
+        ABLATION_FILES.benchmark("segmentation_infer_deeplab_{variant}")
     wildcard_constraints:
         variant="|".join(ALL_MAP_VARIANTS),
 
@@ -338,9 +338,9 @@ use rule evaluate_deeplab as ablation_evaluate_deeplab with:
         summary=f"{SEGMENTATION}/deeplab/eval_{{folder}}.json",
         plot=f"{SEGMENTATION}/deeplab/eval_{{folder}}.png",
     log:
-        f"{ABLATIONS}/logs/segmentation_evaluate_deeplab_{{variant}}_{{folder}}.log",
+        ABLATION_FILES.log("segmentation_evaluate_deeplab_{variant}_{folder}"),
     benchmark:
-        f"{ABLATIONS}/benchmarks/segmentation_evaluate_deeplab_{{variant}}_{{folder}}.tsv"
+        ABLATION_FILES.benchmark("segmentation_evaluate_deeplab_{variant}_{folder}")
     wildcard_constraints:
         variant="|".join(ALL_MAP_VARIANTS),
         folder="pred|pred_crf",
@@ -367,9 +367,9 @@ rule ablation_segmentation_replicate:
         plot=f"{ABLATIONS}/segmentation.png",
         section=f"{ABLATIONS}/segmentation.md",
     log:
-        f"{ABLATIONS}/logs/ablation_segmentation.log",
+        ABLATION_FILES.log("ablation_segmentation"),
     benchmark:
-        f"{ABLATIONS}/benchmarks/ablation_segmentation.tsv"
+        ABLATION_FILES.benchmark("ablation_segmentation")
     conda:
         ENV
     threads: rule_threads("ablation_segmentation_replicate")

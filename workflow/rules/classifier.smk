@@ -9,9 +9,9 @@ rule train_classifier:
         checkpoint=f"{REP}/classifier/checkpoint.pt",
         log_csv=f"{REP}/classifier/log.csv",
     log:
-        f"{REP}/logs/train_classifier.log",
+        REP_FILES.log("train_classifier"),
     benchmark:
-        f"{REP}/benchmarks/train_classifier.tsv"
+        REP_FILES.benchmark("train_classifier")
     conda:
         ENV
     threads: rule_threads("train_classifier")

@@ -279,6 +279,7 @@ def report_outputs(run):
 # its own ablations/ (ABLATIONS, a pattern with {replicate}: results/<run>/ablations/ for replicate 0); with
 # replicates > 1 the rule ablation_replicates joins the replicates' tables under results/<run>/ablations/replicates/.
 ABLATIONS = REP_FILES.ablations
+ABLATION_FILES = RunLayout(ABLATIONS)  # its logs and benchmarks beside its artifacts
 ABLATION_NAMES = ("layers", "heads", "maps", "segmentation")
 VERSION = config["classifier"]["version"]
 ALL_MAP_VARIANTS = list(MAP_VARIANTS[VERSION])

@@ -8,9 +8,9 @@ if config["data"]["source"] == "synthetic":
         output:
             directory(f"{RUN}/data"),
         log:
-            f"{RUN}/logs/prepare_data.log",
+            RUN_FILES.log("prepare_data"),
         benchmark:
-            f"{RUN}/benchmarks/prepare_data.tsv"
+            RUN_FILES.benchmark("prepare_data")
         conda:
             ENV
         threads: rule_threads("prepare_data")
@@ -31,9 +31,9 @@ elif config["data"].get("archives") and LAYOUT == "voc":
         output:
             directory(f"{RUN}/data"),
         log:
-            f"{RUN}/logs/prepare_voc12.log",
+            RUN_FILES.log("prepare_voc12"),
         benchmark:
-            f"{RUN}/benchmarks/prepare_voc12.tsv"
+            RUN_FILES.benchmark("prepare_voc12")
         conda:
             ENV
         threads: rule_threads("prepare_voc12")
@@ -50,9 +50,9 @@ elif config["data"].get("archives"):
         output:
             directory(f"{RUN}/data"),
         log:
-            f"{RUN}/logs/prepare_coco14.log",
+            RUN_FILES.log("prepare_coco14"),
         benchmark:
-            f"{RUN}/benchmarks/prepare_coco14.tsv"
+            RUN_FILES.benchmark("prepare_coco14")
         conda:
             ENV
         threads: rule_threads("prepare_coco14")
@@ -68,9 +68,9 @@ rule class_labels:
     output:
         f"{RUN}/labels/cls_labels.npy",
     log:
-        f"{RUN}/logs/class_labels.log",
+        RUN_FILES.log("class_labels"),
     benchmark:
-        f"{RUN}/benchmarks/class_labels.tsv"
+        RUN_FILES.benchmark("class_labels")
     conda:
         ENV
     threads: rule_threads("class_labels")

@@ -8,9 +8,9 @@ rule train_deeplab:
         checkpoint=f"{REP}/{{model}}/checkpoint.pt",
         log_csv=f"{REP}/{{model}}/log.csv",
     log:
-        f"{REP}/logs/train_{{model}}.log",
+        REP_FILES.log("train_{model}"),
     benchmark:
-        f"{REP}/benchmarks/train_{{model}}.tsv"
+        REP_FILES.benchmark("train_{model}")
     wildcard_constraints:
         model=DEEPLAB_MODELS,
     conda:
@@ -42,9 +42,9 @@ rule infer_deeplab:
         pred=directory(f"{REP}/{{model}}/pred"),
         pred_crf=directory(f"{REP}/{{model}}/pred_crf"),
     log:
-        f"{REP}/logs/infer_{{model}}.log",
+        REP_FILES.log("infer_{model}"),
     benchmark:
-        f"{REP}/benchmarks/infer_{{model}}.tsv"
+        REP_FILES.benchmark("infer_{model}")
     wildcard_constraints:
         model=DEEPLAB_MODELS,
     conda:
@@ -72,13 +72,13 @@ rule evaluate_deeplab:
         **dataset_inputs(),
         masks=f"{REP}/{{model}}/{{folder}}",
     output:
-        table=f"{REP}/{{model}}/eval_{{folder}}.csv",
-        summary=f"{REP}/{{model}}/eval_{{folder}}.json",
-        plot=f"{REP}/{{model}}/eval_{{folder}}.png",
+        table=REP_FILES.deeplab_evaluation("{model}", "{folder}", "csv"),
+        summary=REP_FILES.deeplab_evaluation("{model}", "{folder}"),
+        plot=REP_FILES.deeplab_evaluation("{model}", "{folder}", "png"),
     log:
-        f"{REP}/logs/evaluate_{{model}}_{{folder}}.log",
+        REP_FILES.log("evaluate_{model}_{folder}"),
     benchmark:
-        f"{REP}/benchmarks/evaluate_{{model}}_{{folder}}.tsv"
+        REP_FILES.benchmark("evaluate_{model}_{folder}")
     wildcard_constraints:
         model=DEEPLAB_MODELS,
         folder="pred|pred_crf",
@@ -103,9 +103,9 @@ rule voc_submission:
         folder=directory(f"{RUN}/deeplab/submission"),
         tarball=f"{RUN}/deeplab/submission.tar.gz",
     log:
-        f"{RUN}/logs/voc_submission.log",
+        RUN_FILES.log("voc_submission"),
     benchmark:
-        f"{RUN}/benchmarks/voc_submission.tsv"
+        RUN_FILES.benchmark("voc_submission")
     conda:
         ENV_CRF
     threads: rule_threads("voc_submission")

@@ -3,7 +3,7 @@
 # both refinements on the same seeds, DeepLab on each, one table (refinements.{json,md}).
 IRN = f"{REP}/irn"
 IRN_MASKS = PSEUDO_MASKS["irn"]
-IRN_MAPS = f"{REP}/maps/{config['irn']['seed_variant']}"
+IRN_MAPS = REP_FILES.maps(config["irn"]["seed_variant"])
 
 
 rule ir_labels:
@@ -14,9 +14,9 @@ rule ir_labels:
         labels=directory(f"{IRN}/labels"),
         stats=f"{IRN}/label_stats.json",
     log:
-        f"{REP}/logs/ir_labels.log",
+        REP_FILES.log("ir_labels"),
     benchmark:
-        f"{REP}/benchmarks/ir_labels.tsv"
+        REP_FILES.benchmark("ir_labels")
     conda:
         ENV_CRF
     threads: rule_threads("ir_labels")
@@ -43,9 +43,9 @@ rule train_irn:
         checkpoint=f"{IRN}/boundary.pt",
         log_csv=f"{IRN}/boundary_log.csv",
     log:
-        f"{REP}/logs/train_irn.log",
+        REP_FILES.log("train_irn"),
     benchmark:
-        f"{REP}/benchmarks/train_irn.tsv"
+        REP_FILES.benchmark("train_irn")
     conda:
         ENV
     threads: rule_threads("train_irn")
@@ -75,9 +75,9 @@ rule irn_walk:
     output:
         directory(IRN_MASKS),
     log:
-        f"{REP}/logs/irn_walk.log",
+        REP_FILES.log("irn_walk"),
     benchmark:
-        f"{REP}/benchmarks/irn_walk.tsv"
+        REP_FILES.benchmark("irn_walk")
     conda:
         ENV
     threads: rule_threads("irn_walk")
@@ -111,13 +111,13 @@ use rule evaluate_masks as evaluate_irn_masks with:
         **dataset_inputs(),
         masks=rules.irn_walk.output[0],
     output:
-        table=f"{REP}/masks/irn/eval_{{split}}.csv",
-        summary=f"{REP}/masks/irn/eval_{{split}}.json",
-        plot=f"{REP}/masks/irn/eval_{{split}}.png",
+        table=REP_FILES.mask_evaluation("irn", "{split}", "csv"),
+        summary=REP_FILES.mask_evaluation("irn", "{split}"),
+        plot=REP_FILES.mask_evaluation("irn", "{split}", "png"),
     log:
-        f"{REP}/logs/evaluate_irn_masks_{{split}}.log",
+        REP_FILES.log("evaluate_irn_masks_{split}"),
     benchmark:
-        f"{REP}/benchmarks/evaluate_irn_masks_{{split}}.tsv"
+        REP_FILES.benchmark("evaluate_irn_masks_{split}")
     wildcard_constraints:
         split="|".join(config["irn"]["eval_splits"]),
     threads: rule_threads("evaluate_irn_masks")
@@ -139,9 +139,9 @@ rule compare_refinements:
         json=f"{RUN}/refinements.json",
         markdown=f"{RUN}/refinements.md",
     log:
-        f"{RUN}/logs/compare_refinements.log",
+        RUN_FILES.log("compare_refinements"),
     benchmark:
-        f"{RUN}/benchmarks/compare_refinements.tsv"
+        RUN_FILES.benchmark("compare_refinements")
     conda:
         ENV
     threads: rule_threads("compare_refinements")

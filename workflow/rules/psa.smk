@@ -4,14 +4,14 @@
 rule psa_labels:
     input:
         **dataset_inputs(),
-        maps=f"{REP}/maps/{config['psa']['seed_variant']}",
+        maps=REP_FILES.maps(config["psa"]["seed_variant"]),
     output:
         labels=directory(f"{REP}/psa/labels"),
         stats=f"{REP}/psa/label_stats.json",
     log:
-        f"{REP}/logs/psa_labels.log",
+        REP_FILES.log("psa_labels"),
     benchmark:
-        f"{REP}/benchmarks/psa_labels.tsv"
+        REP_FILES.benchmark("psa_labels")
     conda:
         ENV_CRF
     threads: rule_threads("psa_labels")
@@ -40,9 +40,9 @@ rule train_affinity:
         checkpoint=f"{REP}/psa/affinity.pt",
         log_csv=f"{REP}/psa/affinity_log.csv",
     log:
-        f"{REP}/logs/train_affinity.log",
+        REP_FILES.log("train_affinity"),
     benchmark:
-        f"{REP}/benchmarks/train_affinity.tsv"
+        REP_FILES.benchmark("train_affinity")
     conda:
         ENV
     threads: rule_threads("train_affinity")
@@ -68,15 +68,15 @@ rule train_affinity:
 rule random_walk:
     input:
         **dataset_inputs(),
-        maps=f"{REP}/maps/{config['psa']['seed_variant']}",
+        maps=REP_FILES.maps(config["psa"]["seed_variant"]),
         checkpoint=rules.train_affinity.output.checkpoint,
         best=best_threshold_file(),
     output:
-        directory(f"{REP}/masks/pseudo"),
+        directory(PSEUDO_MASKS["psa"]),
     log:
-        f"{REP}/logs/random_walk.log",
+        REP_FILES.log("random_walk"),
     benchmark:
-        f"{REP}/benchmarks/random_walk.tsv"
+        REP_FILES.benchmark("random_walk")
     conda:
         ENV
     threads: rule_threads("random_walk")
@@ -102,13 +102,13 @@ rule evaluate_masks:
         **dataset_inputs(),
         masks=rules.random_walk.output[0],
     output:
-        table=f"{REP}/masks/eval_{{split}}.csv",
-        summary=f"{REP}/masks/eval_{{split}}.json",
-        plot=f"{REP}/masks/eval_{{split}}.png",
+        table=REP_FILES.mask_evaluation("psa", "{split}", "csv"),
+        summary=REP_FILES.mask_evaluation("psa", "{split}"),
+        plot=REP_FILES.mask_evaluation("psa", "{split}", "png"),
     log:
-        f"{REP}/logs/evaluate_masks_{{split}}.log",
+        REP_FILES.log("evaluate_masks_{split}"),
     benchmark:
-        f"{REP}/benchmarks/evaluate_masks_{{split}}.tsv"
+        REP_FILES.benchmark("evaluate_masks_{split}")
     wildcard_constraints:
         split="|".join(config["psa"]["eval_splits"]),
     conda:
@@ -126,15 +126,15 @@ rule evaluate_masks:
 rule psa_ablation:
     input:
         **dataset_inputs(),
-        maps=f"{REP}/maps/{config['psa']['seed_variant']}",
+        maps=REP_FILES.maps(config["psa"]["seed_variant"]),
         best=best_threshold_file(),
-        learned=f"{REP}/masks/eval_{{split}}.json",
+        learned=REP_FILES.mask_evaluation("psa", "{split}"),
     output:
-        f"{REP}/masks/ablation_{{split}}.csv",
+        REP_FILES.crf_only_table("{split}"),
     log:
-        f"{REP}/logs/psa_ablation_{{split}}.log",
+        REP_FILES.log("psa_ablation_{split}"),
     benchmark:
-        f"{REP}/benchmarks/psa_ablation_{{split}}.tsv"
+        REP_FILES.benchmark("psa_ablation_{split}")
     wildcard_constraints:
         split="|".join(config["psa"]["eval_splits"]),
     conda:

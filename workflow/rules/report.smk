@@ -5,7 +5,7 @@
 PRIMARY = REFINEMENTS[0]
 PRIMARY_VARIANT = config[PRIMARY]["seed_variant"]
 PRIMARY_MASK_SPLITS = config[PRIMARY]["eval_splits"]
-PRIMARY_MASKS = {"psa": f"{REP}/masks", "irn": f"{REP}/masks/irn"}[PRIMARY]
+PRIMARY_MASKS = REP_FILES.masks(PRIMARY)
 REPORTED = comparison_files(
     config, REP_FILES, REFINEMENTS, [source for source in deeplab_sources(config) if source in REFINEMENTS]
 )
@@ -17,7 +17,7 @@ rule report:
     input:
         **dataset_inputs(),
         seed_bests=expand(
-            f"{REP}/seeds/{{split}}/{{variant}}/best.json",
+            REP_FILES.seed_best("{split}", "{variant}"),
             split=SPLITS["seed_eval"],
             variant=VARIANTS,
             allow_missing=True,
@@ -29,20 +29,20 @@ rule report:
         label_stats=rules.psa_labels.output.stats if PRIMARY == "psa" else rules.ir_labels.output.stats,
         refinement_files=flat_paths(REPORTED),
         deeplab_summaries=[
-            f"{REP}/{model}/eval_{folder}.json" for model in deeplab_models() for folder in ("pred", "pred_crf")
+            REP_FILES.deeplab_evaluation(model, folder) for model in deeplab_models() for folder in PREDICTION_FOLDERS
         ],
-        deeplab_tables=[f"{REP}/{model}/eval_pred_crf.csv" for model in deeplab_models()],
+        deeplab_tables=[REP_FILES.deeplab_evaluation(model, "pred_crf", "csv") for model in deeplab_models()],
         benchmarks=benchmark_files(),
-        example_maps=f"{REP}/maps/{PRIMARY_VARIANT}",
+        example_maps=REP_FILES.maps(PRIMARY_VARIANT),
         example_masks=PSEUDO_MASKS[PRIMARY],
-        example_predictions=[f"{REP}/{deeplab_models()[0]}/pred", f"{REP}/{deeplab_models()[0]}/pred_crf"],
+        example_predictions=[f"{REP_FILES.deeplab(deeplab_models()[0])}/{folder}" for folder in PREDICTION_FOLDERS],
         replicate_summaries=[],
     output:
         **report_outputs(REP),
     log:
-        f"{REP}/logs/report.log",
+        REP_FILES.log("report"),
     benchmark:
-        f"{REP}/benchmarks/report.tsv"
+        REP_FILES.benchmark("report")
     conda:
         ENV
     threads: rule_threads("report")
@@ -77,12 +77,12 @@ if len(REPLICATE_SEEDS) > 1:
         output:
             **report_outputs(RUN),
             replicates_plot=report(
-                f"{RUN}/figures/replicates.png", category="Replicates", caption="../report/replicates.rst"
+                RUN_FILES.figure("replicates"), category="Replicates", caption="../report/replicates.rst"
             ),
         log:
-            f"{RUN}/logs/report.log",
+            RUN_FILES.log("report"),
         benchmark:
-            f"{RUN}/benchmarks/report.tsv"
+            RUN_FILES.benchmark("report")
         params:
             refinements=at_replicate(REPORTED, ""),
             replicate_seeds=REPLICATE_SEEDS,

@@ -7,12 +7,12 @@ rule extract_maps:
         labels=rules.class_labels.output[0],
         checkpoint=rules.train_classifier.output.checkpoint,
     output:
-        maps=directory(expand(f"{REP}/maps/{{variant}}", variant=VARIANTS, allow_missing=True)),
-        overlays=directory(f"{REP}/maps/overlays"),
+        maps=directory(expand(REP_FILES.maps("{variant}"), variant=VARIANTS, allow_missing=True)),
+        overlays=directory(REP_FILES.maps("overlays")),
     log:
-        f"{REP}/logs/extract_maps.log",
+        REP_FILES.log("extract_maps"),
     benchmark:
-        f"{REP}/benchmarks/extract_maps.tsv"
+        REP_FILES.benchmark("extract_maps")
     conda:
         ENV
     threads: rule_threads("extract_maps")
@@ -40,13 +40,13 @@ rule evaluate_seeds:
         labels=rules.class_labels.output[0],
         maps=rules.extract_maps.output.maps,
     output:
-        sweeps=expand(f"{REP}/seeds/{{{{split}}}}/{{variant}}/sweep.csv", variant=VARIANTS, allow_missing=True),
-        bests=expand(f"{REP}/seeds/{{{{split}}}}/{{variant}}/best.json", variant=VARIANTS, allow_missing=True),
-        plot=f"{REP}/seeds/{{split}}/sweep.png",
+        sweeps=expand(REP_FILES.seed_sweep("{{split}}", "{variant}"), variant=VARIANTS, allow_missing=True),
+        bests=expand(REP_FILES.seed_best("{{split}}", "{variant}"), variant=VARIANTS, allow_missing=True),
+        plot=REP_FILES.seed_plot("{split}"),
     log:
-        f"{REP}/logs/evaluate_seeds_{{split}}.log",
+        REP_FILES.log("evaluate_seeds_{split}"),
     benchmark:
-        f"{REP}/benchmarks/evaluate_seeds_{{split}}.tsv"
+        REP_FILES.benchmark("evaluate_seeds_{split}")
     wildcard_constraints:
         split="|".join(SPLITS["seed_eval"]),
     conda:
