@@ -264,12 +264,40 @@ def configuration_table(schema: Mapping[str, Any], config: Mapping[str, Any], fr
     return "\n".join(out)
 
 
-def switches_table() -> str | None:
-    try:
-        from .compat import switches_markdown
-    except ImportError:
-        return None
+def switches_table() -> str:
+    from .compat import switches_markdown
+
     return switches_markdown().rstrip("\n") + "\n"
+
+
+RULE = re.compile(r"^[ \t]*(?:use rule \w+ as (?P<copy>\w+) with:|rule (?P<rule>\w+):)", re.MULTILINE)
+STAGE_IMPORT = re.compile(r"^from mctformer\.(?P<module>[\w.]+) import (?P<names>.+)$", re.MULTILINE)
+
+
+def rules_table(repo: str = REPO) -> str:
+    """Every rule of workflow/rules/*.smk with its rule file, script and the stage function the script calls, read
+    from the files themselves (a ``use rule`` copy runs the script of the rule it copies)."""
+    rules_dir, scripts_dir = os.path.join(repo, "workflow", "rules"), os.path.join(repo, "workflow", "scripts")
+    lines = ["| rule file | rule | script | stage |", "|---|---|---|---|"]
+    for name in sorted(os.listdir(rules_dir)):
+        with open(os.path.join(rules_dir, name)) as handle:
+            text = handle.read()
+        matches = list(RULE.finditer(text))
+        for index, match in enumerate(matches):
+            body = text[match.end(): matches[index + 1].start() if index + 1 < len(matches) else len(text)]
+            script = re.search(r'"\.\./scripts/(\w+\.py)"', body)
+            rule = match.group("rule") or match.group("copy")
+            if not script:
+                copied = "(the copied rule's)" if match.group("copy") else "-"
+                lines.append(f"| {name} | `{rule}` | {copied} | - |")
+                continue
+            with open(os.path.join(scripts_dir, script.group(1))) as handle:
+                source = handle.read()
+            calls = [(found.group("module"), callee) for found in STAGE_IMPORT.finditer(source) if found.group("module").startswith("stages")
+                     for callee in (n.strip() for n in found.group("names").split(",")) if re.search(rf"^\s*{callee}\(", source, re.MULTILINE)]
+            stage = ", ".join(f"`{module}.{callee}`" for module, callee in calls) or "-"
+            lines.append(f"| {name} | `{rule}` | {script.group(1)} | {stage} |")
+    return "\n".join(lines) + "\n"
 
 
 def renderers(repo: str = REPO, summary: Mapping[str, Any] | None = None) -> dict[str, Callable[[], str | None]]:
@@ -290,6 +318,7 @@ def renderers(repo: str = REPO, summary: Mapping[str, Any] | None = None) -> dic
         "results": lambda: results_table(summary), "seeds": lambda: seeds_table(summary), "masks": lambda: masks_table(summary),
         "deeplab": lambda: deeplab_table(summary), "paper": paper_table,
         "benchmarks": lambda: benchmarks_table(benchmark_records(repo)), "configuration": configuration, "switches": switches_table,
+        "rules": lambda: rules_table(repo),
     }
 
 
