@@ -54,7 +54,7 @@ def build_report(
     replicate_seeds: Sequence[int],
     replicate_summaries: Sequence[str],
     replicates_plot: str | None,
-    provenance: Mapping[str, Any] | None = None,
+    provenance: Mapping[str, Any],
 ) -> dict:
     """summary.json and report.md from the files the rule declares: ``seed_bests`` {split: {variant: best.json}},
     ``mask_*`` {split: file}, ``deeplab_summaries`` {model: {pred | pred_crf: eval json}}, ``deeplab_tables``
@@ -81,8 +81,7 @@ def build_report(
     )
     replicate_lines = add_replicates(summary, replicate_seeds=replicate_seeds, replicate_summaries=replicate_summaries,
                                      replicates_plot=replicates_plot, report_path=report_path, deeplab_split=deeplab_split)
-    if provenance is not None:
-        summary["provenance"] = dict(provenance)
+    summary["provenance"] = dict(provenance)
     write_json(summary_path, summary)
 
     seed_ablation_figure(os.path.join(figure_dir, "seed_ablation.png"), summary, seed_splits[0], variants)

@@ -161,8 +161,11 @@ def test_the_summary_aggregates_every_metric_of_both_replicates(two_replicates, 
     second = json.loads((run / "replicates" / "seed_1" / "summary.json").read_text())
     single = json.loads((tiny_run / "results" / "tiny" / "summary.json").read_text())
     aggregate = summary.pop("replicates")
-    # the rest of summary.json is the first replicate's, as a single run writes it
-    assert summary == single and "replicates" not in second
+    # the rest of summary.json is the first replicate's, as a single run writes it, but for its provenance: the
+    # configs differ in `replicates`, and the runs in their dates
+    provenance, single_provenance = summary.pop("provenance"), single.pop("provenance")
+    assert provenance["config_sha256"] != single_provenance["config_sha256"] and provenance["commit"] == single_provenance["commit"]
+    assert summary == single and "replicates" not in second and "provenance" in second
     assert aggregate["seeds"] == [0, 1] and aggregate["n"] == 2 and aggregate["confidence"] == 0.95
     leaves = dict(numeric_leaves(second))
     assert len(leaves) > 100
