@@ -101,6 +101,8 @@ VARIANTS = list(config["maps"]["variants"])
 # They list third-party packages only; the core package comes from this checkout:
 ENV = "../../envs/torch.yaml"
 ENV_CRF = "../../envs/crf.yaml"
+
+
 # Every job's command (a `script:` job's `python <script>` too) runs through
 # Snakemake's shell(), which starts it with shell.prefix: here an export that
 # puts the checkout first on PYTHONPATH, so the job and its children (torchrun's
@@ -126,6 +128,14 @@ def rule_threads(rule):
 
 def rule_resources_of(rule):
     return rule_resources(config, rule)
+
+
+def device_keys(rule):
+    """The keys every stage that runs a network takes: the config's device and deterministic, and the GPUs the
+    rule's job asks for (its resources' gpu), so that torch_setup can refuse a GPU job that sees no GPU."""
+    return dict(
+        device=config["device"], deterministic=config["deterministic"], gpus=rule_settings(config, rule)["gpus"]
+    )
 
 
 def dataset_inputs():
@@ -202,7 +212,7 @@ def irn_walk_splits():
 
 # The keys of config["irn"] the boundary network's training reads (its fingerprint: editing the walk retrains nothing).
 IRN_TRAINING_KEYS = """backbone pretrained freeze_backbone edge_channels train_radius pair_sources crop_size scale_range
-flip epochs batch_size optimizer lr momentum weight_decay head_lr_mult amp workers in_memory""".split()
+flip epochs batch_size optimizer lr momentum weight_decay head_lr_mult amp amp_dtype workers in_memory""".split()
 # The jobs whose times make one refinement's cost in the comparison table.
 REFINEMENT_JOBS = {
     "psa": ["psa_labels", "train_affinity", "random_walk"],
@@ -307,8 +317,11 @@ storage_dtype""".split()
 )
 # The keys of config["deeplab"] its training reads (its fingerprint) and those its inference reads, so that editing
 # the inference scales retrains nothing; the splits, train_on_gt and pseudo_masks choose the jobs' files instead.
-DEEPLAB_TRAINING_KEYS = """backbone pretrained head aspp_dilations head_channels dilation dropout classifier_kernel head_init
-crop_size pad_label scale_range flip epochs batch_size lr momentum weight_decay head_lr_mult amp workers in_memory""".split()
+DEEPLAB_TRAINING_KEYS = (
+    """backbone pretrained head aspp_dilations head_channels dilation dropout classifier_kernel head_init
+crop_size pad_label scale_range flip epochs batch_size lr momentum weight_decay head_lr_mult amp amp_dtype sync_batchnorm
+workers in_memory""".split()
+)
 DEEPLAB_INFERENCE_KEYS = ("scales", "flip_inference", "fuse", "inference_resize", "crf")
 
 
