@@ -123,7 +123,7 @@ def cuda_diagnosis() -> str:
 # Ops of this pipeline without a deterministic CUDA kernel in torch 2.x (torch.use_deterministic_algorithms' list):
 # under `deterministic: true` they still run, and torch warns when one does.
 NONDETERMINISTIC_CUDA_OPS = (
-    "F.interpolate bilinear backward (DeepLab's and the classifier's upsampling)",
+    "F.interpolate bilinear backward (DeepLab's logits; AffinityNet's and IRN's feature levels)",
     "NLLLoss / F.cross_entropy on 4-D logits (DeepLab training)",
 )
 
