@@ -76,15 +76,15 @@ def test_deterministic_sets_the_flags_and_warns_only(capsys):
 
 
 def test_float16_gets_a_loss_scaler_and_bfloat16_none(cpu_autocast):
-    assert grad_scaler(CPU, True, "float16").is_enabled()
-    assert not grad_scaler(CPU, True, "bfloat16").is_enabled()
-    assert not grad_scaler(CPU, False, "float16").is_enabled()
+    assert grad_scaler(CPU, "float16").is_enabled() and grad_scaler(CPU, True).is_enabled()  # True: maps.amp's float16
+    assert not grad_scaler(CPU, "bfloat16").is_enabled()
+    assert not grad_scaler(CPU, None).is_enabled() and not grad_scaler(CPU, "float32").is_enabled()
     with pytest.raises(ValueError, match="amp_dtype must be one of"):
-        autocast(CPU, True, "float8")
+        autocast(CPU, "float8")
 
 
 def test_autocast_is_off_on_the_cpu_in_the_pipeline():
-    with autocast(CPU, True, "bfloat16"):
+    with autocast(CPU, "bfloat16"):
         assert torch.nn.Linear(2, 2)(torch.ones(1, 2)).dtype == torch.float32
 
 
@@ -95,7 +95,7 @@ def forward_difference(device: torch.device, dtype: str) -> float:
     images = torch.randn(4, 3, 32, 32, device=device)
     with torch.no_grad():
         reference = model(images).token_logits.float()
-        with autocast(device, True, dtype):
+        with autocast(device, dtype):
             mixed = model(images).token_logits.float()
     return float((mixed - reference).abs().max() / reference.abs().max().clamp_min(1e-6))
 

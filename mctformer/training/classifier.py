@@ -128,11 +128,12 @@ def lr_schedule(optimizer: torch.optim.Optimizer, settings: Mapping[str, Any], s
 
 
 @torch.no_grad()
-def evaluate_map(model: MCTformer, loader: DataLoader, device: torch.device, amp: bool, amp_dtype: str) -> float:
+def evaluate_map(model: MCTformer, loader: DataLoader, device: torch.device, amp: bool | str | None) -> float:
+    """Validation mAP; ``amp``: the autocast setting (common.autocast)."""
     model.eval()
     scores, targets = [], []
     for images, target in loader:
-        with autocast(device, amp, amp_dtype):
+        with autocast(device, amp):
             output = model(images.to(device, non_blocking=True))
         scores.append(output.token_logits.float().cpu().numpy())
         targets.append(target.numpy())
@@ -196,7 +197,7 @@ def train_classifier(
         epochs=settings["epochs"], steps_per_epoch=steps_per_epoch, seed=seed,
         resume_path=resume_path, run_fingerprint=run_fingerprint, device=device, amp=amp,
         amp_dtype=amp_dtype,
-        end_of_epoch=lambda: {"val_map": evaluate_map(model, val_loader, device, amp, amp_dtype) if len(val_set) else float("nan")},
+        end_of_epoch=lambda: {"val_map": evaluate_map(model, val_loader, device, amp_dtype if amp else None) if len(val_set) else float("nan")},
         description="classifier",
     )
 

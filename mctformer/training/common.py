@@ -66,36 +66,44 @@ def write_log(path: str | os.PathLike, rows: list[dict]) -> None:
 # (float32's exponent range) does not
 AMP_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
 # Device types whose autocast the pipeline uses. CPU autocast is slower than float32 on these models and would change
-# every CPU number, so `amp: true` means CUDA only; the CPU tolerance tests add "cpu" here to run the same code paths.
+# every CPU number, so an amp setting means CUDA only; the CPU tolerance tests add "cpu" here to run the same code paths.
 AUTOCAST_DEVICE_TYPES = {"cuda"}
 
 
-def amp_active(device: torch.device, amp: bool) -> bool:
-    """Whether a stage with ``amp`` (its config section's amp) runs under autocast on ``device``."""
-    return bool(amp) and device.type in AUTOCAST_DEVICE_TYPES
+def autocast_dtype(amp: bool | str | None, key: str = "amp_dtype") -> str | None:
+    """The autocast dtype an amp setting names: None (no autocast) for False, None or "float32"; "float16" for True
+    (a boolean ``amp`` such as maps.amp: the reference's float16); "float16" / "bfloat16" as given. ``key``: the
+    config key named in the error."""
+    if amp is None or amp is False or amp == "float32":
+        return None
+    if amp is True:
+        return "float16"
+    if amp not in AMP_DTYPES:
+        raise ValueError(f"{key} must be one of {tuple(AMP_DTYPES)}, got {amp!r}")
+    return amp
 
 
-def amp_dtype_of(name: str, section: str) -> torch.dtype:
-    """The torch dtype of an ``amp_dtype`` setting; the error names ``<section>.amp_dtype``."""
-    if name not in AMP_DTYPES:
-        raise ValueError(f"{section}.amp_dtype must be one of {tuple(AMP_DTYPES)}, got {name!r}")
-    return AMP_DTYPES[name]
+def amp_active(device: torch.device, amp: bool | str | None) -> bool:
+    """Whether a stage with the amp setting ``amp`` (see autocast_dtype) runs under autocast on ``device``."""
+    return autocast_dtype(amp) is not None and device.type in AUTOCAST_DEVICE_TYPES
 
 
-def autocast(device: torch.device, enabled: bool, dtype: str):
-    """Mixed precision in ``dtype`` ("float16" | "bfloat16") when ``enabled`` and ``device`` is one autocast is used on
-    (CUDA; see AUTOCAST_DEVICE_TYPES), else a no-op context. The one autocast of the package: training and inference."""
-    return torch.autocast(device_type=device.type, dtype=amp_dtype_of(dtype, "amp"), enabled=amp_active(device, enabled))
+def autocast(device: torch.device, amp: bool | str | None):
+    """The one autocast context of the package (training and inference): mixed precision in the dtype ``amp`` names
+    (autocast_dtype: True = float16, "float16", "bfloat16"; False / None / "float32": none) when ``device`` is one the
+    pipeline autocasts on (CUDA; AUTOCAST_DEVICE_TYPES), else a disabled autocast context."""
+    dtype = autocast_dtype(amp)
+    return torch.autocast(device_type=device.type, dtype=AMP_DTYPES[dtype or "float16"], enabled=amp_active(device, dtype))
 
 
-def grad_scaler(device: torch.device, amp: bool, dtype: str) -> torch.amp.GradScaler:
-    """The loss scaler of a training step: enabled for float16 autocast only (bfloat16 does not underflow like it)."""
-    return torch.amp.GradScaler(device.type, enabled=amp_active(device, amp) and dtype == "float16")
+def grad_scaler(device: torch.device, amp: bool | str | None) -> torch.amp.GradScaler:
+    """The loss scaler of a training step: enabled under float16 autocast only (bfloat16 does not underflow like it)."""
+    return torch.amp.GradScaler(device.type, enabled=amp_active(device, amp) and autocast_dtype(amp) == "float16")
 
 
-def amp_mode(device: torch.device, amp: bool, dtype: str) -> str:
-    """What a run computes in, as its resume state records it: ``"float32"`` or ``"autocast <dtype>"``."""
-    return f"autocast {dtype}" if amp_active(device, amp) else "float32"
+def amp_mode(device: torch.device, amp: bool | str | None) -> str:
+    """What a stage computes in on ``device``, as its log line and a resume state record it: "float32" or "autocast <dtype>"."""
+    return f"autocast {autocast_dtype(amp)}" if amp_active(device, amp) else "float32"
 
 
 def set_threads(threads: int | None) -> None:
@@ -169,7 +177,7 @@ def torch_setup(threads: int, device: str, *, gpus: int, deterministic: bool, am
     rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     ranked = f" (rank {rank} of {world_size})" if world_size > 1 else ""
     print(f"device{ranked}: {torch_device} ({device_name(torch_device)}; device: {device}, {gpus} GPU(s) asked for), "
-          f"compute {amp_mode(torch_device, amp_dtype is not None, amp_dtype or 'float32')}, {torch.get_num_threads()} threads, {determinism}", flush=True)
+          f"compute {amp_mode(torch_device, amp_dtype)}, {torch.get_num_threads()} threads, {determinism}", flush=True)
     return torch_device
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..logs import progress_bar
-from .common import amp_mode, autocast, epoch_seed, fingerprint, grad_scaler, load_resume_state, save_checkpoint, seed_everything
+from .common import amp_mode, autocast, autocast_dtype, epoch_seed, fingerprint, grad_scaler, load_resume_state, save_checkpoint, seed_everything
 from .distributed import is_main, shuffled_loader
 
 
@@ -50,10 +50,11 @@ def train_epochs(
     Under DDP every rank runs this loop; only rank 0 evaluates, prints and saves.
     ``amp`` / ``amp_dtype``: the section's autocast (CUDA only; float16 with a GradScaler, bfloat16 without).
     """
-    scaler = grad_scaler(device, amp, amp_dtype)
+    precision = autocast_dtype(amp_dtype, f"{description}.amp_dtype") if amp else None
+    scaler = grad_scaler(device, precision)
     # the device type and what it computes in belong to the run: a resume state saved on the CPU (a disabled scaler's
     # empty state, float32 steps) is no state of a CUDA float16 run, so a resume file of another device is not resumed
-    run_fingerprint = fingerprint({"run": run_fingerprint, "device": device.type, "compute": amp_mode(device, amp, amp_dtype)})
+    run_fingerprint = fingerprint({"run": run_fingerprint, "device": device.type, "compute": amp_mode(device, precision)})
     start_epoch, rows = 0, []
     state = load_resume_state(resume_path, run_fingerprint)
     if state is not None:
@@ -73,7 +74,7 @@ def train_epochs(
         progress = progress_bar(loader, desc=f"{description} epoch {epoch + 1}/{epochs}", unit="batch", mininterval=2.0, disable=not is_main())
         for step_in_epoch, batch in enumerate(progress):
             set_lr(epoch * steps_per_epoch + step_in_epoch)
-            with autocast(device, amp, amp_dtype):
+            with autocast(device, precision):
                 loss, parts = loss_of_batch(batch)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
