@@ -111,22 +111,22 @@ def test_autocast_forward_is_close_to_float32_on_cuda(dtype, tolerance):
     assert forward_difference(torch.device("cuda"), dtype) < tolerance
 
 
-def small_training(resume_path, *, amp: bool, amp_dtype: str, epochs: int = 2) -> list[dict]:
+def small_training(resume_path, *, amp: bool, amp_dtype: str, epochs: int = 2, device: torch.device = CPU) -> list[dict]:
     """A small conv net trained by the pipeline's epoch loop on a fixed problem."""
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 3, 1))
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 3, 1)).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     inputs = torch.randn(16, 3, 8, 8, generator=torch.Generator().manual_seed(1))
     targets = inputs.argmax(dim=1)
 
     def loss_of_batch(batch):
         images, labels = batch
-        return torch.nn.functional.cross_entropy(model(images).float(), labels), {}
+        return torch.nn.functional.cross_entropy(model(images.to(device)).float(), labels.to(device)), {}
 
     return train_epochs(
         model, optimizer, lambda generator: torch.utils.data.DataLoader(list(zip(inputs, targets)), batch_size=4, generator=generator, shuffle=True),
         loss_of_batch, set_lr=lambda step: None, epochs=epochs, steps_per_epoch=4, seed=0, resume_path=resume_path,
-        run_fingerprint="small", device=CPU, amp=amp, amp_dtype=amp_dtype,
+        run_fingerprint="small", device=device, amp=amp, amp_dtype=amp_dtype,
     )
 
 
@@ -158,6 +158,14 @@ def test_a_resume_file_of_another_compute_mode_is_not_resumed(monkeypatch, tmp_p
     rows = small_training(resume, amp=True, amp_dtype="float16")
     assert [row["epoch"] for row in rows] == [1, 2]  # trained afresh, no crash on the empty scaler state
     assert "belongs to a run with other settings" in capsys.readouterr().out
+
+
+@pytest.mark.cuda
+def test_a_training_started_on_the_cpu_reruns_on_cuda_with_float16(tmp_path, capsys):
+    resume = tmp_path / "last.pt"
+    small_training(resume, amp=True, amp_dtype="float16", epochs=1)  # on the CPU: float32, an empty scaler state
+    rows = small_training(resume, amp=True, amp_dtype="float16", device=torch.device("cuda"))
+    assert [row["epoch"] for row in rows] == [1, 2] and "belongs to a run with other settings" in capsys.readouterr().out
 
 
 # --- data parallel -------------------------------------------------------------------------------------------------
