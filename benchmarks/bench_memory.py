@@ -94,7 +94,8 @@ def child(stage: str, workdir: Path, split: str, threads: int) -> None:
         target = maps if split == "train_aug" else {v: str(out / v) for v in variants}
         geometry, keys = MapGeometry.take({key: value for key, value in settings["maps"].items() if key != "variants"})
         extract_maps_stage(dataset=DatasetRef(root, "voc", tuple(classes)), labels_path=labels, checkpoint=str(workdir / "classifier.pt"),
-                                  version=settings["classifier"]["version"], splits=[split], device="cpu", out_dirs=target, overlay_dir=None,
+                                  version=settings["classifier"]["version"], splits=[split], device="cpu", deterministic=False, gpus=0, out_dirs=target,
+                                  overlay_dir=None,
                                   threads=threads, geometry=geometry, **keys)
     elif stage == "evaluate_seeds":
         files = {v: {"sweep": str(out / v / "sweep.csv"), "best": str(out / v / "best.json")} for v in variants}
@@ -106,7 +107,8 @@ def child(stage: str, workdir: Path, split: str, threads: int) -> None:
             dataset=DatasetRef(root, "voc", tuple(classes)), palette=None, splits=[split], map_dir=maps[psa["seed_variant"]],
             checkpoint=str(workdir / "affinity.pt"), best_json=None, background=0.3,
             walk=WalkSettings(beta=psa["beta"], logt=psa["logt"], radius=affinity["radius"], pair_sources=affinity["pair_sources"]),
-            walk_scale=psa["walk_scale"], batch_size=psa["batch_size"], backbone=affinity["backbone"], device="cpu", out_dir=str(out / "pseudo"),
+            walk_scale=psa["walk_scale"], batch_size=psa["batch_size"], backbone=affinity["backbone"], device="cpu", deterministic=False, gpus=0,
+            out_dir=str(out / "pseudo"),
             threads=threads,
         )
     print(json.dumps({"before_kib": before, "peak_kib": peak_kib(), "seconds": time.perf_counter() - started}))

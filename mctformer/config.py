@@ -253,13 +253,26 @@ def check_config(config: Mapping[str, Any]) -> None:
     if "resources" in config:
         for rule in config["resources"]["rules"]:
             rule_settings(config, rule)
+        check_batch_splits(config)
+
+
+def check_batch_splits(config: Mapping[str, Any]) -> None:
+    """A data-parallel rule's global batch must split evenly over its GPUs; refused here, before any job runs,
+    naming both keys (the ranks would refuse it only inside the job)."""
+    for rule, section in DISTRIBUTED_RULES.items():
+        gpus = rule_settings(config, rule)["gpus"]
+        batch_size = config[section]["batch_size"]
+        if gpus > 1 and batch_size % gpus:
+            raise ConfigError(f"{section}.batch_size: {batch_size} does not split over the {gpus} GPUs of resources.rules.{rule}.gpus "
+                              f"(each GPU takes batch_size / gpus); use a multiple of {gpus}")
 
 
 # Rules that use a GPU when one is there; only they get GPU requests and the GPU partition.
 GPU_RULES = ("train_classifier", "extract_maps", "train_affinity", "random_walk", "train_deeplab", "infer_deeplab",
-             "train_irn", "irn_walk", "ablation_layers_replicate")
-# Rules that run data-parallel (torchrun) when given more than one GPU.
-DISTRIBUTED_RULES = ("train_classifier", "train_deeplab")
+             "voc_submission", "train_irn", "irn_walk", "ablation_layers_replicate")
+# Rules that run data-parallel (torchrun) when given more than one GPU, with the config section whose batch_size
+# (the global batch) they split over the GPUs.
+DISTRIBUTED_RULES = {"train_classifier": "classifier", "train_deeplab": "deeplab"}
 
 
 def rule_settings(config: Mapping[str, Any], rule: str) -> dict[str, Any]:

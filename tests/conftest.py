@@ -6,8 +6,21 @@ from pathlib import Path
 
 import pytest
 
+from helpers.device import TEST_DEVICE, TEST_DEVICE_VARIABLE, cuda_tests_skip_reason
 from helpers.workflow import TINY_SPEC, snakemake
 from mctformer.data.synthetic import generate_synthetic_voc
+
+
+def pytest_report_header(config) -> str:
+    return f"network tests on: {TEST_DEVICE} ({TEST_DEVICE_VARIABLE}; helpers/device.py)"
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Skip the ``cuda``-marked tests unless asked for (MCTFORMER_TEST_DEVICE=cuda) on a host with CUDA."""
+    cuda_items = [item for item in items if item.get_closest_marker("cuda")]
+    reason = cuda_tests_skip_reason() if cuda_items else None
+    for item in cuda_items if reason else []:
+        item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(scope="session")

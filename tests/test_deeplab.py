@@ -126,7 +126,7 @@ def test_voc_submission_layout_and_tarball(synthetic_root, tmp_path):
     classes = [f"c{i}" for i in range(TINY_SPEC.num_classes)]
     out = tmp_path / "submission"
     submission_stage(dataset=DatasetRef(str(synthetic_root), "voc", tuple(classes)), palette=None, split="val", checkpoint=str(tmp_path / "deeplab.pt"),
-                     device="cpu", out_dir=str(out), tarball=str(tmp_path / "submission.tar.gz"), threads=1, **inference)
+                     device="cpu", deterministic=False, gpus=0, out_dir=str(out), tarball=str(tmp_path / "submission.tar.gz"), threads=1, **inference)
     pngs = sorted((out / "VOC2012" / "Segmentation" / "comp6_test_cls").glob("*.png"))
     assert len(pngs) == TINY_SPEC.num_val
     from PIL import Image

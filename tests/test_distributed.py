@@ -60,8 +60,9 @@ def test_classifier_stage_trains_data_parallel_in_two_processes(synthetic_root, 
     checkpoint, log_csv = tmp_path / "checkpoint.pt", tmp_path / "log.csv"
     train_classifier_stage(
         dataset=DatasetRef(str(synthetic_root), "voc", tuple(classes)), labels_path=str(labels), train_split="train_aug", val_split="val",
-        settings=settings, seed=0, device="cpu", checkpoint=str(checkpoint), log_csv=str(log_csv), resume=str(tmp_path / "resume" / "last.pt"),
-        threads=2, processes=2,
+        settings=settings, seed=0, device="cpu", deterministic=False, checkpoint=str(checkpoint), log_csv=str(log_csv),
+        resume=str(tmp_path / "resume" / "last.pt"),
+        threads=2, gpus=2,  # device cpu: two gloo processes
     )
     assert checkpoint.is_file() and not (tmp_path / "resume" / "last.pt").exists()
     log = log_csv.read_text().splitlines()
@@ -75,7 +76,8 @@ def test_deeplab_stage_trains_data_parallel_in_two_processes(synthetic_root, tmp
     checkpoint, log_csv = tmp_path / "checkpoint.pt", tmp_path / "log.csv"
     classes = [f"c{i}" for i in range(TINY_SPEC.num_classes)]
     train_deeplab_stage(
-        dataset=DatasetRef(str(synthetic_root), "voc", tuple(classes)), split="train_aug", mask_dir=None, settings=settings, seed=0, device="cpu",
-        checkpoint=str(checkpoint), log_csv=str(log_csv), resume=str(tmp_path / "resume" / "last.pt"), threads=2, processes=2,
+        dataset=DatasetRef(str(synthetic_root), "voc", tuple(classes)), split="train_aug", mask_dir=None, settings=settings, seed=0,
+        device="cpu", deterministic=False, checkpoint=str(checkpoint), log_csv=str(log_csv), resume=str(tmp_path / "resume" / "last.pt"),
+        threads=2, gpus=2,
     )
     assert checkpoint.is_file() and len(log_csv.read_text().splitlines()) == 2

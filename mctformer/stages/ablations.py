@@ -46,7 +46,7 @@ from ..settings import MapGeometry  # the rule script builds it and DatasetRef f
 def layer_ablation_stage(
     *, dataset: DatasetRef, labels_path: str, checkpoint: str, version: str, splits: Sequence[str], last_k: int, scales: Sequence[float], flip: bool,
     batch_size: int, geometry: MapGeometry, storage_dtype: str, thresholds: Mapping[str, float], miou_convention: str, selection: str,
-    device: str, table_path: str, sweeps_path: str, plot_path: str, section_path: str, threads: int,
+    device: str, deterministic: bool, gpus: int, table_path: str, sweeps_path: str, plot_path: str, section_path: str, threads: int,
 ) -> pd.DataFrame:
     """Fig. 6: seeds from the class-to-patch attention over the last K blocks, for every K, on every split.
 
@@ -63,7 +63,7 @@ def layer_ablation_stage(
     from ..training.common import torch_setup
 
     classes = dataset.classes
-    torch_device = torch_setup(threads, device)
+    torch_device = torch_setup(threads, device, gpus=gpus, deterministic=deterministic, amp_dtype="float16" if geometry.amp else None)
     reader = dataset.open()
     split_ids = {split: reader.read_ids(split) for split in splits}
     ids = list(dict.fromkeys(i for split in splits for i in split_ids[split]))

@@ -11,10 +11,10 @@ from ..data.layout import DatasetRef
 
 def train_classifier_stage(
     *, dataset: DatasetRef, labels_path: str, train_split: str, val_split: str,
-    settings: Mapping[str, Any], seed: int, device: str, checkpoint: str, log_csv: str, resume: str, threads: int, processes: int,
+    settings: Mapping[str, Any], seed: int, device: str, deterministic: bool, gpus: int, checkpoint: str, log_csv: str, resume: str, threads: int,
 ) -> None:
     """Train MCTformer (``settings`` = the config's ``classifier`` section, all of which it reads);
-    ``processes > 1``: data-parallel in that many torchrun processes (one per GPU)."""
+    ``gpus`` (the job's) > 1: data-parallel, one torchrun process per visible GPU (distributed.data_parallel_ranks)."""
     arguments = dict(locals())  # the keyword arguments alone, taken before an import adds a name
     from ..training.distributed import distributed_device, relaunched_under_torchrun
 
@@ -22,7 +22,8 @@ def train_classifier_stage(
         return
     from ..training.classifier import train_classifier
 
-    torch_device = distributed_device(threads, device)
+    torch_device = distributed_device(threads, device, gpus=gpus, deterministic=deterministic,
+                                      amp_dtype=settings["amp_dtype"] if settings["amp"] else None)
     reader = dataset.open()
     train_ids = reader.read_ids(train_split)
     val_ids = reader.read_ids(val_split)

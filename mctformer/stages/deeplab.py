@@ -17,10 +17,10 @@ from ..data.layout import DatasetRef
 
 def train_deeplab_stage(
     *, dataset: DatasetRef, split: str, mask_dir: str | None, settings: Mapping[str, Any],
-    seed: int, device: str, checkpoint: str, log_csv: str, resume: str, threads: int, processes: int,
+    seed: int, device: str, deterministic: bool, gpus: int, checkpoint: str, log_csv: str, resume: str, threads: int,
 ) -> None:
     """Train on the pseudo masks in ``mask_dir``, or on the ground truth when ``mask_dir`` is None (``settings`` =
-    the config's ``deeplab`` training keys); ``processes > 1``: data-parallel in that many torchrun processes."""
+    the config's ``deeplab`` training keys); ``gpus`` (the job's) > 1: data-parallel, one torchrun process per visible GPU."""
     arguments = dict(locals())  # the keyword arguments alone, taken before an import adds a name
     from ..training.distributed import distributed_device, relaunched_under_torchrun
 
@@ -29,7 +29,8 @@ def train_deeplab_stage(
     from ..artifacts import read_label_png, require_per_image_files
     from ..training.deeplab import train_deeplab
 
-    torch_device = distributed_device(threads, device)
+    torch_device = distributed_device(threads, device, gpus=gpus, deterministic=deterministic,
+                                      amp_dtype=settings["amp_dtype"] if settings["amp"] else None)
     reader = dataset.open()
     ids = reader.read_ids(split)
     if mask_dir is None:
@@ -50,7 +51,7 @@ def train_deeplab_stage(
 def infer_deeplab_stage(
     *, dataset: DatasetRef, palette: Sequence | None, split: str, checkpoint: str, head: str,
     scales: Sequence[float], flip_inference: bool, fuse: str, inference_resize: str, crf: Mapping[str, Any],
-    device: str, pred_dir: str | None, crf_dir: str | None, threads: int,
+    device: str, deterministic: bool, gpus: int, pred_dir: str | None, crf_dir: str | None, threads: int,
 ) -> None:
     """DeepLab predictions of a split: plain argmax in ``pred_dir`` and/or CRF-refined in ``crf_dir``
     (``head``: deeplab.head, which the checkpoint must have)."""
@@ -58,7 +59,7 @@ def infer_deeplab_stage(
     from ..training.common import torch_setup
     from ..training.deeplab import load_deeplab
 
-    torch_device = torch_setup(threads, device)
+    torch_device = torch_setup(threads, device, gpus=gpus, deterministic=deterministic, amp_dtype=None)
     reader = dataset.open()
     ids = reader.read_ids(split)
     model = load_deeplab(checkpoint, len(dataset.classes) + 1, head=head, device=torch_device)
@@ -83,7 +84,7 @@ def evaluate_deeplab_stage(*, dataset: DatasetRef, split: str, mask_dir: str, ta
 def submission_stage(
     *, dataset: DatasetRef, palette: Sequence | None, split: str, checkpoint: str, head: str,
     scales: Sequence[float], flip_inference: bool, fuse: str, inference_resize: str, crf: Mapping[str, Any],
-    device: str, out_dir: str, tarball: str, threads: int,
+    device: str, deterministic: bool, gpus: int, out_dir: str, tarball: str, threads: int,
 ) -> None:
     """Test-set predictions (multi-scale + CRF) in the official VOC submission layout, and its tarball."""
     from ..artifacts import atomic_directory
@@ -93,7 +94,7 @@ def submission_stage(
         infer_deeplab_stage(
             dataset=dataset, palette=palette, split=split, checkpoint=checkpoint, head=head, scales=scales,
             flip_inference=flip_inference, fuse=fuse, inference_resize=inference_resize, crf=crf, device=device,
-            pred_dir=None, crf_dir=os.path.join(tmp, SUBMISSION_FOLDER), threads=threads,
+            deterministic=deterministic, gpus=gpus, pred_dir=None, crf_dir=os.path.join(tmp, SUBMISSION_FOLDER), threads=threads,
         )
     pack_submission(out_dir, tarball)
     print(f"test predictions in {out_dir}, packed as {tarball}")

@@ -35,13 +35,14 @@ def ir_labels_stage(
 
 def train_irn_stage(
     *, dataset: DatasetRef, split: str, max_images: int | None, label_dir: str,
-    settings: Mapping[str, Any], seed: int, device: str, checkpoint: str, log_csv: str, resume: str, threads: int,
+    settings: Mapping[str, Any], seed: int, device: str, deterministic: bool, gpus: int, checkpoint: str, log_csv: str, resume: str, threads: int,
 ) -> None:
     """Train the boundary network (``settings`` = the irn training keys, all of which it reads)."""
     from ..training.common import torch_setup
     from ..training.irn import train_boundary_net
 
-    torch_device = torch_setup(threads, device)
+    torch_device = torch_setup(threads, device, gpus=gpus, deterministic=deterministic,
+                               amp_dtype=settings["amp_dtype"] if settings["amp"] else None)
     reader = dataset.open()
     ids = first_ids(reader, split, max_images)
     summary = train_boundary_net(
@@ -53,14 +54,14 @@ def train_irn_stage(
 def irn_walk_stage(
     *, dataset: DatasetRef, palette: Sequence | None, splits: Sequence[str], map_dir: str, checkpoint: str,
     backbone: str, walk_radius: int, beta: float, exp_times: int, sem_seg_bg_thres: float, walk_scale: float, walk_batch_size: int,
-    device: str, out_dir: str, threads: int,
+    device: str, deterministic: bool, gpus: int, out_dir: str, threads: int,
 ) -> None:
     """IRN pseudo masks of ``splits`` (irn.* keys of the same names; the checkpoint must have irn.backbone)."""
     from ..irn.drivers import irn_walk_masks
     from ..training.common import torch_setup
     from ..training.irn import load_boundary_net
 
-    torch_device = torch_setup(threads, device)
+    torch_device = torch_setup(threads, device, gpus=gpus, deterministic=deterministic, amp_dtype=None)
     reader = dataset.open()
     ids = ids_of_splits(reader, splits)
     model = load_boundary_net(checkpoint, backbone, device=torch_device)

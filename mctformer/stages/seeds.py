@@ -16,7 +16,7 @@ from ..settings import MapGeometry  # the rule script builds it and DatasetRef f
 def extract_maps_stage(
     *, dataset: DatasetRef, labels_path: str, checkpoint: str, version: str, splits: Sequence[str],
     last_k: int, scales: Sequence[float], flip: bool, feature_temperature: float, batch_size: int, overlays: int,
-    geometry: MapGeometry, storage_dtype: str, device: str, out_dirs: Mapping[str, str], overlay_dir: str | None, threads: int,
+    geometry: MapGeometry, storage_dtype: str, device: str, deterministic: bool, gpus: int, out_dirs: Mapping[str, str], overlay_dir: str | None, threads: int,
 ) -> None:
     """Maps of every image of ``splits`` for every variant in ``out_dirs``; the keys are the config's ``maps``, and the
     checkpoint must be of classifier.version ``version``."""
@@ -24,7 +24,8 @@ def extract_maps_stage(
     from ..training.classifier import load_classifier
     from ..training.common import torch_setup
 
-    torch_device = torch_setup(threads, device)
+    # maps.amp: float16 autocast on CUDA (as the reference extracts)
+    torch_device = torch_setup(threads, device, gpus=gpus, deterministic=deterministic, amp_dtype="float16" if geometry.amp else None)
     reader = dataset.open()
     ids = ids_of_splits(reader, splits)
     labels = load_class_labels(labels_path, ids, len(dataset.classes))

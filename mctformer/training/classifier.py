@@ -128,7 +128,8 @@ def lr_schedule(optimizer: torch.optim.Optimizer, settings: Mapping[str, Any], s
 
 
 @torch.no_grad()
-def evaluate_map(model: MCTformer, loader: DataLoader, device: torch.device, amp: bool) -> float:
+def evaluate_map(model: MCTformer, loader: DataLoader, device: torch.device, amp: bool | str | None) -> float:
+    """Validation mAP; ``amp``: the autocast setting (common.autocast)."""
     model.eval()
     scores, targets = [], []
     for images, target in loader:
@@ -175,9 +176,9 @@ def train_classifier(
     optimizer = build_optimizer(model, settings, lr)
     steps_per_epoch = max(1, len(train_set) // batch_size)
     set_lr = lr_schedule(optimizer, settings, steps_per_epoch)
-    amp = bool(settings["amp"]) and device.type == "cuda"
+    amp, amp_dtype = bool(settings["amp"]), settings["amp_dtype"]
 
-    trained = wrap(model, device)  # DDP under torchrun, else the model itself
+    trained = wrap(model, device, sync_batchnorm=False)  # DDP under torchrun, else the model itself (a ViT: no batch norm)
 
     def loss_of_batch(batch):
         images, targets = batch
@@ -195,7 +196,8 @@ def train_classifier(
         set_lr=set_lr,
         epochs=settings["epochs"], steps_per_epoch=steps_per_epoch, seed=seed,
         resume_path=resume_path, run_fingerprint=run_fingerprint, device=device, amp=amp,
-        end_of_epoch=lambda: {"val_map": evaluate_map(model, val_loader, device, amp) if len(val_set) else float("nan")},
+        amp_dtype=amp_dtype,
+        end_of_epoch=lambda: {"val_map": evaluate_map(model, val_loader, device, amp_dtype if amp else None) if len(val_set) else float("nan")},
         description="classifier",
     )
 

@@ -62,9 +62,48 @@ def write_log(path: str | os.PathLike, rows: list[dict]) -> None:
     write_dataframe_csv(path, pd.DataFrame(rows))
 
 
-def autocast(device: torch.device, enabled: bool):
-    """Mixed precision on CUDA only (CPU autocast is slower than float32 on these models)."""
-    return torch.autocast(device_type=device.type, dtype=torch.float16, enabled=enabled and device.type == "cuda")
+# autocast's dtypes by their config name (the training sections' amp_dtype); float16 needs a GradScaler, bfloat16
+# (float32's exponent range) does not
+AMP_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
+# Device types whose autocast the pipeline uses. CPU autocast is slower than float32 on these models and would change
+# every CPU number, so an amp setting means CUDA only; the CPU tolerance tests add "cpu" here to run the same code paths.
+AUTOCAST_DEVICE_TYPES = {"cuda"}
+
+
+def autocast_dtype(amp: bool | str | None, key: str = "amp_dtype") -> str | None:
+    """The autocast dtype an amp setting names: None (no autocast) for False, None or "float32"; "float16" for True
+    (a boolean ``amp`` such as maps.amp: the reference's float16); "float16" / "bfloat16" as given. ``key``: the
+    config key named in the error."""
+    if amp is None or amp is False or amp == "float32":
+        return None
+    if amp is True:
+        return "float16"
+    if amp not in AMP_DTYPES:
+        raise ValueError(f"{key} must be one of {tuple(AMP_DTYPES)}, got {amp!r}")
+    return amp
+
+
+def amp_active(device: torch.device, amp: bool | str | None) -> bool:
+    """Whether a stage with the amp setting ``amp`` (see autocast_dtype) runs under autocast on ``device``."""
+    return autocast_dtype(amp) is not None and device.type in AUTOCAST_DEVICE_TYPES
+
+
+def autocast(device: torch.device, amp: bool | str | None):
+    """The one autocast context of the package (training and inference): mixed precision in the dtype ``amp`` names
+    (autocast_dtype: True = float16, "float16", "bfloat16"; False / None / "float32": none) when ``device`` is one the
+    pipeline autocasts on (CUDA; AUTOCAST_DEVICE_TYPES), else a disabled autocast context."""
+    dtype = autocast_dtype(amp)
+    return torch.autocast(device_type=device.type, dtype=AMP_DTYPES[dtype or "float16"], enabled=amp_active(device, dtype))
+
+
+def grad_scaler(device: torch.device, amp: bool | str | None) -> torch.amp.GradScaler:
+    """The loss scaler of a training step: enabled under float16 autocast only (bfloat16 does not underflow like it)."""
+    return torch.amp.GradScaler(device.type, enabled=amp_active(device, amp) and autocast_dtype(amp) == "float16")
+
+
+def amp_mode(device: torch.device, amp: bool | str | None) -> str:
+    """What a stage computes in on ``device``, as its log line and a resume state record it: "float32" or "autocast <dtype>"."""
+    return f"autocast {autocast_dtype(amp)}" if amp_active(device, amp) else "float32"
 
 
 def set_threads(threads: int | None) -> None:
@@ -77,14 +116,69 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device: 'cuda' was asked for but no CUDA device is available (use 'auto' or 'cpu')")
+        raise RuntimeError(f"device: 'cuda' was asked for but no CUDA device is available ({cuda_diagnosis()}; use 'auto' or 'cpu')")
     return torch.device(name)
 
 
-def torch_setup(threads: int, device: str) -> torch.device:
-    """Thread count and device of a stage that runs a network (``threads``, ``device``: the rule's threads and config device)."""
+def cuda_diagnosis() -> str:
+    """Why torch may see no GPU, in the terms one checks: the wheel's CUDA, the visible devices, the count."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return (f"torch {torch.__version__} built for CUDA {torch.version.cuda}, CUDA_VISIBLE_DEVICES="
+            f"{'(unset)' if visible is None else repr(visible)}, {torch.cuda.device_count()} device(s) visible; an older driver "
+            f"than the wheel needs, or a SLURM job without --gpus, also shows as none")
+
+
+# Ops of this pipeline without a deterministic CUDA kernel in torch 2.x (torch.use_deterministic_algorithms' list):
+# under `deterministic: true` they still run, and torch warns when one does.
+NONDETERMINISTIC_CUDA_OPS = (
+    "F.interpolate bilinear backward (DeepLab's logits; AffinityNet's and IRN's feature levels)",
+    "NLLLoss / F.cross_entropy on 4-D logits (DeepLab training)",
+)
+
+
+def set_deterministic(enabled: bool, device: torch.device) -> str:
+    """``deterministic: true``: deterministic algorithms (warn-only, so an op without one still runs), cuDNN
+    deterministic without autotuning, cuBLAS's fixed workspace. False leaves torch's defaults. Returns the log's words."""
+    if not enabled:
+        return "deterministic off"
+    # cuBLAS reads this when it initialises, which is after this call: no CUDA work precedes torch_setup
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    if device.type != "cuda":
+        return "deterministic on"
+    return "deterministic on; no deterministic CUDA kernel for: " + "; ".join(NONDETERMINISTIC_CUDA_OPS)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type != "cuda":
+        return "CPU"
+    return torch.cuda.get_device_name(device)
+
+
+def torch_setup(threads: int, device: str, *, gpus: int, deterministic: bool, amp_dtype: str | None) -> torch.device:
+    """Thread count, device and determinism of a stage that runs a network, and one log line saying what it runs on.
+
+    ``threads``: the rule's threads; ``device``: the config's device; ``gpus``: the GPUs the rule's job asked for
+    (resources.rules.<rule>.gpus); ``deterministic``: the config's deterministic; ``amp_dtype``: the dtype the stage
+    autocasts to where autocast is used (its section's amp_dtype, or "float16" for an ``amp`` without one), None:
+    float32. ``device: auto`` with GPUs asked for and no CUDA visible is refused: the job would otherwise run on the
+    CPU without a word.
+    """
     set_threads(threads)
-    return resolve_device(device)
+    if device == "auto" and gpus > 0 and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"device: auto, and this job asked for {gpus} GPU(s) (resources.rules.<rule>.gpus), but torch sees no CUDA device "
+            f"({cuda_diagnosis()}); set device: cpu to run on the CPU on purpose, or resources gpus: 0"
+        )
+    torch_device = resolve_device(device)
+    determinism = set_deterministic(deterministic, torch_device)
+    rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    ranked = f" (rank {rank} of {world_size})" if world_size > 1 else ""
+    print(f"device{ranked}: {torch_device} ({device_name(torch_device)}; device: {device}, {gpus} GPU(s) asked for), "
+          f"compute {amp_mode(torch_device, amp_dtype)}, {torch.get_num_threads()} threads, {determinism}", flush=True)
+    return torch_device
 
 
 def read_checkpoint(path: str | os.PathLike, what: str, required: tuple[str, ...] = ("model", "architecture")) -> dict:

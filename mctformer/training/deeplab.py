@@ -102,7 +102,8 @@ def train_deeplab(
         lr=settings["lr"], momentum=settings["momentum"], weight_decay=settings["weight_decay"],
     )
 
-    trained = wrap(model, device)  # DDP under torchrun, else the model itself
+    # DDP under torchrun, else the model itself; the ResNet's batch norms synchronised over the ranks if asked
+    trained = wrap(model, device, sync_batchnorm=settings["sync_batchnorm"])
 
     def loss_of_batch(batch):
         images, labels = batch

@@ -48,12 +48,23 @@ def setup(device: torch.device) -> torch.device:
     return device
 
 
-def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """``model`` in DistributedDataParallel when there are several ranks (checkpoints keep saving ``model`` itself)."""
+def wrap(model: torch.nn.Module, device: torch.device, *, sync_batchnorm: bool) -> torch.nn.Module:
+    """``model`` in DistributedDataParallel when there are several ranks (checkpoints keep saving ``model`` itself).
+
+    ``sync_batchnorm`` (deeplab.sync_batchnorm): the batch norms of ``model`` become SyncBatchNorm in place first, so
+    each normalises over the global batch, not its rank's share (same parameters and buffers, so the optimizer built
+    on them and the checkpoint keys stay). torch's SyncBatchNorm runs on CUDA only: on the CPU it is refused.
+    """
     if not is_distributed():
         return model
     from torch.nn.parallel import DistributedDataParallel
 
+    if sync_batchnorm:
+        if device.type != "cuda":
+            raise ValueError("deeplab.sync_batchnorm: SyncBatchNorm needs CUDA ranks; set it to false for data-parallel runs on the CPU")
+        converted = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        if converted is not model:  # only a bare BatchNorm is replaced rather than converted in place
+            raise ValueError("deeplab.sync_batchnorm: the model itself is a batch norm")
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
@@ -104,10 +115,30 @@ def _file_descriptor(stream) -> int | None:
         return None
 
 
+def data_parallel_ranks(gpus: int, device: str) -> int:
+    """How many ranks a data-parallel stage runs: one per GPU the job asked for (``gpus``) that torch sees.
+
+    A scheduler or a workstation may give fewer than were asked for (CUDA_VISIBLE_DEVICES); a rank per missing GPU
+    would fail on an invalid device ordinal, so the visible ones count, with a log line. ``device: cpu`` runs
+    ``gpus`` gloo processes (how the tests exercise DDP); with no CUDA at all, torch_setup refuses ``auto``.
+    """
+    if gpus <= 1 or device == "cpu" or not torch.cuda.is_available():
+        return max(1, gpus)
+    visible = torch.cuda.device_count()
+    if visible < gpus:
+        print(f"the job asked for {gpus} GPUs but torch sees {visible} (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}): "
+              f"running {visible} data-parallel rank(s)", flush=True)
+        return max(1, visible)
+    return gpus
+
+
 def relaunched_under_torchrun(stage: Callable[..., Any], arguments: Mapping[str, Any]) -> bool:
-    """Run ``stage`` in ``arguments['processes']`` torchrun ranks unless this already is one; True when it did."""
-    processes = int(arguments["processes"])
-    if processes <= 1 or is_distributed():
+    """Run ``stage`` in :func:`data_parallel_ranks` torchrun ranks (from ``arguments['gpus']`` and ``['device']``)
+    unless this already is one; True when it did."""
+    if is_distributed():
+        return False
+    processes = data_parallel_ranks(int(arguments["gpus"]), arguments["device"])
+    if processes <= 1:
         return False
     # each rank gets its share of the job's CPU threads (and, being a rank, does not relaunch)
     ranked = dict(arguments, threads=max(1, int(arguments["threads"]) // processes))
@@ -115,8 +146,9 @@ def relaunched_under_torchrun(stage: Callable[..., Any], arguments: Mapping[str,
     return True
 
 
-def distributed_device(threads: int, device: str) -> torch.device:
-    """:func:`.common.torch_setup`, then this rank's device in the process group (if any)."""
+def distributed_device(threads: int, device: str, **setup_settings: Any) -> torch.device:
+    """:func:`.common.torch_setup` (``setup_settings``: its keyword arguments), then this rank's device in the
+    process group (if any)."""
     from .common import torch_setup
 
-    return setup(torch_setup(threads, device))
+    return setup(torch_setup(threads, device, **setup_settings))

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..logs import progress_bar
-from .common import autocast, epoch_seed, load_resume_state, save_checkpoint, seed_everything
+from .common import amp_mode, autocast, autocast_dtype, epoch_seed, fingerprint, grad_scaler, load_resume_state, save_checkpoint, seed_everything
 from .distributed import is_main, shuffled_loader
 
 
@@ -39,6 +39,7 @@ def train_epochs(
     run_fingerprint: str,
     device: torch.device,
     amp: bool,
+    amp_dtype: str,
     end_of_epoch: Callable[[], dict[str, float]] | None = None,
     description: str = "train",
 ) -> list[dict]:
@@ -47,15 +48,19 @@ def train_epochs(
     Each epoch reseeds every generator from (seed, epoch), so an interrupted and
     resumed run repeats exactly the epochs an uninterrupted one would run.
     Under DDP every rank runs this loop; only rank 0 evaluates, prints and saves.
+    ``amp`` / ``amp_dtype``: the section's autocast (CUDA only; float16 with a GradScaler, bfloat16 without).
     """
-    amp = amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler(device.type, enabled=amp)
+    precision = autocast_dtype(amp_dtype, f"{description}.amp_dtype") if amp else None
+    scaler = grad_scaler(device, precision)
+    # the device type and what it computes in belong to the run: a resume state saved on the CPU (a disabled scaler's
+    # empty state, float32 steps) is no state of a CUDA float16 run, so a resume file of another device is not resumed
+    run_fingerprint = fingerprint({"run": run_fingerprint, "device": device.type, "compute": amp_mode(device, precision)})
     start_epoch, rows = 0, []
     state = load_resume_state(resume_path, run_fingerprint)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
+        restore_scaler(scaler, state["scaler"], resume_path)
         start_epoch, rows = state["epoch"], state["log"]
         print(f"resuming {description} from {resume_path} after epoch {start_epoch}")
 
@@ -69,7 +74,7 @@ def train_epochs(
         progress = progress_bar(loader, desc=f"{description} epoch {epoch + 1}/{epochs}", unit="batch", mininterval=2.0, disable=not is_main())
         for step_in_epoch, batch in enumerate(progress):
             set_lr(epoch * steps_per_epoch + step_in_epoch)
-            with autocast(device, amp):
+            with autocast(device, precision):
                 loss, parts = loss_of_batch(batch)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -93,6 +98,19 @@ def train_epochs(
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
             })
     return rows
+
+
+def restore_scaler(scaler: torch.amp.GradScaler, saved: dict, resume_path: str | os.PathLike) -> None:
+    """Load a resume file's GradScaler state, or start the scaler afresh (saying so) when it saved none.
+
+    A disabled scaler (CPU, or bfloat16) saves ``{}``, which an enabled one refuses ("The source state dict is empty");
+    the fingerprint keeps such files from being resumed, and this keeps one that slips through from crashing.
+    """
+    if scaler.is_enabled() and not saved:
+        print(f"{resume_path} holds no loss-scaler state (saved without float16 autocast): the scaler starts afresh")
+        return
+    if scaler.is_enabled():
+        scaler.load_state_dict(saved)
 
 
 def backbone_and_head_groups(model: torch.nn.Module, head_lr_mult: float) -> list[dict]:
@@ -147,7 +165,7 @@ def fit_poly(
         set_lr=lambda step: set_group_lrs(optimizer, poly_lr(settings["lr"], step, total_steps)),
         epochs=settings["epochs"], steps_per_epoch=steps_per_epoch, seed=seed,
         resume_path=resume_path, run_fingerprint=run_fingerprint, device=device, amp=settings["amp"],
-        description=description,
+        amp_dtype=settings["amp_dtype"], description=description,
     )
     if is_main():
         save_trained(checkpoint_path, log_path, model, settings, rows, resume_path)

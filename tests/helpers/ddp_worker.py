@@ -33,7 +33,7 @@ def main(out: str) -> None:
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
     torch.save(model.state_dict(), os.path.join(out, f"initial_rank{rank}.pt"))
-    trained = wrap(model, device)
+    trained = wrap(model, device, sync_batchnorm=False)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     seen: list[int] = []
     saves: list[int] = []
@@ -54,7 +54,7 @@ def main(out: str) -> None:
     loop.train_epochs(
         model, optimizer, lambda generator: shuffled_loader(dataset, 8, generator), loss_of_batch,
         set_lr=lambda step: None, epochs=2, steps_per_epoch=4, seed=0,
-        resume_path=os.path.join(out, "resume.pt"), run_fingerprint="ddp-test", device=device, amp=False,
+        resume_path=os.path.join(out, "resume.pt"), run_fingerprint="ddp-test", device=device, amp=False, amp_dtype="float16",
     )
     torch.save(model.state_dict(), os.path.join(out, f"final_rank{rank}.pt"))
     with open(os.path.join(out, f"rank{rank}.json"), "w") as handle:

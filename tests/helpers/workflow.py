@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from helpers.device import TEST_DEVICE
 from mctformer.config import load_config
 from mctformer.data.synthetic import SyntheticSpec
 
@@ -45,6 +46,9 @@ def tiny_config(run_name: str = "tiny") -> dict:
     """The shipped config, resolved (every switch stated), shrunk to run the whole chain in well under a minute."""
     config = shipped_config()
     config["run_name"] = run_name
+    # not the shipped `auto`: the tests run on the CPU whatever the host has, on CUDA when asked (helpers/device.py)
+    config["device"] = TEST_DEVICE
+    config["deterministic"] = TEST_DEVICE == "cuda"
     config["data"]["classes"] = ["disc", "square", "triangle", "diamond"]
     # the classic world (workflow/configs/synthetic_classic.yaml): colour gives the class, so one epoch learns it
     config["synthetic"].update(classic_overlay()["synthetic"])

@@ -239,7 +239,8 @@ def extract(root, labels, checkpoint, out, batch_size=16):
     settings.update(batch_size=batch_size, overlays=2)
     extract_maps_stage(
         dataset=DatasetRef(str(root), "voc", tuple(config["data"]["classes"])), labels_path=str(labels), checkpoint=str(checkpoint),
-        version=config["classifier"]["version"], splits=["train_aug"], device="cpu", out_dirs={v: str(out / v) for v in ("fused", "attention")},
+        version=config["classifier"]["version"], splits=["train_aug"], device="cpu", deterministic=False, gpus=0,
+        out_dirs={v: str(out / v) for v in ("fused", "attention")},
         overlay_dir=str(out / "overlays"), threads=1, geometry=geometry, **settings,
     )
 
@@ -254,7 +255,8 @@ def walk(root, maps, checkpoint, out):
         dataset=DatasetRef(str(root), "voc", tuple(config["data"]["classes"])), palette=None, splits=["train"], map_dir=str(maps),
         checkpoint=str(checkpoint), best_json=None, background=0.3,
         walk=WalkSettings(beta=psa["beta"], logt=2, radius=affinity["radius"], pair_sources=affinity["pair_sources"]),
-        walk_scale=psa["walk_scale"], batch_size=psa["batch_size"], backbone=affinity["backbone"], device="cpu", out_dir=str(out / "pseudo"),
+        walk_scale=psa["walk_scale"], batch_size=psa["batch_size"], backbone=affinity["backbone"], device="cpu", deterministic=False, gpus=0,
+        out_dir=str(out / "pseudo"),
         threads=1,
     )
 
@@ -265,7 +267,8 @@ def infer(root, checkpoint, out):
     config = tiny_config()
     settings = {key: config["deeplab"][key] for key in ("head", "scales", "flip_inference", "fuse", "inference_resize", "crf")}
     infer_deeplab_stage(dataset=DatasetRef(str(root), "voc", tuple(config["data"]["classes"])), palette=None, split="val",
-                        checkpoint=str(checkpoint), device="cpu", pred_dir=str(out / "pred"), crf_dir=str(out / "pred_crf"), threads=1,
+                        checkpoint=str(checkpoint), device="cpu", deterministic=False, gpus=0, pred_dir=str(out / "pred"),
+                        crf_dir=str(out / "pred_crf"), threads=1,
                         **settings)
 
 

@@ -3,6 +3,9 @@
 The two runs are the session's reference run and the run killed in every long
 stage (conftest.py), both with --cores 2, so every job has the same thread
 count: that one of them was interrupted and resumed six times must not show.
+
+Device scope: the CPU. reliability_config pins ``device: cpu`` whatever MCTFORMER_TEST_DEVICE says, since on CUDA
+DeepLab's bilinear upsampling backward and 2-D cross-entropy have no deterministic kernel.
 """
 
 import pytest

@@ -7,6 +7,8 @@ finish it. Half the kills take out the whole process group (snakemake and its
 job, as a power loss or the OOM killer would): Snakemake's lock then stays,
 and the user runs ``--unlock`` first. The other half kill the job process
 alone: snakemake notices, exits non-zero and a plain rerun continues.
+
+Device scope: the CPU (reliability_config pins it): the resumed weights and per-epoch losses are compared bit for bit.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ rule ablation_layers_replicate:
             layout=LAYOUT,
             classes=CLASSES,
             splits=SEED_SPLITS,
-            device=config["device"],
+            **device_keys("ablation_layers_replicate"),
             version=VERSION,
             **section_keys(
                 "maps",

@@ -27,7 +27,7 @@ rule train_classifier:
             val_split=SPLITS["val"],
             settings=config["classifier"],
             seed=replicate_seed(wildcards),
-            device=config["device"],
+            **device_keys("train_classifier"),
         ),
         # Kept beside the outputs, not among them, so a killed job's state survives for the rerun.
         resume=f"{REP}/classifier/resume/last.pt",

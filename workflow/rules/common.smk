@@ -131,6 +131,14 @@ def rule_resources_of(rule):
     return rule_resources(config, rule)
 
 
+def device_keys(rule):
+    """The keys every stage that runs a network takes: the config's device and deterministic, and the GPUs the
+    rule's job asks for (its resources' gpu), so that torch_setup can refuse a GPU job that sees no GPU."""
+    return dict(
+        device=config["device"], deterministic=config["deterministic"], gpus=rule_settings(config, rule)["gpus"]
+    )
+
+
 def dataset_inputs():
     """Dataset inputs of a job: the root (built by a rule or given) and, for a given root, its split lists."""
     inputs = {"data": DATA_ROOT}
@@ -203,7 +211,7 @@ def irn_walk_splits():
 
 # The keys of config["irn"] the boundary network's training reads (its fingerprint: editing the walk retrains nothing).
 IRN_TRAINING_KEYS = """backbone pretrained freeze_backbone edge_channels train_radius pair_sources crop_size scale_range
-flip epochs batch_size optimizer lr momentum weight_decay head_lr_mult amp workers in_memory""".split()
+flip epochs batch_size optimizer lr momentum weight_decay head_lr_mult amp amp_dtype workers in_memory""".split()
 
 
 def deeplab_targets():
@@ -249,8 +257,11 @@ storage_dtype""".split()
 )
 # The keys of config["deeplab"] its training reads (its fingerprint) and those its inference reads, so that editing
 # the inference scales retrains nothing; the splits, train_on_gt and pseudo_masks choose the jobs' files instead.
-DEEPLAB_TRAINING_KEYS = """backbone pretrained head aspp_dilations head_channels dilation dropout classifier_kernel head_init
-crop_size pad_label scale_range flip epochs batch_size lr momentum weight_decay head_lr_mult amp workers in_memory""".split()
+DEEPLAB_TRAINING_KEYS = (
+    """backbone pretrained head aspp_dilations head_channels dilation dropout classifier_kernel head_init
+crop_size pad_label scale_range flip epochs batch_size lr momentum weight_decay head_lr_mult amp amp_dtype sync_batchnorm
+workers in_memory""".split()
+)
 DEEPLAB_INFERENCE_KEYS = ("scales", "flip_inference", "fuse", "inference_resize", "crf")
 
 

@@ -28,7 +28,7 @@ rule train_deeplab:
             split=SPLITS["train"],
             settings=section_keys("deeplab", *in_section_order("deeplab", DEEPLAB_TRAINING_KEYS)),
             seed=replicate_seed(wildcards),
-            device=config["device"],
+            **device_keys("train_deeplab"),
         ),
     script:
         "../scripts/train_deeplab.py"
@@ -59,7 +59,7 @@ rule infer_deeplab:
             classes=CLASSES,
             palette=config["data"]["palette"],
             split=config["deeplab"]["eval_split"],
-            device=config["device"],
+            **device_keys("infer_deeplab"),
             head=config["deeplab"]["head"],
             **section_keys("deeplab", *in_section_order("deeplab", DEEPLAB_INFERENCE_KEYS)),
         ),
@@ -118,7 +118,7 @@ rule voc_submission:
             classes=CLASSES,
             palette=config["data"]["palette"],
             split=config["deeplab"]["test_split"],
-            device=config["device"],
+            **device_keys("voc_submission"),
             head=config["deeplab"]["head"],
             **section_keys("deeplab", *in_section_order("deeplab", DEEPLAB_INFERENCE_KEYS)),
         ),

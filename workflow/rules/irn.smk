@@ -61,7 +61,7 @@ rule train_irn:
             max_images=config["irn"]["max_images"],
             settings=section_keys("irn", *IRN_TRAINING_KEYS),
             seed=replicate_seed(wildcards),
-            device=config["device"],
+            **device_keys("train_irn"),
         ),
     script:
         "../scripts/train_irn.py"
@@ -90,7 +90,7 @@ rule irn_walk:
             classes=CLASSES,
             palette=config["data"]["palette"],
             splits=irn_walk_splits(),
-            device=config["device"],
+            **device_keys("irn_walk"),
             **section_keys(
                 "irn",
                 "backbone",

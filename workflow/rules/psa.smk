@@ -59,7 +59,7 @@ rule train_affinity:
             max_images=config["psa"]["max_images"],
             settings=config["affinity"],
             seed=replicate_seed(wildcards),
-            device=config["device"],
+            **device_keys("train_affinity"),
         ),
     script:
         "../scripts/train_affinity.py"
@@ -89,7 +89,7 @@ rule random_walk:
             classes=CLASSES,
             palette=config["data"]["palette"],
             splits=random_walk_splits(),
-            device=config["device"],
+            **device_keys("random_walk"),
             **section_keys("psa", "background", "beta", "logt", "walk_scale", "batch_size"),
             **section_keys("affinity", "backbone", "radius", "pair_sources"),
         ),

@@ -26,7 +26,7 @@ rule extract_maps:
             layout=LAYOUT,
             classes=CLASSES,
             splits=extraction_splits(),
-            device=config["device"],
+            **device_keys("extract_maps"),
             version=VERSION,
             **section_keys("maps", *in_section_order("maps", MAPS_EXTRACTION_KEYS)),
         ),

@@ -10,6 +10,4 @@ with redirect_to_log(snakemake.log[0]):
         checkpoint=snakemake.output.checkpoint,
         log_csv=snakemake.output.log_csv,
         threads=snakemake.threads,
-        # several GPUs: one DDP process each (resources come from config `resources`)
-        processes=max(1, int(snakemake.resources.get("gpu", 1))),
     )
