@@ -103,7 +103,7 @@ def child(stage: str, workdir: Path, split: str, threads: int) -> None:
             root=root, layout="voc", classes=classes, palette=None, splits=[split], map_dir=maps[psa["seed_variant"]],
             checkpoint=str(workdir / "affinity.pt"), best_json=None, background=0.3, beta=psa["beta"], logt=psa["logt"],
             walk_scale=psa["walk_scale"], batch_size=psa["batch_size"], backbone=affinity["backbone"], radius=affinity["radius"],
-            pair_sources=affinity["pair_sources"], device="cpu", out_dir=str(out / "pseudo"), threads=threads,
+            pair_sources=affinity["pair_sources"], walk_amp=psa["walk_amp"], device="cpu", out_dir=str(out / "pseudo"), threads=threads,
         )
     print(json.dumps({"before_kib": before, "peak_kib": peak_kib(), "seconds": time.perf_counter() - started}))
 

@@ -15,13 +15,14 @@ from .data.layout import batches_of_equal_size
 from .data.transforms import normalize_image
 from .logs import progress_bar
 from .parallel import map_in_processes, worker_pool
+from .precision import inference_autocast
 
 INFERENCE_RESIZES = ("ours", "reference")
 
 
 @torch.inference_mode()
 def multiscale_softmax(
-    model: torch.nn.Module, images: torch.Tensor, *, scales: Sequence[float], flip: bool, fuse: str, resize: str,
+    model: torch.nn.Module, images: torch.Tensor, *, scales: Sequence[float], flip: bool, fuse: str, resize: str, amp: str,
 ) -> torch.Tensor:
     """Softmax [B, L, H, W] fused over scales (and flips) by ``max`` (the reference) or ``mean`` (the config's
     deeplab.scales, flip_inference, fuse, inference_resize).
@@ -32,6 +33,9 @@ def multiscale_softmax(
     with align_corners=True (at every scale, 1 included: an identity there), and
     the scores at the output stride (``model.logits`` where the model has it)
     upsampled straight to H x W with align_corners=False.
+
+    ``amp`` (deeplab.inference_amp): the network forward under autocast to that dtype (``float32``: none); the
+    scores are cast back to float32 before resizing, softmax and fusion.
     """
     if fuse not in ("max", "mean"):
         raise ValueError(f"deeplab.fuse must be 'max' or 'mean', got {fuse!r}")
@@ -53,7 +57,9 @@ def multiscale_softmax(
             inputs = F.interpolate(images, size=size, mode="bilinear", align_corners=False) if size != (height, width) else images
         variants = [inputs, inputs.flip(-1)] if flip else [inputs]
         for index, batch in enumerate(variants):
-            logits = scores_of(batch).float()
+            with inference_autocast(images.device, amp, "deeplab.inference_amp"):
+                logits = scores_of(batch)
+            logits = logits.float()
             probs = torch.softmax(F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False), dim=1)
             if index == 1:
                 probs = probs.flip(-1)
@@ -91,12 +97,14 @@ def segment_images(
     workers: int,
     resize: str,
     normalise_crf_scores: bool,
+    amp: str,
     chunk: int = 32,
 ) -> None:
     """Label PNGs of every id in ``out_dir`` and/or CRF-refined ones in ``crf_out_dir``; folders appear when complete.
 
     ``scales``, ``flip``, ``fuse``, ``resize``: see :func:`multiscale_softmax`; ``crf_params``, ``scale_setting``,
-    ``reference_size``, ``normalise_crf_scores``: deeplab.crf (see :func:`crf.crf_argmax`); ``workers``: CRF processes.
+    ``reference_size``, ``normalise_crf_scores``: deeplab.crf (see :func:`crf.crf_argmax`); ``workers``: CRF processes;
+    ``amp``: deeplab.inference_amp.
     """
     import contextlib
 
@@ -111,7 +119,7 @@ def segment_images(
         for batch_ids in batches_of_equal_size(layout, ids, chunk):
             images = [layout.load_image(image_id) for image_id in batch_ids]
             batch = torch.stack([normalize_image(image) for image in images]).to(device)
-            probs = multiscale_softmax(model, batch, scales=scales, flip=flip, fuse=fuse, resize=resize).cpu().numpy()
+            probs = multiscale_softmax(model, batch, scales=scales, flip=flip, fuse=fuse, resize=resize, amp=amp).cpu().numpy()
             jobs = []
             for image_id, image, image_probs in zip(batch_ids, images, probs):
                 if out_tmp is not None:

@@ -221,7 +221,7 @@ def test_random_walk_masks_match_the_reference(tmp_path, grid, logt):
     save_map_file(tmp_path / "maps" / "walk.npz", labels, cams, dtype="float32")
     random_walk_masks(InjectedFeatures(case["features"]), VOCLayout(root, NUM_CLASSES), ["walk"], str(tmp_path / "maps"),
                       str(tmp_path / "masks"), background=BG_THRESHOLD, beta=8, logt=logt, radius=5, palette=voc_palette(),
-                      device=torch.device("cpu"), batch_size=1, scale=1.0, pair_sources="reference")
+                      device=torch.device("cpu"), batch_size=1, scale=1.0, pair_sources="reference", amp="float32")
     ours = read_label_png(tmp_path / "masks" / "walk.png")
     expected = read_label_png(GOLDEN / "psa" / f"walk_{grid}_logt{logt}.png")
     assert (ours == expected).mean() >= 0.9995

@@ -66,7 +66,7 @@ def read_background(background: float | None, best_json: str | None) -> float:
 def random_walk_stage(
     *, root: str, layout: str, classes: Sequence[str], palette: Sequence | None, splits: Sequence[str], map_dir: str,
     checkpoint: str, best_json: str | None, background: float | None, beta: float, logt: int, walk_scale: float, batch_size: int,
-    backbone: str, radius: int, pair_sources: str, device: str, out_dir: str, threads: int,
+    backbone: str, radius: int, pair_sources: str, walk_amp: str, device: str, out_dir: str, threads: int,
 ) -> None:
     """Pseudo masks of ``splits`` (psa.* and the affinity.* keys the walk shares with training)."""
     from ..psa.drivers import random_walk_masks
@@ -84,6 +84,7 @@ def random_walk_stage(
     random_walk_masks(
         model, reader, ids, map_dir, out_dir, background=background, beta=beta, logt=logt, radius=radius,
         palette=make_palette(palette), device=torch_device, batch_size=batch_size, scale=walk_scale, pair_sources=pair_sources,
+        amp=walk_amp,
     )
     print(f"pseudo masks in {time.time() - started:.1f} s")
 

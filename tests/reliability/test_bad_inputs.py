@@ -251,7 +251,7 @@ def walk(root, maps, checkpoint, out):
         root=str(root), layout="voc", classes=config["data"]["classes"], palette=None, splits=["train"], map_dir=str(maps),
         checkpoint=str(checkpoint), best_json=None, background=0.3, beta=psa["beta"], logt=2, walk_scale=psa["walk_scale"],
         batch_size=psa["batch_size"], backbone=affinity["backbone"], radius=affinity["radius"], pair_sources=affinity["pair_sources"],
-        device="cpu", out_dir=str(out / "pseudo"), threads=1,
+        walk_amp=psa["walk_amp"], device="cpu", out_dir=str(out / "pseudo"), threads=1,
     )
 
 
@@ -259,7 +259,7 @@ def infer(root, checkpoint, out):
     from mctformer.stages.deeplab import infer_deeplab_stage
 
     config = tiny_config()
-    settings = {key: config["deeplab"][key] for key in ("head", "scales", "flip_inference", "fuse", "inference_resize", "crf")}
+    settings = {key: config["deeplab"][key] for key in ("head", "scales", "flip_inference", "fuse", "inference_resize", "crf", "inference_amp")}
     infer_deeplab_stage(root=str(root), layout="voc", classes=config["data"]["classes"], palette=None, split="val",
                         checkpoint=str(checkpoint), device="cpu", pred_dir=str(out / "pred"), crf_dir=str(out / "pred_crf"), threads=1,
                         **settings)

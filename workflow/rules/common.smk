@@ -309,7 +309,7 @@ storage_dtype""".split()
 # the inference scales retrains nothing; the splits, train_on_gt and pseudo_masks choose the jobs' files instead.
 DEEPLAB_TRAINING_KEYS = """backbone pretrained head aspp_dilations head_channels dilation dropout classifier_kernel head_init
 crop_size pad_label scale_range flip epochs batch_size lr momentum weight_decay head_lr_mult amp workers in_memory""".split()
-DEEPLAB_INFERENCE_KEYS = ("scales", "flip_inference", "fuse", "inference_resize", "crf")
+DEEPLAB_INFERENCE_KEYS = ("scales", "flip_inference", "fuse", "inference_resize", "crf", "inference_amp")
 
 
 # The report's files (report.smk).
