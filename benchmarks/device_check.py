@@ -188,7 +188,8 @@ def chain(work: str, out: str, dry: bool) -> None:
             extract_maps(classifier, layout, ids, labels, {"fused": folders[where.type]}, scales=maps_settings["scales"], flip=maps_settings["flip"],
                          last_k=maps_settings["last_k"], feature_temperature=maps_settings["feature_temperature"], batch_size=maps_settings["batch_size"],
                          device=where, num_overlays=0, resize=maps_settings["resize"], remainder=maps_settings["remainder"],
-                         position_embedding=maps_settings["position_embedding"], amp=maps_settings["amp"], storage_dtype="float32")
+                         position_embedding=maps_settings["position_embedding"], amp=maps_settings["amp"], storage_dtype="float32",
+                         workers=maps_settings["workers"])
             classifier.to(cpu)
         difference, agreement = 0.0, 1.0
         for image_id in ids:
@@ -237,7 +238,8 @@ def chain(work: str, out: str, dry: bool) -> None:
             segment_images(model, layout, ids, str(folders[(where.type, amp)]), None, scales=settings["scales"], flip=settings["flip_inference"],
                            fuse=settings["fuse"], crf_params=CRFParams.from_config(settings["crf"]), scale_setting=settings["crf"]["spatial_scale"],
                            reference_size=settings["crf"]["reference_size"], palette=voc_palette(), device=where, workers=1,
-                           resize=settings["inference_resize"], normalise_crf_scores=settings["crf"]["normalise_scores"], amp=amp)
+                           resize=settings["inference_resize"], normalise_crf_scores=settings["crf"]["normalise_scores"], amp=amp,
+                           loader_workers=settings["inference_workers"])
             model.to(cpu)
         return {f"prediction_agreement_{amp}_vs_cpu_float32": masks_agreement(folders[("cpu", "float32")], folders[(device.type, amp)])
                 for amp in ("float32", "bfloat16")}

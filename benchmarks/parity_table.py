@@ -38,7 +38,7 @@ CONFIG = load_config(default_file=Path(__file__).resolve().parents[1] / "config.
 def ours_extraction(scales: list[float]) -> dict:
     """extract_maps' keyword arguments as config.yaml's ``maps`` section sets them, on the CPU, for the golden case's scales."""
     maps = CONFIG["maps"]
-    settings = {key: maps[key] for key in ("feature_temperature", "resize", "remainder", "position_embedding", "amp", "storage_dtype")}
+    settings = {key: maps[key] for key in ("feature_temperature", "resize", "remainder", "position_embedding", "amp", "storage_dtype", "workers")}
     return {**settings, "scales": scales, "flip": True, "last_k": 3, "batch_size": 4, "num_overlays": maps["overlays"], "device": "cpu"}
 
 

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from .artifacts import atomic_directory, atomic_path, save_map_file
 from .data.layout import batches_of_equal_size
+from .data.prefetch import prefetched_batches
 from .data.transforms import normalize_image
 from .data.voc import DatasetError, VOCLayout
 from .logs import progress_bar
@@ -304,13 +305,14 @@ def overlay_png(path: str | os.PathLike, image: np.ndarray, maps_by_variant: Map
 
 
 def image_batches(
-    layout: VOCLayout, ids: Sequence[str], class_labels: Mapping[str, np.ndarray], batch_size: int, device: torch.device,
+    layout: VOCLayout, ids: Sequence[str], class_labels: Mapping[str, np.ndarray], batch_size: int, device: torch.device, workers: int,
 ) -> Iterator[tuple[list[str], list[np.ndarray], torch.Tensor, np.ndarray]]:
     """The images of ``ids`` in batches of equal size (:func:`batches_of_equal_size`): their ids, the uint8 pictures, the
-    normalised batch on ``device`` and the multi-hot image-level labels [B, C] (what every extraction pass feeds the model)."""
-    for batch_ids in batches_of_equal_size(layout, ids, batch_size):
-        pictures = [layout.load_image(i) for i in batch_ids]
-        images = torch.stack([normalize_image(p) for p in pictures]).to(device)
+    normalised batch on ``device`` and the multi-hot image-level labels [B, C] (what every extraction pass feeds the model).
+    ``workers`` (maps.workers): decoding processes working ahead of the model (0: decoded here, batch by batch)."""
+    batches = batches_of_equal_size(layout, ids, batch_size)
+    for batch_ids, pictures, images in prefetched_batches(layout, batches, workers, pin_memory=device.type == "cuda"):
+        images = images.to(device, non_blocking=True)
         multi_hot = np.stack([np.asarray(class_labels[i]) > 0 for i in batch_ids])
         yield batch_ids, pictures, images, multi_hot
 
@@ -334,6 +336,7 @@ def extract_maps(
     position_embedding: str,
     amp: bool,
     storage_dtype: str,
+    workers: int,
     overlay_dir: str | os.PathLike | None = None,
 ) -> None:
     """Write ``<id>.npz`` maps of every id for every variant in ``out_dirs`` (variant -> folder).
@@ -342,7 +345,7 @@ def extract_maps(
     written only when ``overlay_dir`` is given). Each folder (and the overlay
     folder) appears only when all of it is written. ``resize``, ``remainder``, ``position_embedding``, ``amp``: see
     :func:`multiscale_maps`; ``storage_dtype``: float16 (half the disk, within
-    2.5e-4 of float32 on [0, 1] maps) or float32 (the reference).
+    2.5e-4 of float32 on [0, 1] maps) or float32 (the reference); ``workers``: see :func:`image_batches`.
     """
     if not ids:
         raise DatasetError("extract_maps: the split list is empty")
@@ -365,7 +368,7 @@ def extract_maps(
         writers = stack.enter_context(ThreadPoolExecutor(max_workers=4))
         pending: list = []
         with progress_bar(total=len(ids), desc="extract maps", unit="img", mininterval=2.0) as progress:
-            for batch_ids, pictures, images, multi_hot in image_batches(layout, ids, class_labels, batch_size, device):
+            for batch_ids, pictures, images, multi_hot in image_batches(layout, ids, class_labels, batch_size, device, workers):
                 summed = multiscale_maps(
                     model, images, torch.from_numpy(multi_hot), variants, scales=scales, flip=flip, last_k=last_k,
                     feature_temperature=feature_temperature, pictures=pictures, resize=resize, remainder=remainder,

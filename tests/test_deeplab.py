@@ -100,7 +100,7 @@ def test_segment_images_writes_both_folders_with_crf(synthetic_root, tmp_path):
     segment_images(
         ConstantSegmenter(), layout, ids, str(tmp_path / "pred"), str(tmp_path / "pred_crf"), scales=[1.0], flip=False, fuse="max",
         crf_params=crf_params("deeplab"), scale_setting="auto", reference_size=500, palette=voc_palette(), device=torch.device("cpu"),
-        workers=2, resize="ours", normalise_crf_scores=True, amp="float32", chunk=2,
+        workers=2, resize="ours", normalise_crf_scores=True, amp="float32", loader_workers=0, chunk=2,
     )
     for image_id in ids:
         plain = read_label_png(tmp_path / "pred" / f"{image_id}.png")
@@ -119,6 +119,7 @@ def test_voc_submission_layout_and_tarball(synthetic_root, tmp_path):
     save_checkpoint(tmp_path / "deeplab.pt", {"model": model.state_dict(), "architecture": model.architecture(), "settings": settings})
     inference = {
         "head": "largefov", "scales": [1.0], "flip_inference": True, "fuse": "max", "inference_resize": "ours", "inference_amp": "float32",
+        "inference_workers": 0,
         "crf": {"normalise_scores": True, "iterations": 2, "gaussian_sxy": 4, "gaussian_compat": 3, "bilateral_sxy": 83, "bilateral_srgb": 5,
                 "bilateral_compat": 3, "spatial_scale": "auto", "reference_size": 500},
     }

@@ -126,7 +126,7 @@ def test_our_extraction_geometry_is_a_named_choice(models, golden_root, tmp_path
     reference = np.load(GOLDEN / "extract" / "maps_s1_fused.npz")
     class_labels = {i: np.isin(np.arange(NUM_CLASSES), reference[f"{i}_classes"]).astype(np.float32) for i in IMAGE_IDS}
     extract_maps(models["v2"], VOCLayout(golden_root, NUM_CLASSES), IMAGE_IDS, class_labels, {"fused": tmp_path / "ours"},
-                 **extract_arguments(scales=[1.0], flip=True, last_k=3, batch_size=4))
+                 **extract_arguments(scales=[1.0], flip=True, last_k=3, batch_size=4, workers=0))
     worst = max(np.abs(load_map_file(tmp_path / "ours" / f"{i}.npz")[1] - reference[i].astype(np.float32)).max() for i in IMAGE_IDS)
     assert worst > 0.1
 

@@ -407,7 +407,7 @@ def test_segment_images_passes_the_crf_and_resize_switches(monkeypatch, syntheti
         spy = StrideSpy()
         segment_images(spy, layout, ids, None, str(tmp_path / f"crf_{normalise}"), scales=[0.75], flip=True, fuse="max",
                        crf_params=crf_params("deeplab", iterations=1), scale_setting=1.0, reference_size=500, palette=voc_palette(),
-                       device=torch.device("cpu"), workers=1, resize="reference", normalise_crf_scores=normalise, amp="float32")
+                       device=torch.device("cpu"), workers=1, resize="reference", normalise_crf_scores=normalise, amp="float32", loader_workers=0)
         expected = F.interpolate(normalize_image(layout.load_image(ids[0]))[None], size=(24, 24), mode="bilinear", align_corners=True)
         assert torch.allclose(spy.inputs[0], expected, atol=1e-6)  # int(32 * 0.75), align_corners=True
         sums[normalise] = RecordingUnary.seen[0].sum(0)

@@ -15,7 +15,7 @@ from ..metrics import best_threshold, sweep_split, sweep_table, threshold_grid
 def extract_maps_stage(
     *, root: str, layout: str, classes: Sequence[str], labels_path: str, checkpoint: str, version: str, splits: Sequence[str],
     last_k: int, scales: Sequence[float], flip: bool, feature_temperature: float, batch_size: int, overlays: int,
-    resize: str, remainder: str, position_embedding: str, amp: bool, storage_dtype: str,
+    resize: str, remainder: str, position_embedding: str, amp: bool, storage_dtype: str, workers: int,
     device: str, out_dirs: Mapping[str, str], overlay_dir: str | None, threads: int,
 ) -> None:
     """Maps of every image of ``splits`` for every variant in ``out_dirs``; the keys are the config's ``maps``, and the
@@ -34,7 +34,7 @@ def extract_maps_stage(
         model, reader, ids, labels, out_dirs,
         scales=scales, flip=flip, last_k=last_k, feature_temperature=feature_temperature, batch_size=batch_size,
         device=torch_device, overlay_dir=overlay_dir, num_overlays=overlays,
-        resize=resize, remainder=remainder, position_embedding=position_embedding, amp=amp, storage_dtype=storage_dtype,
+        resize=resize, remainder=remainder, position_embedding=position_embedding, amp=amp, storage_dtype=storage_dtype, workers=workers,
     )
     print(f"extracted maps of {len(ids)} images in {time.time() - started:.1f} s")
 

@@ -259,7 +259,8 @@ def infer(root, checkpoint, out):
     from mctformer.stages.deeplab import infer_deeplab_stage
 
     config = tiny_config()
-    settings = {key: config["deeplab"][key] for key in ("head", "scales", "flip_inference", "fuse", "inference_resize", "crf", "inference_amp")}
+    keys = ("head", "scales", "flip_inference", "fuse", "inference_resize", "crf", "inference_amp", "inference_workers")
+    settings = {key: config["deeplab"][key] for key in keys}
     infer_deeplab_stage(root=str(root), layout="voc", classes=config["data"]["classes"], palette=None, split="val",
                         checkpoint=str(checkpoint), device="cpu", pred_dir=str(out / "pred"), crf_dir=str(out / "pred_crf"), threads=1,
                         **settings)

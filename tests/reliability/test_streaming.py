@@ -81,7 +81,7 @@ def test_extraction_holds_a_batch_or_two(layout, sizes, tmp_path, monkeypatch):
         images, maps = Live(), Live()
         monkeypatch.setattr(layout, "load_image", lambda image_id, live=images: live.track(real_load(image_id)))
         monkeypatch.setattr(localize, "minmax_normalize", lambda x, live=maps: live.track(real_normalize(x)))
-        localize.extract_maps(model, layout, ids, labels, {"fused": tmp_path / name / "fused"}, **extract_arguments(batch_size=BATCH))
+        localize.extract_maps(model, layout, ids, labels, {"fused": tmp_path / name / "fused"}, **extract_arguments(batch_size=BATCH, workers=0))
         gc.collect()
         assert images.seen == len(ids) and maps.seen == len(ids) and images.now == maps.now == 0
         peaks[name] = (images.peak, maps.peak)

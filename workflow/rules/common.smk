@@ -303,13 +303,13 @@ def in_section_order(section, keys):
 # The keys of config["maps"] one extraction reads (all but the variants, which are the rule's outputs).
 MAPS_EXTRACTION_KEYS = (
     """last_k scales flip feature_temperature batch_size overlays resize remainder position_embedding amp
-storage_dtype""".split()
+storage_dtype workers""".split()
 )
 # The keys of config["deeplab"] its training reads (its fingerprint) and those its inference reads, so that editing
 # the inference scales retrains nothing; the splits, train_on_gt and pseudo_masks choose the jobs' files instead.
 DEEPLAB_TRAINING_KEYS = """backbone pretrained head aspp_dilations head_channels dilation dropout classifier_kernel head_init
 crop_size pad_label scale_range flip epochs batch_size lr momentum weight_decay head_lr_mult amp workers in_memory""".split()
-DEEPLAB_INFERENCE_KEYS = ("scales", "flip_inference", "fuse", "inference_resize", "crf", "inference_amp")
+DEEPLAB_INFERENCE_KEYS = ("scales", "flip_inference", "fuse", "inference_resize", "crf", "inference_amp", "inference_workers")
 
 
 # The report's files (report.smk).
