@@ -273,6 +273,7 @@ def _summed_over_scales(
         with autocast(images.device, amp):
             output = model.forward_tokens(inputs, return_attention=True, position_resampling=position_embedding)
             grids = grids_of(output)
+        del output, inputs  # every block's attention: freed before the next scale's forward allocates its own
         for variant, grid in grids.items():
             grid = grid.float()
             if flip:
