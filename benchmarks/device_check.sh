@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The device check: on a machine with one GPU, in at most 8 minutes (each part has its own timeout; they add up to
-# 470 s), correctness on CUDA against the CPU and throughput at real sizes with random weights, all in one JSON.
+# 458 s), correctness on CUDA against the CPU and throughput at real sizes with random weights, all in one JSON.
 # Run from the checkout root with its .venv built (nothing is downloaded: random weights, synthetic images and the
 # repository's own fixtures):
 #
@@ -34,7 +34,7 @@ part() {  # part NAME TIMEOUT_S COMMAND...: its log in $OUT/logs/NAME.log, its s
 }
 
 # 0. the environment; without --dry, no CUDA stops everything (every `device: auto` stage would run on the CPU)
-part env 30 $CHECK env "$PARTS/env.json" $DRY
+part env 20 $CHECK env "$PARTS/env.json" $DRY
 if [ -z "$DRY" ] && ! grep -q '"cuda_available": true' "$PARTS/env.json" 2>/dev/null; then
     echo "torch sees no CUDA device: nothing to check (run with --dry for the CPU dry run)" | tee "$OUT/logs/ABORTED.log"
     $CHECK merge "$OUT"
@@ -45,10 +45,10 @@ fi
 # 1. correctness: the CUDA-marked tests, the golden parity cases, the tiny chain against the CPU, a DDP step
 CUDA_TESTS="tests/test_inference_amp.py tests/test_psa.py::test_batch_pair_labels_torch_equal_the_numpy_ones tests/test_localize.py"
 if grep -q '^ *"cuda:' pyproject.toml; then CUDA_TESTS="-m cuda tests"; fi  # the marker, once the repository has it
-part cuda_tests 90 $PY -m pytest -q -p no:cacheprovider -rs $CUDA_TESTS
-part golden 60 $CHECK golden "$WORK/golden" "$PARTS/golden.json" $DRY
-part chain 70 $CHECK chain "$WORK/chain" "$PARTS/chain.json" $DRY
-part ddp 30 $CHECK ddp "$PARTS/ddp.json" $DRY
+part cuda_tests 60 $PY -m pytest -q -p no:cacheprovider -rs $CUDA_TESTS
+part golden 50 $CHECK golden "$WORK/golden" "$PARTS/golden.json" $DRY
+part chain 50 $CHECK chain "$WORK/chain" "$PARTS/chain.json" $DRY
+part ddp 25 $CHECK ddp "$PARTS/ddp.json" $DRY
 
 # 2. throughput at the paper's sizes (voc12.yaml, voc12_irn.yaml), random weights; --dry: the embedded config at toy sizes
 if [ -z "$DRY" ]; then
@@ -59,6 +59,7 @@ if [ -z "$DRY" ]; then
     INFER="--config workflow/configs/voc12.yaml --height 375 --width 500 --batch 8 --repeats 1"
     PSA_WALK="--height 47 --width 63 --logt 8 --images 8"
     IRN_WALK="--grid 128 --exp-times 8 --threads $(nproc)"
+    LOADER="--images 32 --height 375 --width 500 --batch 16 --workers 4 --crf-workers $(nproc) --rounds 1"
 else
     DEV="--device cpu"
     TRAIN="--steps 1 --batch 2"
@@ -67,15 +68,17 @@ else
     INFER="--height 48 --width 64 --batch 2 --repeats 1 --scales 0.5 1.0"
     PSA_WALK="--height 12 --width 16 --logt 4 --images 1"
     IRN_WALK="--grid 16 --exp-times 4 --threads 1"
+    LOADER="--images 4 --height 48 --width 64 --batch 2 --workers 1 --crf-workers 2 --rounds 1"
 fi
-part train_step 100 $PY benchmarks/bench_train_step.py $DEV $TRAIN --json "$PARTS/train_step.json"
-part train_step_irn_deeplab 30 $PY benchmarks/bench_train_step.py $DEV $TRAIN_IRN --json "$PARTS/train_step_irn_deeplab.json"
-part extract 40 $PY benchmarks/bench_extract.py $DEV $EXTRACT --json "$PARTS/extract.json"
-part deeplab_infer 50 $PY benchmarks/bench_deeplab_infer.py $DEV $INFER --json "$PARTS/deeplab_infer.json"
-part psa_walk_device 15 $PY benchmarks/bench_random_walk.py $DEV $PSA_WALK --json "$PARTS/psa_walk_device.json"
-part psa_walk_cpu 15 $PY benchmarks/bench_random_walk.py --device cpu $PSA_WALK --json "$PARTS/psa_walk_cpu.json"
-part irn_walk_device 15 $PY benchmarks/bench_irn_walk.py $DEV $IRN_WALK --json "$PARTS/irn_walk_device.json"
-part irn_walk_cpu 15 $PY benchmarks/bench_irn_walk.py --device cpu $IRN_WALK --json "$PARTS/irn_walk_cpu.json"
+part train_step 80 $PY benchmarks/bench_train_step.py $DEV $TRAIN --json "$PARTS/train_step.json"
+part train_step_irn_deeplab 25 $PY benchmarks/bench_train_step.py $DEV $TRAIN_IRN --json "$PARTS/train_step_irn_deeplab.json"
+part extract 35 $PY benchmarks/bench_extract.py $DEV $EXTRACT --json "$PARTS/extract.json"
+part deeplab_infer 40 $PY benchmarks/bench_deeplab_infer.py $DEV $INFER --json "$PARTS/deeplab_infer.json"
+part psa_walk_device 12 $PY benchmarks/bench_random_walk.py $DEV $PSA_WALK --json "$PARTS/psa_walk_device.json"
+part psa_walk_cpu 12 $PY benchmarks/bench_random_walk.py --device cpu $PSA_WALK --json "$PARTS/psa_walk_cpu.json"
+part irn_walk_device 12 $PY benchmarks/bench_irn_walk.py $DEV $IRN_WALK --json "$PARTS/irn_walk_device.json"
+part irn_walk_cpu 12 $PY benchmarks/bench_irn_walk.py --device cpu $IRN_WALK --json "$PARTS/irn_walk_cpu.json"
+part inference_loader 25 $PY benchmarks/bench_inference_loader.py $DEV $LOADER --json "$PARTS/inference_loader.json"
 
 # 3. one JSON
 $CHECK merge "$OUT" | tee "$OUT/logs/merge.log"
