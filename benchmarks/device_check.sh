@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The device check: on a machine with one GPU, in at most 8 minutes (each part has its own timeout; they add up to
-# 458 s), correctness on CUDA against the CPU and throughput at real sizes with random weights, all in one JSON.
+# 463 s), correctness on CUDA against the CPU and throughput at real sizes with random weights, all in one JSON.
 # Run from the checkout root with its .venv built (nothing is downloaded: random weights, synthetic images and the
 # repository's own fixtures):
 #
@@ -59,7 +59,7 @@ if [ -z "$DRY" ]; then
     INFER="--config workflow/configs/voc12.yaml --height 375 --width 500 --batch 8 --repeats 1"
     PSA_WALK="--height 47 --width 63 --logt 8 --images 8"
     IRN_WALK="--grid 128 --exp-times 8 --threads $(nproc)"
-    LOADER="--images 32 --height 375 --width 500 --batch 16 --workers 4 --crf-workers $(nproc) --rounds 1"
+    LOADER="--images 16 --height 375 --width 500 --batch 8 --workers 4 --crf-workers $(nproc) --rounds 2"  # round 1 warms up
 else
     DEV="--device cpu"
     TRAIN="--steps 1 --batch 2"
@@ -78,7 +78,7 @@ part psa_walk_device 12 $PY benchmarks/bench_random_walk.py $DEV $PSA_WALK --jso
 part psa_walk_cpu 12 $PY benchmarks/bench_random_walk.py --device cpu $PSA_WALK --json "$PARTS/psa_walk_cpu.json"
 part irn_walk_device 12 $PY benchmarks/bench_irn_walk.py $DEV $IRN_WALK --json "$PARTS/irn_walk_device.json"
 part irn_walk_cpu 12 $PY benchmarks/bench_irn_walk.py --device cpu $IRN_WALK --json "$PARTS/irn_walk_cpu.json"
-part inference_loader 25 $PY benchmarks/bench_inference_loader.py $DEV $LOADER --json "$PARTS/inference_loader.json"
+part inference_loader 30 $PY benchmarks/bench_inference_loader.py $DEV $LOADER --json "$PARTS/inference_loader.json"
 
 # 3. one JSON
 $CHECK merge "$OUT" | tee "$OUT/logs/merge.log"
