@@ -134,7 +134,7 @@ def segment_images(
         overlap = device.type == "cuda"
         in_flight = None  # on CUDA: the previous batch's CRF results, still being computed by the pool
         batches = batches_of_equal_size(layout, ids, chunk)
-        for batch_ids, images, batch in prefetched_batches(layout, batches, loader_workers, pin_memory=device.type == "cuda"):
+        for batch_ids, images, batch, _ in prefetched_batches(layout, batches, loader_workers, pin_memory=device.type == "cuda"):
             batch = batch.to(device, non_blocking=True)
             probs = multiscale_softmax(model, batch, scales=scales, flip=flip, fuse=fuse, resize=resize, amp=amp).cpu().numpy()
             jobs = []

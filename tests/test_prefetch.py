@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from helpers.arguments import crf_params, extract_arguments, tiny_mctformer
@@ -28,20 +29,23 @@ def test_prefetched_batches_equal_the_ones_made_here(synthetic_root):
     batches = batches_of_equal_size(layout, layout.read_ids("train")[:7], 3)
     here = list(prefetched_batches(layout, batches, 0, pin_memory=False))
     loaded = list(prefetched_batches(layout, batches, 2, pin_memory=False))
-    assert [ids for ids, _, _ in loaded] == [ids for ids, _, _ in here] == batches
-    for (_, pictures_a, images_a), (_, pictures_b, images_b) in zip(here, loaded):
+    assert [batch[0] for batch in loaded] == [batch[0] for batch in here] == batches
+    for (_, pictures_a, images_a, _), (_, pictures_b, images_b, _) in zip(here, loaded):
         assert all(isinstance(p, np.ndarray) and np.array_equal(p, q) for p, q in zip(pictures_a, pictures_b))
         assert torch.equal(images_a, images_b)
 
 
-def test_extraction_with_loader_workers_writes_the_same_bytes(synthetic_root, tmp_path):
+@pytest.mark.parametrize(("resize", "remainder"), [("torch_bilinear", "resize"), ("pil_bicubic", "crop")])
+def test_extraction_with_loader_workers_writes_the_same_bytes(synthetic_root, tmp_path, resize, remainder):
+    """With pil_bicubic the loader also resizes to every scale (voc12.yaml's reference geometry)."""
     layout = VOCLayout(synthetic_root, TINY_SPEC.num_classes)
     ids = layout.read_ids("train")[:10]
     labels = {i: np.isin(np.arange(TINY_SPEC.num_classes), np.unique(layout.load_mask(i)) - 1).astype(np.float32) for i in ids}
     torch.manual_seed(0)
     model = tiny_mctformer(TINY_SPEC.num_classes).eval()
     for workers in (0, 2):
-        extract_maps(model, layout, ids, labels, {"fused": tmp_path / f"w{workers}"}, **extract_arguments(batch_size=4, workers=workers))
+        extract_maps(model, layout, ids, labels, {"fused": tmp_path / f"w{workers}"},
+                     **extract_arguments(batch_size=4, workers=workers, scales=[1.0, 0.5, 1.5], resize=resize, remainder=remainder))
     assert folder_bytes(tmp_path / "w0") == folder_bytes(tmp_path / "w2")
 
 

@@ -9,27 +9,32 @@ process or thread count runs them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from .transforms import normalize_image
 
+Batch = tuple[list[str], list[np.ndarray], torch.Tensor, Any]
+
 
 class ImageBatches(torch.utils.data.Dataset):
-    """Item ``i``: (the ids of ``batches[i]``, their uint8 pictures, their normalised batch [B, 3, H, W] on the CPU)."""
+    """Item ``i``: (the ids of ``batches[i]``, their uint8 pictures, their normalised batch [B, 3, H, W] on the CPU,
+    ``extra(pictures)`` or None): ``extra`` is more host work on the pictures to do ahead, such as PIL resizing."""
 
-    def __init__(self, layout, batches: Sequence[Sequence[str]]) -> None:
-        self.layout, self.batches = layout, [list(batch) for batch in batches]
+    def __init__(self, layout, batches: Sequence[Sequence[str]], extra: Callable[[list[np.ndarray]], Any] | None) -> None:
+        self.layout, self.batches, self.extra = layout, [list(batch) for batch in batches], extra
 
     def __len__(self) -> int:
         return len(self.batches)
 
-    def __getitem__(self, index: int) -> tuple[list[str], list[np.ndarray], torch.Tensor]:
+    def __getitem__(self, index: int) -> Batch:
         ids = self.batches[index]
         pictures = [self.layout.load_image(image_id) for image_id in ids]
-        return ids, pictures, torch.stack([normalize_image(picture) for picture in pictures])
+        images = torch.stack([normalize_image(picture) for picture in pictures])
+        return ids, pictures, images, self.extra(pictures) if self.extra is not None else None
 
 
 def _as_made(item):
@@ -37,10 +42,12 @@ def _as_made(item):
     return item
 
 
-def prefetched_batches(layout, batches: Sequence[Sequence[str]], workers: int, pin_memory: bool) -> Iterator[tuple[list[str], list[np.ndarray], torch.Tensor]]:
+def prefetched_batches(layout, batches: Sequence[Sequence[str]], workers: int, pin_memory: bool,
+                       extra: Callable[[list[np.ndarray]], Any] | None = None) -> Iterator[Batch]:
     """:class:`ImageBatches` in order, made here (``workers`` 0) or in ``workers`` loader processes; ``pin_memory``
-    (a CUDA device) pins each batch so its copy to the device can overlap the host's work."""
-    dataset = ImageBatches(layout, batches)
+    (a CUDA device) pins each batch so its copy to the device can overlap the host's work; ``extra``: see
+    :class:`ImageBatches` (a module-level function or a partial of one: it travels to the loader processes)."""
+    dataset = ImageBatches(layout, batches, extra)
     if workers <= 0:
         for index in range(len(dataset)):
             yield dataset[index]
