@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import resource
+import sys
 import time
 
 import numpy as np
@@ -145,6 +146,7 @@ def main() -> None:
     parser.add_argument("--time-one-squaring", action="store_true", help="on a CPU: time one N x N squaring (x exp_times = the authors' way)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", help="also write what was measured, for the docs (docs/results/benchmarks/bench_irn_walk.json) or the device check")
     args = parser.parse_args()
     method = args.dense_method if args.dense_method != "auto" else ("squaring" if args.device == "cuda" else "products")
     arguments = {"grid": args.grid, "radius": args.radius, "channels": args.channels, "beta": args.beta, "exp_times": args.exp_times,
@@ -169,6 +171,16 @@ def main() -> None:
         total = one["seconds"] * args.exp_times
         print(f"the authors' dense squaring here: one {size}^2 product took {one['seconds']:.1f} s, x {args.exp_times} = {total:.0f} s "
               f"(one measured, the rest extrapolated): {total / sparse['seconds']:.0f}x the sparse walk")
+    if args.json:
+        from mctformer.docs import write_benchmark_json
+
+        write_benchmark_json(
+            args.json, benchmark="bench_irn_walk", command=" ".join(["bench_irn_walk.py", *sys.argv[1:]]),
+            measured={"masks equal": equal, "pixel agreement": agree, "largest relative difference": difference,
+                      "sparse (s)": sparse["seconds"], f"dense {method} (s)": dense["seconds"], "sparse peak RSS +MiB": sparse["peak_rss_mb"],
+                      "sparse peak GPU MiB": sparse["gpu_mb"], "dense peak GPU MiB": dense["gpu_mb"]},
+            speedup=dense["seconds"] / sparse["seconds"], target=">= 20x", threads=args.threads, device=args.device,
+        )
     if not equal:
         raise SystemExit("sparse and dense walks give different masks")
 

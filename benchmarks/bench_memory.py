@@ -107,7 +107,8 @@ def child(stage: str, workdir: Path, split: str, threads: int) -> None:
             dataset=DatasetRef(root, "voc", tuple(classes)), palette=None, splits=[split], map_dir=maps[psa["seed_variant"]],
             checkpoint=str(workdir / "affinity.pt"), best_json=None, background=0.3,
             walk=WalkSettings(beta=psa["beta"], logt=psa["logt"], radius=affinity["radius"], pair_sources=affinity["pair_sources"]),
-            walk_scale=psa["walk_scale"], batch_size=psa["batch_size"], backbone=affinity["backbone"], device="cpu", deterministic=False, gpus=0,
+            walk_scale=psa["walk_scale"], batch_size=psa["batch_size"], backbone=affinity["backbone"], walk_amp=psa["walk_amp"],
+            device="cpu", deterministic=False, gpus=0,
             out_dir=str(out / "pseudo"),
             threads=threads,
         )

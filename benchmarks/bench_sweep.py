@@ -95,7 +95,7 @@ def main() -> None:
             args.json, benchmark="bench_sweep", command=f"bench_sweep.py --images {args.images} --size {args.size} --classes {args.classes}",
             measured={"thresholds": len(thresholds), "identical confusions": identical, "reference loop (s)": reference_seconds,
                       "one-pass sweep (s)": ours_seconds},
-            speedup=reference_seconds / ours_seconds, target=">= 20x", threads=torch.get_num_threads(),
+            speedup=reference_seconds / ours_seconds, target=">= 20x", threads=torch.get_num_threads(), device="cpu",
         )
     if not identical:
         raise SystemExit("the sweep differs from the reference loop")

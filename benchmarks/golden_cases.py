@@ -31,7 +31,8 @@ REFERENCE_PSA_CRF = CRFParams(iterations=10, gaussian_sxy=3, gaussian_compat=3, 
 
 # The reference's procedure, as the paper configs set it (maps.*).
 REFERENCE_MAPS = dict(resize="pil_bicubic", remainder="crop", position_embedding="reference_scale_factor", storage_dtype="float32",
-                      amp=True)  # autocast: CUDA only, so no effect on these CPU runs
+                      amp=True,  # autocast: CUDA only, so no effect on these CPU runs
+                      workers=0)  # images decoded in this process (no loader: four pictures)
 
 
 def relative(ours: np.ndarray, reference: np.ndarray) -> float:

@@ -36,7 +36,8 @@ DEPTH = 4
 GWRP_DECAY = 0.996  # MCTformerPlus(decay_parameter=0.996), its constructor default (models.py:14)
 # The reference's procedure of map generation for MCTformer+ (maps.*), as the plus paper configs resolve it.
 REFERENCE_PLUS_MAPS = dict(resize="pil_bicubic", remainder="crop", position_embedding="reference_scale_factor",
-                           storage_dtype="float32", amp=True)  # autocast: CUDA only, no effect on these CPU runs
+                           storage_dtype="float32", amp=True,  # autocast: CUDA only, no effect on these CPU runs
+                           workers=0)  # images decoded in this process
 MAP_CASES = {  # file -> (scales, --layer-index, refined)
     "ms_k12_refined": ([1.0, 0.75, 1.25], 12, True),
     "s1_k12_refined": ([1.0], 12, True),

@@ -38,7 +38,7 @@ CONFIG = load_config(default_file=Path(__file__).resolve().parents[1] / "config.
 def ours_extraction(scales: list[float]) -> dict:
     """extract_maps' keyword arguments as config.yaml's ``maps`` section sets them, on the CPU, for the golden case's scales."""
     maps = CONFIG["maps"]
-    settings = {key: maps[key] for key in ("feature_temperature", "resize", "remainder", "position_embedding", "amp", "storage_dtype")}
+    settings = {key: maps[key] for key in ("feature_temperature", "resize", "remainder", "position_embedding", "amp", "storage_dtype", "workers")}
     return {**settings, "scales": scales, "flip": True, "last_k": 3, "batch_size": 4, "num_overlays": maps["overlays"], "device": "cpu"}
 
 
@@ -134,7 +134,7 @@ def walk_rows(work: Path) -> None:
                 save_map_file(out / "maps" / "walk.npz", labels, cams, dtype="float32")
                 random_walk_masks(golden.InjectedFeatures(case["features"]), VOCLayout(out / "voc", golden.NUM_CLASSES), ["walk"], str(out / "maps"),
                                   str(out / "masks"), background=golden.BG_THRESHOLD, beta=8, logt=logt, radius=5, palette=voc_palette(),
-                                  device=torch.device("cpu"), batch_size=1, scale=1.0, pair_sources=sources)
+                                  device=torch.device("cpu"), batch_size=1, scale=1.0, pair_sources=sources, amp="float32")
                 agreement = (read_label_png(out / "masks" / "walk.png") == read_label_png(GOLDEN / "psa" / f"walk_{grid}_logt{logt}.png")).mean()
                 cells.append(f"{golden.relative(walked, case[f'scores_logt{logt}']):.2e} / {100 * agreement:.3f} %")
             add(f"4 walk {grid} logt {logt}: scores rel / mask agreement (tol 1e-4 / 99.95 %)", *cells)

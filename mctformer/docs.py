@@ -149,15 +149,16 @@ def paper_table() -> str:
 
 
 def write_benchmark_json(path: str, *, benchmark: str, command: str, measured: Mapping[str, Any], speedup: float | None,
-                         target: str | None, threads: int | None) -> None:
+                         target: str | None, threads: int | None, device: str) -> None:
     """What a benchmark script measured, for the docs' ``benchmarks`` table: ``measured`` {what: value} in the order
-    the table shows them, ``speedup`` the ratio the benchmark exists for, with the run's provenance."""
+    the table shows them, ``speedup`` the ratio the benchmark exists for, with the run's provenance (``device``: the
+    torch device it ran on, so a GPU figure never reads as a CPU one)."""
     from .artifacts import write_json
     from .provenance import collect
 
     write_json(path, {"benchmark": benchmark, "command": command, "measured": dict(measured), "speedup": speedup,
                       "target": target, "load_average": round(os.getloadavg()[0], 2),  # other work on the machine
-                      "provenance": collect(config=None, threads=threads, device="cpu")})
+                      "provenance": collect(config=None, threads=threads, device=device)})
 
 
 def number_cell(value: Any) -> str:

@@ -18,8 +18,9 @@ models the attention has no locality and the reference refinement blurs maps.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,7 @@ import torch.nn.functional as F
 
 from .artifacts import atomic_directory, atomic_path, save_map_file
 from .data.layout import batches_of_equal_size
+from .data.prefetch import prefetched_batches
 from .data.transforms import normalize_image
 from .data.voc import DatasetError, VOCLayout
 from .logs import progress_bar
@@ -132,9 +134,26 @@ RESIZE_METHODS = ("torch_bilinear", "pil_bicubic")
 REMAINDER_RULES = ("resize", "crop")
 
 
+def input_size(height: int, width: int, scale: float, patch_size: int, remainder: str) -> tuple[int, int]:
+    """The size an image is resized to at ``scale`` before any crop (see :func:`scaled_inputs`)."""
+    if remainder not in REMAINDER_RULES:
+        raise ValueError(f"maps.remainder must be one of {REMAINDER_RULES}, got {remainder!r}")
+    if remainder == "resize":
+        return scaled_size(height, width, scale, patch_size)
+    return (max(1, round(height * scale)), max(1, round(width * scale)))  # Python's round, as the reference
+
+
+def pil_resized_batch(pictures: Sequence[np.ndarray], size: tuple[int, int]) -> torch.Tensor:
+    """The uint8 ``pictures`` resized to ``size`` by PIL bicubic, then normalised [B, 3, *size] (maps.resize pil_bicubic)."""
+    from PIL import Image
+
+    resized = [np.asarray(Image.fromarray(p).resize((size[1], size[0]), Image.BICUBIC)) for p in pictures]
+    return torch.stack([normalize_image(p) for p in resized])
+
+
 def scaled_inputs(
     images: torch.Tensor, pictures: Sequence[np.ndarray] | None, scale: float, patch_size: int, resize: str, remainder: str,
-    flip: bool,
+    flip: bool, resized: Mapping[tuple[int, int], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """The network input at ``scale`` for a normalised batch ``images`` [B, 3, H, W] of equal-size pictures,
     followed by their mirror images when ``flip`` ([2B, ...]).
@@ -148,27 +167,23 @@ def scaled_inputs(
     ``pil_bicubic`` on the uint8 ``pictures`` (PIL, as the reference's dataset)
     before normalising. Mirroring comes before the crop, as in the reference:
     the mirror image loses its own last columns, i.e. the original's first ones.
+    ``resized``: PIL-resized batches already made by the loader (size -> [B, 3, *size] on the CPU), used in place
+    of resizing here; the same numbers, made ahead in a loader process.
     """
     if resize not in RESIZE_METHODS:
         raise ValueError(f"maps.resize must be one of {RESIZE_METHODS}, got {resize!r}")
-    if remainder not in REMAINDER_RULES:
-        raise ValueError(f"maps.remainder must be one of {REMAINDER_RULES}, got {remainder!r}")
     height, width = images.shape[-2:]
-    if remainder == "resize":
-        size = scaled_size(height, width, scale, patch_size)
-    else:
-        size = (max(1, round(height * scale)), max(1, round(width * scale)))  # Python's round, as the reference
+    size = input_size(height, width, scale, patch_size, remainder)
     if size == (height, width):
         inputs = images
     elif resize == "torch_bilinear":
         inputs = F.interpolate(images, size=size, mode="bilinear", align_corners=False)
+    elif resized is not None and size in resized:
+        inputs = resized[size].to(images.device, non_blocking=True)
     else:
-        from PIL import Image
-
         if pictures is None:
             raise ValueError("maps.resize pil_bicubic needs the uint8 pictures")
-        resized = [np.asarray(Image.fromarray(p).resize((size[1], size[0]), Image.BICUBIC)) for p in pictures]
-        inputs = torch.stack([normalize_image(p) for p in resized]).to(images.device)
+        inputs = pil_resized_batch(pictures, size).to(images.device)
     if flip:
         inputs = torch.cat([inputs, inputs.flip(-1)], dim=0)
     if remainder == "crop":
@@ -195,6 +210,7 @@ def multiscale_maps(
     position_embedding: str,
     amp: bool,
     pictures: Sequence[np.ndarray] | None = None,
+    resized: Mapping[tuple[int, int], torch.Tensor] | None = None,
 ) -> dict[str, list[torch.Tensor]]:
     """Sum over scales (and horizontal flips) of the upsampled maps of each image's classes, unnormalised.
 
@@ -208,7 +224,7 @@ def multiscale_maps(
     so the result equals upsampling every map first, at a fraction of the cost.
     ``resize``/``remainder``: see :func:`scaled_inputs`; ``position_embedding``:
     see ``resample_position_embedding``; ``amp``: float16 autocast on CUDA (the
-    reference extracts under autocast).
+    reference extracts under autocast); ``resized``: see :func:`scaled_inputs`.
     """
 
     def grids_of(output: MCTformerOutput) -> dict[str, torch.Tensor]:
@@ -216,7 +232,7 @@ def multiscale_maps(
 
     return _summed_over_scales(
         model, images, present, grids_of, scales=scales, flip=flip, resize=resize, remainder=remainder,
-        position_embedding=position_embedding, amp=amp, pictures=pictures,
+        position_embedding=position_embedding, amp=amp, pictures=pictures, resized=resized,
     )
 
 
@@ -257,6 +273,7 @@ def multiscale_layer_maps(
 def _summed_over_scales(
     model: MCTformer, images: torch.Tensor, present: torch.Tensor, grids_of, *, scales: Sequence[float], flip: bool,
     resize: str, remainder: str, position_embedding: str, amp: bool, pictures: Sequence[np.ndarray] | None,
+    resized: Mapping[tuple[int, int], torch.Tensor] | None = None,
 ) -> dict:
     """The scale / flip loop of :func:`multiscale_maps`; ``grids_of(output)`` names the patch-grid maps of one forward."""
     from .training.common import autocast
@@ -268,10 +285,11 @@ def _summed_over_scales(
     counts = present.sum(dim=1).tolist()
     totals: dict = {}
     for scale in scales:
-        inputs = scaled_inputs(images, pictures, scale, model.patch_size, resize, remainder, flip)
+        inputs = scaled_inputs(images, pictures, scale, model.patch_size, resize, remainder, flip, resized)
         with autocast(images.device, amp):
             output = model.forward_tokens(inputs, return_attention=True, position_resampling=position_embedding)
             grids = grids_of(output)
+        del output, inputs  # every block's attention: freed before the next scale's forward allocates its own
         for variant, grid in grids.items():
             grid = grid.float()
             if flip:
@@ -303,16 +321,26 @@ def overlay_png(path: str | os.PathLike, image: np.ndarray, maps_by_variant: Map
         picture.save(tmp, format="PNG")
 
 
+def pil_resized_batches(pictures: list[np.ndarray], *, scales: Sequence[float], patch_size: int, remainder: str) -> dict[tuple[int, int], torch.Tensor]:
+    """Every size ``scales`` need other than the pictures' own -> :func:`pil_resized_batch` (done by the loader)."""
+    height, width = pictures[0].shape[:2]
+    sizes = {input_size(height, width, scale, patch_size, remainder) for scale in scales} - {(height, width)}
+    return {size: pil_resized_batch(pictures, size) for size in sorted(sizes)}
+
+
 def image_batches(
-    layout: VOCLayout, ids: Sequence[str], class_labels: Mapping[str, np.ndarray], batch_size: int, device: torch.device,
-) -> Iterator[tuple[list[str], list[np.ndarray], torch.Tensor, np.ndarray]]:
+    layout: VOCLayout, ids: Sequence[str], class_labels: Mapping[str, np.ndarray], batch_size: int, device: torch.device, workers: int,
+    prescale: Callable[[list[np.ndarray]], dict] | None = None,
+) -> Iterator[tuple[list[str], list[np.ndarray], torch.Tensor, np.ndarray, dict | None]]:
     """The images of ``ids`` in batches of equal size (:func:`batches_of_equal_size`): their ids, the uint8 pictures, the
-    normalised batch on ``device`` and the multi-hot image-level labels [B, C] (what every extraction pass feeds the model)."""
-    for batch_ids in batches_of_equal_size(layout, ids, batch_size):
-        pictures = [layout.load_image(i) for i in batch_ids]
-        images = torch.stack([normalize_image(p) for p in pictures]).to(device)
+    normalised batch on ``device``, the multi-hot image-level labels [B, C] (what every extraction pass feeds the model)
+    and ``prescale(pictures)`` (None without it). ``workers`` (maps.workers): decoding processes working ahead of the
+    model (0: decoded here, batch by batch)."""
+    batches = batches_of_equal_size(layout, ids, batch_size)
+    for batch_ids, pictures, images, resized in prefetched_batches(layout, batches, workers, pin_memory=device.type == "cuda", extra=prescale):
+        images = images.to(device, non_blocking=True)
         multi_hot = np.stack([np.asarray(class_labels[i]) > 0 for i in batch_ids])
-        yield batch_ids, pictures, images, multi_hot
+        yield batch_ids, pictures, images, multi_hot, resized
 
 
 def extract_maps(
@@ -334,6 +362,7 @@ def extract_maps(
     position_embedding: str,
     amp: bool,
     storage_dtype: str,
+    workers: int,
     overlay_dir: str | os.PathLike | None = None,
 ) -> None:
     """Write ``<id>.npz`` maps of every id for every variant in ``out_dirs`` (variant -> folder).
@@ -342,7 +371,7 @@ def extract_maps(
     written only when ``overlay_dir`` is given). Each folder (and the overlay
     folder) appears only when all of it is written. ``resize``, ``remainder``, ``position_embedding``, ``amp``: see
     :func:`multiscale_maps`; ``storage_dtype``: float16 (half the disk, within
-    2.5e-4 of float32 on [0, 1] maps) or float32 (the reference).
+    2.5e-4 of float32 on [0, 1] maps) or float32 (the reference); ``workers``: see :func:`image_batches`.
     """
     if not ids:
         raise DatasetError("extract_maps: the split list is empty")
@@ -357,6 +386,9 @@ def extract_maps(
     model = model.to(device).eval()
     variants = list(out_dirs)
     overlay_ids = set(ids[:num_overlays]) if overlay_dir else set()
+    # with loader processes, PIL's resizing to every scale happens there too (torch resizing stays on the device)
+    prescale = (functools.partial(pil_resized_batches, scales=list(scales), patch_size=model.patch_size, remainder=remainder)
+                if workers > 0 and resize == "pil_bicubic" else None)
     with contextlib.ExitStack() as stack:
         tmp_dirs = {v: stack.enter_context(atomic_directory(out_dirs[v])) for v in variants}
         tmp_overlay = stack.enter_context(atomic_directory(overlay_dir)) if overlay_dir else None
@@ -365,11 +397,11 @@ def extract_maps(
         writers = stack.enter_context(ThreadPoolExecutor(max_workers=4))
         pending: list = []
         with progress_bar(total=len(ids), desc="extract maps", unit="img", mininterval=2.0) as progress:
-            for batch_ids, pictures, images, multi_hot in image_batches(layout, ids, class_labels, batch_size, device):
+            for batch_ids, pictures, images, multi_hot, resized in image_batches(layout, ids, class_labels, batch_size, device, workers, prescale):
                 summed = multiscale_maps(
                     model, images, torch.from_numpy(multi_hot), variants, scales=scales, flip=flip, last_k=last_k,
                     feature_temperature=feature_temperature, pictures=pictures, resize=resize, remainder=remainder,
-                    position_embedding=position_embedding, amp=amp,
+                    position_embedding=position_embedding, amp=amp, resized=resized,
                 )
                 written = []
                 for index, image_id in enumerate(batch_ids):

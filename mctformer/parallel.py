@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
@@ -12,12 +13,15 @@ Result = TypeVar("Result")
 
 
 @contextlib.contextmanager
-def worker_pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
-    """A process pool of ``workers`` processes, or None when one process (this one) is asked for."""
+def worker_pool(workers: int, start_method: str | None = None) -> Iterator[ProcessPoolExecutor | None]:
+    """A process pool of ``workers`` processes, or None when one process (this one) is asked for. ``start_method``
+    (``forkserver``, ``spawn``; None: the platform's default, fork on Linux) for a pool started by a process that
+    may hold CUDA, which a forked child cannot use safely."""
     if workers <= 1:
         yield None
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    context = multiprocessing.get_context(start_method) if start_method else None
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         yield pool
 
 

@@ -12,16 +12,17 @@ import torch.nn.functional as F
 from .artifacts import atomic_directory, save_label_png
 from .crf import CRFParams, crf_argmax
 from .data.layout import batches_of_equal_size
-from .data.transforms import normalize_image
+from .data.prefetch import prefetched_batches
 from .logs import progress_bar
-from .parallel import map_in_processes, worker_pool
+from .parallel import worker_pool
+from .precision import inference_autocast
 
 INFERENCE_RESIZES = ("ours", "reference")
 
 
 @torch.inference_mode()
 def multiscale_softmax(
-    model: torch.nn.Module, images: torch.Tensor, *, scales: Sequence[float], flip: bool, fuse: str, resize: str,
+    model: torch.nn.Module, images: torch.Tensor, *, scales: Sequence[float], flip: bool, fuse: str, resize: str, amp: str,
 ) -> torch.Tensor:
     """Softmax [B, L, H, W] fused over scales (and flips) by ``max`` (the reference) or ``mean`` (the config's
     deeplab.scales, flip_inference, fuse, inference_resize).
@@ -32,6 +33,9 @@ def multiscale_softmax(
     with align_corners=True (at every scale, 1 included: an identity there), and
     the scores at the output stride (``model.logits`` where the model has it)
     upsampled straight to H x W with align_corners=False.
+
+    ``amp`` (deeplab.inference_amp): the network forward under autocast to that dtype (``float32``: none); the
+    scores are cast back to float32 before resizing, softmax and fusion.
     """
     if fuse not in ("max", "mean"):
         raise ValueError(f"deeplab.fuse must be 'max' or 'mean', got {fuse!r}")
@@ -53,7 +57,9 @@ def multiscale_softmax(
             inputs = F.interpolate(images, size=size, mode="bilinear", align_corners=False) if size != (height, width) else images
         variants = [inputs, inputs.flip(-1)] if flip else [inputs]
         for index, batch in enumerate(variants):
-            logits = scores_of(batch).float()
+            with inference_autocast(images.device, amp, "deeplab.inference_amp"):
+                logits = scores_of(batch)
+            logits = logits.float()
             probs = torch.softmax(F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False), dim=1)
             if index == 1:
                 probs = probs.flip(-1)
@@ -91,12 +97,23 @@ def segment_images(
     workers: int,
     resize: str,
     normalise_crf_scores: bool,
+    amp: str,
+    loader_workers: int,
     chunk: int = 32,
 ) -> None:
     """Label PNGs of every id in ``out_dir`` and/or CRF-refined ones in ``crf_out_dir``; folders appear when complete.
 
     ``scales``, ``flip``, ``fuse``, ``resize``: see :func:`multiscale_softmax`; ``crf_params``, ``scale_setting``,
-    ``reference_size``, ``normalise_crf_scores``: deeplab.crf (see :func:`crf.crf_argmax`); ``workers``: CRF processes.
+    ``reference_size``, ``normalise_crf_scores``: deeplab.crf (see :func:`crf.crf_argmax`); ``workers``: CRF processes;
+    ``amp``: deeplab.inference_amp; ``loader_workers`` (deeplab.inference_workers): image-decoding processes working
+    ahead of the network (0: decoded here, batch by batch).
+
+    On CUDA the CRF pool starts by ``forkserver`` (never a fork of a process holding CUDA; the calling script then needs
+    an ``if __name__ == "__main__"`` guard, as the rule scripts have) and works on one batch while the GPU works on the
+    next: a batch's CRF results are collected after the next batch's inference, so at most two batches are in flight.
+    On a CPU the network and the CRFs would compete for the same cores (benchmarks/bench_inference_loader.py: 0.8x),
+    so there the pool is forked and waited on after each batch, as before. The labels are the same either way (each
+    CRF depends on its image alone).
     """
     import contextlib
 
@@ -106,22 +123,38 @@ def segment_images(
     with contextlib.ExitStack() as stack:
         out_tmp = stack.enter_context(atomic_directory(out_dir)) if out_dir else None
         crf_tmp = stack.enter_context(atomic_directory(crf_out_dir)) if crf_out_dir else None
-        pool = stack.enter_context(worker_pool(workers if crf_out_dir else 1))
+        pool = stack.enter_context(worker_pool(workers if crf_out_dir else 1, start_method="forkserver" if device.type == "cuda" else None))
         progress = stack.enter_context(progress_bar(total=len(ids), desc="segment", unit="img", mininterval=2.0))
-        for batch_ids in batches_of_equal_size(layout, ids, chunk):
-            images = [layout.load_image(image_id) for image_id in batch_ids]
-            batch = torch.stack([normalize_image(image) for image in images]).to(device)
-            probs = multiscale_softmax(model, batch, scales=scales, flip=flip, fuse=fuse, resize=resize).cpu().numpy()
+
+        def write_crf(results) -> None:
+            for image_id, label in results:
+                save_label_png(os.path.join(crf_tmp, f"{image_id}.png"), label, palette, atomic=False)
+                progress.update(1)
+
+        overlap = device.type == "cuda"
+        in_flight = None  # on CUDA: the previous batch's CRF results, still being computed by the pool
+        batches = batches_of_equal_size(layout, ids, chunk)
+        for batch_ids, images, batch, _ in prefetched_batches(layout, batches, loader_workers, pin_memory=device.type == "cuda"):
+            batch = batch.to(device, non_blocking=True)
+            probs = multiscale_softmax(model, batch, scales=scales, flip=flip, fuse=fuse, resize=resize, amp=amp).cpu().numpy()
             jobs = []
             for image_id, image, image_probs in zip(batch_ids, images, probs):
                 if out_tmp is not None:
                     save_label_png(os.path.join(out_tmp, f"{image_id}.png"), image_probs.argmax(axis=0).astype(np.uint8), palette, atomic=False)
                 jobs.append((image_id, image, image_probs, crf_params, scale_setting, reference_size, normalise_crf_scores))
-            if crf_tmp is not None:
-                results = map_in_processes(_crf_job, jobs, pool=pool)
-                for image_id, label in results:
-                    save_label_png(os.path.join(crf_tmp, f"{image_id}.png"), label, palette, atomic=False)
-            progress.update(len(jobs))
+            if crf_tmp is None:
+                progress.update(len(jobs))
+            elif pool is None:
+                write_crf(map(_crf_job, jobs))
+            elif not overlap:
+                write_crf(pool.map(_crf_job, jobs))
+            else:
+                submitted = pool.map(_crf_job, jobs)  # submits every job now; the results come in order
+                if in_flight is not None:
+                    write_crf(in_flight)
+                in_flight = submitted
+        if in_flight is not None:
+            write_crf(in_flight)
 
 
 SUBMISSION_FOLDER = os.path.join("VOC2012", "Segmentation", "comp6_test_cls")

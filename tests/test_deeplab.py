@@ -70,16 +70,16 @@ class ConstantSegmenter(torch.nn.Module):
 
 def test_multiscale_softmax_fusion():
     images = torch.zeros(1, 3, 8, 8)
-    single = multiscale_softmax(ConstantSegmenter(), images, scales=[1.0], flip=False, fuse="max", resize="ours")
+    single = multiscale_softmax(ConstantSegmenter(), images, scales=[1.0], flip=False, fuse="max", resize="ours", amp="float32")
     assert single.shape == (1, 2, 8, 8) and torch.allclose(single.sum(1), torch.ones(1, 8, 8))
     assert single[0, 1, 0, 0] > 0.8 and single[0, 1, 0, 7] == pytest.approx(0.5)
     # with the flip, the right half also sees label 1 in the flipped copy: max keeps the strongest score
-    flipped_max = multiscale_softmax(ConstantSegmenter(), images, scales=[1.0], flip=True, fuse="max", resize="ours")
+    flipped_max = multiscale_softmax(ConstantSegmenter(), images, scales=[1.0], flip=True, fuse="max", resize="ours", amp="float32")
     assert torch.allclose(flipped_max[0, 1], torch.full((8, 8), float(torch.sigmoid(torch.tensor(2.0)))))
-    flipped_mean = multiscale_softmax(ConstantSegmenter(), images, scales=[1.0, 0.5], flip=True, fuse="mean", resize="ours")
+    flipped_mean = multiscale_softmax(ConstantSegmenter(), images, scales=[1.0, 0.5], flip=True, fuse="mean", resize="ours", amp="float32")
     assert torch.allclose(flipped_mean.sum(1), torch.ones(1, 8, 8), atol=1e-6)
     with pytest.raises(ValueError, match="fuse"):
-        multiscale_softmax(ConstantSegmenter(), images, scales=[1.0], flip=False, fuse="median", resize="ours")
+        multiscale_softmax(ConstantSegmenter(), images, scales=[1.0], flip=False, fuse="median", resize="ours", amp="float32")
 
 
 def test_deeplab_shapes_and_checkpoint_class_count(tmp_path):
@@ -101,7 +101,7 @@ def test_segment_images_writes_both_folders_with_crf(synthetic_root, tmp_path):
     segment_images(
         ConstantSegmenter(), layout, ids, str(tmp_path / "pred"), str(tmp_path / "pred_crf"), scales=[1.0], flip=False, fuse="max",
         crf_params=crf_params("deeplab"), scale_setting="auto", reference_size=500, palette=voc_palette(), device=torch.device("cpu"),
-        workers=2, resize="ours", normalise_crf_scores=True, chunk=2,
+        workers=2, resize="ours", normalise_crf_scores=True, amp="float32", loader_workers=0, chunk=2,
     )
     for image_id in ids:
         plain = read_label_png(tmp_path / "pred" / f"{image_id}.png")
@@ -119,7 +119,8 @@ def test_voc_submission_layout_and_tarball(synthetic_root, tmp_path):
     model = build_deeplab(settings, TINY_SPEC.num_classes + 1)
     save_checkpoint(tmp_path / "deeplab.pt", {"model": model.state_dict(), "architecture": model.architecture(), "settings": settings})
     inference = {
-        "head": "largefov", "scales": [1.0], "flip_inference": True, "fuse": "max", "inference_resize": "ours",
+        "head": "largefov", "scales": [1.0], "flip_inference": True, "fuse": "max", "inference_resize": "ours", "inference_amp": "float32",
+        "inference_workers": 0,
         "crf": {"normalise_scores": True, "iterations": 2, "gaussian_sxy": 4, "gaussian_compat": 3, "bilateral_sxy": 83, "bilateral_srgb": 5,
                 "bilateral_compat": 3, "spatial_scale": "auto", "reference_size": 500},
     }

@@ -293,7 +293,7 @@ def test_labels_training_and_walk_stages_end_to_end(synthetic_root, tmp_path, ca
     assert summary["final"]["epoch"] == 2 and not (tmp_path / "resume.pt").exists()
     model = load_boundary_net(tmp_path / "b.pt", "tiny", device="cpu")
     irn_walk_masks(model, layout, layout_ids, str(tmp_path / "maps"), str(tmp_path / "masks"), beta=10, exp_times=3, radius=5,
-                   bg_threshold=0.25, scale=1.0, batch_size=4, palette=voc_palette(), device=torch.device("cpu"))
+                   bg_threshold=0.25, scale=1.0, batch_size=4, palette=voc_palette(), device=torch.device("cpu"), amp="float32")
     from mctformer.artifacts import read_label_png
 
     for image_id in layout_ids:
@@ -334,7 +334,7 @@ def test_missing_maps_are_named(synthetic_root, tmp_path):
     model = BoundaryNet(backbone="tiny", pretrained=None, edge_channels=8, freeze_backbone=False)
     with pytest.raises(FileNotFoundError, match=rf"maps missing for 2 of 3 images, e\.g\. .*maps/{ids[1]}\.npz"):
         irn_walk_masks(model, layout, ids, str(tmp_path / "maps"), str(tmp_path / "masks"), beta=10, exp_times=2, radius=5,
-                       bg_threshold=0.25, scale=1.0, batch_size=4, palette=voc_palette(), device=torch.device("cpu"))
+                       bg_threshold=0.25, scale=1.0, batch_size=4, palette=voc_palette(), device=torch.device("cpu"), amp="float32")
     with pytest.raises(ValueError, match="irn.conf_fg_thres must lie in"):
         make_ir_labels(layout, ids[:1], str(tmp_path / "maps"), str(tmp_path / "labels"), conf_fg_thres=1.3, conf_bg_thres=0.05,
                        params=crf_params("psa"), scale_setting="auto", reference_size=500, gt_prob=0.7, palette=voc_palette(), workers=1)

@@ -165,12 +165,12 @@ def test_killed_extraction_leaves_no_output_folder(synthetic_root, tmp_path, mon
 
     monkeypatch.setattr(localize, "save_map_file", die_midway)
     with pytest.raises(KeyboardInterrupt):
-        localize.extract_maps(model, layout, ids, labels, out_dirs, **extract_arguments(batch_size=4, num_overlays=2),
+        localize.extract_maps(model, layout, ids, labels, out_dirs, **extract_arguments(batch_size=4, num_overlays=2, workers=0),
                               overlay_dir=tmp_path / "maps" / "overlays")
     assert list((tmp_path / "maps").iterdir()) == []  # neither outputs nor temporaries remain
 
     monkeypatch.setattr(localize, "save_map_file", real_save)
-    localize.extract_maps(model, layout, ids, labels, out_dirs, **extract_arguments(batch_size=4))
+    localize.extract_maps(model, layout, ids, labels, out_dirs, **extract_arguments(batch_size=4, workers=0))
     assert sorted(p.stem for p in out_dirs["fused"].iterdir()) == sorted(ids)
     with pytest.raises(ValueError, match="is not produced by an MCTformer-V2"):
-        localize.extract_maps(model, layout, ids, labels, {"attention_refined": tmp_path / "x"}, **extract_arguments())
+        localize.extract_maps(model, layout, ids, labels, {"attention_refined": tmp_path / "x"}, **extract_arguments(workers=0))

@@ -243,8 +243,8 @@ def test_deeplab_fuses_scales_by_the_max_of_softmax():
     assert paper_value("deeplab", "fuse") == "max" and paper_value("deeplab", "flip_inference") is False  # the reference: no flips
     images = torch.zeros(1, 3, 8, 8)
     sure = 1 / (1 + math.exp(-2.0))  # softmax of (0, 2)
-    fused = multiscale_softmax(HalfSizeSegmenter(), images, scales=[0.5, 1.0], flip=True, fuse="max", resize="ours")
+    fused = multiscale_softmax(HalfSizeSegmenter(), images, scales=[0.5, 1.0], flip=True, fuse="max", resize="ours", amp="float32")
     # per channel, the max over scales (and flips) of the softmax, not renormalised
     assert torch.allclose(fused[0, 1], torch.full((8, 8), sure)) and torch.allclose(fused[0, 0], torch.full((8, 8), 0.5))
-    mean = multiscale_softmax(HalfSizeSegmenter(), images, scales=[0.5, 1.0], flip=True, fuse="mean", resize="ours")
+    mean = multiscale_softmax(HalfSizeSegmenter(), images, scales=[0.5, 1.0], flip=True, fuse="mean", resize="ours", amp="float32")
     assert torch.allclose(mean[0, 1], torch.full((8, 8), (sure + 0.5) / 2))

@@ -251,3 +251,17 @@ def test_missing_per_image_inputs_are_named(synthetic_root, tmp_path):
         settings = shipped_config()["affinity"]
         train_affinity(layout, ids, str(tmp_path / "maps"), settings, tmp_path / "a.pt", tmp_path / "a.csv", tmp_path / "r.pt",
                        device=torch.device("cpu"), seed=0, workers=0)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"))])
+@pytest.mark.parametrize(("radius", "sources"), [(2, "all"), (5, "all"), (5, "reference")])
+def test_batch_pair_labels_torch_equal_the_numpy_ones(device, radius, sources):
+    from mctformer.affinity import batch_pair_labels_torch
+
+    rng = np.random.default_rng(radius)
+    labels = rng.integers(0, 4, (3, 13, 17)).astype(np.int64)
+    labels[rng.random(labels.shape) < 0.1] = 255
+    on_device = batch_pair_labels_torch(torch.from_numpy(labels).to(device), radius, sources)
+    for kind in ("bg", "fg", "neg"):
+        expected = np.stack([pair_labels(label, radius, sources)[kind] for label in labels])
+        assert np.array_equal(on_device[kind].cpu().numpy(), expected)

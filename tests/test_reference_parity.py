@@ -126,7 +126,7 @@ def test_our_extraction_geometry_is_a_named_choice(models, golden_root, tmp_path
     reference = np.load(GOLDEN / "extract" / "maps_s1_fused.npz")
     class_labels = {i: np.isin(np.arange(NUM_CLASSES), reference[f"{i}_classes"]).astype(np.float32) for i in IMAGE_IDS}
     extract_maps(models["v2"], VOCLayout(golden_root, NUM_CLASSES), IMAGE_IDS, class_labels, {"fused": tmp_path / "ours"},
-                 **extract_arguments(scales=[1.0], flip=True, last_k=3, batch_size=4))
+                 **extract_arguments(scales=[1.0], flip=True, last_k=3, batch_size=4, workers=0))
     worst = max(np.abs(load_map_file(tmp_path / "ours" / f"{i}.npz")[1] - reference[i].astype(np.float32)).max() for i in IMAGE_IDS)
     assert worst > 0.1
 
@@ -221,7 +221,7 @@ def test_random_walk_masks_match_the_reference(tmp_path, grid, logt):
     save_map_file(tmp_path / "maps" / "walk.npz", labels, cams, dtype="float32")
     random_walk_masks(InjectedFeatures(case["features"]), VOCLayout(root, NUM_CLASSES), ["walk"], str(tmp_path / "maps"),
                       str(tmp_path / "masks"), background=BG_THRESHOLD, beta=8, logt=logt, radius=5, palette=voc_palette(),
-                      device=torch.device("cpu"), batch_size=1, scale=1.0, pair_sources="reference")
+                      device=torch.device("cpu"), batch_size=1, scale=1.0, pair_sources="reference", amp="float32")
     ours = read_label_png(tmp_path / "masks" / "walk.png")
     expected = read_label_png(GOLDEN / "psa" / f"walk_{grid}_logt{logt}.png")
     assert (ours == expected).mean() >= 0.9995

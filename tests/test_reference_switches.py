@@ -325,11 +325,11 @@ class StrideSpy(torch.nn.Module):
 def test_reference_inference_resize_floors_and_aligns_corners():
     images = torch.randn(1, 3, 10, 15, generator=torch.Generator().manual_seed(0))
     spy = StrideSpy()
-    ours = multiscale_softmax(spy, images, scales=[0.75], flip=False, fuse="max", resize="ours")
+    ours = multiscale_softmax(spy, images, scales=[0.75], flip=False, fuse="max", resize="ours", amp="float32")
     assert spy.inputs[-1].shape[-2:] == (8, 11)  # round(7.5), round(11.25)
     assert torch.equal(spy.inputs[-1], F.interpolate(images, size=(8, 11), mode="bilinear", align_corners=False))
 
-    reference = multiscale_softmax(spy, images, scales=[0.75], flip=False, fuse="max", resize="reference")
+    reference = multiscale_softmax(spy, images, scales=[0.75], flip=False, fuse="max", resize="reference", amp="float32")
     assert spy.inputs[-1].shape[-2:] == (7, 11)  # int(7.5), int(11.25)
     scaled = F.interpolate(images, size=(7, 11), mode="bilinear", align_corners=True)
     assert torch.equal(spy.inputs[-1], scaled)
@@ -339,10 +339,10 @@ def test_reference_inference_resize_floors_and_aligns_corners():
     assert torch.allclose(reference, direct, atol=1e-6)
     assert ours.shape == reference.shape and not torch.allclose(ours, reference, atol=1e-3)
     # at scale 1 the align_corners=True resize is the identity
-    multiscale_softmax(spy, images, scales=[1.0], flip=False, fuse="max", resize="reference")
+    multiscale_softmax(spy, images, scales=[1.0], flip=False, fuse="max", resize="reference", amp="float32")
     assert torch.allclose(spy.inputs[-1], images, atol=1e-6)
     with pytest.raises(ValueError, match="inference_resize"):
-        multiscale_softmax(spy, images, scales=[1.0], flip=False, fuse="max", resize="nearest")
+        multiscale_softmax(spy, images, scales=[1.0], flip=False, fuse="max", resize="nearest", amp="float32")
 
 
 class RecordingUnary:
@@ -407,7 +407,7 @@ def test_segment_images_passes_the_crf_and_resize_switches(monkeypatch, syntheti
         spy = StrideSpy()
         segment_images(spy, layout, ids, None, str(tmp_path / f"crf_{normalise}"), scales=[0.75], flip=True, fuse="max",
                        crf_params=crf_params("deeplab", iterations=1), scale_setting=1.0, reference_size=500, palette=voc_palette(),
-                       device=torch.device("cpu"), workers=1, resize="reference", normalise_crf_scores=normalise)
+                       device=torch.device("cpu"), workers=1, resize="reference", normalise_crf_scores=normalise, amp="float32", loader_workers=0)
         expected = F.interpolate(normalize_image(layout.load_image(ids[0]))[None], size=(24, 24), mode="bilinear", align_corners=True)
         assert torch.allclose(spy.inputs[0], expected, atol=1e-6)  # int(32 * 0.75), align_corners=True
         sums[normalise] = RecordingUnary.seen[0].sum(0)

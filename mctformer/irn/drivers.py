@@ -14,6 +14,7 @@ from ..data.layout import batches_of_equal_size
 from ..logs import progress_bar
 from ..models.irn import boundary_probability
 from ..parallel import map_in_processes
+from ..precision import inference_autocast
 from ..psa.drivers import confident_label_counts, confident_label_stats, walk_input_batch
 from ..psa.geometry import seed_scores_on_grid
 from .labels import check_thresholds, ir_labels
@@ -69,12 +70,13 @@ def class_seeds_on_grid(map_dir: str, image_id: str, image_size: tuple[int, int]
 @torch.inference_mode()
 def irn_walk_masks(
     model, layout, ids, map_dir: str, out_dir: str, *, beta: float, exp_times: int, radius: int, bg_threshold: float,
-    scale: float, batch_size: int, palette: np.ndarray, device: torch.device,
+    scale: float, batch_size: int, palette: np.ndarray, device: torch.device, amp: str,
 ) -> None:
     """Pseudo masks of every id by IRN's walk on the boundary network's map (``out_dir`` written atomically).
 
     Images of one size go ``batch_size`` at a time (irn.batch_size) through the network and one
-    block-diagonal sparse walk; ``scale`` (irn.walk_scale) resizes what the network sees, as psa.walk_scale.
+    block-diagonal sparse walk; ``scale`` (irn.walk_scale) resizes what the network sees, as psa.walk_scale;
+    ``amp`` (irn.walk_amp): the boundary network's forward under autocast to that dtype (``float32``: none).
     """
     if not ids:
         raise ValueError("irn_walk: the split list is empty")
@@ -84,7 +86,9 @@ def irn_walk_masks(
     with atomic_directory(out_dir) as tmp, progress_bar(total=len(ids), desc="IRN walk", unit="img", mininterval=2.0) as progress:
         for batch_ids in batches_of_equal_size(layout, ids, batch_size):
             size, (scaled, padded, grid), images = walk_input_batch(layout, batch_ids, stride, scale, device)
-            boundary = boundary_probability(model, images).float()
+            with inference_autocast(device, amp, "irn.walk_amp"):
+                boundary = boundary_probability(model, images)
+            boundary = boundary.float()
             if tuple(boundary.shape[-2:]) != tuple(grid):
                 raise RuntimeError(f"the boundary map is a {tuple(boundary.shape[-2:])} grid for {padded} inputs; expected {grid}")
             seeds = [class_seeds_on_grid(map_dir, image_id, size, stride, scaled) for image_id in batch_ids]

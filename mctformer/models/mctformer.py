@@ -69,6 +69,36 @@ class MCTformerOutput:
     fusion: Fusion = "product"
 
 
+class CapturedAttention:
+    """Every block's head-averaged attention [depth, B, N, N], written in place as the blocks run.
+
+    Without gradients (extraction) each block's mean goes straight into its slice of one preallocated tensor, so the
+    captured attention exists once; stacking a list of per-block means would hold it twice at the peak (~6 GiB of the
+    11-12 estimated for DeiT-S at scale 1.5, batch 16 + flip). With gradients the means are kept in a list and stacked,
+    as autograd needs. Either way the numbers are the same: the same mean, written to a different place.
+    """
+
+    def __init__(self, depth: int) -> None:
+        self.depth, self.means, self.buffer, self.count = depth, [], None, 0
+
+    def keep(self, attention: torch.Tensor) -> None:
+        """One block's attention [B, heads, N, N]."""
+        if attention.requires_grad:
+            self.means.append(attention.mean(dim=1))
+            return
+        if self.buffer is None:
+            self.buffer = attention.new_empty((self.depth, attention.shape[0], *attention.shape[2:]))
+        torch.mean(attention, dim=1, out=self.buffer[self.count])
+        self.count += 1
+
+    def stacked(self) -> torch.Tensor:
+        if self.means:
+            return torch.stack(self.means)
+        if self.count != self.depth:
+            raise RuntimeError(f"captured the attention of {self.count} blocks of {self.depth}")
+        return self.buffer
+
+
 class MCTformer(VisionTransformer):
     """Multi-class token transformer; ``version`` 'v1' (tokens only), 'v2' (+ Patch-CAM) or 'plus'
     (MCTformer+: Patch-CAM pooled by GWRP with ``gwrp_decay``, class tokens of every block returned)."""
@@ -180,13 +210,13 @@ class MCTformer(VisionTransformer):
 
     # -- attention capture ---------------------------------------------------
     @contextlib.contextmanager
-    def _capture_attention(self) -> Iterator[list[torch.Tensor]]:
-        captured: list[torch.Tensor] = []
+    def _capture_attention(self) -> Iterator[CapturedAttention]:
+        captured = CapturedAttention(len(self.blocks))
         handles = []
         fused = [block.attn.fused_attn for block in self.blocks]
 
         def keep_head_mean(_module, _inputs, output):
-            captured.append(output.mean(dim=1))
+            captured.keep(output)
 
         try:
             for block in self.blocks:
@@ -242,7 +272,7 @@ class MCTformer(VisionTransformer):
             else:
                 tokens = self._run_blocks(tokens, bias)
         if return_attention:
-            attentions = torch.stack(captured)
+            attentions = captured.stacked()
 
         num_classes = self.num_classes
         final_class_tokens = tokens[:, :num_classes]  # before the last LayerNorm, on purpose

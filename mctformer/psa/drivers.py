@@ -17,6 +17,7 @@ from ..data.voc import IGNORE
 from ..logs import progress_bar
 from ..metrics import confusion_matrix, dataset_confusion, scores_from_confusion, seed_prediction
 from ..parallel import map_in_processes
+from ..precision import inference_autocast
 from .geometry import seed_scores_on_grid, walk_geometry, walk_to_mask
 from .labels import confident_labels, crf_image, crf_scores, save_confident_scores
 from .walk import walk_seeds
@@ -171,12 +172,15 @@ def random_walk_masks(
     batch_size: int,
     scale: float,
     pair_sources: str,
+    amp: str,
 ) -> None:
     """Pseudo masks of every id by random walk with the AffinityNet's affinities (``out_dir`` written atomically).
 
     ``batch_size``: psa.batch_size (images walked at once); ``scale`` (psa.walk_scale) resizes the images the
     AffinityNet sees (see :func:`.geometry.walk_geometry`); 1 is the reference.
     ``pair_sources``: which grid pixels have pairs (mctformer.affinity; ``reference`` = the reference's walk).
+    ``amp`` (psa.walk_amp): the AffinityNet forward under autocast to that dtype (``float32``: none); the walk itself
+    runs on its float32 features.
     """
     if not ids:
         raise ValueError("random_walk: the split list is empty")
@@ -186,7 +190,9 @@ def random_walk_masks(
         for batch_ids in batches_of_equal_size(layout, ids, batch_size):
             size, (scaled, padded, grid), images = walk_input_batch(layout, batch_ids, stride, scale, device)
             seeds = [load_seeds(map_dir, image_id, size, background, stride, scaled) for image_id in batch_ids]
-            masks = walk_masks(model(images).float(), seeds, (scaled, padded, grid), size, beta, logt, radius, pair_sources)
+            with inference_autocast(device, amp, "psa.walk_amp"):
+                features = model(images)
+            masks = walk_masks(features.float(), seeds, (scaled, padded, grid), size, beta, logt, radius, pair_sources)
             for image_id, mask in zip(batch_ids, masks):
                 save_label_png(os.path.join(tmp, f"{image_id}.png"), mask, palette, atomic=False)
             progress.update(len(batch_ids))

@@ -78,7 +78,7 @@ def layer_ablation_stage(
     confusions = {(split, depth): np.zeros((len(grid), num_labels, num_labels), dtype=np.int64) for split in splits for depth in depths}
     started = time.time()
     with progress_bar(total=len(ids), desc="maps of every K", unit="img", mininterval=2.0) as progress:
-        for batch_ids, pictures, images, multi_hot in image_batches(reader, ids, labels, batch_size, torch_device):
+        for batch_ids, pictures, images, multi_hot, _ in image_batches(reader, ids, labels, batch_size, torch_device, 0):  # decoded here
             summed = multiscale_layer_maps(
                 model, images, torch.from_numpy(multi_hot), depths, scales=scales, flip=flip, resize=geometry.resize,
                 remainder=geometry.remainder, position_embedding=geometry.position_embedding, amp=geometry.amp, pictures=pictures,

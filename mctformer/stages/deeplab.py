@@ -51,7 +51,8 @@ def train_deeplab_stage(
 def infer_deeplab_stage(
     *, dataset: DatasetRef, palette: Sequence | None, split: str, checkpoint: str, head: str,
     scales: Sequence[float], flip_inference: bool, fuse: str, inference_resize: str, crf: Mapping[str, Any],
-    device: str, deterministic: bool, gpus: int, pred_dir: str | None, crf_dir: str | None, threads: int,
+    inference_amp: str, inference_workers: int, device: str, deterministic: bool, gpus: int, pred_dir: str | None, crf_dir: str | None,
+    threads: int,
 ) -> None:
     """DeepLab predictions of a split: plain argmax in ``pred_dir`` and/or CRF-refined in ``crf_dir``
     (``head``: deeplab.head, which the checkpoint must have)."""
@@ -67,7 +68,8 @@ def infer_deeplab_stage(
     segment_images(
         model, reader, ids, pred_dir, crf_dir, scales=scales, flip=flip_inference, fuse=fuse, crf_params=CRFParams.from_config(crf),
         scale_setting=crf["spatial_scale"], reference_size=crf["reference_size"], palette=make_palette(palette), device=torch_device,
-        workers=max(1, threads), resize=inference_resize, normalise_crf_scores=crf["normalise_scores"],
+        workers=max(1, threads), resize=inference_resize, normalise_crf_scores=crf["normalise_scores"], amp=inference_amp,
+        loader_workers=inference_workers,
     )
     print(f"segmented {len(ids)} images of {split} in {time.time() - started:.1f} s")
 
@@ -84,7 +86,7 @@ def evaluate_deeplab_stage(*, dataset: DatasetRef, split: str, mask_dir: str, ta
 def submission_stage(
     *, dataset: DatasetRef, palette: Sequence | None, split: str, checkpoint: str, head: str,
     scales: Sequence[float], flip_inference: bool, fuse: str, inference_resize: str, crf: Mapping[str, Any],
-    device: str, deterministic: bool, gpus: int, out_dir: str, tarball: str, threads: int,
+    inference_amp: str, inference_workers: int, device: str, deterministic: bool, gpus: int, out_dir: str, tarball: str, threads: int,
 ) -> None:
     """Test-set predictions (multi-scale + CRF) in the official VOC submission layout, and its tarball."""
     from ..artifacts import atomic_directory
@@ -93,8 +95,9 @@ def submission_stage(
     with atomic_directory(out_dir) as tmp:
         infer_deeplab_stage(
             dataset=dataset, palette=palette, split=split, checkpoint=checkpoint, head=head, scales=scales,
-            flip_inference=flip_inference, fuse=fuse, inference_resize=inference_resize, crf=crf, device=device,
-            deterministic=deterministic, gpus=gpus, pred_dir=None, crf_dir=os.path.join(tmp, SUBMISSION_FOLDER), threads=threads,
+            flip_inference=flip_inference, fuse=fuse, inference_resize=inference_resize, crf=crf, inference_amp=inference_amp,
+            inference_workers=inference_workers, device=device, deterministic=deterministic, gpus=gpus, pred_dir=None,
+            crf_dir=os.path.join(tmp, SUBMISSION_FOLDER), threads=threads,
         )
     pack_submission(out_dir, tarball)
     print(f"test predictions in {out_dir}, packed as {tarball}")

@@ -54,7 +54,7 @@ def train_irn_stage(
 def irn_walk_stage(
     *, dataset: DatasetRef, palette: Sequence | None, splits: Sequence[str], map_dir: str, checkpoint: str,
     backbone: str, walk_radius: int, beta: float, exp_times: int, sem_seg_bg_thres: float, walk_scale: float, walk_batch_size: int,
-    device: str, deterministic: bool, gpus: int, out_dir: str, threads: int,
+    walk_amp: str, device: str, deterministic: bool, gpus: int, out_dir: str, threads: int,
 ) -> None:
     """IRN pseudo masks of ``splits`` (irn.* keys of the same names; the checkpoint must have irn.backbone)."""
     from ..irn.drivers import irn_walk_masks
@@ -70,7 +70,7 @@ def irn_walk_stage(
     started = time.time()
     irn_walk_masks(
         model, reader, ids, map_dir, out_dir, beta=beta, exp_times=exp_times, radius=walk_radius, bg_threshold=sem_seg_bg_thres,
-        scale=walk_scale, batch_size=walk_batch_size, palette=make_palette(palette), device=torch_device,
+        scale=walk_scale, batch_size=walk_batch_size, palette=make_palette(palette), device=torch_device, amp=walk_amp,
     )
     print(f"IRN masks in {time.time() - started:.1f} s")
 

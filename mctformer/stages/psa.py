@@ -68,7 +68,7 @@ def read_background(background: float | None, best_json: str | None) -> float:
 def random_walk_stage(
     *, dataset: DatasetRef, palette: Sequence | None, splits: Sequence[str], map_dir: str,
     checkpoint: str, best_json: str | None, background: float | None, walk: WalkSettings, walk_scale: float, batch_size: int,
-    backbone: str, device: str, deterministic: bool, gpus: int, out_dir: str, threads: int,
+    backbone: str, walk_amp: str, device: str, deterministic: bool, gpus: int, out_dir: str, threads: int,
 ) -> None:
     """Pseudo masks of ``splits`` (psa.* and the affinity.* keys the walk shares with training)."""
     from ..psa.drivers import random_walk_masks
@@ -86,6 +86,7 @@ def random_walk_stage(
     random_walk_masks(
         model, reader, ids, map_dir, out_dir, background=background, beta=walk.beta, logt=walk.logt, radius=walk.radius,
         palette=make_palette(palette), device=torch_device, batch_size=batch_size, scale=walk_scale, pair_sources=walk.pair_sources,
+        amp=walk_amp,
     )
     print(f"pseudo masks in {time.time() - started:.1f} s")
 

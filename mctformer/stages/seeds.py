@@ -16,7 +16,8 @@ from ..settings import MapGeometry  # the rule script builds it and DatasetRef f
 def extract_maps_stage(
     *, dataset: DatasetRef, labels_path: str, checkpoint: str, version: str, splits: Sequence[str],
     last_k: int, scales: Sequence[float], flip: bool, feature_temperature: float, batch_size: int, overlays: int,
-    geometry: MapGeometry, storage_dtype: str, device: str, deterministic: bool, gpus: int, out_dirs: Mapping[str, str], overlay_dir: str | None, threads: int,
+    geometry: MapGeometry, storage_dtype: str, workers: int, device: str, deterministic: bool, gpus: int, out_dirs: Mapping[str, str],
+    overlay_dir: str | None, threads: int,
 ) -> None:
     """Maps of every image of ``splits`` for every variant in ``out_dirs``; the keys are the config's ``maps``, and the
     checkpoint must be of classifier.version ``version``."""
@@ -36,7 +37,7 @@ def extract_maps_stage(
         scales=scales, flip=flip, last_k=last_k, feature_temperature=feature_temperature, batch_size=batch_size,
         device=torch_device, overlay_dir=overlay_dir, num_overlays=overlays,
         resize=geometry.resize, remainder=geometry.remainder, position_embedding=geometry.position_embedding, amp=geometry.amp,
-        storage_dtype=storage_dtype,
+        storage_dtype=storage_dtype, workers=workers,
     )
     print(f"extracted maps of {len(ids)} images in {time.time() - started:.1f} s")
 

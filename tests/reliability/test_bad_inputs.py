@@ -255,7 +255,8 @@ def walk(root, maps, checkpoint, out):
         dataset=DatasetRef(str(root), "voc", tuple(config["data"]["classes"])), palette=None, splits=["train"], map_dir=str(maps),
         checkpoint=str(checkpoint), best_json=None, background=0.3,
         walk=WalkSettings(beta=psa["beta"], logt=2, radius=affinity["radius"], pair_sources=affinity["pair_sources"]),
-        walk_scale=psa["walk_scale"], batch_size=psa["batch_size"], backbone=affinity["backbone"], device="cpu", deterministic=False, gpus=0,
+        walk_scale=psa["walk_scale"], batch_size=psa["batch_size"], backbone=affinity["backbone"], walk_amp=psa["walk_amp"],
+        device="cpu", deterministic=False, gpus=0,
         out_dir=str(out / "pseudo"),
         threads=1,
     )
@@ -265,7 +266,8 @@ def infer(root, checkpoint, out):
     from mctformer.stages.deeplab import infer_deeplab_stage
 
     config = tiny_config()
-    settings = {key: config["deeplab"][key] for key in ("head", "scales", "flip_inference", "fuse", "inference_resize", "crf")}
+    keys = ("head", "scales", "flip_inference", "fuse", "inference_resize", "crf", "inference_amp", "inference_workers")
+    settings = {key: config["deeplab"][key] for key in keys}
     infer_deeplab_stage(dataset=DatasetRef(str(root), "voc", tuple(config["data"]["classes"])), palette=None, split="val",
                         checkpoint=str(checkpoint), device="cpu", deterministic=False, gpus=0, pred_dir=str(out / "pred"),
                         crf_dir=str(out / "pred_crf"), threads=1,

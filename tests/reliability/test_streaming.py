@@ -81,7 +81,7 @@ def test_extraction_holds_a_batch_or_two(layout, sizes, tmp_path, monkeypatch):
         images, maps = Live(), Live()
         monkeypatch.setattr(layout, "load_image", lambda image_id, live=images: live.track(real_load(image_id)))
         monkeypatch.setattr(localize, "minmax_normalize", lambda x, live=maps: live.track(real_normalize(x)))
-        localize.extract_maps(model, layout, ids, labels, {"fused": tmp_path / name / "fused"}, **extract_arguments(batch_size=BATCH))
+        localize.extract_maps(model, layout, ids, labels, {"fused": tmp_path / name / "fused"}, **extract_arguments(batch_size=BATCH, workers=0))
         gc.collect()
         assert images.seen == len(ids) and maps.seen == len(ids) and images.now == maps.now == 0
         peaks[name] = (images.peak, maps.peak)
@@ -130,7 +130,8 @@ def test_random_walk_holds_a_batch(layout, sizes, map_dir, tmp_path, monkeypatch
         monkeypatch.setattr(drivers, "load_map_file", load_map)
         random_walk_masks(model, layout, ids, str(map_dir), str(tmp_path / name), background=0.3, beta=8, logt=2, radius=4,
                           palette=artifacts.voc_palette(), device=torch.device("cpu"), batch_size=BATCH,
-                          scale=config["psa"]["walk_scale"], pair_sources=config["affinity"]["pair_sources"])
+                          scale=config["psa"]["walk_scale"], pair_sources=config["affinity"]["pair_sources"],
+                          amp=config["psa"]["walk_amp"])
         gc.collect()
         assert images.seen == maps.seen == len(ids) and len(list((tmp_path / name).glob("*.png"))) == len(ids)
         peaks[name] = (images.peak, maps.peak)

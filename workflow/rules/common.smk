@@ -253,7 +253,7 @@ def in_section_order(section, keys):
 # The keys of config["maps"] one extraction reads (all but the variants, which are the rule's outputs).
 MAPS_EXTRACTION_KEYS = (
     """last_k scales flip feature_temperature batch_size overlays resize remainder position_embedding amp
-storage_dtype""".split()
+storage_dtype workers""".split()
 )
 # The keys of config["deeplab"] its training reads (its fingerprint) and those its inference reads, so that editing
 # the inference scales retrains nothing; the splits, train_on_gt and pseudo_masks choose the jobs' files instead.
@@ -262,7 +262,15 @@ DEEPLAB_TRAINING_KEYS = (
 crop_size pad_label scale_range flip epochs batch_size lr momentum weight_decay head_lr_mult amp amp_dtype sync_batchnorm
 workers in_memory""".split()
 )
-DEEPLAB_INFERENCE_KEYS = ("scales", "flip_inference", "fuse", "inference_resize", "crf")
+DEEPLAB_INFERENCE_KEYS = (
+    "scales",
+    "flip_inference",
+    "fuse",
+    "inference_resize",
+    "crf",
+    "inference_amp",
+    "inference_workers",
+)
 
 
 # The report's files (report.smk).

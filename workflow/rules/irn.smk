@@ -100,6 +100,7 @@ rule irn_walk:
                 "sem_seg_bg_thres",
                 "walk_scale",
                 "walk_batch_size",
+                "walk_amp",
             ),
         ),
     script:

@@ -90,7 +90,7 @@ rule random_walk:
             palette=config["data"]["palette"],
             splits=random_walk_splits(),
             **device_keys("random_walk"),
-            **section_keys("psa", "background", "beta", "logt", "walk_scale", "batch_size"),
+            **section_keys("psa", "background", "beta", "logt", "walk_scale", "batch_size", "walk_amp"),
             **section_keys("affinity", "backbone", "radius", "pair_sources"),
         ),
     script:
