@@ -7,12 +7,22 @@ No torch here: the rule scripts import these before their stage decides whether 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, Self
+
+
+class TakesItsKeys:
+    """``take``: a frozen dataclass of the config keys named like its fields, picked out of a rule's keys."""
+
+    @classmethod
+    def take(cls, keys: Mapping[str, Any]) -> tuple[Self, dict[str, Any]]:
+        """The instance the rule's config keys give (one per field, by name), and the keys left over."""
+        rest = dict(keys)
+        return cls(**{field.name: rest.pop(field.name) for field in fields(cls)}), rest
 
 
 @dataclass(frozen=True)
-class MapGeometry:
+class MapGeometry(TakesItsKeys):
     """How the maps follow the image size: the config's maps.resize, maps.remainder, maps.position_embedding and
     maps.amp (see mctformer.localize.multiscale_maps)."""
 
@@ -21,15 +31,9 @@ class MapGeometry:
     position_embedding: str
     amp: bool
 
-    @classmethod
-    def take(cls, keys: Mapping[str, Any]) -> tuple[MapGeometry, dict[str, Any]]:
-        """The geometry a rule's config keys (``resize``, ``remainder``, ``position_embedding``, ``amp``) give, and the other keys."""
-        rest = dict(keys)
-        return cls(rest.pop("resize"), rest.pop("remainder"), rest.pop("position_embedding"), rest.pop("amp")), rest
-
 
 @dataclass(frozen=True)
-class WalkSettings:
+class WalkSettings(TakesItsKeys):
     """PSA's random walk: affinity^``beta``, 2^``logt`` steps, pairs within ``radius`` grid cells drawn as ``pair_sources``
     says (psa.beta, psa.logt and the affinity.radius, affinity.pair_sources the walk shares with training)."""
 
@@ -38,8 +42,7 @@ class WalkSettings:
     radius: int
     pair_sources: str
 
-    @classmethod
-    def take(cls, keys: Mapping[str, Any]) -> tuple[WalkSettings, dict[str, Any]]:
-        """The settings a rule's config keys (``beta``, ``logt``, ``radius``, ``pair_sources``) give, and the other keys."""
-        rest = dict(keys)
-        return cls(rest.pop("beta"), rest.pop("logt"), rest.pop("radius"), rest.pop("pair_sources")), rest
+
+def training_precision(section: Mapping[str, Any]) -> str | None:
+    """The dtype a trainer's section autocasts to: its amp_dtype when amp is on, None (float32) when it is off."""
+    return section["amp_dtype"] if section["amp"] else None

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..data.labels import load_class_labels
 from ..data.layout import DatasetRef
+from ..settings import training_precision
 
 
 def train_classifier_stage(
@@ -23,7 +24,7 @@ def train_classifier_stage(
     from ..training.classifier import train_classifier
 
     torch_device = distributed_device(threads, device, gpus=gpus, deterministic=deterministic,
-                                      amp_dtype=settings["amp_dtype"] if settings["amp"] else None)
+                                      amp_dtype=training_precision(settings))
     reader = dataset.open()
     train_ids = reader.read_ids(train_split)
     val_ids = reader.read_ids(val_split)

@@ -13,6 +13,8 @@ import numpy as np
 from ..artifacts import make_palette
 from ..crf import CRFParams
 from ..data.layout import DatasetRef
+from ..settings import training_precision
+from .psa import evaluate_masks_stage
 
 
 def train_deeplab_stage(
@@ -30,7 +32,7 @@ def train_deeplab_stage(
     from ..training.deeplab import train_deeplab
 
     torch_device = distributed_device(threads, device, gpus=gpus, deterministic=deterministic,
-                                      amp_dtype=settings["amp_dtype"] if settings["amp"] else None)
+                                      amp_dtype=training_precision(settings))
     reader = dataset.open()
     ids = reader.read_ids(split)
     if mask_dir is None:
@@ -74,13 +76,8 @@ def infer_deeplab_stage(
     print(f"segmented {len(ids)} images of {split} in {time.time() - started:.1f} s")
 
 
-def evaluate_deeplab_stage(*, dataset: DatasetRef, split: str, mask_dir: str, table_path: str, summary_path: str, plot_path: str, title: str) -> dict:
-    """mIoU (and per-class IoU/precision/recall/FP/FN) of DeepLab's predictions in ``mask_dir`` (evaluation.evaluate_mask_folder)."""
-    from ..evaluation import evaluate_mask_folder
-
-    return evaluate_mask_folder(
-        dataset, split, mask_dir, title=title, table_path=table_path, summary_path=summary_path, plot_path=plot_path,
-    )
+# The rule evaluate_deeplab scores DeepLab's predictions exactly as evaluate_masks scores the pseudo masks.
+evaluate_deeplab_stage = evaluate_masks_stage
 
 
 def submission_stage(

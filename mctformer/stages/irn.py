@@ -10,6 +10,7 @@ from typing import Any
 from ..artifacts import make_palette, write_json
 from ..crf import CRFParams
 from ..data.layout import DatasetRef, first_ids, ids_of_splits
+from ..settings import training_precision
 
 
 def ir_labels_stage(
@@ -42,7 +43,7 @@ def train_irn_stage(
     from ..training.irn import train_boundary_net
 
     torch_device = torch_setup(threads, device, gpus=gpus, deterministic=deterministic,
-                               amp_dtype=settings["amp_dtype"] if settings["amp"] else None)
+                               amp_dtype=training_precision(settings))
     reader = dataset.open()
     ids = first_ids(reader, split, max_images)
     summary = train_boundary_net(

@@ -10,7 +10,7 @@ from typing import Any
 from ..artifacts import make_palette, write_dataframe_csv, write_json
 from ..crf import CRFParams
 from ..data.layout import DatasetRef, first_ids, ids_of_splits
-from ..settings import WalkSettings  # the rule scripts build it and DatasetRef from their config keys (their .take)
+from ..settings import WalkSettings, training_precision  # the rule scripts build it and DatasetRef from their config keys (their .take)
 
 
 def psa_labels_stage(
@@ -45,7 +45,7 @@ def train_affinity_stage(
     from ..training.common import torch_setup
 
     torch_device = torch_setup(threads, device, gpus=gpus, deterministic=deterministic,
-                               amp_dtype=settings["amp_dtype"] if settings["amp"] else None)
+                               amp_dtype=training_precision(settings))
     reader = dataset.open()
     ids = first_ids(reader, split, max_images)
     summary = train_affinity(
@@ -92,7 +92,8 @@ def random_walk_stage(
 
 
 def evaluate_masks_stage(*, dataset: DatasetRef, split: str, mask_dir: str, table_path: str, summary_path: str, plot_path: str, title: str) -> dict:
-    """mIoU (and per-class IoU/precision/recall/FP/FN) of the pseudo masks in ``mask_dir`` (evaluation.evaluate_mask_folder)."""
+    """mIoU (and per-class IoU/precision/recall/FP/FN) of the label PNGs in ``mask_dir``, pseudo masks or DeepLab's
+    predictions (evaluation.evaluate_mask_folder)."""
     from ..evaluation import evaluate_mask_folder
 
     return evaluate_mask_folder(
