@@ -78,7 +78,7 @@ def child(stage: str, workdir: Path, split: str, threads: int) -> None:
         import torch  # noqa: F401
 
     from mctformer.data.layout import DatasetRef
-    from mctformer.settings import MapGeometry, WalkSettings
+    from mctformer.settings import MapGeometry, Placement, WalkSettings
     from mctformer.stages.psa import random_walk_stage
     from mctformer.stages.seeds import evaluate_seeds_stage, extract_maps_stage
 
@@ -94,7 +94,7 @@ def child(stage: str, workdir: Path, split: str, threads: int) -> None:
         target = maps if split == "train_aug" else {v: str(out / v) for v in variants}
         geometry, keys = MapGeometry.take({key: value for key, value in settings["maps"].items() if key != "variants"})
         extract_maps_stage(dataset=DatasetRef(root, "voc", tuple(classes)), labels_path=labels, checkpoint=str(workdir / "classifier.pt"),
-                                  version=settings["classifier"]["version"], splits=[split], device="cpu", deterministic=False, gpus=0, out_dirs=target,
+                                  version=settings["classifier"]["version"], splits=[split], placement=Placement("cpu", False, 0), out_dirs=target,
                                   overlay_dir=None,
                                   threads=threads, geometry=geometry, **keys)
     elif stage == "evaluate_seeds":
@@ -108,7 +108,7 @@ def child(stage: str, workdir: Path, split: str, threads: int) -> None:
             checkpoint=str(workdir / "affinity.pt"), best_json=None, background=0.3,
             walk=WalkSettings(beta=psa["beta"], logt=psa["logt"], radius=affinity["radius"], pair_sources=affinity["pair_sources"]),
             walk_scale=psa["walk_scale"], batch_size=psa["batch_size"], backbone=affinity["backbone"], walk_amp=psa["walk_amp"],
-            device="cpu", deterministic=False, gpus=0,
+            placement=Placement("cpu", False, 0),
             out_dir=str(out / "pseudo"),
             threads=threads,
         )

@@ -43,6 +43,16 @@ class WalkSettings(TakesItsKeys):
     pair_sources: str
 
 
+@dataclass(frozen=True)
+class Placement(TakesItsKeys):
+    """Where a stage's network runs: the config's device (auto | cpu | cuda) and deterministic, and the GPUs the rule's
+    job asks for (resources.rules.<rule>.gpus), so that a GPU job that sees no GPU is refused (training.common.torch_setup)."""
+
+    device: str
+    deterministic: bool
+    gpus: int
+
+
 def training_precision(section: Mapping[str, Any]) -> str | None:
     """The dtype a trainer's section autocasts to: its amp_dtype when amp is on, None (float32) when it is off."""
     return section["amp_dtype"] if section["amp"] else None

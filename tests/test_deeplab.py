@@ -9,6 +9,7 @@ from mctformer.data.layout import DatasetRef
 from mctformer.data.transforms import random_scale_flip_crop
 from mctformer.models.deeplab import DeepLabLargeFOV
 from mctformer.segmentation import multiscale_softmax, segment_images
+from mctformer.settings import Placement
 from mctformer.training.common import save_checkpoint
 from mctformer.training.deeplab import build_deeplab, load_deeplab
 from mctformer.training.loop import poly_lr, set_group_lrs
@@ -127,7 +128,7 @@ def test_voc_submission_layout_and_tarball(synthetic_root, tmp_path):
     classes = [f"c{i}" for i in range(TINY_SPEC.num_classes)]
     out = tmp_path / "submission"
     submission_stage(dataset=DatasetRef(str(synthetic_root), "voc", tuple(classes)), palette=None, split="val", checkpoint=str(tmp_path / "deeplab.pt"),
-                     device="cpu", deterministic=False, gpus=0, out_dir=str(out), tarball=str(tmp_path / "submission.tar.gz"), threads=1, **inference)
+                     placement=Placement("cpu", False, 0), out_dir=str(out), tarball=str(tmp_path / "submission.tar.gz"), threads=1, **inference)
     pngs = sorted((out / "VOC2012" / "Segmentation" / "comp6_test_cls").glob("*.png"))
     assert len(pngs) == TINY_SPEC.num_val
     from PIL import Image

@@ -18,6 +18,7 @@ from helpers.device import TEST_DEVICE
 from helpers.reliability import reliability_config
 from helpers.workflow import tiny_config
 from mctformer.config import ConfigError, check_config, rule_resources
+from mctformer.settings import Placement
 from mctformer.training import common, distributed
 from mctformer.training.common import autocast, grad_scaler, torch_setup
 from mctformer.training.loop import restore_scaler, train_epochs
@@ -46,13 +47,13 @@ def test_a_gpu_job_that_sees_no_cuda_is_refused_not_run_on_the_cpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     with pytest.raises(RuntimeError, match=r"device: auto, and this job asked for 1 GPU.*CUDA_VISIBLE_DEVICES=''.*set device: cpu"):
-        torch_setup(1, "auto", gpus=1, deterministic=False, amp_dtype=None)
+        torch_setup(1, Placement("auto", False, 1), amp_dtype=None)
 
 
 def test_every_stage_says_where_it_runs(capsys):
     threads = torch.get_num_threads()
     try:
-        assert torch_setup(1, "cpu", gpus=0, deterministic=False, amp_dtype="bfloat16") == CPU
+        assert torch_setup(1, Placement("cpu", False, 0), amp_dtype="bfloat16") == CPU
     finally:
         torch.set_num_threads(threads)
     line = capsys.readouterr().out

@@ -9,6 +9,7 @@ import torch
 
 from helpers.workflow import REPO, TINY_SPEC, tiny_config
 from mctformer.data.layout import DatasetRef
+from mctformer.settings import Placement
 from mctformer.stages.classifier import train_classifier_stage
 from mctformer.stages.data import make_class_labels
 from mctformer.training.distributed import shuffled_loader
@@ -60,9 +61,8 @@ def test_classifier_stage_trains_data_parallel_in_two_processes(synthetic_root, 
     checkpoint, log_csv = tmp_path / "checkpoint.pt", tmp_path / "log.csv"
     train_classifier_stage(
         dataset=DatasetRef(str(synthetic_root), "voc", tuple(classes)), labels_path=str(labels), train_split="train_aug", val_split="val",
-        settings=settings, seed=0, device="cpu", deterministic=False, checkpoint=str(checkpoint), log_csv=str(log_csv),
-        resume=str(tmp_path / "resume" / "last.pt"),
-        threads=2, gpus=2,  # device cpu: two gloo processes
+        settings=settings, seed=0, placement=Placement("cpu", False, 2),  # device cpu, 2 GPUs asked for: two gloo processes
+        checkpoint=str(checkpoint), log_csv=str(log_csv), resume=str(tmp_path / "resume" / "last.pt"), threads=2,
     )
     assert checkpoint.is_file() and not (tmp_path / "resume" / "last.pt").exists()
     log = log_csv.read_text().splitlines()
@@ -77,7 +77,7 @@ def test_deeplab_stage_trains_data_parallel_in_two_processes(synthetic_root, tmp
     classes = [f"c{i}" for i in range(TINY_SPEC.num_classes)]
     train_deeplab_stage(
         dataset=DatasetRef(str(synthetic_root), "voc", tuple(classes)), split="train_aug", mask_dir=None, settings=settings, seed=0,
-        device="cpu", deterministic=False, checkpoint=str(checkpoint), log_csv=str(log_csv), resume=str(tmp_path / "resume" / "last.pt"),
-        threads=2, gpus=2,
+        placement=Placement("cpu", False, 2),  # two gloo processes
+        checkpoint=str(checkpoint), log_csv=str(log_csv), resume=str(tmp_path / "resume" / "last.pt"), threads=2,
     )
     assert checkpoint.is_file() and len(log_csv.read_text().splitlines()) == 2

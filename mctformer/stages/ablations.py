@@ -40,13 +40,13 @@ from ..data.layout import DatasetRef
 from ..metrics import best_threshold, sweep_image, sweep_table, threshold_grid
 from ..paper import HEADS, LAYERS, SEEDS, SEGMENTATION
 from ..plots import bars_beside_paper, layers_figure, strip_plot
-from ..settings import MapGeometry  # the rule script builds it and DatasetRef from its config keys (their .take)
+from ..settings import MapGeometry, Placement  # the rule script builds it and DatasetRef from its config keys (their .take)
 
 
 def layer_ablation_stage(
     *, dataset: DatasetRef, labels_path: str, checkpoint: str, version: str, splits: Sequence[str], last_k: int, scales: Sequence[float], flip: bool,
     batch_size: int, geometry: MapGeometry, storage_dtype: str, thresholds: Mapping[str, float], miou_convention: str, selection: str,
-    device: str, deterministic: bool, gpus: int, table_path: str, sweeps_path: str, plot_path: str, section_path: str, threads: int,
+    placement: Placement, table_path: str, sweeps_path: str, plot_path: str, section_path: str, threads: int,
 ) -> pd.DataFrame:
     """Fig. 6: seeds from the class-to-patch attention over the last K blocks, for every K, on every split.
 
@@ -63,7 +63,7 @@ def layer_ablation_stage(
     from ..training.common import torch_setup
 
     classes = dataset.classes
-    torch_device = torch_setup(threads, device, gpus=gpus, deterministic=deterministic, amp_dtype="float16" if geometry.amp else None)
+    torch_device = torch_setup(threads, placement, amp_dtype="float16" if geometry.amp else None)
     reader = dataset.open()
     split_ids = {split: reader.read_ids(split) for split in splits}
     ids = list(dict.fromkeys(i for split in splits for i in split_ids[split]))

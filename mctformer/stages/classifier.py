@@ -7,12 +7,12 @@ from typing import Any
 
 from ..data.labels import load_class_labels
 from ..data.layout import DatasetRef
-from ..settings import training_precision
+from ..settings import Placement, training_precision
 
 
 def train_classifier_stage(
     *, dataset: DatasetRef, labels_path: str, train_split: str, val_split: str,
-    settings: Mapping[str, Any], seed: int, device: str, deterministic: bool, gpus: int, checkpoint: str, log_csv: str, resume: str, threads: int,
+    settings: Mapping[str, Any], seed: int, placement: Placement, checkpoint: str, log_csv: str, resume: str, threads: int,
 ) -> None:
     """Train MCTformer (``settings`` = the config's ``classifier`` section, all of which it reads);
     ``gpus`` (the job's) > 1: data-parallel, one torchrun process per visible GPU (distributed.data_parallel_ranks)."""
@@ -23,8 +23,7 @@ def train_classifier_stage(
         return
     from ..training.classifier import train_classifier
 
-    torch_device = distributed_device(threads, device, gpus=gpus, deterministic=deterministic,
-                                      amp_dtype=training_precision(settings))
+    torch_device = distributed_device(threads, placement, amp_dtype=training_precision(settings))
     reader = dataset.open()
     train_ids = reader.read_ids(train_split)
     val_ids = reader.read_ids(val_split)

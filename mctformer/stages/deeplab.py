@@ -13,13 +13,13 @@ import numpy as np
 from ..artifacts import make_palette
 from ..crf import CRFParams
 from ..data.layout import DatasetRef
-from ..settings import training_precision
+from ..settings import Placement, training_precision
 from .psa import evaluate_masks_stage
 
 
 def train_deeplab_stage(
     *, dataset: DatasetRef, split: str, mask_dir: str | None, settings: Mapping[str, Any],
-    seed: int, device: str, deterministic: bool, gpus: int, checkpoint: str, log_csv: str, resume: str, threads: int,
+    seed: int, placement: Placement, checkpoint: str, log_csv: str, resume: str, threads: int,
 ) -> None:
     """Train on the pseudo masks in ``mask_dir``, or on the ground truth when ``mask_dir`` is None (``settings`` =
     the config's ``deeplab`` training keys); ``gpus`` (the job's) > 1: data-parallel, one torchrun process per visible GPU."""
@@ -31,8 +31,7 @@ def train_deeplab_stage(
     from ..artifacts import read_label_png, require_per_image_files
     from ..training.deeplab import train_deeplab
 
-    torch_device = distributed_device(threads, device, gpus=gpus, deterministic=deterministic,
-                                      amp_dtype=training_precision(settings))
+    torch_device = distributed_device(threads, placement, amp_dtype=training_precision(settings))
     reader = dataset.open()
     ids = reader.read_ids(split)
     if mask_dir is None:
@@ -53,7 +52,7 @@ def train_deeplab_stage(
 def infer_deeplab_stage(
     *, dataset: DatasetRef, palette: Sequence | None, split: str, checkpoint: str, head: str,
     scales: Sequence[float], flip_inference: bool, fuse: str, inference_resize: str, crf: Mapping[str, Any],
-    inference_amp: str, inference_workers: int, device: str, deterministic: bool, gpus: int, pred_dir: str | None, crf_dir: str | None,
+    inference_amp: str, inference_workers: int, placement: Placement, pred_dir: str | None, crf_dir: str | None,
     threads: int,
 ) -> None:
     """DeepLab predictions of a split: plain argmax in ``pred_dir`` and/or CRF-refined in ``crf_dir``
@@ -62,7 +61,7 @@ def infer_deeplab_stage(
     from ..training.common import torch_setup
     from ..training.deeplab import load_deeplab
 
-    torch_device = torch_setup(threads, device, gpus=gpus, deterministic=deterministic, amp_dtype=None)
+    torch_device = torch_setup(threads, placement, amp_dtype=None)
     reader = dataset.open()
     ids = reader.read_ids(split)
     model = load_deeplab(checkpoint, len(dataset.classes) + 1, head=head, device=torch_device)
@@ -83,7 +82,7 @@ evaluate_deeplab_stage = evaluate_masks_stage
 def submission_stage(
     *, dataset: DatasetRef, palette: Sequence | None, split: str, checkpoint: str, head: str,
     scales: Sequence[float], flip_inference: bool, fuse: str, inference_resize: str, crf: Mapping[str, Any],
-    inference_amp: str, inference_workers: int, device: str, deterministic: bool, gpus: int, out_dir: str, tarball: str, threads: int,
+    inference_amp: str, inference_workers: int, placement: Placement, out_dir: str, tarball: str, threads: int,
 ) -> None:
     """Test-set predictions (multi-scale + CRF) in the official VOC submission layout, and its tarball."""
     from ..artifacts import atomic_directory
@@ -93,7 +92,7 @@ def submission_stage(
         infer_deeplab_stage(
             dataset=dataset, palette=palette, split=split, checkpoint=checkpoint, head=head, scales=scales,
             flip_inference=flip_inference, fuse=fuse, inference_resize=inference_resize, crf=crf, inference_amp=inference_amp,
-            inference_workers=inference_workers, device=device, deterministic=deterministic, gpus=gpus, pred_dir=None,
+            inference_workers=inference_workers, placement=placement, pred_dir=None,
             crf_dir=os.path.join(tmp, SUBMISSION_FOLDER), threads=threads,
         )
     pack_submission(out_dir, tarball)

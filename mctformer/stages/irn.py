@@ -10,7 +10,7 @@ from typing import Any
 from ..artifacts import make_palette, write_json
 from ..crf import CRFParams
 from ..data.layout import DatasetRef, first_ids, ids_of_splits
-from ..settings import training_precision
+from ..settings import Placement, training_precision
 
 
 def ir_labels_stage(
@@ -36,14 +36,13 @@ def ir_labels_stage(
 
 def train_irn_stage(
     *, dataset: DatasetRef, split: str, max_images: int | None, label_dir: str,
-    settings: Mapping[str, Any], seed: int, device: str, deterministic: bool, gpus: int, checkpoint: str, log_csv: str, resume: str, threads: int,
+    settings: Mapping[str, Any], seed: int, placement: Placement, checkpoint: str, log_csv: str, resume: str, threads: int,
 ) -> None:
     """Train the boundary network (``settings`` = the irn training keys, all of which it reads)."""
     from ..training.common import torch_setup
     from ..training.irn import train_boundary_net
 
-    torch_device = torch_setup(threads, device, gpus=gpus, deterministic=deterministic,
-                               amp_dtype=training_precision(settings))
+    torch_device = torch_setup(threads, placement, amp_dtype=training_precision(settings))
     reader = dataset.open()
     ids = first_ids(reader, split, max_images)
     summary = train_boundary_net(
@@ -55,14 +54,14 @@ def train_irn_stage(
 def irn_walk_stage(
     *, dataset: DatasetRef, palette: Sequence | None, splits: Sequence[str], map_dir: str, checkpoint: str,
     backbone: str, walk_radius: int, beta: float, exp_times: int, sem_seg_bg_thres: float, walk_scale: float, walk_batch_size: int,
-    walk_amp: str, device: str, deterministic: bool, gpus: int, out_dir: str, threads: int,
+    walk_amp: str, placement: Placement, out_dir: str, threads: int,
 ) -> None:
     """IRN pseudo masks of ``splits`` (irn.* keys of the same names; the checkpoint must have irn.backbone)."""
     from ..irn.drivers import irn_walk_masks
     from ..training.common import torch_setup
     from ..training.irn import load_boundary_net
 
-    torch_device = torch_setup(threads, device, gpus=gpus, deterministic=deterministic, amp_dtype=None)
+    torch_device = torch_setup(threads, placement, amp_dtype=None)
     reader = dataset.open()
     ids = ids_of_splits(reader, splits)
     model = load_boundary_net(checkpoint, backbone, device=torch_device)

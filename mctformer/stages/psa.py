@@ -10,7 +10,7 @@ from typing import Any
 from ..artifacts import make_palette, write_dataframe_csv, write_json
 from ..crf import CRFParams
 from ..data.layout import DatasetRef, first_ids, ids_of_splits
-from ..settings import WalkSettings, training_precision  # the rule scripts build it and DatasetRef from their config keys (their .take)
+from ..settings import Placement, WalkSettings, training_precision  # the rule scripts build it and DatasetRef from their config keys (their .take)
 
 
 def psa_labels_stage(
@@ -37,15 +37,14 @@ def psa_labels_stage(
 
 def train_affinity_stage(
     *, dataset: DatasetRef, split: str, max_images: int | None, label_dir: str,
-    settings: Mapping[str, Any], seed: int, device: str, deterministic: bool, gpus: int, checkpoint: str, log_csv: str, resume: str,
+    settings: Mapping[str, Any], seed: int, placement: Placement, checkpoint: str, log_csv: str, resume: str,
     threads: int,
 ) -> None:
     """Train AffinityNet (``settings`` = the config's ``affinity`` section, all of which it reads)."""
     from ..training.affinity import train_affinity
     from ..training.common import torch_setup
 
-    torch_device = torch_setup(threads, device, gpus=gpus, deterministic=deterministic,
-                               amp_dtype=training_precision(settings))
+    torch_device = torch_setup(threads, placement, amp_dtype=training_precision(settings))
     reader = dataset.open()
     ids = first_ids(reader, split, max_images)
     summary = train_affinity(
@@ -68,14 +67,14 @@ def read_background(background: float | None, best_json: str | None) -> float:
 def random_walk_stage(
     *, dataset: DatasetRef, palette: Sequence | None, splits: Sequence[str], map_dir: str,
     checkpoint: str, best_json: str | None, background: float | None, walk: WalkSettings, walk_scale: float, batch_size: int,
-    backbone: str, walk_amp: str, device: str, deterministic: bool, gpus: int, out_dir: str, threads: int,
+    backbone: str, walk_amp: str, placement: Placement, out_dir: str, threads: int,
 ) -> None:
     """Pseudo masks of ``splits`` (psa.* and the affinity.* keys the walk shares with training)."""
     from ..psa.drivers import random_walk_masks
     from ..training.affinity import load_affinity_net
     from ..training.common import torch_setup
 
-    torch_device = torch_setup(threads, device, gpus=gpus, deterministic=deterministic, amp_dtype=None)
+    torch_device = torch_setup(threads, placement, amp_dtype=None)
     reader = dataset.open()
     ids = ids_of_splits(reader, splits)
     model = load_affinity_net(checkpoint, backbone, device=torch_device)

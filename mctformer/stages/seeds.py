@@ -10,13 +10,13 @@ from ..artifacts import save_figure, write_dataframe_csv, write_json
 from ..data.labels import load_class_labels
 from ..data.layout import DatasetRef, ids_of_splits
 from ..metrics import best_threshold, sweep_split, sweep_table, threshold_grid
-from ..settings import MapGeometry  # the rule script builds it and DatasetRef from its config keys (their .take)
+from ..settings import MapGeometry, Placement  # the rule script builds it and DatasetRef from its config keys (their .take)
 
 
 def extract_maps_stage(
     *, dataset: DatasetRef, labels_path: str, checkpoint: str, version: str, splits: Sequence[str],
     last_k: int, scales: Sequence[float], flip: bool, feature_temperature: float, batch_size: int, overlays: int,
-    geometry: MapGeometry, storage_dtype: str, workers: int, device: str, deterministic: bool, gpus: int, out_dirs: Mapping[str, str],
+    geometry: MapGeometry, storage_dtype: str, workers: int, placement: Placement, out_dirs: Mapping[str, str],
     overlay_dir: str | None, threads: int,
 ) -> None:
     """Maps of every image of ``splits`` for every variant in ``out_dirs``; the keys are the config's ``maps``, and the
@@ -26,7 +26,7 @@ def extract_maps_stage(
     from ..training.common import torch_setup
 
     # maps.amp: float16 autocast on CUDA (as the reference extracts)
-    torch_device = torch_setup(threads, device, gpus=gpus, deterministic=deterministic, amp_dtype="float16" if geometry.amp else None)
+    torch_device = torch_setup(threads, placement, amp_dtype="float16" if geometry.amp else None)
     reader = dataset.open()
     ids = ids_of_splits(reader, splits)
     labels = load_class_labels(labels_path, ids, len(dataset.classes))

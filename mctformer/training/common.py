@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from ..artifacts import atomic_path, write_dataframe_csv
+from ..settings import Placement
 
 
 def seed_everything(seed: int) -> None:
@@ -157,15 +158,16 @@ def device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device)
 
 
-def torch_setup(threads: int, device: str, *, gpus: int, deterministic: bool, amp_dtype: str | None) -> torch.device:
+def torch_setup(threads: int, placement: Placement, *, amp_dtype: str | None) -> torch.device:
     """Thread count, device and determinism of a stage that runs a network, and one log line saying what it runs on.
 
-    ``threads``: the rule's threads; ``device``: the config's device; ``gpus``: the GPUs the rule's job asked for
-    (resources.rules.<rule>.gpus); ``deterministic``: the config's deterministic; ``amp_dtype``: the dtype the stage
+    ``threads``: the rule's threads; ``placement``: the config's device and deterministic and the GPUs the rule's job
+    asked for (resources.rules.<rule>.gpus); ``amp_dtype``: the dtype the stage
     autocasts to where autocast is used (its section's amp_dtype, or "float16" for an ``amp`` without one), None:
     float32. ``device: auto`` with GPUs asked for and no CUDA visible is refused: the job would otherwise run on the
     CPU without a word.
     """
+    device, gpus = placement.device, placement.gpus
     set_threads(threads)
     if device == "auto" and gpus > 0 and not torch.cuda.is_available():
         raise RuntimeError(
@@ -173,7 +175,7 @@ def torch_setup(threads: int, device: str, *, gpus: int, deterministic: bool, am
             f"({cuda_diagnosis()}); set device: cpu to run on the CPU on purpose, or resources gpus: 0"
         )
     torch_device = resolve_device(device)
-    determinism = set_deterministic(deterministic, torch_device)
+    determinism = set_deterministic(placement.deterministic, torch_device)
     rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     ranked = f" (rank {rank} of {world_size})" if world_size > 1 else ""
     print(f"device{ranked}: {torch_device} ({device_name(torch_device)}; device: {device}, {gpus} GPU(s) asked for), "

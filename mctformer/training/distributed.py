@@ -22,6 +22,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
+from ..settings import Placement
+
 
 def world() -> tuple[int, int]:
     """(rank, world size) of this process; (0, 1) outside torchrun."""
@@ -133,11 +135,12 @@ def data_parallel_ranks(gpus: int, device: str) -> int:
 
 
 def relaunched_under_torchrun(stage: Callable[..., Any], arguments: Mapping[str, Any]) -> bool:
-    """Run ``stage`` in :func:`data_parallel_ranks` torchrun ranks (from ``arguments['gpus']`` and ``['device']``)
+    """Run ``stage`` in :func:`data_parallel_ranks` torchrun ranks (from ``arguments['placement']``'s gpus and device)
     unless this already is one; True when it did."""
     if is_distributed():
         return False
-    processes = data_parallel_ranks(int(arguments["gpus"]), arguments["device"])
+    placement = arguments["placement"]
+    processes = data_parallel_ranks(int(placement.gpus), placement.device)
     if processes <= 1:
         return False
     # each rank gets its share of the job's CPU threads (and, being a rank, does not relaunch)
@@ -146,9 +149,9 @@ def relaunched_under_torchrun(stage: Callable[..., Any], arguments: Mapping[str,
     return True
 
 
-def distributed_device(threads: int, device: str, **setup_settings: Any) -> torch.device:
+def distributed_device(threads: int, placement: Placement, **setup_settings: Any) -> torch.device:
     """:func:`.common.torch_setup` (``setup_settings``: its keyword arguments), then this rank's device in the
     process group (if any)."""
     from .common import torch_setup
 
-    return setup(torch_setup(threads, device, **setup_settings))
+    return setup(torch_setup(threads, placement, **setup_settings))

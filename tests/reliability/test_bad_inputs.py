@@ -27,6 +27,7 @@ from helpers.reliability import (
 from helpers.workflow import REPO, TINY_SPEC, tiny_config
 from mctformer.data.layout import DatasetRef
 from mctformer.data.voc import DatasetError
+from mctformer.settings import Placement
 
 CLASSES = reliability_config()["data"]["classes"]
 LABELS = f"{RUN}/labels/cls_labels.npy"
@@ -239,7 +240,7 @@ def extract(root, labels, checkpoint, out, batch_size=16):
     settings.update(batch_size=batch_size, overlays=2)
     extract_maps_stage(
         dataset=DatasetRef(str(root), "voc", tuple(config["data"]["classes"])), labels_path=str(labels), checkpoint=str(checkpoint),
-        version=config["classifier"]["version"], splits=["train_aug"], device="cpu", deterministic=False, gpus=0,
+        version=config["classifier"]["version"], splits=["train_aug"], placement=Placement("cpu", False, 0),
         out_dirs={v: str(out / v) for v in ("fused", "attention")},
         overlay_dir=str(out / "overlays"), threads=1, geometry=geometry, **settings,
     )
@@ -256,7 +257,7 @@ def walk(root, maps, checkpoint, out):
         checkpoint=str(checkpoint), best_json=None, background=0.3,
         walk=WalkSettings(beta=psa["beta"], logt=2, radius=affinity["radius"], pair_sources=affinity["pair_sources"]),
         walk_scale=psa["walk_scale"], batch_size=psa["batch_size"], backbone=affinity["backbone"], walk_amp=psa["walk_amp"],
-        device="cpu", deterministic=False, gpus=0,
+        placement=Placement("cpu", False, 0),
         out_dir=str(out / "pseudo"),
         threads=1,
     )
@@ -269,7 +270,7 @@ def infer(root, checkpoint, out):
     keys = ("head", "scales", "flip_inference", "fuse", "inference_resize", "crf", "inference_amp", "inference_workers")
     settings = {key: config["deeplab"][key] for key in keys}
     infer_deeplab_stage(dataset=DatasetRef(str(root), "voc", tuple(config["data"]["classes"])), palette=None, split="val",
-                        checkpoint=str(checkpoint), device="cpu", deterministic=False, gpus=0, pred_dir=str(out / "pred"),
+                        checkpoint=str(checkpoint), placement=Placement("cpu", False, 0), pred_dir=str(out / "pred"),
                         crf_dir=str(out / "pred_crf"), threads=1,
                         **settings)
 

@@ -1,12 +1,14 @@
 from mctformer.logs import redirect_to_log
-from mctformer.stages.seeds import DatasetRef, MapGeometry, extract_maps_stage
+from mctformer.stages.seeds import DatasetRef, MapGeometry, Placement, extract_maps_stage
 
 with redirect_to_log(snakemake.log[0]):
     dataset, keys = DatasetRef.take(snakemake.params.root, snakemake.params.config_keys)
+    placement, keys = Placement.take(keys)
     geometry, keys = MapGeometry.take(keys)
     extract_maps_stage(
         **keys,
         dataset=dataset,
+        placement=placement,
         geometry=geometry,
         labels_path=snakemake.input.labels,
         checkpoint=snakemake.input.checkpoint,

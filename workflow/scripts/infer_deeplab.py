@@ -1,13 +1,15 @@
 from mctformer.logs import redirect_to_log
-from mctformer.stages.deeplab import DatasetRef, infer_deeplab_stage
+from mctformer.stages.deeplab import DatasetRef, Placement, infer_deeplab_stage
 
 # guarded: on CUDA the CRF pool starts by forkserver, whose workers import this script again
 if __name__ == "__main__":
     with redirect_to_log(snakemake.log[0]):
         dataset, keys = DatasetRef.take(snakemake.params.root, snakemake.params.config_keys)
+        placement, keys = Placement.take(keys)
         infer_deeplab_stage(
             **keys,
             dataset=dataset,
+            placement=placement,
             checkpoint=snakemake.input.checkpoint,
             pred_dir=snakemake.output.pred,
             crf_dir=snakemake.output.pred_crf,

@@ -1,11 +1,13 @@
 from mctformer.logs import redirect_to_log
-from mctformer.stages.irn import DatasetRef, irn_walk_stage
+from mctformer.stages.irn import DatasetRef, Placement, irn_walk_stage
 
 with redirect_to_log(snakemake.log[0]):
     dataset, keys = DatasetRef.take(snakemake.params.root, snakemake.params.config_keys)
+    placement, keys = Placement.take(keys)
     irn_walk_stage(
         **keys,
         dataset=dataset,
+        placement=placement,
         map_dir=snakemake.input.maps,
         checkpoint=snakemake.input.checkpoint,
         out_dir=snakemake.output[0],

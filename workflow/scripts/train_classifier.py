@@ -1,11 +1,13 @@
 from mctformer.logs import redirect_to_log
-from mctformer.stages.classifier import DatasetRef, train_classifier_stage
+from mctformer.stages.classifier import DatasetRef, Placement, train_classifier_stage
 
 with redirect_to_log(snakemake.log[0]):
     dataset, keys = DatasetRef.take(snakemake.params.root, snakemake.params.config_keys)
+    placement, keys = Placement.take(keys)
     train_classifier_stage(
         **keys,
         dataset=dataset,
+        placement=placement,
         resume=snakemake.params.resume,
         labels_path=snakemake.input.labels,
         checkpoint=snakemake.output.checkpoint,

@@ -1,11 +1,13 @@
 from mctformer.logs import redirect_to_log
-from mctformer.stages.irn import DatasetRef, train_irn_stage
+from mctformer.stages.irn import DatasetRef, Placement, train_irn_stage
 
 with redirect_to_log(snakemake.log[0]):
     dataset, keys = DatasetRef.take(snakemake.params.root, snakemake.params.config_keys)
+    placement, keys = Placement.take(keys)
     train_irn_stage(
         **keys,
         dataset=dataset,
+        placement=placement,
         label_dir=snakemake.input.labels,
         checkpoint=snakemake.output.checkpoint,
         log_csv=snakemake.output.log_csv,
