@@ -155,8 +155,9 @@ def pair_cross_entropies(affinity: torch.Tensor, labels: dict[str, torch.Tensor]
     return bg, fg, neg
 
 
-def affinity_loss(affinity: torch.Tensor, labels: dict[str, torch.Tensor], eps: float = 1e-5) -> tuple[torch.Tensor, dict[str, float]]:
+def affinity_loss(affinity: torch.Tensor, labels: dict[str, torch.Tensor], eps: float = 1e-5) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """bg/4 + fg/4 + neg/2: the mean cross-entropy of each pair kind, as in AffinityNet."""
     bg, fg, neg = pair_cross_entropies(affinity, labels, eps)
     total = bg / 4 + fg / 4 + neg / 2
-    return total, {"bg": bg.item(), "fg": fg.item(), "neg": neg.item()}
+    # tensors, not floats: the epoch loop reads them once per logging interval instead of syncing the device each step
+    return total, {"bg": bg.detach(), "fg": fg.detach(), "neg": neg.detach()}

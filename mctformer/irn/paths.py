@@ -53,7 +53,7 @@ def boundary_affinity(boundary: torch.Tensor, radius: int, sources: str) -> torc
     return torch.cat(parts, dim=1)
 
 
-def irn_affinity_loss(affinity: torch.Tensor, labels: dict[str, torch.Tensor], eps: float = 1e-5) -> tuple[torch.Tensor, dict[str, float]]:
+def irn_affinity_loss(affinity: torch.Tensor, labels: dict[str, torch.Tensor], eps: float = 1e-5) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """IRN's class-boundary loss: (positive + negative) / 2, positive = background pairs / 2 + foreground pairs / 2.
 
     Each term is the mean cross-entropy of its pairs over the whole batch: -log(a) for pairs of the same
@@ -61,4 +61,5 @@ def irn_affinity_loss(affinity: torch.Tensor, labels: dict[str, torch.Tensor], e
     """
     bg, fg, neg = pair_cross_entropies(affinity, labels, eps)
     total = (bg / 2 + fg / 2 + neg) / 2
-    return total, {"bg": bg.item(), "fg": fg.item(), "neg": neg.item()}
+    # tensors, not floats: the epoch loop reads them once per logging interval instead of syncing the device each step
+    return total, {"bg": bg.detach(), "fg": fg.detach(), "neg": neg.detach()}

@@ -186,7 +186,7 @@ def train_classifier(
         if model.version != "plus":
             return classification_loss(output, targets), {}
         terms = plus_loss_terms(output, targets, cct_weight=settings["cct_weight"], cct_blocks=settings["cct_blocks"])
-        return terms["total"], {f"{name}_loss": float(value.detach()) for name, value in terms.items() if name != "total"}
+        return terms["total"], {f"{name}_loss": value.detach() for name, value in terms.items() if name != "total"}
 
     started = time.time()
     rows = train_epochs(

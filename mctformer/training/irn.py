@@ -79,7 +79,7 @@ def train_boundary_net(
 
     def loss_of_batch(batch):
         images, labels = batch
-        pairs = {k: v.to(device) for k, v in batch_pair_labels(labels, radius, sources).items()}
+        pairs = batch_pair_labels(labels.to(device, non_blocking=True), radius, sources)  # built on the training device
         boundary = torch.sigmoid(model(images.to(device, non_blocking=True)).float()[:, 0])
         return irn_affinity_loss(boundary_affinity(boundary, radius, sources), pairs)
 

@@ -30,7 +30,7 @@ def train_epochs(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     make_loader: Callable[[torch.Generator], Iterable],
-    loss_of_batch: Callable[[Any], tuple[torch.Tensor, dict[str, float]]],
+    loss_of_batch: Callable[[Any], tuple[torch.Tensor, dict[str, torch.Tensor]]],
     set_lr: Callable[[int], None],
     epochs: int,
     steps_per_epoch: int,
@@ -69,8 +69,10 @@ def train_epochs(
         seed_everything(epoch_seed(seed, epoch))
         loader = make_loader(torch.Generator().manual_seed(epoch_seed(seed, epoch)))
         model.train()
-        losses: list[float] = []
-        parts_sum: dict[str, float] = {}
+        # the step losses stay on the device (no host sync per step) until a logging interval reads them; the epoch's
+        # numbers are the same float64 means of the float32 losses that per-step .item() calls gave
+        step_losses: list[torch.Tensor] = []
+        parts_sum: dict[str, torch.Tensor] = {}
         progress = progress_bar(loader, desc=f"{description} epoch {epoch + 1}/{epochs}", unit="batch", mininterval=2.0, disable=not is_main())
         for step_in_epoch, batch in enumerate(progress):
             set_lr(epoch * steps_per_epoch + step_in_epoch)
@@ -80,12 +82,14 @@ def train_epochs(
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
-            losses.append(loss.item())
+            step_losses.append(loss.detach())
             for key, value in parts.items():
-                parts_sum[key] = parts_sum.get(key, 0.0) + value
-            progress.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
-        row = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else float("nan")}
-        row.update({key: value / max(len(losses), 1) for key, value in parts_sum.items()})
+                parts_sum[key] = parts_sum.get(key, torch.zeros((), dtype=torch.float64, device=value.device)) + value.double()
+            if (step_in_epoch + 1) % LOSS_INTERVAL == 0:
+                progress.set_postfix(loss=f"{host_losses(step_losses[-LOSS_INTERVAL:]).mean():.4f}")
+        losses = host_losses(step_losses)
+        row = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if len(losses) else float("nan")}
+        row.update({key: value.item() / max(len(losses), 1) for key, value in parts_sum.items()})
         if end_of_epoch is not None and is_main():
             row.update(end_of_epoch())
         row["lr"] = optimizer.param_groups[0]["lr"]
@@ -98,6 +102,16 @@ def train_epochs(
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
             })
     return rows
+
+
+LOSS_INTERVAL = 50  # steps between the progress bar's loss readings (the mean over them)
+
+
+def host_losses(step_losses: list[torch.Tensor]) -> np.ndarray:
+    """Step losses as float64 on the host in one transfer: the values per-step ``loss.item()`` calls would give."""
+    if not step_losses:
+        return np.zeros(0)
+    return torch.stack(step_losses).double().cpu().numpy()
 
 
 def restore_scaler(scaler: torch.amp.GradScaler, saved: dict, resume_path: str | os.PathLike) -> None:
