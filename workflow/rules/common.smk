@@ -166,10 +166,6 @@ def seed_targets():
     return [REP_FILES.seed_plot(split) for split in SPLITS["seed_eval"]]
 
 
-def mask_targets():
-    return [REP_FILES.mask_evaluation("psa", split) for split in config["psa"]["eval_splits"]]
-
-
 def best_threshold_file():
     """The sweep result that sets the walk's background score, unless the config pins it."""
     if config["psa"]["background"] is not None:
@@ -201,10 +197,6 @@ def deeplab_models():
     return deeplab_models_of(deeplab_sources(config), config["deeplab"]["train_on_gt"])
 
 
-def irn_mask_targets():
-    return [REP_FILES.mask_evaluation("irn", split) for split in config["irn"]["eval_splits"]]
-
-
 def irn_walk_splits():
     return list(dict.fromkeys([SPLITS["train"], *config["irn"]["eval_splits"]]))
 
@@ -212,10 +204,6 @@ def irn_walk_splits():
 # The keys of config["irn"] the boundary network's training reads (its fingerprint: editing the walk retrains nothing).
 IRN_TRAINING_KEYS = """backbone pretrained freeze_backbone edge_channels train_radius pair_sources crop_size scale_range
 flip epochs batch_size optimizer lr momentum weight_decay head_lr_mult amp amp_dtype workers in_memory""".split()
-
-
-def deeplab_targets():
-    return [REP_FILES.deeplab_evaluation(model, folder) for model in deeplab_models() for folder in PREDICTION_FOLDERS]
 
 
 def benchmark_files():
