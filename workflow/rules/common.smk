@@ -148,6 +148,15 @@ def dataset_inputs():
     return inputs
 
 
+def folder_inputs():
+    """The files data.folder names (inputs of prepare_folder): images, labels, masks and, when given, the split lists."""
+    folder = config["data"]["folder"]
+    inputs = dict(images=folder["images"], labels=folder["labels"], masks=folder["masks"])
+    if folder["split_lists"]:
+        inputs["split_lists"] = [os.path.join(folder["split_lists"], f"{split}.txt") for split in all_splits(config)]
+    return inputs
+
+
 def data_root_of(wildcards, input):
     return input.data
 
@@ -212,6 +221,8 @@ def benchmark_files():
     prepare_job = None
     if config["data"]["source"] == "synthetic":
         prepare_job = "prepare_data"
+    elif config["data"]["source"] == "folder":
+        prepare_job = "prepare_folder"
     elif config["data"].get("archives"):
         prepare_job = "prepare_voc12" if LAYOUT == "voc" else "prepare_coco14"
     shared, jobs = timed_jobs(config, REFINEMENTS, deeplab_models(), prepare_job)
