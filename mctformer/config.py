@@ -339,12 +339,21 @@ def rule_resources(config: Mapping[str, Any], rule: str) -> dict[str, Any]:
 
 
 def check_weights_file(config: Mapping[str, Any], section: str, model: str) -> None:
-    """``<section>.pretrained``, when set, must be a file; the error says what to download."""
-    from .models.weights import weights_hint
+    """``<section>.pretrained``, when set, must be a file, or a timm model name / Hugging Face id whose file is in the
+    local Hugging Face cache; the error says what to download (for a name: the cache folder and the command)."""
+    from .models.weights import is_weights_path, resolve_weights, weights_hint
 
     pretrained = config[section].get("pretrained")
-    if pretrained and not Path(pretrained).is_file():
-        raise ConfigError(f"{section}.pretrained: weights file {pretrained} does not exist: {weights_hint(model, f'{section}.pretrained')}")
+    if not pretrained:
+        return
+    if is_weights_path(pretrained):
+        if not Path(pretrained).is_file():
+            raise ConfigError(f"{section}.pretrained: weights file {pretrained} does not exist: {weights_hint(model, f'{section}.pretrained')}")
+        return
+    try:
+        resolve_weights(pretrained, model, f"{section}.pretrained")
+    except (FileNotFoundError, ValueError) as error:
+        raise ConfigError(f"{section}.pretrained: {error}") from None
 
 
 def check_folder(config: Mapping[str, Any]) -> None:

@@ -29,7 +29,8 @@ SETTINGS = json.loads((FIXTURES / "reference" / "settings.json").read_text())["r
 EXPECTED = yaml.safe_load((FIXTURES / "paper_settings.yaml").read_text())
 # The keys in which the COCO config may differ from the VOC one: the dataset itself.
 DATASET_KEYS = ("run_name", "data.", "deeplab.test_split")
-SYNTHETIC_ONLY = ("synthetic.", "resources.rules.prepare_data.")
+# Keys read only for another data.source (the generator's, a folder dataset's: refused as set with voc/coco).
+SYNTHETIC_ONLY = ("synthetic.", "resources.rules.prepare_data.", "data.folder.")
 
 
 def load(path: Path) -> dict:

@@ -6,12 +6,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..data.layout import DatasetRef
+from ..models.weights import pretrained_provenance
 from ..provenance import collect, training_threads
 from ..report import build_report
 
 
 def report_stage(*, dataset: DatasetRef, config: Mapping[str, Any], **files_and_settings: Any) -> Any:
     """:func:`mctformer.report.build_report` on the dataset at ``root``, with the run's provenance (mctformer.provenance)
-    from its resolved ``config``; ``files_and_settings`` are build_report's other arguments."""
-    provenance = collect(config=config, threads=training_threads(config), device=config["device"])
+    from its resolved ``config`` (with the pretrained weights' resolved files and sha256, when any section sets one);
+    ``files_and_settings`` are build_report's other arguments."""
+    weights = pretrained_provenance(config)
+    provenance = collect(config=config, threads=training_threads(config), device=config["device"], weights=weights)
     return build_report(layout=dataset.open(), provenance=provenance, **files_and_settings)

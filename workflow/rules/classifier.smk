@@ -4,6 +4,7 @@
 rule train_classifier:
     input:
         **dataset_inputs(),
+        **pretrained_input("classifier"),
         labels=rules.class_labels.output[0],
     output:
         checkpoint=f"{REP}/classifier/checkpoint.pt",

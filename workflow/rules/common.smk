@@ -6,6 +6,7 @@ from pathlib import Path
 from snakemake.utils import min_version, validate
 
 from mctformer.models.registry import MAP_VARIANTS
+from mctformer.models.weights import pretrained_file, pretrained_sections
 from mctformer.run_layout import (
     DEEPLAB_OF_SOURCE,
     PREDICTION_FOLDERS,
@@ -157,6 +158,17 @@ def folder_inputs():
     return inputs
 
 
+def pretrained_files():
+    """The weights file each section's `pretrained` names (a timm name or Hugging Face id resolved in the local
+    Hugging Face cache): the report hashes them into the run's provenance."""
+    return [str(pretrained_file(config, section)) for section in pretrained_sections(config)]
+
+
+def pretrained_input(section):
+    """A trainer's input of the weights it starts from: {"pretrained": the file <section>.pretrained names}, {} unset."""
+    return {"pretrained": str(pretrained_file(config, section))} if section in pretrained_sections(config) else {}
+
+
 def data_root_of(wildcards, input):
     return input.data
 
@@ -194,7 +206,7 @@ DEEPLAB_MODELS = "|".join([*DEEPLAB_OF_SOURCE.values(), "deeplab_gt"])
 
 def deeplab_training_inputs(wildcards):
     """DeepLab trains on one refinement's pseudo masks, or for "deeplab_gt" on the dataset's own masks."""
-    inputs = dataset_inputs()
+    inputs = {**dataset_inputs(), **pretrained_input("deeplab")}
     sources = {model: source for source, model in DEEPLAB_OF_SOURCE.items()}
     if wildcards.model in sources:
         inputs["masks"] = at_replicate(PSEUDO_MASKS[sources[wildcards.model]], wildcards.replicate)

@@ -38,6 +38,7 @@ rule ir_labels:
 rule train_irn:
     input:
         **dataset_inputs(),
+        **pretrained_input("irn"),
         labels=rules.ir_labels.output.labels,
     output:
         checkpoint=f"{IRN}/boundary.pt",

@@ -35,6 +35,7 @@ rule psa_labels:
 rule train_affinity:
     input:
         **dataset_inputs(),
+        **pretrained_input("affinity"),
         labels=rules.psa_labels.output.labels,
     output:
         checkpoint=f"{REP}/psa/affinity.pt",

@@ -37,6 +37,7 @@ rule report:
         example_masks=PSEUDO_MASKS[PRIMARY],
         example_predictions=[f"{REP_FILES.deeplab(deeplab_models()[0])}/{folder}" for folder in PREDICTION_FOLDERS],
         replicate_summaries=[],
+        pretrained_weights=pretrained_files(),
     output:
         **report_outputs(REP),
     log:
