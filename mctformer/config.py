@@ -244,6 +244,12 @@ def check_config(config: Mapping[str, Any]) -> None:
     if data.get("palette") and len(data["palette"]) < len(data["classes"]) + 1:
         raise ConfigError("data.palette: needs one colour for background and one per class")
 
+    if (config.get("logging") or {}).get("tensorboard"):
+        import importlib.util
+
+        if importlib.util.find_spec("tensorboard") is None:
+            raise ConfigError("logging.tensorboard: TensorBoard is not installed; pip install '.[tensorboard]' (the optional extra), "
+                              "or set it to false (every trainer writes its JSON-lines curves either way)")
     classifier = config["classifier"]
     check_weights_file(config, "classifier", classifier["arch"])
     for section in ("affinity", "deeplab", "irn"):

@@ -13,10 +13,11 @@ from .artifacts import load_map_file, read_json, read_label_png, save_figure, wr
 from .data.voc import IGNORE
 from .metrics import seed_prediction
 from .paper import DEEPLAB_VAL, PSEUDO_MASKS, seed_miou
-from .plots import per_class_bars, qualitative_grid, seed_ablation_bars, strip_plot
+from .plots import per_class_bars, qualitative_grid, seed_ablation_bars, strip_plot, training_curves_figure
 from .provenance import provenance_line
 from .refinements import refinement_markdown, refinement_rows
 from .replicates import CONFIDENCE, aggregate_summaries, replicate_markdown, replicate_table
+from .training.curves import read_curves
 
 
 def stage_times(benchmark_files: Sequence[str]) -> pd.DataFrame:
@@ -55,6 +56,7 @@ def build_report(
     replicate_summaries: Sequence[str],
     replicates_plot: str | None,
     provenance: Mapping[str, Any],
+    training_curves: Mapping[str, str],
 ) -> dict:
     """summary.json and report.md from the files the rule declares: ``seed_bests`` {split: {variant: best.json}},
     ``mask_*`` {split: file}, ``deeplab_summaries`` {model: {pred | pred_crf: eval json}}, ``deeplab_tables``
@@ -70,7 +72,10 @@ def build_report(
     ``replicates`` (mctformer.replicates.aggregate_summaries of all), report.md its section and ``replicates_plot``.
 
     ``provenance``: the run's block (mctformer.provenance.collect), written to summary.json as ``provenance`` after the
-    metrics (the replicates' aggregate leaves it out) and shown at the head of report.md."""
+    metrics (the replicates' aggregate leaves it out) and shown at the head of report.md.
+
+    ``training_curves``: {trainer: its curve lines file (mctformer.training.curves)}, drawn as one figure of every
+    trainer's loss (training_curves.png); nothing of summary.json comes from them."""
     seed_splits, mask_splits, deeplab_models = list(seed_bests), list(mask_summaries), list(deeplab_summaries)
     variants = list(next(iter(seed_bests.values())))
     os.makedirs(figure_dir, exist_ok=True)
@@ -91,6 +96,8 @@ def build_report(
         deeplab_split=deeplab_split, example_maps=example_maps, example_masks=example_masks,
         example_predictions=example_predictions, psa_variant=psa_variant, examples=examples,
     )
+    save_figure(os.path.join(figure_dir, "training_curves.png"),
+                training_curves_figure({trainer: read_curves(path) for trainer, path in training_curves.items()}))
     write_text(report_path, _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deeplab_split, times, figure_dir,
                                       report_path, seed_plots, replicate_lines))
     return summary
@@ -341,6 +348,8 @@ def _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deepl
         lines.append(f"| {model} | {100 * summary[model]['miou']:.1f} | {100 * summary[model]['miou_crf']:.1f} | {paper} |")
     lines += ["", f"![per-class IoU]({figures}/per_class_iou.png)", "", f"![examples]({figures}/examples_deeplab.png)", ""]
     lines += _diagnostics_lines(summary, seed_splits, variants, mask_splits, deeplab_models, deeplab_split)
+    lines += ["## Training", "", "The loss of every trainer per 50 steps and per epoch, with its learning rate (dashed); the numbers are in "
+              "each trainer's log.jsonl beside its log.csv.", "", f"![training curves]({figures}/training_curves.png)", ""]
     lines += ["## Stage times", "", "| stage | seconds | peak RSS (MB) |", "|---|---|---|"]
     for _, row in times.iterrows():
         lines.append(f"| {row['stage']} | {row['seconds']:.1f} | {row['max_rss_mb']:.0f} |")

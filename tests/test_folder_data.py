@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 
@@ -166,3 +167,13 @@ def test_the_whole_chain_runs_on_a_folder_dataset(synthetic_root, tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     assert 0.0 < summary["deeplab"]["miou"] <= 1.0
     assert (run / "benchmarks" / "prepare_folder.tsv").is_file()
+    # every trainer wrote its curve lines beside its CSV log, the epoch lines carrying the CSV's numbers, and the
+    # report drew them
+    from mctformer.training.curves import read_curves
+
+    for log in ("classifier/log.csv", "psa/affinity_log.csv", "deeplab/log.csv"):
+        rows = list(csv.DictReader(open(run / log)))
+        epochs = [line for line in read_curves((run / log).with_suffix(".jsonl")) if line["kind"] == "epoch"]
+        assert [f"{line['loss']:.6g}" for line in epochs] == [row["loss"] for row in rows]  # the CSV's %.6g of the same float
+    assert (run / "figures" / "training_curves.png").stat().st_size > 0
+    assert "![training curves](figures/training_curves.png)" in (run / "report.md").read_text()

@@ -9,6 +9,7 @@ rule train_classifier:
     output:
         checkpoint=f"{REP}/classifier/checkpoint.pt",
         log_csv=f"{REP}/classifier/log.csv",
+        log_jsonl=f"{REP}/classifier/log.jsonl",
     log:
         REP_FILES.log("train_classifier"),
     benchmark:
@@ -29,6 +30,7 @@ rule train_classifier:
             settings=config["classifier"],
             seed=replicate_seed(wildcards),
             **device_keys("train_classifier"),
+            tensorboard=config["logging"]["tensorboard"],
         ),
         # Kept beside the outputs, not among them, so a killed job's state survives for the rerun.
         resume=f"{REP}/classifier/resume/last.pt",

@@ -302,6 +302,9 @@ def report_outputs(run):
         "examples_deeplab": report(
             files.figure("examples_deeplab"), category="Masks and segmentation", caption="../report/examples.rst"
         ),
+        "training_curves": report(
+            files.figure("training_curves"), category="Training", caption="../report/training_curves.rst"
+        ),
     }
 
 

@@ -43,6 +43,7 @@ rule train_irn:
     output:
         checkpoint=f"{IRN}/boundary.pt",
         log_csv=f"{IRN}/boundary_log.csv",
+        log_jsonl=f"{IRN}/boundary_log.jsonl",
     log:
         REP_FILES.log("train_irn"),
     benchmark:
@@ -63,6 +64,7 @@ rule train_irn:
             settings=section_keys("irn", *IRN_TRAINING_KEYS),
             seed=replicate_seed(wildcards),
             **device_keys("train_irn"),
+            tensorboard=config["logging"]["tensorboard"],
         ),
     script:
         "../scripts/train_irn.py"

@@ -40,6 +40,7 @@ rule train_affinity:
     output:
         checkpoint=f"{REP}/psa/affinity.pt",
         log_csv=f"{REP}/psa/affinity_log.csv",
+        log_jsonl=f"{REP}/psa/affinity_log.jsonl",
     log:
         REP_FILES.log("train_affinity"),
     benchmark:
@@ -61,6 +62,7 @@ rule train_affinity:
             settings=config["affinity"],
             seed=replicate_seed(wildcards),
             **device_keys("train_affinity"),
+            tensorboard=config["logging"]["tensorboard"],
         ),
     script:
         "../scripts/train_affinity.py"

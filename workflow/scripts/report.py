@@ -34,5 +34,6 @@ with redirect_to_log(snakemake.log[0]):
         replicate_seeds=params.replicate_seeds,
         replicate_summaries=list(inputs.replicate_summaries),
         replicates_plot=snakemake.output.get("replicates_plot"),
+        training_curves=dict(zip(params.trainers, inputs.training_curves)),
         config=snakemake.config,
     )
