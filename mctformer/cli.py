@@ -51,14 +51,14 @@ def main(argv: list[str] | None = None) -> int:
     labels.add_argument("out")
     labels.add_argument("--split", action="append", required=True)
     labels.add_argument("--config", default="config.yaml", help="for the class list")
-    labels.add_argument("--layout", choices=["voc", "coco", "folder"], default="voc")
+    labels.add_argument("--layout", choices=["voc", "coco"], default="voc")
 
     evaluate = commands.add_parser("evaluate", help="mIoU of a folder of label PNGs against a root's masks")
     evaluate.add_argument("root")
     evaluate.add_argument("masks")
     evaluate.add_argument("--split", required=True)
     evaluate.add_argument("--config", default="config.yaml", help="for the class list")
-    evaluate.add_argument("--layout", choices=["voc", "coco", "folder"], default="voc")
+    evaluate.add_argument("--layout", choices=["voc", "coco"], default="voc")
 
     voc = commands.add_parser("prepare-voc12", help="VOC 2012 + SBD root (SegmentationClassAug, train_aug, cls_labels.npy)")
     voc.add_argument("voc", help="VOCtrainval_11-May-2012.tar or the extracted VOCdevkit/VOC2012")
