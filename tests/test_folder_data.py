@@ -177,3 +177,23 @@ def test_the_whole_chain_runs_on_a_folder_dataset(synthetic_root, tmp_path):
         assert [f"{line['loss']:.6g}" for line in epochs] == [row["loss"] for row in rows]  # the CSV's %.6g of the same float
     assert (run / "figures" / "training_curves.png").stat().st_size > 0
     assert "![training curves](figures/training_curves.png)" in (run / "report.md").read_text()
+
+
+@pytest.mark.parametrize("problem, message", [
+    ("missing", r"mask .*\.png of image .* does not exist \(every image needs one for evaluation\)"),
+    ("class", r"mask .*\.png holds class index 9, outside 0..4 \(and 255 = ignore\)"),
+    ("size", r"mask .*\.png is 16x16 but its image .* is 32x32"),
+])
+def test_bad_masks_are_refused_naming_the_mask(synthetic_root, tmp_path, problem, message):
+    from mctformer.artifacts import save_label_png, voc_palette
+
+    paths, expected = write_folder_dataset(synthetic_root, tmp_path / "own")
+    mask = tmp_path / "own" / "masks" / f"{list(expected)[5]}.png"
+    if problem == "missing":
+        mask.unlink()
+    else:
+        save_label_png(mask, np.full((32, 32) if problem == "class" else (16, 16), 9 if problem == "class" else 1, np.uint8), voc_palette())
+    with pytest.raises(DatasetError, match=message):
+        prepare_folder(**paths, split_lists=None, splits=["train", "val"], train_split="train", val_split="val",
+                       val_fraction=0.25, classes=CLASSES, out_root=tmp_path / "root")
+    assert not (tmp_path / "root").exists()
