@@ -150,7 +150,7 @@ def chain(work: str, out: str, dry: bool) -> None:
     under the config's float32 default and, on the device, under bfloat16 inference autocast too."""
     from helpers.workflow import TINY_SPEC, tiny_config
     from mctformer.artifacts import load_map_file, read_label_png, voc_palette
-    from mctformer.crf import CRFParams
+    from mctformer.crf import ScaledCRF
     from mctformer.data.synthetic import generate_synthetic_voc
     from mctformer.data.voc import VOCLayout
     from mctformer.irn.drivers import irn_walk_masks
@@ -236,8 +236,7 @@ def chain(work: str, out: str, dry: bool) -> None:
         for where, amp in ((cpu, "float32"), (device, "float32"), (device, "bfloat16")):
             folders[(where.type, amp)] = work_dir / f"deeplab_{where.type}_{amp}"
             segment_images(model, layout, ids, str(folders[(where.type, amp)]), None, scales=settings["scales"], flip=settings["flip_inference"],
-                           fuse=settings["fuse"], crf_params=CRFParams.from_config(settings["crf"]), scale_setting=settings["crf"]["spatial_scale"],
-                           reference_size=settings["crf"]["reference_size"], palette=voc_palette(), device=where, workers=1,
+                           fuse=settings["fuse"], crf=ScaledCRF.from_config(settings["crf"]), palette=voc_palette(), device=where, workers=1,
                            resize=settings["inference_resize"], normalise_crf_scores=settings["crf"]["normalise_scores"], amp=amp,
                            loader_workers=settings["inference_workers"])
             model.to(cpu)
