@@ -235,6 +235,9 @@ def check_config(config: Mapping[str, Any]) -> None:
             if variant not in MAP_VARIANTS[version]:
                 raise ConfigError(f"ablations.segmentation.variants.{version}: {variant!r} is not a map of MCTformer-{version.upper()} "
                                   f"(it makes {list(MAP_VARIANTS[version])})")
+    if "ground_truth" not in config["seeds"]["labels"]:
+        raise ConfigError(f"seeds.labels: {config['seeds']['labels']} lacks ground_truth, which PSA's and IRN's seeds (and the "
+                          "walk's background threshold) are made of; predicted seeds are evaluated beside them: [ground_truth, predicted]")
     psa = config["psa"]
     if psa["seed_variant"] not in config["maps"]["variants"]:
         raise ConfigError(f"psa.seed_variant: {psa['seed_variant']!r} is not among maps.variants {config['maps']['variants']}")

@@ -35,6 +35,16 @@ class RunLayout:
     def benchmark(self, job: str) -> str:
         return f"{self.run}/benchmarks/{job}.tsv"
 
+    def classifier_checkpoint(self) -> str:
+        return f"{self.run}/classifier/checkpoint.pt"
+
+    def affinity_checkpoint(self) -> str:
+        """PSA's AffinityNet."""
+        return f"{self.run}/psa/affinity.pt"
+
+    def deeplab_checkpoint(self, model: str) -> str:
+        return f"{self.run}/{model}/checkpoint.pt"
+
     def maps(self, variant: str) -> str:
         """The folder of one map variant's per-image .npz files."""
         return f"{self.run}/maps/{variant}"

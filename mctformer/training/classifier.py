@@ -140,6 +140,27 @@ def evaluate_map(model: MCTformer, loader: DataLoader, device: torch.device, amp
     return mean_average_precision(np.concatenate(scores), np.concatenate(targets))
 
 
+@torch.no_grad()
+def image_scores(
+    model: MCTformer, layout, ids: Sequence[str], settings: Mapping[str, Any], *, device: torch.device, batch_size: int,
+) -> np.ndarray:
+    """sigmoid of the classifier's class scores [N, C] for the images of ``ids``: the validation mAP's forward
+    (:func:`evaluate_map`: the evaluation transform of ``settings``, the run's classifier section, and its autocast),
+    one image at a time through the same dataset class, in batches of ``batch_size``."""
+    num_classes = model.num_classes
+    unlabelled = {image_id: np.zeros(num_classes, dtype=np.float32) for image_id in ids}
+    transform = classification_transform(settings["input_size"], False, settings["augment"])
+    loader = DataLoader(ClassificationDataset(layout, ids, unlabelled, transform), batch_size=batch_size, shuffle=False)
+    amp = settings["amp_dtype"] if settings["amp"] else None
+    model.eval()
+    scores = []
+    for images, _ in loader:
+        with autocast(device, amp):
+            output = model(images.to(device, non_blocking=True))
+        scores.append(torch.sigmoid(output.token_logits.float()).cpu().numpy())
+    return np.concatenate(scores) if scores else np.zeros((0, num_classes), dtype=np.float32)
+
+
 def train_classifier(
     layout: VOCLayout,
     train_ids: Sequence[str],

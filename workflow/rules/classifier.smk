@@ -6,7 +6,7 @@ rule train_classifier:
         **dataset_inputs(),
         labels=rules.class_labels.output[0],
     output:
-        checkpoint=f"{REP}/classifier/checkpoint.pt",
+        checkpoint=REP_FILES.classifier_checkpoint(),
         log_csv=f"{REP}/classifier/log.csv",
     log:
         REP_FILES.log("train_classifier"),
