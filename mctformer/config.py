@@ -271,7 +271,7 @@ def check_batch_splits(config: Mapping[str, Any]) -> None:
 
 
 # Rules that use a GPU when one is there; only they get GPU requests and the GPU partition.
-GPU_RULES = ("train_classifier", "extract_maps", "train_affinity", "random_walk", "train_deeplab", "infer_deeplab",
+GPU_RULES = ("train_classifier", "predict_labels", "extract_maps", "train_affinity", "random_walk", "train_deeplab", "infer_deeplab",
              "voc_submission", "train_irn", "irn_walk", "ablation_layers_replicate")
 # Rules that run data-parallel (torchrun) when given more than one GPU, with the config section whose batch_size
 # (the global batch) they split over the GPUs.
