@@ -16,6 +16,7 @@ with redirect_to_log(snakemake.log[0]):
             for split in (params.seed_splits if inputs.predicted_seed_bests else [])
         },
         label_evaluation=inputs.label_evaluation[0] if inputs.label_evaluation else None,
+        label_threshold=params.label_threshold,
         mask_summaries=dict(zip(params.mask_splits, inputs.mask_summaries)),
         mask_tables=dict(zip(params.mask_splits, inputs.mask_tables)),
         ablation_table=inputs.ablation_table[0] if inputs.ablation_table else None,
