@@ -57,11 +57,15 @@ class RunLayout:
         """The predicted labels' per-class precision / recall against the ground truth, per seed_eval split."""
         return f"{self.run}/classifier/predicted/precision_recall.csv"
 
-    def maps(self, variant: str, predicted: bool = False) -> str:
-        """The folder of one map variant's per-image .npz files (``predicted``: of the classifier's labels)."""
-        return f"{self.run}/{'maps_predicted' if predicted else 'maps'}/{variant}"
+    def maps(self, variant: str) -> str:
+        """The folder of one map variant's per-image .npz files."""
+        return f"{self.run}/maps/{variant}"
 
-    def seeds(self, predicted: bool = False) -> str:
+    def predicted_maps(self, variant: str) -> str:
+        """:meth:`maps` of the classifier's own labels (seeds.labels: predicted)."""
+        return f"{self.run}/maps_predicted/{variant}"
+
+    def seeds(self, predicted: bool) -> str:
         """The seed evaluations' folder: seeds/ (ground-truth labels) or seeds_predicted/ (the classifier's)."""
         return f"{self.run}/{'seeds_predicted' if predicted else 'seeds'}"
 

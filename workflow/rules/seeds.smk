@@ -72,8 +72,8 @@ use rule extract_maps as extract_maps_predicted with:
         labels=REP_FILES.predicted_labels(),
         checkpoint=rules.train_classifier.output.checkpoint,
     output:
-        maps=directory(expand(REP_FILES.maps("{variant}", predicted=True), variant=VARIANTS, allow_missing=True)),
-        overlays=directory(REP_FILES.maps("overlays", predicted=True)),
+        maps=directory(expand(REP_FILES.predicted_maps("{variant}"), variant=VARIANTS, allow_missing=True)),
+        overlays=directory(REP_FILES.predicted_maps("overlays")),
     log:
         REP_FILES.log("extract_maps_predicted"),
     benchmark:
