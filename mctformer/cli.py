@@ -159,7 +159,9 @@ def predict(args: argparse.Namespace) -> int:
     if args.classifier:
         checkpoints = RunCheckpoints(args.classifier, args.affinity, args.deeplab, None)
     else:
-        checkpoints = RunCheckpoints.of_run(config, args.run or os.path.join("results", config["run_name"]))
+        run = args.run or os.path.join("results", config["run_name"])
+        checkpoints = RunCheckpoints.of_run(config, run)
+        note_another_config(config, os.path.join(run, "summary.json"))
         overrides = {key: value for key, value in (("affinity", args.affinity), ("deeplab", args.deeplab)) if value}
         checkpoints = RunCheckpoints(**{**vars(checkpoints), **overrides})
     threshold = config["seeds"]["label_threshold"] if args.label_threshold is None else args.label_threshold
@@ -173,6 +175,21 @@ def predict(args: argparse.Namespace) -> int:
     print(f"predicted {written['images']} images ({written['label_source']} labels) into {args.out}"
           + (f"; no {' or '.join(skipped)} (the run has no such checkpoint)" if skipped else ""))
     return 0
+
+
+def note_another_config(config: dict, summary_path: str) -> None:
+    """A note on stderr when the run's summary.json records another resolved config than ``config`` (its sha256,
+    mctformer.provenance): the overlays the run was made with were likely not given (``--configfile``)."""
+    from .provenance import config_hash
+
+    if not os.path.isfile(summary_path):
+        return
+    with open(summary_path) as handle:
+        recorded = (json.load(handle).get("provenance") or {}).get("config_sha256")
+    if recorded and recorded != config_hash(config):
+        print(f"note: {summary_path} records another config (sha256 {recorded[:12]}) than the one resolved here "
+              f"({config_hash(config)[:12]}): every setting is taken from this one; give the run's overlays with --configfile "
+              f"(a run made before a config key was added differs by that key alone)", file=sys.stderr)
 
 
 def show_config(configfiles: list[str], default_file: str) -> int:

@@ -55,6 +55,7 @@ def test_predict_writes_labels_maps_seeds_masks_and_a_contact_sheet_for_new_imag
     out = tmp_path / "out"
     result = run_predict(tiny_run, [folder], out)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "records another config" not in result.stderr  # the config resolved from the run's overlay is the run's
     table = pd.read_csv(out / "labels.csv", keep_default_na=False)
     assert sorted(table["image"]) == sorted(NEW_NAMES)
 
@@ -202,3 +203,17 @@ def test_predicted_label_seeds_on_val_beside_the_ground_truth_ones(tiny_run, tmp
     assert val[CLASSES[0]]["recall"] == pytest.approx(hits / sum(truth[i][0] for i in val_ids))
     report = (run / "report.md").read_text()
     assert "### Seeds from the classifier's labels" in report and "exact label sets" in report
+
+
+def test_predict_notes_a_config_other_than_the_runs(tmp_path, capsys):
+    from mctformer.cli import note_another_config
+    from mctformer.provenance import config_hash
+
+    config = tiny_config()
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"provenance": {"config_sha256": config_hash(config)}}))
+    note_another_config(config, str(summary))
+    assert capsys.readouterr().err == ""
+    config["maps"]["last_k"] = 2
+    note_another_config(config, str(summary))
+    assert f"{summary} records another config" in capsys.readouterr().err
