@@ -182,10 +182,11 @@ def label_table(ids: Sequence[str], scores: np.ndarray, labels: Mapping[str, np.
 
 def write_seeds(map_dir: Path, ids: Sequence[str], background: float, out_dir: Path, palette: np.ndarray) -> None:
     """Each image's seed: argmax over [background, its maps] (metrics.seed_prediction), as a palette PNG."""
+    from ..logs import progress_bar
     from ..metrics import seed_prediction
 
     with atomic_directory(out_dir) as tmp:
-        for image_id in ids:
+        for image_id in progress_bar(ids, desc="seeds", unit="img", mininterval=2.0):
             labels, maps = load_map_file(map_dir / f"{image_id}.npz")
             save_label_png(tmp / f"{image_id}.png", seed_prediction(labels, maps, np.float32(background)), palette, atomic=False)
 

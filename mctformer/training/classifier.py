@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 from ..data.datasets import ClassificationDataset
 from ..data.transforms import classification_transform
 from ..data.voc import DatasetError, VOCLayout
+from ..logs import progress_bar
 from ..metrics import mean_average_precision
 from ..models.mctformer import MCTformer, classification_loss, create_mctformer, model_summary, plus_loss_terms
 from .common import autocast, fingerprint, read_checkpoint, save_trained, seed_everything
@@ -154,7 +155,7 @@ def image_scores(
     amp = settings["amp_dtype"] if settings["amp"] else None
     model.eval()
     scores = []
-    for images, _ in loader:
+    for images, _ in progress_bar(loader, desc="classifier scores", unit="batch", mininterval=2.0):
         with autocast(device, amp):
             output = model(images.to(device, non_blocking=True))
         scores.append(torch.sigmoid(output.token_logits.float()).cpu().numpy())
