@@ -147,7 +147,8 @@ def add_predict_parser(commands) -> None:
 def predict(args: argparse.Namespace) -> int:
     """``predict``: the config resolved as the workflow resolves it, the run's checkpoints (or those given), then
     stages.predict.predict_stage."""
-    from .config import ConfigError, load_config
+    from .config import ConfigError, deeplab_sources, load_config
+    from .run_layout import DEEPLAB_OF_SOURCE
     from .settings import Placement
     from .stages.predict import RunCheckpoints, predict_stage
 
@@ -160,7 +161,7 @@ def predict(args: argparse.Namespace) -> int:
         checkpoints = RunCheckpoints(args.classifier, args.affinity, args.deeplab, None)
     else:
         run = args.run or os.path.join("results", config["run_name"])
-        checkpoints = RunCheckpoints.of_run(config, run)
+        checkpoints = RunCheckpoints.of_run(config, run, DEEPLAB_OF_SOURCE[deeplab_sources(config)[0]])
         note_another_config(config, os.path.join(run, "summary.json"))
         overrides = {key: value for key, value in (("affinity", args.affinity), ("deeplab", args.deeplab)) if value}
         checkpoints = RunCheckpoints(**{**vars(checkpoints), **overrides})

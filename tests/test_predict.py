@@ -166,8 +166,11 @@ def test_given_labels_from_a_csv_name_the_row_of_an_unknown_class(tmp_path):
     path.write_text("image,labels\nphoto.jpg,disc square\nother.png,star\n")
     with pytest.raises(DatasetError, match=r"labels.csv, row 3: 'star' is not a class"):
         read_given_labels(str(path), ["photo"], CLASSES)
-    path.write_text("image,labels\nphoto.jpg,disc square\n")
-    np.testing.assert_array_equal(read_given_labels(str(path), ["photo"], CLASSES)["photo"], [1, 1, 0, 0])
+    # with or without the extension, and a dotted name without one (labels.csv's own `image` column)
+    path.write_text("image,labels\nphoto.jpg,disc square\nmy-shapes.v2,diamond\n")
+    labels = read_given_labels(str(path), ["photo", "my-shapes.v2"], CLASSES)
+    np.testing.assert_array_equal(labels["photo"], [1, 1, 0, 0])
+    np.testing.assert_array_equal(labels["my-shapes.v2"], [0, 0, 0, 1])
 
 
 def test_predicted_label_seeds_on_val_beside_the_ground_truth_ones(tiny_run, tmp_path):

@@ -32,7 +32,7 @@ from ..artifacts import atomic_directory, load_map_file, make_palette, read_labe
 from ..data.image_files import ImageFiles, image_paths
 from ..data.labels import load_class_labels, predicted_labels
 from ..data.voc import DatasetError
-from ..run_layout import DEEPLAB_OF_SOURCE, RunLayout
+from ..run_layout import RunLayout
 from ..settings import Placement
 
 LABEL_SOURCES = ("predicted", "given")
@@ -50,14 +50,15 @@ class RunCheckpoints:
     seed_best: str | None
 
     @classmethod
-    def of_run(cls, config: Mapping[str, Any], run: str) -> RunCheckpoints:
-        """The files a finished run of ``config`` holds under ``run`` (results/<run_name>), those absent as None."""
+    def of_run(cls, config: Mapping[str, Any], run: str, deeplab_model: str) -> RunCheckpoints:
+        """The files a finished run of ``config`` holds under ``run`` (results/<run_name>), those absent as None;
+        ``deeplab_model``: the DeepLab to apply (the first of deeplab.pseudo_masks: deeplab/ on PSA's masks)."""
         layout = RunLayout(run)
         classifier = layout.classifier_checkpoint()
         if not os.path.isfile(classifier):
             raise FileNotFoundError(f"classifier checkpoint {classifier} does not exist: is {run} a trained run of this config "
                                     f"(results/<run_name>), or give the checkpoint files")
-        deeplab = layout.deeplab_checkpoint(DEEPLAB_OF_SOURCE["psa"])
+        deeplab = layout.deeplab_checkpoint(deeplab_model)
         best = layout.seed_best(config["psa"]["threshold_split"], config["psa"]["seed_variant"])
         return cls(
             classifier=classifier,
@@ -94,7 +95,10 @@ def read_given_labels(path: str, ids: Sequence[str], classes: Sequence[str]) -> 
             if name not in index:
                 raise DatasetError(f"label file {path}, row {row}: {name!r} is not a class of the run ({', '.join(classes)})")
             multi_hot[index[name]] = 1
-        labels[Path(image).stem] = multi_hot
+        labels[image] = multi_hot
+    # a row names its image with or without the extension; a name of its own (`my.photo`, no extension) wins
+    for image in list(labels):
+        labels.setdefault(Path(image).stem, labels[image])
     missing = [image_id for image_id in ids if image_id not in labels]
     if missing:
         raise DatasetError(f"label file {path} has no labels for {len(missing)} images, e.g. {missing[0]}")
