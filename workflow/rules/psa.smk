@@ -37,7 +37,7 @@ rule train_affinity:
         **dataset_inputs(),
         labels=rules.psa_labels.output.labels,
     output:
-        checkpoint=f"{REP}/psa/affinity.pt",
+        checkpoint=REP_FILES.affinity_checkpoint(),
         log_csv=f"{REP}/psa/affinity_log.csv",
     log:
         REP_FILES.log("train_affinity"),
