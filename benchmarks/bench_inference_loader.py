@@ -24,7 +24,7 @@ from device_bench import add_device_arguments, config_of, device_of, write_json
 from PIL import Image
 
 from mctformer.artifacts import save_label_png, voc_palette
-from mctformer.crf import CRFParams
+from mctformer.crf import ScaledCRF
 from mctformer.data.layout import batches_of_equal_size
 from mctformer.data.transforms import normalize_image
 from mctformer.data.voc import VOCLayout
@@ -65,7 +65,7 @@ def old_segment_loop(model, layout, ids, crf_dir: str, settings: dict, crf_worke
             batch = torch.stack([normalize_image(image) for image in images]).to(device)
             probs = multiscale_softmax(model, batch, scales=settings["scales"], flip=settings["flip_inference"], fuse=settings["fuse"],
                                        resize=settings["inference_resize"], amp="float32").cpu().numpy()
-            jobs = [(i, image, p, CRFParams.from_config(crf), crf["spatial_scale"], crf["reference_size"], crf["normalise_scores"])
+            jobs = [(i, image, p, ScaledCRF.from_config(crf), crf["normalise_scores"])
                     for i, image, p in zip(batch_ids, images, probs)]
             for image_id, label in map_in_processes(_crf_job, jobs, pool=pool):
                 save_label_png(os.path.join(crf_dir, f"{image_id}.png"), label, voc_palette(), atomic=False)
@@ -113,8 +113,7 @@ def main() -> None:
             for workers in (0, args.workers):
                 started = time.perf_counter()
                 segment_images(model, layout, ids, None, str(work / f"new{workers}_{round_index}" / "crf"), scales=deeplab["scales"],
-                               flip=deeplab["flip_inference"], fuse=deeplab["fuse"], crf_params=CRFParams.from_config(deeplab["crf"]),
-                               scale_setting=deeplab["crf"]["spatial_scale"], reference_size=deeplab["crf"]["reference_size"], palette=voc_palette(),
+                               flip=deeplab["flip_inference"], fuse=deeplab["fuse"], crf=ScaledCRF.from_config(deeplab["crf"]), palette=voc_palette(),
                                device=device, workers=args.crf_workers, resize=deeplab["inference_resize"],
                                normalise_crf_scores=deeplab["crf"]["normalise_scores"], amp="float32", loader_workers=workers, chunk=args.batch)
                 inference[workers] = min(inference[workers], time.perf_counter() - started)

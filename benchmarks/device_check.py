@@ -23,7 +23,20 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "tests"), str(REPO / "benchmarks")]  # golden_cases (benchmarks) and the tests' data helpers
+sys.path.insert(0, str(REPO / "benchmarks"))  # golden_cases
+
+
+def tiny_config() -> dict:
+    """The tests' tiny config (mctformer.testing). Its ``device`` key is never read here: each part places its
+    networks itself (:func:`device_for`)."""
+    import yaml
+
+    from mctformer import testing
+    from mctformer.config import load_config
+
+    shipped = load_config((), default_file=REPO / "config.yaml")[0]
+    classic = yaml.safe_load((REPO / "workflow" / "configs" / "synthetic_classic.yaml").read_text())["synthetic"]
+    return testing.tiny_config(shipped, classic, run_name="device_check", device="cpu")
 
 
 def device_for(dry: bool) -> torch.device:
@@ -148,9 +161,9 @@ def chain(work: str, out: str, dry: bool) -> None:
     """The tiny chain's inference stages with random weights on a synthetic root, on the device against the CPU:
     extraction (maps and seeds), the PSA walk (masks), the IRN walk (masks), DeepLab inference (predictions), each
     under the config's float32 default and, on the device, under bfloat16 inference autocast too."""
-    from helpers.workflow import TINY_SPEC, tiny_config
+    from mctformer import testing
     from mctformer.artifacts import load_map_file, read_label_png, voc_palette
-    from mctformer.crf import CRFParams
+    from mctformer.crf import ScaledCRF
     from mctformer.data.synthetic import generate_synthetic_voc
     from mctformer.data.voc import VOCLayout
     from mctformer.irn.drivers import irn_walk_masks
@@ -167,7 +180,7 @@ def chain(work: str, out: str, dry: bool) -> None:
     config = tiny_config()
     root = work_dir / "voc"
     if not (root / "JPEGImages").is_dir():
-        generate_synthetic_voc(root, TINY_SPEC, palette=None, workers=1)
+        generate_synthetic_voc(root, testing.tiny_spec(config), palette=None, workers=1)
     layout = VOCLayout(root, len(config["data"]["classes"]))
     ids = layout.read_ids(config["data"]["splits"]["train"])[: 8 if dry else 64]
     num_classes = len(config["data"]["classes"])
@@ -236,8 +249,7 @@ def chain(work: str, out: str, dry: bool) -> None:
         for where, amp in ((cpu, "float32"), (device, "float32"), (device, "bfloat16")):
             folders[(where.type, amp)] = work_dir / f"deeplab_{where.type}_{amp}"
             segment_images(model, layout, ids, str(folders[(where.type, amp)]), None, scales=settings["scales"], flip=settings["flip_inference"],
-                           fuse=settings["fuse"], crf_params=CRFParams.from_config(settings["crf"]), scale_setting=settings["crf"]["spatial_scale"],
-                           reference_size=settings["crf"]["reference_size"], palette=voc_palette(), device=where, workers=1,
+                           fuse=settings["fuse"], crf=ScaledCRF.from_config(settings["crf"]), palette=voc_palette(), device=where, workers=1,
                            resize=settings["inference_resize"], normalise_crf_scores=settings["crf"]["normalise_scores"], amp=amp,
                            loader_workers=settings["inference_workers"])
             model.to(cpu)
@@ -258,7 +270,6 @@ def ddp(out: str, dry: bool) -> None:
     import torch.nn.functional as F
     from torch.nn.parallel import DistributedDataParallel
 
-    from helpers.workflow import tiny_config
     from mctformer.models.mctformer import classification_loss
     from mctformer.training.classifier import build_classifier
     from mctformer.training.common import autocast

@@ -9,6 +9,8 @@ folder of masks); the workflow itself calls the same functions from its rules.
     python -m mctformer prepare-voc12 VOC OUT [--sbd SBD] [--test TEST]   VOC 2012 (+ SBD) root from the official archives
     python -m mctformer prepare-coco14 IMAGES ANNOTATIONS OUT           COCO 2014 root from the images and instances JSONs
     python -m mctformer config show [--configfile FILE ...]         the merged, compat-resolved config Snakemake will see
+    python -m mctformer predict IMAGES ... --out OUT [--configfile FILE ...] [--run results/<run_name>]
+                                     a trained run on images of one's own: labels, maps, seeds, masks (docs/predict.md)
     python -m mctformer docs render [--run results/synthetic] | check | headline   the generated regions of README and docs/
 """
 
@@ -77,9 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     config_command.add_argument("--configfile", nargs="+", default=[], help="overlays, as snakemake --configfile takes them")
     config_command.add_argument("--default-file", default="config.yaml", help="the file the Snakefile loads first (default: config.yaml)")
 
+    add_predict_parser(commands)
+
     args = parser.parse_args(argv)
     if args.command == "config":
         return show_config(args.configfile, args.default_file)
+    if args.command == "predict":
+        return predict(args)
     if args.command == "prepare-voc12":  # no config: the releases fix the classes
         from .data.prepare import prepare_voc12
 
@@ -107,6 +113,84 @@ def main(argv: list[str] | None = None) -> int:
                 plot_path=os.path.join(tmp, "eval.png"), title=args.masks,
             )
     return 0
+
+
+def add_predict_parser(commands) -> None:
+    from .config import PROJECT_DIR
+
+    predict = commands.add_parser(
+        "predict", help="a trained run on your own images: labels, maps, seeds, pseudo masks, DeepLab (docs/predict.md)",
+        description="Apply a trained run to images (folders or files, any names): the predicted image-level labels and "
+        "their scores, each class's localization map as a heat overlay, the seed, the PSA pseudo mask and DeepLab's "
+        "segmentation (+ CRF) where the run has them, and one contact sheet. Every setting is the run's config's.",
+    )
+    predict.add_argument("images", nargs="+", help="image files and/or folders of them (not recursive)")
+    predict.add_argument("--out", required=True, help="the output folder (replaced when complete)")
+    predict.add_argument("--configfile", nargs="+", default=[], help="the run's overlays, as snakemake --configfile took them")
+    predict.add_argument("--default-file", default=str(PROJECT_DIR / "config.yaml"), help="the file the Snakefile loads first")
+    predict.add_argument("--run", help="the run folder (default: results/<run_name> of the config)")
+    predict.add_argument("--classifier", help="a classifier checkpoint.pt instead of the run's")
+    predict.add_argument("--affinity", help="an AffinityNet checkpoint (affinity.pt) instead of the run's")
+    predict.add_argument("--deeplab", help="a DeepLab checkpoint.pt instead of the run's")
+    predict.add_argument("--labels", help="ground-truth labels instead of the predicted ones: cls_labels.npy, or a CSV "
+                         "with columns image, labels (class names separated by spaces)")
+    predict.add_argument("--label-threshold", type=float, help="a class is predicted where its score reaches this "
+                         "(default: the config's seeds.label_threshold)")
+    predict.add_argument("--seed-threshold", type=float, help="the seeds' background score when the run has no best "
+                         "threshold file and psa.background is null")
+    predict.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default: the config's device")
+    predict.add_argument("--batch-size", type=int, help="images per forward (default: the config's maps.batch_size)")
+    predict.add_argument("--sheet-images", type=int, default=8, help="images on the contact sheet (default 8)")
+    predict.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads and CRF processes")
+
+
+def predict(args: argparse.Namespace) -> int:
+    """``predict``: the config resolved as the workflow resolves it, the run's checkpoints (or those given), then
+    stages.predict.predict_stage."""
+    from .config import ConfigError, deeplab_sources, load_config
+    from .run_layout import DEEPLAB_OF_SOURCE
+    from .settings import Placement
+    from .stages.predict import RunCheckpoints, predict_stage
+
+    try:
+        config, _ = load_config(args.configfile, default_file=args.default_file if os.path.exists(args.default_file) else None)
+    except ConfigError as error:
+        print(f"invalid config: {error}", file=sys.stderr)
+        return 1
+    if args.classifier:
+        checkpoints = RunCheckpoints(args.classifier, args.affinity, args.deeplab, None)
+    else:
+        run = args.run or os.path.join("results", config["run_name"])
+        checkpoints = RunCheckpoints.of_run(config, run, DEEPLAB_OF_SOURCE[deeplab_sources(config)[0]])
+        note_another_config(config, os.path.join(run, "summary.json"))
+        overrides = {key: value for key, value in (("affinity", args.affinity), ("deeplab", args.deeplab)) if value}
+        checkpoints = RunCheckpoints(**{**vars(checkpoints), **overrides})
+    threshold = config["seeds"]["label_threshold"] if args.label_threshold is None else args.label_threshold
+    written = predict_stage(
+        config=config, images=args.images, out_dir=args.out, checkpoints=checkpoints, labels_path=args.labels,
+        label_threshold=threshold, seed_threshold=args.seed_threshold,
+        placement=Placement(args.device or config["device"], config["deterministic"], 0),
+        batch_size=args.batch_size or config["maps"]["batch_size"], sheet_images=args.sheet_images, threads=args.threads,
+    )
+    skipped = [step for step in ("masks", "deeplab") if step not in written]
+    print(f"predicted {written['images']} images ({written['label_source']} labels) into {args.out}"
+          + (f"; no {' or '.join(skipped)} (the run has no such checkpoint)" if skipped else ""))
+    return 0
+
+
+def note_another_config(config: dict, summary_path: str) -> None:
+    """A note on stderr when the run's summary.json records another resolved config than ``config`` (its sha256,
+    mctformer.provenance): the overlays the run was made with were likely not given (``--configfile``)."""
+    from .provenance import config_hash
+
+    if not os.path.isfile(summary_path):
+        return
+    with open(summary_path) as handle:
+        recorded = (json.load(handle).get("provenance") or {}).get("config_sha256")
+    if recorded and recorded != config_hash(config):
+        print(f"note: {summary_path} records another config (sha256 {recorded[:12]}) than the one resolved here "
+              f"({config_hash(config)[:12]}): every setting is taken from this one; give the run's overlays with --configfile "
+              f"(a run made before a config key was added differs by that key alone)", file=sys.stderr)
 
 
 def show_config(configfiles: list[str], default_file: str) -> int:

@@ -272,6 +272,9 @@ def check_config(config: Mapping[str, Any]) -> None:
             if variant not in MAP_VARIANTS[version]:
                 raise ConfigError(f"ablations.segmentation.variants.{version}: {variant!r} is not a map of MCTformer-{version.upper()} "
                                   f"(it makes {list(MAP_VARIANTS[version])})")
+    if "ground_truth" not in config["seeds"]["labels"]:
+        raise ConfigError(f"seeds.labels: {config['seeds']['labels']} lacks ground_truth, which PSA's and IRN's seeds (and the "
+                          "walk's background threshold) are made of; predicted seeds are evaluated beside them: [ground_truth, predicted]")
     psa = config["psa"]
     if psa["seed_variant"] not in config["maps"]["variants"]:
         raise ConfigError(f"psa.seed_variant: {psa['seed_variant']!r} is not among maps.variants {config['maps']['variants']}")
@@ -305,7 +308,7 @@ def check_batch_splits(config: Mapping[str, Any]) -> None:
 
 
 # Rules that use a GPU when one is there; only they get GPU requests and the GPU partition.
-GPU_RULES = ("train_classifier", "extract_maps", "train_affinity", "random_walk", "train_deeplab", "infer_deeplab",
+GPU_RULES = ("train_classifier", "predict_labels", "extract_maps", "train_affinity", "random_walk", "train_deeplab", "infer_deeplab",
              "voc_submission", "train_irn", "irn_walk", "ablation_layers_replicate")
 # Rules that run data-parallel (torchrun) when given more than one GPU, with the config section whose batch_size
 # (the global batch) they split over the GPUs.

@@ -3,7 +3,7 @@
 pydensecrf is installed from the maintained ``pydensecrf2`` fork (same module,
 same API; the original 1.0rc3 sdist no longer builds on current Cython).
 Spatial parameters (every ``sxy``) are given for ~500 px images, as in the
-reference code; :func:`spatial_scale` adapts them to the images at hand.
+reference code; :class:`ScaledCRF` adapts them to the images at hand.
 """
 
 from __future__ import annotations
@@ -53,6 +53,26 @@ def spatial_scale(image_shape: tuple[int, int], setting: float | str, reference_
     return float(setting)
 
 
+@dataclass(frozen=True)
+class ScaledCRF:
+    """A config's CRF as every per-image driver takes it: the kernels, given for ``reference_size`` px images as in
+    the reference code, and how their spatial terms follow the image at hand (``spatial_scale``: ``auto`` or a fixed
+    factor; see :func:`spatial_scale`). The fields are the keys of ``psa.crf`` / ``deeplab.crf`` / ``irn.crf``."""
+
+    kernels: CRFParams
+    spatial_scale: float | str
+    reference_size: float
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any]) -> ScaledCRF:
+        """The CRF of a config section; its other keys (``normalise_scores``, ``gt_prob``) are ignored."""
+        return cls(CRFParams.from_config(section), section["spatial_scale"], section["reference_size"])
+
+    def for_image(self, image_shape: tuple[int, ...]) -> CRFParams:
+        """The kernels for an image of ``image_shape`` ([H, W, ...]): every sxy times :func:`spatial_scale`."""
+        return self.kernels.scaled(spatial_scale(image_shape[:2], self.spatial_scale, self.reference_size))
+
+
 def dense_crf(image: np.ndarray, probs: np.ndarray, params: CRFParams) -> np.ndarray:
     """Mean-field inference: RGB uint8 [H, W, 3] and probabilities [C, H, W] -> refined probabilities [C, H, W]."""
     import pydensecrf.densecrf as dcrf
@@ -75,9 +95,7 @@ def dense_crf(image: np.ndarray, probs: np.ndarray, params: CRFParams) -> np.nda
     return np.asarray(crf.inference(params.iterations), dtype=np.float32).reshape(channels, height, width)
 
 
-def crf_argmax(
-    image: np.ndarray, scores: np.ndarray, params: CRFParams, *, scale_setting: float | str, reference_size: float, normalise: bool,
-) -> np.ndarray:
+def crf_argmax(image: np.ndarray, scores: np.ndarray, crf: ScaledCRF, *, normalise: bool) -> np.ndarray:
     """Channel index per pixel after a CRF on non-negative scores [C, H, W].
 
     With ``normalise`` the scores are divided by their per-pixel sum first
@@ -87,5 +105,4 @@ def crf_argmax(
     scaled to the image size.
     """
     probs = scores / np.maximum(scores.sum(axis=0, keepdims=True), 1e-8) if normalise else scores
-    scaled = params.scaled(spatial_scale(image.shape[:2], scale_setting, reference_size))
-    return dense_crf(image, probs, scaled).argmax(axis=0)
+    return dense_crf(image, probs, crf.for_image(image.shape)).argmax(axis=0)

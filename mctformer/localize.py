@@ -302,16 +302,15 @@ def _summed_over_scales(
 
 def overlay_png(path: str | os.PathLike, image: np.ndarray, maps_by_variant: Mapping[str, np.ndarray], zoom: int = 3) -> None:
     """One row per variant: the image, then each class map as a heat overlay."""
-    from matplotlib import colormaps
     from PIL import Image
 
-    jet = colormaps["jet"]
+    from .plots import heat_overlay
+
     rows = []
     for maps in maps_by_variant.values():
         tiles = [image.astype(np.float32)]
         for class_map in maps:
-            heat = jet(np.clip(class_map, 0, 1))[..., :3] * 255
-            tiles.append(0.5 * image + 0.5 * heat)
+            tiles.append(heat_overlay(image, class_map))
         rows.append(np.concatenate(tiles, axis=1))
     width = max(row.shape[1] for row in rows)
     canvas = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows], axis=0)

@@ -251,6 +251,29 @@ def mean_average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
     return float(np.mean(precisions)) if precisions else float("nan")
 
 
+def label_precision_recall(predicted: np.ndarray, targets: np.ndarray, classes: Sequence[str]) -> pd.DataFrame:
+    """Per class, the image-level labels ``predicted`` [N, C] against the true ones ``targets`` [N, C] (multi-hot):
+    images that hold the class (``positives``), images it is predicted for (``predicted``), ``precision`` (NaN where
+    it is predicted for none) and ``recall`` (NaN where no image holds it); a last row ``mean`` averages each column
+    over the classes where it is defined (``exact_match``: the share of images whose whole label set is right)."""
+    predicted, targets = np.asarray(predicted) > 0, np.asarray(targets) > 0
+    if predicted.shape != targets.shape or predicted.shape[1] != len(classes):
+        raise ValueError(f"predicted labels {predicted.shape} and true labels {targets.shape} for {len(classes)} classes")
+    hits = (predicted & targets).sum(axis=0)
+    positives, chosen = targets.sum(axis=0), predicted.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(chosen > 0, hits / chosen, np.nan)
+        recall = np.where(positives > 0, hits / positives, np.nan)
+    table = pd.DataFrame({"class": list(classes), "positives": positives, "predicted": chosen, "precision": precision, "recall": recall})
+    mean = {"class": "mean", "positives": positives.sum(), "predicted": chosen.sum(),
+            "precision": np.nanmean(precision) if np.isfinite(precision).any() else np.nan,
+            "recall": np.nanmean(recall) if np.isfinite(recall).any() else np.nan}
+    table = pd.concat([table, pd.DataFrame([mean])], ignore_index=True)
+    table["exact_match"] = np.nan
+    table.loc[table.index[-1], "exact_match"] = float((predicted == targets).all(axis=1).mean()) if len(predicted) else np.nan
+    return table
+
+
 def dataset_confusion(pairs: Iterable[tuple[np.ndarray, np.ndarray]], num_labels: int) -> np.ndarray:
     """Sum of per-image confusions over (gt, prediction) pairs."""
     total = np.zeros((num_labels, num_labels), dtype=np.int64)

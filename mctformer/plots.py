@@ -130,6 +130,34 @@ def qualitative_grid(path: str, rows: Sequence[Sequence[np.ndarray]], titles: Se
     plt.close(figure)
 
 
+def heat_overlay(image: np.ndarray, class_map: np.ndarray) -> np.ndarray:
+    """An RGB image [H, W, 3] half-and-half with a map in [0, 1] [H, W] drawn in the jet colour map (float, 0..255)."""
+    heat = matplotlib.colormaps["jet"](np.clip(class_map, 0, 1))[..., :3] * 255
+    return 0.5 * image.astype(np.float32) + 0.5 * heat
+
+
+def contact_sheet(path: str, rows: Sequence[Sequence[tuple[str, np.ndarray]]], row_titles: Sequence[str], palette: np.ndarray) -> None:
+    """One row per image of (title, tile) pairs, rows of any length: an RGB tile (uint8 or float 0..255) drawn as
+    it is, a label map [H, W] in ``palette`` (the data's: data.palette over the VOC colour map), its ignored pixels
+    (IGNORE) in VOC's light boundary colour; ``row_titles`` (the image names) down the left."""
+    columns = max(len(row) for row in rows)
+    figure, axes = plt.subplots(len(rows), columns, figsize=(1.5 * columns, 1.6 * len(rows)), squeeze=False)
+    for axis in axes.ravel():
+        axis.axis("off")
+    for r, (row, name) in enumerate(zip(rows, row_titles)):
+        for c, (title, tile) in enumerate(row):
+            if tile.ndim == 2:
+                coloured = palette[np.where(tile == IGNORE, 0, tile)].copy()
+                coloured[tile == IGNORE] = (224, 224, 192)
+                tile = coloured
+            axes[r][c].imshow(np.clip(tile, 0, 255).astype(np.uint8), interpolation="nearest")
+            axes[r][c].set_title(title, fontsize=7)
+        axes[r][0].text(-0.08, 0.5, name, transform=axes[r][0].transAxes, rotation=90, ha="right", va="center", fontsize=7)
+    figure.tight_layout()
+    save_figure(path, figure)
+    plt.close(figure)
+
+
 def strip_plot(path: str, table: pd.DataFrame, *, seeds: Sequence[int]) -> None:
     """One panel per stage: every replicate's value of each metric (a dot, in seed order from left to right), the
     mean with +/- one std, and the paper's number (a cross) where it has one."""

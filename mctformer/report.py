@@ -34,6 +34,9 @@ def build_report(
     layout,
     seed_bests: Mapping[str, Mapping[str, str]],
     seed_plots: Mapping[str, str],
+    predicted_seed_bests: Mapping[str, Mapping[str, str]],
+    label_evaluation: str | None,
+    label_threshold: float,
     mask_summaries: Mapping[str, str],
     mask_tables: Mapping[str, str],
     ablation_table: str | None,
@@ -74,6 +77,11 @@ def build_report(
     ``provenance``: the run's block (mctformer.provenance.collect), written to summary.json as ``provenance`` after the
     metrics (the replicates' aggregate leaves it out) and shown at the head of report.md.
 
+    ``predicted_seed_bests`` {split: {variant: best.json}} of the seeds made with the classifier's labels at
+    ``label_threshold`` and ``label_evaluation`` (those labels' per-class precision / recall) when seeds.labels has
+    ``predicted`` (else empty and None): summary.json's ``seeds_predicted`` and ``classifier_labels``, and a report
+    section beside the ground-truth seeds.
+
     ``training_curves``: {trainer: its curve lines file (mctformer.training.curves)}, drawn as one figure of every
     trainer's loss (training_curves.png); nothing of summary.json comes from them."""
     seed_splits, mask_splits, deeplab_models = list(seed_bests), list(mask_summaries), list(deeplab_summaries)
@@ -84,6 +92,7 @@ def build_report(
         refinement=refinement, refinement_files=refinement_files, deeplab_summaries=deeplab_summaries,
         deeplab_split=deeplab_split, benchmarks=benchmarks,
     )
+    add_predicted_labels(summary, predicted_seed_bests, label_evaluation, label_threshold)
     replicate_lines = add_replicates(summary, replicate_seeds=replicate_seeds, replicate_summaries=replicate_summaries,
                                      replicates_plot=replicates_plot, report_path=report_path, deeplab_split=deeplab_split)
     summary["provenance"] = dict(provenance)
@@ -163,6 +172,60 @@ def add_replicates(
     strip_plot(replicates_plot, table, seeds=replicate_seeds)
     return replicate_markdown(table, seeds=replicate_seeds, confidence=CONFIDENCE,
                               figure=os.path.relpath(replicates_plot, os.path.dirname(report_path)))
+
+
+def add_predicted_labels(summary: dict, predicted_seed_bests: Mapping[str, Mapping[str, str]], label_evaluation: str | None,
+                         label_threshold: float) -> None:
+    """summary.json's ``seeds_predicted`` {split: {variant: best}} and ``classifier_labels`` {threshold, split: {class:
+    {precision, recall, positives, predicted}, mean: {..., exact_match}}}, where seeds.labels has predicted."""
+    if predicted_seed_bests:
+        summary["seeds_predicted"] = {split: {variant: read_json(path) for variant, path in bests.items()}
+                                      for split, bests in predicted_seed_bests.items()}
+    if label_evaluation is not None:
+        table = pd.read_csv(label_evaluation, keep_default_na=False, na_values=[""])
+        columns = ["positives", "predicted", "precision", "recall", "exact_match"]
+        labels: dict = {"threshold": label_threshold}
+        for split, rows in table.groupby("split", sort=False):
+            labels[split] = {row["class"]: {key: _number(row[key]) for key in columns if key != "exact_match" or row["class"] == "mean"}
+                             for _, row in rows.iterrows()}
+        summary["classifier_labels"] = labels
+
+
+def _number(value: Any) -> float | None:
+    """A table cell for JSON: None where it is undefined (NaN)."""
+    return None if pd.isna(value) else float(value)
+
+
+def _predicted_label_lines(summary: Mapping[str, Any], seed_splits: Sequence[str], variants: Sequence[str]) -> list[str]:
+    """The report's section on the seeds of the classifier's labels beside the ground-truth ones, and those labels'
+    precision / recall per class (only where seeds.labels has predicted)."""
+    if "seeds_predicted" not in summary:
+        return []
+    labels = summary["classifier_labels"]
+    lines = ["", f"### Seeds from the classifier's labels (score >= {labels['threshold']:g}; no class above it: the top one)", "",
+             "Seed mIoU with the image-level labels the classifier predicts, beside those with the ground-truth labels "
+             "(seeds.labels; what a run gives on images without labels).", "",
+             "| variant | " + " | ".join(f"{split}: ground truth | {split}: predicted" for split in seed_splits) + " |",
+             "|---|" + "---|---|" * len(seed_splits)]
+    for variant in variants:
+        cells = []
+        for split in seed_splits:
+            for source in ("seeds", "seeds_predicted"):
+                best = summary[source][split][variant]
+                cells.append(f"{100 * best['miou']:.1f} (t={best['threshold']:.2f})")
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    classes = [name for name in labels[seed_splits[0]] if name != "mean"]
+    lines += ["", "The classifier's labels against the ground truth (precision / recall per class, %):", "",
+              "| split | " + " | ".join(classes) + " | mean | exact label sets |", "|---|" + "---|" * (len(classes) + 2)]
+
+    def cell(row: Mapping[str, Any]) -> str:
+        return " / ".join("-" if row[key] is None else f"{100 * row[key]:.1f}" for key in ("precision", "recall"))
+
+    for split in seed_splits:
+        rows = labels[split]
+        lines.append(f"| {split} | " + " | ".join(cell(rows[name]) for name in classes) + f" | {cell(rows['mean'])} | "
+                     f"{100 * rows['mean']['exact_match']:.1f} |")
+    return lines
 
 
 def seed_ablation_figure(path: str, summary: Mapping[str, Any], split: str, variants: Sequence[str]) -> None:
@@ -317,6 +380,7 @@ def _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deepl
         paper = seed_miou(variant)
         lines.append(f"| {variant} | " + " | ".join(cells) + f" | {paper if paper is not None else '-'} |")
     lines += _seed_convention_lines(summary, seed_splits, variants)
+    lines += _predicted_label_lines(summary, seed_splits, variants)
     lines += ["", f"![seed ablation]({figures}/seed_ablation.png)", ""]
     lines += [f"![threshold sweep, {split}]({os.path.relpath(seed_plots[split], os.path.dirname(report_path))})" for split in seed_splits]
     method = summary["masks"].get("method", "psa")

@@ -35,18 +35,48 @@ class RunLayout:
     def benchmark(self, job: str) -> str:
         return f"{self.run}/benchmarks/{job}.tsv"
 
+    def classifier_checkpoint(self) -> str:
+        return f"{self.run}/classifier/checkpoint.pt"
+
+    def affinity_checkpoint(self) -> str:
+        """PSA's AffinityNet."""
+        return f"{self.run}/psa/affinity.pt"
+
+    def deeplab_checkpoint(self, model: str) -> str:
+        return f"{self.run}/{model}/checkpoint.pt"
+
+    def predicted_labels(self) -> str:
+        """The classifier's image-level labels of the seed_eval splits at seeds.label_threshold (cls_labels.npy's format)."""
+        return f"{self.run}/classifier/predicted/cls_labels.npy"
+
+    def label_scores(self) -> str:
+        """Each image's classifier scores beside its predicted and its true labels (CSV)."""
+        return f"{self.run}/classifier/predicted/scores.csv"
+
+    def label_evaluation(self) -> str:
+        """The predicted labels' per-class precision / recall against the ground truth, per seed_eval split."""
+        return f"{self.run}/classifier/predicted/precision_recall.csv"
+
     def maps(self, variant: str) -> str:
         """The folder of one map variant's per-image .npz files."""
         return f"{self.run}/maps/{variant}"
 
-    def seed_best(self, split: str, variant: str) -> str:
-        return f"{self.run}/seeds/{split}/{variant}/best.json"
+    def predicted_maps(self, variant: str) -> str:
+        """:meth:`maps` of the classifier's own labels (seeds.labels: predicted)."""
+        return f"{self.run}/maps_predicted/{variant}"
 
-    def seed_sweep(self, split: str, variant: str) -> str:
-        return f"{self.run}/seeds/{split}/{variant}/sweep.csv"
+    def seeds(self, predicted: bool) -> str:
+        """The seed evaluations' folder: seeds/ (ground-truth labels) or seeds_predicted/ (the classifier's)."""
+        return f"{self.run}/{'seeds_predicted' if predicted else 'seeds'}"
 
-    def seed_plot(self, split: str) -> str:
-        return f"{self.run}/seeds/{split}/sweep.png"
+    def seed_best(self, split: str, variant: str, predicted: bool = False) -> str:
+        return f"{self.seeds(predicted)}/{split}/{variant}/best.json"
+
+    def seed_sweep(self, split: str, variant: str, predicted: bool = False) -> str:
+        return f"{self.seeds(predicted)}/{split}/{variant}/sweep.csv"
+
+    def seed_plot(self, split: str, predicted: bool = False) -> str:
+        return f"{self.seeds(predicted)}/{split}/sweep.png"
 
     def masks(self, method: str) -> str:
         """The folder that holds a refinement's pseudo masks (``pseudo/``) and their evaluation files."""
@@ -156,6 +186,9 @@ def timed_jobs(config: Mapping[str, Any], refinements: Sequence[str], models: Se
     jobs = ["train_classifier", "extract_maps"]
     jobs += [job for method in refinements for job in REFINEMENT_JOBS[method]]
     jobs += [f"evaluate_seeds_{split}" for split in config["data"]["splits"]["seed_eval"]]
+    if "predicted" in config["seeds"]["labels"]:
+        jobs += ["predict_labels", "extract_maps_predicted"]
+        jobs += [f"evaluate_seeds_predicted_{split}" for split in config["data"]["splits"]["seed_eval"]]
     jobs += [f"{stage}_{split}" for split in config["psa"]["eval_splits"] for stage in ("evaluate_masks", "psa_ablation")]
     if "irn" in refinements:
         jobs += [f"evaluate_irn_masks_{split}" for split in config["irn"]["eval_splits"]]

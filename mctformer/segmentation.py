@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from .artifacts import atomic_directory, save_label_png
-from .crf import CRFParams, crf_argmax
+from .crf import ScaledCRF, crf_argmax
 from .data.layout import batches_of_equal_size
 from .data.prefetch import prefetched_batches
 from .logs import progress_bar
@@ -74,8 +74,8 @@ def multiscale_softmax(
 
 
 def _crf_job(job: tuple) -> tuple[str, np.ndarray]:
-    image_id, image, probs, params, scale_setting, reference_size, normalise = job
-    label = crf_argmax(image, probs, params, scale_setting=scale_setting, reference_size=reference_size, normalise=normalise)
+    image_id, image, probs, crf, normalise = job
+    label = crf_argmax(image, probs, crf, normalise=normalise)
     return image_id, label.astype(np.uint8)
 
 
@@ -89,9 +89,7 @@ def segment_images(
     scales: Sequence[float],
     flip: bool,
     fuse: str,
-    crf_params: CRFParams,
-    scale_setting: float | str,
-    reference_size: float,
+    crf: ScaledCRF,
     palette: np.ndarray,
     device: torch.device,
     workers: int,
@@ -103,8 +101,8 @@ def segment_images(
 ) -> None:
     """Label PNGs of every id in ``out_dir`` and/or CRF-refined ones in ``crf_out_dir``; folders appear when complete.
 
-    ``scales``, ``flip``, ``fuse``, ``resize``: see :func:`multiscale_softmax`; ``crf_params``, ``scale_setting``,
-    ``reference_size``, ``normalise_crf_scores``: deeplab.crf (see :func:`crf.crf_argmax`); ``workers``: CRF processes;
+    ``scales``, ``flip``, ``fuse``, ``resize``: see :func:`multiscale_softmax`; ``crf``, ``normalise_crf_scores``:
+    deeplab.crf (see :func:`crf.crf_argmax`); ``workers``: CRF processes;
     ``amp``: deeplab.inference_amp; ``loader_workers`` (deeplab.inference_workers): image-decoding processes working
     ahead of the network (0: decoded here, batch by batch).
 
@@ -141,7 +139,7 @@ def segment_images(
             for image_id, image, image_probs in zip(batch_ids, images, probs):
                 if out_tmp is not None:
                     save_label_png(os.path.join(out_tmp, f"{image_id}.png"), image_probs.argmax(axis=0).astype(np.uint8), palette, atomic=False)
-                jobs.append((image_id, image, image_probs, crf_params, scale_setting, reference_size, normalise_crf_scores))
+                jobs.append((image_id, image, image_probs, crf, normalise_crf_scores))
             if crf_tmp is None:
                 progress.update(len(jobs))
             elif pool is None:

@@ -144,6 +144,8 @@ def test_config_yaml_states_every_key_the_schema_knows():
         (lambda c: c["classifier"].update(arch="resnet"), "arch"),
         (lambda c: c["maps"].update(variants=["nonsense"]), "variants"),
         (lambda c: c["classifier"]["augment"].update(typo=1), "typo"),
+        (lambda c: c["seeds"].update(labels=["predicted", "guessed"]), "labels"),
+        (lambda c: c["seeds"].update(label_threshold=1.0), "label_threshold"),
     ],
 )
 def test_schema_rejects_bad_values_naming_the_key(edit, key):
@@ -164,6 +166,7 @@ def test_schema_rejects_bad_values_naming_the_key(edit, key):
         (lambda c: c["maps"].update(variants=["attention_refined"]), "maps.variants: 'attention_refined' needs another"),
         (lambda c: c["synthetic"].update(num_train=100), "synthetic.num_train"),
         (lambda c: c["data"]["splits"].update(val="test"), "data.splits"),
+        (lambda c: c["seeds"].update(labels=["predicted"]), "seeds.labels: ['predicted'] lacks ground_truth"),
     ],
 )
 def test_cross_key_checks(edit, message):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.arguments import crf_params
+from helpers.arguments import scaled_crf
 from helpers.workflow import tiny_config
 from mctformer.artifacts import read_label_png, voc_palette
 from mctformer.data.layout import DatasetRef
@@ -101,7 +101,7 @@ def test_segment_images_writes_both_folders_with_crf(synthetic_root, tmp_path):
     ids = layout.read_ids("val")[:5]
     segment_images(
         ConstantSegmenter(), layout, ids, str(tmp_path / "pred"), str(tmp_path / "pred_crf"), scales=[1.0], flip=False, fuse="max",
-        crf_params=crf_params("deeplab"), scale_setting="auto", reference_size=500, palette=voc_palette(), device=torch.device("cpu"),
+        crf=scaled_crf("deeplab"), palette=voc_palette(), device=torch.device("cpu"),
         workers=2, resize="ours", normalise_crf_scores=True, amp="float32", loader_workers=0, chunk=2,
     )
     for image_id in ids:

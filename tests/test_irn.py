@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.arguments import crf_params
+from helpers.arguments import crf_params, scaled_crf
 from helpers.workflow import TINY_SPEC, shipped_config
 from mctformer.affinity import pair_indices, pair_labels
 from mctformer.artifacts import save_map_file, voc_palette
@@ -279,10 +279,10 @@ def test_labels_training_and_walk_stages_end_to_end(synthetic_root, tmp_path, ca
     layout_ids = sorted(p.stem for p in (synthetic_root / "JPEGImages").glob("*.jpg"))[:8]
     layout = irn_maps(synthetic_root, layout_ids, tmp_path / "maps")
     settings = shipped_irn()
-    params = crf_params("psa", iterations=settings["crf"]["iterations"], gaussian_sxy=3, gaussian_compat=3, bilateral_sxy=50,
+    crf = scaled_crf("psa", iterations=settings["crf"]["iterations"], gaussian_sxy=3, gaussian_compat=3, bilateral_sxy=50,
                         bilateral_srgb=5, bilateral_compat=10)
     stats = make_ir_labels(layout, layout_ids, str(tmp_path / "maps"), str(tmp_path / "labels"), conf_fg_thres=0.3, conf_bg_thres=0.05,
-                           params=params, scale_setting="auto", reference_size=500, gt_prob=0.7, palette=voc_palette(), workers=1)
+                           crf=crf, gt_prob=0.7, palette=voc_palette(), workers=1)
     assert stats["images"] == 8 and stats["precision_vs_gt"] > 0.9 and 0 < stats["ignored_fraction"] < 0.5
     training = {**settings, "crop_size": 32, "batch_size": 4, "epochs": 2, "workers": 0, "edge_channels": 8}
     summary = train_boundary_net(layout, layout_ids, str(tmp_path / "labels"), training, tmp_path / "b.pt", tmp_path / "b.csv",
@@ -329,7 +329,7 @@ def test_missing_maps_are_named(synthetic_root, tmp_path):
     save_map_file(tmp_path / "maps" / f"{ids[0]}.npz", np.array([1]), np.zeros((1, *layout.image_size(ids[0]))), dtype="float32")
     with pytest.raises(FileNotFoundError, match=rf"maps missing for 2 of 3 images, e\.g\. .*maps/{ids[1]}\.npz"):
         make_ir_labels(layout, ids, str(tmp_path / "maps"), str(tmp_path / "labels"), conf_fg_thres=0.3, conf_bg_thres=0.05,
-                       params=crf_params("psa"), scale_setting="auto", reference_size=500, gt_prob=0.7, palette=voc_palette(), workers=1)
+                       crf=scaled_crf("psa"), gt_prob=0.7, palette=voc_palette(), workers=1)
     assert not (tmp_path / "labels").exists()
     model = BoundaryNet(backbone="tiny", pretrained=None, edge_channels=8, freeze_backbone=False)
     with pytest.raises(FileNotFoundError, match=rf"maps missing for 2 of 3 images, e\.g\. .*maps/{ids[1]}\.npz"):
@@ -337,4 +337,4 @@ def test_missing_maps_are_named(synthetic_root, tmp_path):
                        bg_threshold=0.25, scale=1.0, batch_size=4, palette=voc_palette(), device=torch.device("cpu"), amp="float32")
     with pytest.raises(ValueError, match="irn.conf_fg_thres must lie in"):
         make_ir_labels(layout, ids[:1], str(tmp_path / "maps"), str(tmp_path / "labels"), conf_fg_thres=1.3, conf_bg_thres=0.05,
-                       params=crf_params("psa"), scale_setting="auto", reference_size=500, gt_prob=0.7, palette=voc_palette(), workers=1)
+                       crf=scaled_crf("psa"), gt_prob=0.7, palette=voc_palette(), workers=1)

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from helpers.arguments import tiny_mctformer
 from helpers.workflow import paper_config
-from mctformer.crf import CRFParams, crf_argmax, dense_crf, spatial_scale
+from mctformer.crf import CRFParams, ScaledCRF, crf_argmax, dense_crf, spatial_scale
 from mctformer.models.mctformer import ARCHITECTURES, load_deit_weights
 from mctformer.psa.labels import confident_labels, crf_labels
 from mctformer.psa.walk import random_walk, transition_matrix_transposed
@@ -217,11 +217,10 @@ def test_crf_parameters_reach_pydensecrf(monkeypatch):
 
     assert crf_defaults("deeplab") == (10, 4, 3, 83, 5, 3)
     settings = paper_value("deeplab", "crf")
-    crf_argmax(image, np.full((2, 375, 500), 0.5, np.float32), CRFParams.from_config(settings), scale_setting=settings["spatial_scale"],
-               reference_size=settings["reference_size"], normalise=settings["normalise_scores"])
+    crf_argmax(image, np.full((2, 375, 500), 0.5, np.float32), ScaledCRF.from_config(settings), normalise=settings["normalise_scores"])
     assert RecordingCRF.calls[2:] == [("gaussian", 4.0, 3), ("bilateral", 83.0, 5, 3), ("inference", 10)]
     # a 250 px image halves every sxy, nothing else
-    crf_argmax(image[:125, :250], np.full((2, 125, 250), 0.5, np.float32), CRFParams.from_config(settings), scale_setting="auto", reference_size=500,
+    crf_argmax(image[:125, :250], np.full((2, 125, 250), 0.5, np.float32), ScaledCRF(CRFParams.from_config(settings), "auto", 500),
                normalise=settings["normalise_scores"])
     assert RecordingCRF.calls[2:] == [("gaussian", 2.0, 3), ("bilateral", 41.5, 5, 3), ("inference", 10)]
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.arguments import crf_params, extract_arguments, tiny_mctformer
+from helpers.arguments import extract_arguments, scaled_crf, tiny_mctformer
 from helpers.workflow import TINY_SPEC, tiny_config
 from mctformer.artifacts import voc_palette
 from mctformer.data.layout import batches_of_equal_size
@@ -56,7 +56,7 @@ def test_inference_with_loader_workers_and_overlapped_crf_pool_writes_the_same_b
     model = build_deeplab({**tiny_config()["deeplab"], "head_channels": 8, "dilation": 2}, TINY_SPEC.num_classes + 1).eval()
     for name, crf_workers, loader_workers in (("serial", 1, 0), ("pooled", 2, 2)):
         segment_images(model, layout, ids, str(tmp_path / name / "pred"), str(tmp_path / name / "crf"), scales=[1.0, 0.5], flip=True, fuse="max",
-                       crf_params=crf_params("deeplab", iterations=2), scale_setting="auto", reference_size=500, palette=voc_palette(),
+                       crf=scaled_crf("deeplab", iterations=2), palette=voc_palette(),
                        device=torch.device("cpu"), workers=crf_workers, resize="ours", normalise_crf_scores=True, amp="float32",
                        loader_workers=loader_workers, chunk=2)
     for folder in ("pred", "crf"):

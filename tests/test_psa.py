@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.arguments import crf_params
+from helpers.arguments import crf_params, scaled_crf
 from helpers.workflow import shipped_config
 from mctformer.affinity import affinity_loss, half_disc_offsets, neighbour_affinity, pair_affinity, pair_indices, pair_labels
 from mctformer.crf import CRFParams, dense_crf, spatial_scale
@@ -244,8 +244,8 @@ def test_missing_per_image_inputs_are_named(synthetic_root, tmp_path):
     ids = layout.read_ids("val")[:3]
     (tmp_path / "maps").mkdir()
     with pytest.raises(FileNotFoundError, match=r"maps missing for 3 of 3 images, e\.g\. .*maps/syn_\d+\.npz"):
-        make_psa_labels(layout, ids, str(tmp_path / "maps"), str(tmp_path / "labels"), alpha_low=4, alpha_high=12, params=crf_params("psa"),
-                        scale_setting="auto", reference_size=500, palette=voc_palette(), workers=1, image_source="decoded", keep_scores=False)
+        make_psa_labels(layout, ids, str(tmp_path / "maps"), str(tmp_path / "labels"), alpha_low=4, alpha_high=12, crf=scaled_crf("psa"),
+                        palette=voc_palette(), workers=1, image_source="decoded", keep_scores=False)
     assert not (tmp_path / "labels").exists()
     with pytest.raises(FileNotFoundError, match="PSA labels missing for 3 of 3 images"):
         settings = shipped_config()["affinity"]

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers.arguments import crf_params
+from helpers.arguments import scaled_crf
 from mctformer.crf import crf_argmax
 from mctformer.data.transforms import IMAGENET_MEAN, IMAGENET_STD, classification_transform, random_scale_flip_crop
 from mctformer.segmentation import multiscale_softmax
@@ -379,9 +379,9 @@ def test_crf_normalise_scores_switch(monkeypatch):
     RecordingUnary.seen = []
     image = np.zeros((2, 2, 3), np.uint8)
     scores = np.array([[[0.9, 0.6], [0.2, 0.5]], [[0.8, 0.7], [0.9, 0.5]]], np.float32)  # max-fused: sums > 1
-    params = crf_params("deeplab", iterations=1)
-    crf_argmax(image, scores, params, scale_setting=1.0, reference_size=500, normalise=True)
-    crf_argmax(image, scores, params, scale_setting=1.0, reference_size=500, normalise=False)
+    crf = scaled_crf("deeplab", spatial_scale=1.0, iterations=1)
+    crf_argmax(image, scores, crf, normalise=True)
+    crf_argmax(image, scores, crf, normalise=False)
     normalised, as_is = RecordingUnary.seen
     assert np.allclose(normalised, scores / scores.sum(0, keepdims=True)) and np.allclose(normalised.sum(0), 1)
     assert np.array_equal(as_is, scores)
@@ -406,7 +406,7 @@ def test_segment_images_passes_the_crf_and_resize_switches(monkeypatch, syntheti
         RecordingUnary.seen = []
         spy = StrideSpy()
         segment_images(spy, layout, ids, None, str(tmp_path / f"crf_{normalise}"), scales=[0.75], flip=True, fuse="max",
-                       crf_params=crf_params("deeplab", iterations=1), scale_setting=1.0, reference_size=500, palette=voc_palette(),
+                       crf=scaled_crf("deeplab", spatial_scale=1.0, iterations=1), palette=voc_palette(),
                        device=torch.device("cpu"), workers=1, resize="reference", normalise_crf_scores=normalise, amp="float32", loader_workers=0)
         expected = F.interpolate(normalize_image(layout.load_image(ids[0]))[None], size=(24, 24), mode="bilinear", align_corners=True)
         assert torch.allclose(spy.inputs[0], expected, atol=1e-6)  # int(32 * 0.75), align_corners=True

@@ -19,6 +19,7 @@ CONFIG = {
     "data": {"splits": {"seed_eval": ["train", "val"]}},
     "psa": {"eval_splits": ["train"], "seed_variant": "fused_refined"},
     "irn": {"eval_splits": ["val"], "seed_variant": "fused"},
+    "seeds": {"labels": ["ground_truth"]},
 }
 
 
@@ -31,6 +32,10 @@ def test_paths_of_one_run_folder():
     assert files.deeplab_evaluation("deeplab_gt", "pred_crf") == "results/tiny/deeplab_gt/eval_pred_crf.json"
     assert (files.log("report"), files.benchmark("report")) == ("results/tiny/logs/report.log", "results/tiny/benchmarks/report.tsv")
     assert files.figure("repairs") == "results/tiny/figures/repairs.png" and files.ablations == "results/tiny/ablations"
+    # seeds.labels: predicted beside the ground truth's
+    assert files.seed_best("val", "fused", predicted=True) == "results/tiny/seeds_predicted/val/fused/best.json"
+    assert files.predicted_maps("fused") == "results/tiny/maps_predicted/fused"
+    assert files.predicted_labels() == "results/tiny/classifier/predicted/cls_labels.npy"
 
 
 def test_replicates_are_a_suffix_of_the_run_folder():
@@ -66,4 +71,7 @@ def test_the_timed_jobs_follow_the_refinements_and_models():
     assert jobs == ["train_classifier", "extract_maps", "psa_labels", "train_affinity", "random_walk", "evaluate_seeds_train",
                     "evaluate_seeds_val", "evaluate_masks_train", "psa_ablation_train", "train_deeplab", "infer_deeplab",
                     "evaluate_deeplab_pred", "evaluate_deeplab_pred_crf"]
+    predicted = timed_jobs({**CONFIG, "seeds": {"labels": ["ground_truth", "predicted"]}}, ["psa"], ["deeplab"], None)[1]
+    assert predicted == [*jobs[:7], "predict_labels", "extract_maps_predicted", "evaluate_seeds_predicted_train",
+                         "evaluate_seeds_predicted_val", *jobs[7:]]
     assert "evaluate_irn_masks_val" in timed_jobs(CONFIG, ["psa", "irn"], [], None)[1] and timed_jobs(CONFIG, [], [], None)[0] == ["class_labels"]

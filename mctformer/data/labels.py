@@ -66,3 +66,16 @@ def load_class_labels(path: str | os.PathLike, ids: Sequence[str] | None = None,
         if missing:
             raise DatasetError(f"class-label file {path} has no labels for {len(missing)} ids, e.g. {missing[0]}")
     return {k: np.asarray(v, dtype=np.float32) for k, v in labels.items()}
+
+
+def predicted_labels(scores: np.ndarray, threshold: float) -> np.ndarray:
+    """Multi-hot float32 [N, C] of the classes whose classifier score (a sigmoid, [N, C]) is at least ``threshold``
+    (seeds.label_threshold); an image where no class reaches it gets its top-scoring class, since every image of a
+    WSSS dataset holds at least one object and its seeds need a class to be made of."""
+    scores = np.asarray(scores, dtype=np.float32)
+    if scores.ndim != 2:
+        raise ValueError(f"classifier scores must be [images, classes], got {scores.shape}")
+    chosen = scores >= threshold
+    empty = ~chosen.any(axis=1)
+    chosen[np.flatnonzero(empty), scores[empty].argmax(axis=1)] = True
+    return chosen.astype(np.float32)

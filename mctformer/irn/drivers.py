@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..artifacts import atomic_directory, load_map_file, require_per_image_files, save_label_png
-from ..crf import CRFParams, spatial_scale
+from ..crf import ScaledCRF
 from ..data.layout import batches_of_equal_size
 from ..logs import progress_bar
 from ..models.irn import boundary_probability
@@ -22,8 +22,8 @@ from .walk import boundary_walk, walked_to_masks
 
 
 def label_one_image(
-    image_id: str, *, layout, map_dir: str, out_dir: str, conf_fg_thres: float, conf_bg_thres: float, params: CRFParams,
-    scale_setting: float | str, reference_size: float, gt_prob: float, palette: np.ndarray,
+    image_id: str, *, layout, map_dir: str, out_dir: str, conf_fg_thres: float, conf_bg_thres: float, crf: ScaledCRF,
+    gt_prob: float, palette: np.ndarray,
 ) -> dict[str, int]:
     """One image's IRN label: the job :func:`make_ir_labels` spreads over processes."""
     map_path = os.path.join(map_dir, f"{image_id}.npz")
@@ -31,15 +31,15 @@ def label_one_image(
     labels, maps = load_map_file(map_path)
     if maps.shape[1:] != picture.shape[:2]:
         raise ValueError(f"map file {map_path} is {maps.shape[1:]} but image {image_id} is {picture.shape[:2]}")
-    scaled = params.scaled(spatial_scale(picture.shape[:2], scale_setting, reference_size))
-    label = ir_labels(picture, labels, maps, conf_fg_thres=conf_fg_thres, conf_bg_thres=conf_bg_thres, crf_params=scaled, gt_prob=gt_prob)
+    label = ir_labels(picture, labels, maps, conf_fg_thres=conf_fg_thres, conf_bg_thres=conf_bg_thres, crf_params=crf.for_image(picture.shape),
+                      gt_prob=gt_prob)
     save_label_png(os.path.join(out_dir, f"{image_id}.png"), label, palette, atomic=False)
     return confident_label_counts(layout, image_id, label)
 
 
 def make_ir_labels(
-    layout, ids, map_dir: str, out_dir: str, *, conf_fg_thres: float, conf_bg_thres: float, params: CRFParams,
-    scale_setting: float | str, reference_size: float, gt_prob: float, palette: np.ndarray, workers: int,
+    layout, ids, map_dir: str, out_dir: str, *, conf_fg_thres: float, conf_bg_thres: float, crf: ScaledCRF,
+    gt_prob: float, palette: np.ndarray, workers: int,
 ) -> dict[str, float]:
     """IRN's confident labels of every id as palette PNGs in ``out_dir`` (written atomically as a folder); their shares."""
     check_thresholds(conf_fg_thres, conf_bg_thres)
@@ -48,7 +48,7 @@ def make_ir_labels(
     with atomic_directory(out_dir) as tmp:
         job = partial(
             label_one_image, layout=layout, map_dir=map_dir, out_dir=str(tmp), conf_fg_thres=conf_fg_thres, conf_bg_thres=conf_bg_thres,
-            params=params, scale_setting=scale_setting, reference_size=reference_size, gt_prob=gt_prob, palette=palette,
+            crf=crf, gt_prob=gt_prob, palette=palette,
         )
         for counts in progress_bar(map_in_processes(job, ids, workers, chunksize=32), total=len(ids), desc="IRN labels (CRF)", unit="img",
                                    mininterval=2.0):

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ..artifacts import atomic_directory, load_map_file, require_per_image_files, save_label_png
-from ..crf import CRFParams, crf_argmax, spatial_scale
+from ..crf import ScaledCRF, crf_argmax
 from ..data.layout import batches_of_equal_size
 from ..data.transforms import normalize_image
 from ..data.voc import IGNORE
@@ -24,8 +24,8 @@ from .walk import walk_seeds
 
 
 def label_one_image(
-    image_id: str, *, layout, map_dir: str, out_dir: str, alpha_low: float, alpha_high: float, params: CRFParams,
-    scale_setting: float | str, reference_size: float, palette: np.ndarray, image_source: str, keep_scores: bool,
+    image_id: str, *, layout, map_dir: str, out_dir: str, alpha_low: float, alpha_high: float, crf: ScaledCRF,
+    palette: np.ndarray, image_source: str, keep_scores: bool,
 ) -> dict[str, int]:
     """One image's confident label (and la / ha scores): the job :func:`make_psa_labels` spreads over processes."""
     map_path, out_path = os.path.join(map_dir, f"{image_id}.npz"), os.path.join(out_dir, f"{image_id}.png")
@@ -34,7 +34,7 @@ def label_one_image(
     if maps.shape[1:] != picture.shape[:2]:
         raise ValueError(f"map file {map_path} is {maps.shape[1:]} but image {image_id} is {picture.shape[:2]}")
     image = crf_image(picture, image_source)
-    scaled = params.scaled(spatial_scale(image.shape[:2], scale_setting, reference_size))
+    scaled = crf.for_image(image.shape)
     la_scores = crf_scores(image, maps, alpha=alpha_low, params=scaled)
     ha_scores = crf_scores(image, maps, alpha=alpha_high, params=scaled)
     values = np.concatenate([[0], labels]).astype(np.uint8)
@@ -73,9 +73,7 @@ def make_psa_labels(
     *,
     alpha_low: float,
     alpha_high: float,
-    params: CRFParams,
-    scale_setting: float | str,
-    reference_size: float,
+    crf: ScaledCRF,
     palette: np.ndarray,
     workers: int,
     image_source: str,
@@ -91,8 +89,8 @@ def make_psa_labels(
     totals: dict[str, int] = {}
     with atomic_directory(out_dir) as tmp:
         job = partial(
-            label_one_image, layout=layout, map_dir=map_dir, out_dir=str(tmp), alpha_low=alpha_low, alpha_high=alpha_high, params=params,
-            scale_setting=scale_setting, reference_size=reference_size, palette=palette, image_source=image_source, keep_scores=keep_scores,
+            label_one_image, layout=layout, map_dir=map_dir, out_dir=str(tmp), alpha_low=alpha_low, alpha_high=alpha_high, crf=crf,
+            palette=palette, image_source=image_source, keep_scores=keep_scores,
         )
         for counts in progress_bar(map_in_processes(job, ids, workers, chunksize=32), total=len(ids), desc="PSA labels (CRF)", unit="img", mininterval=2.0):
             for key, value in counts.items():
@@ -201,12 +199,12 @@ def random_walk_masks(
 # ---------------------------------------------------------------- ablation --
 
 def _crf_only_job(job: tuple) -> np.ndarray:
-    layout, image_id, map_path, background, params, scale_setting, reference_size, num_labels = job
+    layout, image_id, map_path, background, crf, num_labels = job
     image = layout.load_image(image_id)
     labels, maps = load_map_file(map_path)
     scores = np.concatenate([np.full((1,) + maps.shape[1:], background, np.float32), maps])
     # scores of a constant background beside [0, 1] maps do not sum to one: always normalised (psa.crf has no normalise_scores)
-    label_index = crf_argmax(image, scores, params, scale_setting=scale_setting, reference_size=reference_size, normalise=True)
+    label_index = crf_argmax(image, scores, crf, normalise=True)
     prediction = np.concatenate([[0], labels])[label_index]
     return confusion_matrix(layout.load_mask(image_id), prediction, num_labels)
 
@@ -235,9 +233,8 @@ def colour_walk_predictions(layout, ids, map_dir: str, *, background: float, bet
 
 
 def psa_ablation(
-    layout, ids, map_dir: str, *, background: float, beta: float, logt: int, walk_scale: float, params: CRFParams,
-    scale_setting: float | str, reference_size: float, radius: int, stride: int, pair_sources: str, colour_sigma: float,
-    num_labels: int, workers: int,
+    layout, ids, map_dir: str, *, background: float, beta: float, logt: int, walk_scale: float, crf: ScaledCRF,
+    radius: int, stride: int, pair_sources: str, colour_sigma: float, num_labels: int, workers: int,
 ) -> dict[str, float]:
     """mIoU of the seeds, of a CRF on the seeds alone, and of the random walk with a colour affinity
     (``colour_sigma``): what PSA's learned affinity is measured against."""
@@ -248,7 +245,7 @@ def psa_ablation(
             yield layout.load_mask(image_id), seed_prediction(labels, maps, np.float32(background))
 
     seeds = dataset_confusion(seed_pairs(), num_labels)
-    jobs = [(layout, i, os.path.join(map_dir, f"{i}.npz"), background, params, scale_setting, reference_size, num_labels) for i in ids]
+    jobs = [(layout, i, os.path.join(map_dir, f"{i}.npz"), background, crf, num_labels) for i in ids]
     crf_only = sum(map_in_processes(_crf_only_job, jobs, workers, chunksize=32))
     colour = dataset_confusion(
         colour_walk_predictions(

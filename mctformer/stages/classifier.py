@@ -1,8 +1,8 @@
-"""The stage of workflow/rules/classifier.smk: training MCTformer on the image-level labels."""
+"""The stages of workflow/rules/classifier.smk: training MCTformer on the image-level labels, and its own labels (seeds.labels: predicted)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..data.labels import load_class_labels
@@ -36,3 +36,53 @@ def train_classifier_stage(
         device=torch_device, seed=seed, workers=settings["workers"], tensorboard_dir=tensorboard_folder(log_csv) if tensorboard else None,
     )
     print(f"classifier trained in {summary['seconds']:.1f} s: {summary['final']}")
+
+
+def predict_labels_stage(
+    *, dataset: DatasetRef, labels_path: str, splits: Sequence[str], settings: Mapping[str, Any], label_threshold: float,
+    batch_size: int, placement: Placement, checkpoint: str, labels_out: str, scores_out: str, evaluation_out: str, threads: int,
+) -> None:
+    """The classifier's image-level labels of every image of ``splits`` (seeds.labels: predicted): its scores
+    (training.classifier.image_scores, ``settings`` = the classifier section), the classes at or above
+    ``label_threshold`` (data.labels.predicted_labels) in cls_labels.npy's format, each image's scores beside its
+    predicted and true labels, and per split the per-class precision / recall against the ground truth."""
+    import numpy as np
+    import pandas as pd
+
+    from ..artifacts import write_dataframe_csv
+    from ..data.labels import predicted_labels, save_class_labels
+    from ..data.layout import ids_of_splits
+    from ..metrics import label_precision_recall
+    from ..training.classifier import image_scores, load_classifier
+    from ..training.common import torch_setup
+
+    torch_device = torch_setup(threads, placement, amp_dtype=training_precision(settings))
+    reader = dataset.open()
+    ids = ids_of_splits(reader, splits)
+    classes = list(dataset.classes)
+    truth = load_class_labels(labels_path, ids, len(classes))
+    model = load_classifier(checkpoint, len(classes), device=torch_device, version=settings["version"])
+    scores = image_scores(model, reader, ids, settings, device=torch_device, batch_size=batch_size)
+    predicted = dict(zip(ids, predicted_labels(scores, label_threshold)))
+    save_class_labels(labels_out, predicted)
+
+    def names(multi_hot: np.ndarray) -> str:
+        return " ".join(name for name, on in zip(classes, multi_hot) if on > 0)
+
+    table = pd.DataFrame(scores, columns=[f"score_{name}" for name in classes])
+    table.insert(0, "image", ids)
+    table["predicted"] = [names(predicted[i]) for i in ids]
+    table["ground_truth"] = [names(truth[i]) for i in ids]
+    write_dataframe_csv(scores_out, table)
+    tables = []
+    for split in splits:
+        split_ids = reader.read_ids(split)
+        evaluation = label_precision_recall(np.stack([predicted[i] for i in split_ids]), np.stack([truth[i] for i in split_ids]), classes)
+        evaluation.insert(0, "split", split)
+        tables.append(evaluation)
+        mean = evaluation.iloc[-1]
+        print(f"{split}: predicted labels at {label_threshold}: mean precision {mean['precision']:.3f}, mean recall "
+              f"{mean['recall']:.3f}, exact label sets {mean['exact_match']:.3f} ({len(split_ids)} images)")
+    evaluation_table = pd.concat(tables, ignore_index=True)
+    evaluation_table.insert(1, "label_threshold", label_threshold)
+    write_dataframe_csv(evaluation_out, evaluation_table)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..artifacts import make_palette
-from ..crf import CRFParams
+from ..crf import ScaledCRF
 from ..data.layout import DatasetRef
 from ..settings import Placement, training_precision
 from .psa import evaluate_masks_stage
@@ -68,8 +68,8 @@ def infer_deeplab_stage(
     model = load_deeplab(checkpoint, len(dataset.classes) + 1, head=head, device=torch_device)
     started = time.time()
     segment_images(
-        model, reader, ids, pred_dir, crf_dir, scales=scales, flip=flip_inference, fuse=fuse, crf_params=CRFParams.from_config(crf),
-        scale_setting=crf["spatial_scale"], reference_size=crf["reference_size"], palette=make_palette(palette), device=torch_device,
+        model, reader, ids, pred_dir, crf_dir, scales=scales, flip=flip_inference, fuse=fuse, crf=ScaledCRF.from_config(crf),
+        palette=make_palette(palette), device=torch_device,
         workers=max(1, threads), resize=inference_resize, normalise_crf_scores=crf["normalise_scores"], amp=inference_amp,
         loader_workers=inference_workers,
     )

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..artifacts import make_palette, write_json
-from ..crf import CRFParams
+from ..crf import ScaledCRF
 from ..data.layout import DatasetRef, first_ids, ids_of_splits
 from ..settings import Placement, training_precision
 
@@ -24,8 +24,8 @@ def ir_labels_stage(
     ids = first_ids(reader, split, max_images)
     started = time.time()
     stats = make_ir_labels(
-        reader, ids, map_dir, out_dir, conf_fg_thres=conf_fg_thres, conf_bg_thres=conf_bg_thres, params=CRFParams.from_config(crf),
-        scale_setting=crf["spatial_scale"], reference_size=crf["reference_size"], gt_prob=float(crf["gt_prob"]),
+        reader, ids, map_dir, out_dir, conf_fg_thres=conf_fg_thres, conf_bg_thres=conf_bg_thres, crf=ScaledCRF.from_config(crf),
+        gt_prob=float(crf["gt_prob"]),
         palette=make_palette(palette), workers=max(1, min(threads, label_workers)),
     )
     stats["seconds"] = time.time() - started

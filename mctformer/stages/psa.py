@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..artifacts import make_palette, write_dataframe_csv, write_json
-from ..crf import CRFParams
+from ..crf import ScaledCRF
 from ..data.layout import DatasetRef, first_ids, ids_of_splits
 from ..settings import Placement, WalkSettings, training_precision  # the rule scripts build it and DatasetRef from their config keys (their .take)
 
@@ -25,8 +25,7 @@ def psa_labels_stage(
     ids = first_ids(reader, split, max_images)
     started = time.time()
     stats = make_psa_labels(
-        reader, ids, map_dir, out_dir, alpha_low=alpha_low, alpha_high=alpha_high, params=CRFParams.from_config(crf),
-        scale_setting=crf["spatial_scale"], reference_size=crf["reference_size"], palette=make_palette(palette),
+        reader, ids, map_dir, out_dir, alpha_low=alpha_low, alpha_high=alpha_high, crf=ScaledCRF.from_config(crf), palette=make_palette(palette),
         workers=max(1, min(threads, workers)), image_source=crf_image, keep_scores=grid_labels == "pooled_scores",
     )
     stats["seconds"] = time.time() - started
@@ -117,8 +116,7 @@ def psa_ablation_stage(
     ids = reader.read_ids(split)
     results = psa_ablation(
         reader, ids, map_dir, background=read_background(background, best_json), beta=walk.beta, logt=walk.logt, walk_scale=walk_scale,
-        params=CRFParams.from_config(crf), scale_setting=crf["spatial_scale"], reference_size=crf["reference_size"],
-        radius=walk.radius, stride=backbone_output_stride(backbone), pair_sources=walk.pair_sources, colour_sigma=colour_sigma,
+        crf=ScaledCRF.from_config(crf), radius=walk.radius, stride=backbone_output_stride(backbone), pair_sources=walk.pair_sources, colour_sigma=colour_sigma,
         num_labels=len(dataset.classes) + 1, workers=max(1, threads),
     )
     with open(learned_summary) as handle:

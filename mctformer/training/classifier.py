@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 from ..data.datasets import ClassificationDataset
 from ..data.transforms import classification_transform
 from ..data.voc import DatasetError, VOCLayout
+from ..logs import progress_bar
 from ..metrics import mean_average_precision
 from ..models.mctformer import MCTformer, classification_loss, create_mctformer, model_summary, plus_loss_terms
 from .common import autocast, fingerprint, read_checkpoint, save_trained, seed_everything
@@ -171,6 +172,27 @@ def evaluate_map(model: MCTformer, loader: DataLoader, device: torch.device, amp
         scores.append(output.token_logits.float().cpu().numpy())
         targets.append(target.numpy())
     return mean_average_precision(np.concatenate(scores), np.concatenate(targets))
+
+
+@torch.no_grad()
+def image_scores(
+    model: MCTformer, layout, ids: Sequence[str], settings: Mapping[str, Any], *, device: torch.device, batch_size: int,
+) -> np.ndarray:
+    """sigmoid of the classifier's class scores [N, C] for the images of ``ids``: the validation mAP's forward
+    (:func:`evaluate_map`: the evaluation transform of ``settings``, the run's classifier section, and its autocast),
+    one image at a time through the same dataset class, in batches of ``batch_size``."""
+    num_classes = model.num_classes
+    unlabelled = {image_id: np.zeros(num_classes, dtype=np.float32) for image_id in ids}
+    transform = classification_transform(settings["input_size"], False, settings["augment"])
+    loader = DataLoader(ClassificationDataset(layout, ids, unlabelled, transform), batch_size=batch_size, shuffle=False)
+    amp = settings["amp_dtype"] if settings["amp"] else None
+    model.eval()
+    scores = []
+    for images, _ in progress_bar(loader, desc="classifier scores", unit="batch", mininterval=2.0):
+        with autocast(device, amp):
+            output = model(images.to(device, non_blocking=True))
+        scores.append(torch.sigmoid(output.token_logits.float()).cpu().numpy())
+    return np.concatenate(scores) if scores else np.zeros((0, num_classes), dtype=np.float32)
 
 
 def train_classifier(

@@ -47,3 +47,10 @@ def crf_params(section: str = "psa", **overrides):
     from mctformer.crf import CRFParams
 
     return dataclasses.replace(CRFParams.from_config(shipped_config()[section]["crf"]), **overrides)
+
+
+def scaled_crf(section: str = "psa", *, spatial_scale: float | str = "auto", reference_size: float = 500, **overrides):
+    """:func:`crf_params` as the drivers take it: with its spatial scaling (``auto``: sxy for ~500 px images)."""
+    from mctformer.crf import ScaledCRF
+
+    return ScaledCRF(crf_params(section, **overrides), spatial_scale, reference_size)

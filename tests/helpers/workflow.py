@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from helpers.device import TEST_DEVICE
+from mctformer import testing
 from mctformer.config import load_config
 from mctformer.data.synthetic import SyntheticSpec
 
@@ -43,30 +44,14 @@ def classic_overlay() -> dict:
 
 
 def tiny_config(run_name: str = "tiny") -> dict:
-    """The shipped config, resolved (every switch stated), shrunk to run the whole chain in well under a minute."""
-    config = shipped_config()
-    config["run_name"] = run_name
-    # not the shipped `auto`: the tests run on the CPU whatever the host has, on CUDA when asked (helpers/device.py)
-    config["device"] = TEST_DEVICE
-    config["deterministic"] = TEST_DEVICE == "cuda"
-    config["data"]["classes"] = ["disc", "square", "triangle", "diamond"]
-    # the classic world (workflow/configs/synthetic_classic.yaml): colour gives the class, so one epoch learns it
-    config["synthetic"].update(classic_overlay()["synthetic"])
-    config["synthetic"].update(num_train_aug=48, num_train=12, num_val=16, image_size=32, max_objects=2)
-    config["classifier"].update(epochs=1, batch_size=16, input_size=32, workers=0)
-    config["maps"].update(batch_size=16, overlays=2)
-    config["seeds"]["thresholds"] = {"start": 0.0, "stop": 0.6, "step": 0.05}
-    config["psa"].update(max_images=None, workers=2)
-    config["affinity"].update(epochs=1, batch_size=8, crop_size=32)
-    config["deeplab"].update(epochs=1, batch_size=8, crop_size=32, scales=[0.75, 1.0])
-    return config
+    """The shipped config, resolved (every switch stated), shrunk to run the whole chain in well under a minute
+    (mctformer.testing); on the CPU whatever the host has, on CUDA when asked (helpers/device.py)."""
+    return testing.tiny_config(shipped_config(), classic_overlay()["synthetic"], run_name=run_name, device=TEST_DEVICE)
 
 
 def tiny_spec(**overrides) -> SyntheticSpec:
     """The synthetic data of :func:`tiny_config` (4 classes, 32 px), generated with seed 3."""
-    synthetic = tiny_config()["synthetic"]
-    values = {**synthetic, "radius_range": tuple(synthetic["radius_range"]), "num_classes": len(tiny_config()["data"]["classes"]), "seed": 3}
-    return SyntheticSpec(**{**values, **overrides})
+    return testing.tiny_spec(tiny_config(), **overrides)
 
 
 TINY_SPEC = tiny_spec()

@@ -53,7 +53,7 @@ rule ablation_layers_replicate:
                 "amp",
                 "storage_dtype",
             ),
-            **config["seeds"],
+            **section_keys("seeds", *in_section_order("seeds", SEED_SWEEP_KEYS)),
         ),
     script:
         "../scripts/ablation_layers.py"

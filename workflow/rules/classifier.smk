@@ -7,7 +7,7 @@ rule train_classifier:
         **pretrained_input("classifier"),
         labels=rules.class_labels.output[0],
     output:
-        checkpoint=f"{REP}/classifier/checkpoint.pt",
+        checkpoint=REP_FILES.classifier_checkpoint(),
         log_csv=f"{REP}/classifier/log.csv",
         log_jsonl=f"{REP}/classifier/log.jsonl",
     log:
@@ -36,3 +36,37 @@ rule train_classifier:
         resume=f"{REP}/classifier/resume/last.pt",
     script:
         "../scripts/train_classifier.py"
+
+
+# seeds.labels: predicted: the trained classifier's labels of the seed_eval splits, and how they compare with the truth.
+rule predict_labels:
+    input:
+        **dataset_inputs(),
+        labels=rules.class_labels.output[0],
+        checkpoint=rules.train_classifier.output.checkpoint,
+    output:
+        labels=REP_FILES.predicted_labels(),
+        scores=REP_FILES.label_scores(),
+        evaluation=REP_FILES.label_evaluation(),
+    log:
+        REP_FILES.log("predict_labels"),
+    benchmark:
+        REP_FILES.benchmark("predict_labels")
+    conda:
+        ENV
+    threads: rule_threads("predict_labels")
+    resources:
+        **rule_resources_of("predict_labels"),
+    params:
+        root=data_root_of,
+        config_keys=dict(
+            layout=LAYOUT,
+            classes=CLASSES,
+            splits=SPLITS["seed_eval"],
+            settings=config["classifier"],
+            label_threshold=config["seeds"]["label_threshold"],
+            batch_size=config["maps"]["batch_size"],
+            **device_keys("predict_labels"),
+        ),
+    script:
+        "../scripts/predict_labels.py"

@@ -261,6 +261,10 @@ def in_section_order(section, keys):
     return [key for key in config[section] if key in keys]
 
 
+# The keys of config["seeds"] a threshold sweep reads (seeds.labels and label_threshold choose jobs and labels instead).
+SEED_SWEEP_KEYS = ("thresholds", "miou_convention", "selection")
+# seeds.labels: predicted also makes seeds of the classifier's own labels (maps_predicted/, seeds_predicted/).
+PREDICTED_SEEDS = "predicted" in config["seeds"]["labels"]
 # The keys of config["maps"] one extraction reads (all but the variants, which are the rule's outputs).
 MAPS_EXTRACTION_KEYS = (
     """last_k scales flip feature_temperature batch_size overlays resize remainder position_embedding amp

@@ -5,7 +5,7 @@ rule train_deeplab:
     input:
         unpack(deeplab_training_inputs),
     output:
-        checkpoint=f"{REP}/{{model}}/checkpoint.pt",
+        checkpoint=REP_FILES.deeplab_checkpoint("{model}"),
         log_csv=f"{REP}/{{model}}/log.csv",
         log_jsonl=f"{REP}/{{model}}/log.jsonl",
     log:
@@ -39,7 +39,7 @@ rule train_deeplab:
 rule infer_deeplab:
     input:
         **dataset_inputs(),
-        checkpoint=f"{REP}/{{model}}/checkpoint.pt",
+        checkpoint=REP_FILES.deeplab_checkpoint("{model}"),
     output:
         pred=directory(f"{REP}/{{model}}/pred"),
         pred_crf=directory(f"{REP}/{{model}}/pred_crf"),

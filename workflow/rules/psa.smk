@@ -38,7 +38,7 @@ rule train_affinity:
         **pretrained_input("affinity"),
         labels=rules.psa_labels.output.labels,
     output:
-        checkpoint=f"{REP}/psa/affinity.pt",
+        checkpoint=REP_FILES.affinity_checkpoint(),
         log_csv=f"{REP}/psa/affinity_log.csv",
         log_jsonl=f"{REP}/psa/affinity_log.jsonl",
     log:

@@ -5,11 +5,18 @@ from mctformer.stages.report import DatasetRef, report_stage
 
 params, inputs = snakemake.params, snakemake.input
 seeds = iter(inputs.seed_bests)  # expand() order: split-major, then variant
+predicted_seeds = iter(inputs.predicted_seed_bests)  # likewise; empty unless seeds.labels has predicted
 with redirect_to_log(snakemake.log[0]):
     report_stage(
         dataset=DatasetRef(params.root, params.layout, tuple(params.classes)),
         seed_bests={split: {variant: next(seeds) for variant in params.variants} for split in params.seed_splits},
         seed_plots=dict(zip(params.seed_splits, inputs.seed_plots)),
+        predicted_seed_bests={
+            split: {variant: next(predicted_seeds) for variant in params.variants}
+            for split in (params.seed_splits if inputs.predicted_seed_bests else [])
+        },
+        label_evaluation=inputs.label_evaluation[0] if inputs.label_evaluation else None,
+        label_threshold=params.label_threshold,
         mask_summaries=dict(zip(params.mask_splits, inputs.mask_summaries)),
         mask_tables=dict(zip(params.mask_splits, inputs.mask_tables)),
         ablation_table=inputs.ablation_table[0] if inputs.ablation_table else None,
