@@ -95,8 +95,8 @@ def take_folder_classes(config: dict) -> None:
     """data.source folder: data.classes becomes the class list of data.folder.labels (the file's columns, its
     ``classes``, or the names it uses); a data.classes that is set must be that list (for a file that lists its
     images' classes without declaring the list, a set data.classes declares it)."""
-    from .data.folder import read_label_table
-    from .data.voc import DatasetError
+    from .data.errors import DatasetError
+    from .data.label_table import read_label_table
 
     data = config["data"]
     labels = (data.get("folder") or {}).get("labels")
@@ -348,21 +348,15 @@ def rule_resources(config: Mapping[str, Any], rule: str) -> dict[str, Any]:
 
 
 def check_weights_file(config: Mapping[str, Any], section: str, model: str) -> None:
-    """``<section>.pretrained``, when set, must be a file, or a timm model name / Hugging Face id whose file is in the
-    local Hugging Face cache; the error says what to download (for a name: the cache folder and the command)."""
-    from .models.weights import is_weights_path, resolve_weights, weights_hint
+    """``<section>.pretrained``, when it names a file, must be one; the error says what to download. A timm model name
+    or Hugging Face id is resolved in the local Hugging Face cache by the job that loads it, which stops, before it
+    trains, naming the key, the cache folder and the command that fills it (mctformer.models.weights.resolve_weights:
+    timm and huggingface_hub are the jobs' packages, not necessarily this process's)."""
+    from .models.weights import is_weights_path, weights_hint
 
     pretrained = config[section].get("pretrained")
-    if not pretrained:
-        return
-    if is_weights_path(pretrained):
-        if not Path(pretrained).is_file():
-            raise ConfigError(f"{section}.pretrained: weights file {pretrained} does not exist: {weights_hint(model, f'{section}.pretrained')}")
-        return
-    try:
-        resolve_weights(pretrained, model, f"{section}.pretrained")
-    except (FileNotFoundError, ValueError) as error:
-        raise ConfigError(f"{section}.pretrained: {error}") from None
+    if pretrained and is_weights_path(pretrained) and not Path(pretrained).is_file():
+        raise ConfigError(f"{section}.pretrained: weights file {pretrained} does not exist: {weights_hint(model, f'{section}.pretrained')}")
 
 
 def check_folder(config: Mapping[str, Any]) -> None:

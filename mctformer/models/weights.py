@@ -139,6 +139,14 @@ def pretrained_sections(config: Mapping[str, Any]) -> list[str]:
     return [section for section in sections if config[section].get("pretrained")]
 
 
+def pretrained_path(config: Mapping[str, Any], section: str) -> Path | None:
+    """The file ``<section>.pretrained`` names when it is a path; None for a timm name or Hugging Face id, which
+    the job that loads it resolves (:func:`resolve_weights`: timm and huggingface_hub are the jobs' packages, not
+    necessarily the Snakemake process's)."""
+    value = config[section].get("pretrained")
+    return Path(value) if value and is_weights_path(value) else None
+
+
 def pretrained_file(config: Mapping[str, Any], section: str) -> Path:
     """The file ``<section>.pretrained`` names (:func:`resolve_weights`)."""
     model = config[section].get("backbone") or config[section]["arch"]

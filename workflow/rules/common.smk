@@ -6,7 +6,7 @@ from pathlib import Path
 from snakemake.utils import min_version, validate
 
 from mctformer.models.registry import MAP_VARIANTS
-from mctformer.models.weights import pretrained_file, pretrained_sections
+from mctformer.models.weights import pretrained_path, pretrained_sections
 from mctformer.run_layout import (
     DEEPLAB_OF_SOURCE,
     PREDICTION_FOLDERS,
@@ -159,14 +159,16 @@ def folder_inputs():
 
 
 def pretrained_files():
-    """The weights file each section's `pretrained` names (a timm name or Hugging Face id resolved in the local
-    Hugging Face cache): the report hashes them into the run's provenance."""
-    return [str(pretrained_file(config, section)) for section in pretrained_sections(config)]
+    """The weights files the sections' `pretrained` keys name as paths (the report hashes them into the run's
+    provenance). A timm name or Hugging Face id is resolved in the local Hugging Face cache by the jobs that read it
+    (they have timm and huggingface_hub; this process may not), so it is no declared input."""
+    return [str(path) for section in pretrained_sections(config) if (path := pretrained_path(config, section))]
 
 
 def pretrained_input(section):
-    """A trainer's input of the weights it starts from: {"pretrained": the file <section>.pretrained names}, {} unset."""
-    return {"pretrained": str(pretrained_file(config, section))} if section in pretrained_sections(config) else {}
+    """A trainer's input of the weights file it starts from, when <section>.pretrained is a path; {} otherwise."""
+    path = pretrained_path(config, section) if section in pretrained_sections(config) else None
+    return {"pretrained": str(path)} if path else {}
 
 
 def data_root_of(wildcards, input):
