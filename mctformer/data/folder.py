@@ -47,11 +47,11 @@ import numpy as np
 
 from ..artifacts import atomic_directory, read_label_png, write_json
 from ..logs import progress_bar
+from .image_files import IMAGE_SUFFIXES  # the image files predict reads, the same suffixes
 from .label_table import LabelTable, read_label_table
 from .labels import load_class_labels, save_class_labels
 from .voc import IGNORE, DatasetError, VOCLayout
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 ID_PATTERN = re.compile(r"[^\W_][\w.+\-@()=,~]*")
 ID_RULE = "letters, digits and . _ - + @ ( ) = , ~, starting with a letter or digit"
 INDEX_FILE = "dataset.json"
