@@ -80,6 +80,14 @@ class RunLayout:
         return f"{self.run}/ablations"
 
 
+def shard_part(root: str, rule: str, path: str) -> str:
+    """Where a shard of a per-image ``rule`` writes its part of the artifact ``path`` (under the run folder ``root``):
+    ``<root>/shards/<rule>/{shard}/<path below root>`` ({shard}: a wildcard, "k-of-N")."""
+    if not path.startswith(f"{root}/"):
+        raise ValueError(f"{rule}'s artifact {path} is not under its run folder {root}")
+    return f"{root}/shards/{rule}/{{shard}}/{path.removeprefix(f'{root}/')}"
+
+
 def replicate_suffix(run: str, seed: int, config_seed: int) -> str:
     """The {replicate} wildcard of the replicate with ``seed``: empty for the config's own seed (the run's own
     paths), else ``/replicates/seed_<seed>``."""
