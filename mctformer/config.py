@@ -18,7 +18,7 @@ import yaml
 
 from .compat import apply_compat
 from .models.registry import ARCHITECTURES, MAP_VARIANTS, backbone_output_stride, check_last_k
-from .shards import SHARDED_RULES
+from .run_layout import SHARDED_RULES
 
 # The pipeline's folder (Snakefile, config.yaml, workflow/): a config's `base:` is relative to it.
 PROJECT_DIR = Path(__file__).resolve().parents[1]

@@ -21,6 +21,11 @@ REFINEMENT_JOBS = {
     "irn": ("ir_labels", "train_irn", "irn_walk"),
 }
 PREDICTION_FOLDERS = ("pred", "pred_crf")  # DeepLab's argmax and its CRF-refined predictions
+# The per-image rules a `shards` setting (resources.rules.<rule>.shards) may split (mctformer/shards.py), and their
+# {shard} wildcard: "<k>-of-<N>", k from 1, as Snakemake's scattergather names its items.
+SHARDED_RULES = ("extract_maps", "psa_labels", "random_walk", "ir_labels", "irn_walk", "infer_deeplab", "voc_submission")
+SHARD_NUMBER = "[1-9][0-9]*"
+SHARD_WILDCARD = f"{SHARD_NUMBER}-of-{SHARD_NUMBER}"
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,11 @@ class RunLayout:
     @property
     def ablations(self) -> str:
         return f"{self.run}/ablations"
+
+
+def shard_names(count: int) -> list[str]:
+    """The ``{shard}`` values of a stage split ``count`` ways, in order: 1-of-N ... N-of-N."""
+    return [f"{index}-of-{count}" for index in range(1, count + 1)]
 
 
 def shard_part(root: str, rule: str, path: str) -> str:

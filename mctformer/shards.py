@@ -24,12 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .artifacts import atomic_directory, atomic_path, read_json, write_json
+from .run_layout import SHARD_NUMBER
 
-# The per-image rules a `shards` setting (resources.rules.<rule>.shards) may split.
-SHARDED_RULES = ("extract_maps", "psa_labels", "random_walk", "ir_labels", "irn_walk", "infer_deeplab", "voc_submission")
-# Snakemake's scattergather names its items so: "<k>-of-<N>", k from 1 (the rules' {shard} wildcard).
-SHARD_WILDCARD = "[1-9][0-9]*-of-[1-9][0-9]*"
-SHARD_NAME = re.compile(r"(?P<index>[1-9][0-9]*)-of-(?P<count>[1-9][0-9]*)")
+SHARD_NAME = re.compile(rf"(?P<index>{SHARD_NUMBER})-of-(?P<count>{SHARD_NUMBER})")
 # What Snakemake itself writes into a directory() output; never part of an artifact.
 SNAKEMAKE_MARKERS = (".snakemake_timestamp",)
 
@@ -84,11 +81,6 @@ class Shard:
 
 
 WHOLE = Shard(1, 1)
-
-
-def shard_names(count: int) -> list[str]:
-    """The ``{shard}`` values of a stage split ``count`` ways, in order."""
-    return [Shard(index, count).name for index in range(1, count + 1)]
 
 
 def _part_files(part: Path) -> list[Path]:

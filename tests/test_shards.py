@@ -20,7 +20,8 @@ import pytest
 
 from helpers.workflow import REPO, snakemake, tiny_config
 from mctformer.artifacts import load_map_file
-from mctformer.shards import SNAKEMAKE_MARKERS, Shard, gather_folders, shard_names
+from mctformer.run_layout import shard_names
+from mctformer.shards import SNAKEMAKE_MARKERS, Shard, gather_folders
 
 THREADS = 2  # the tiny run's (--cores 2): the same thread count on both sides of every comparison
 

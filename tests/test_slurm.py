@@ -149,7 +149,7 @@ def test_a_sharded_stage_runs_its_shards_as_concurrent_jobs_and_reruns_a_killed_
     stage, as an OOM kill would), the other two keep their parts, and the rerun submits shard 2-of-3 alone; the
     gathered labels are the local run's."""
     from helpers.reliability import PAUSE_HOOK
-    from mctformer.shards import shard_names
+    from mctformer.run_layout import shard_names
 
     workdir = tmp_path / "sharded"
     shutil.copytree(tiny_run, workdir, symlinks=True, ignore=shutil.ignore_patterns("locks"))

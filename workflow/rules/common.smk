@@ -16,10 +16,11 @@ from mctformer.run_layout import (
     flat_paths,
     replicate_seed as seed_of_replicate,
     replicate_suffix as suffix_of_seed,
+    SHARD_WILDCARD,
+    shard_names,
     shard_part,
     timed_jobs,
 )
-from mctformer.shards import SHARD_WILDCARD, SHARDED_RULES, shard_names
 from mctformer.config import (
     ConfigError,
     all_splits,
@@ -137,7 +138,7 @@ def rule_resources_of(rule):
 # independent jobs, one per {shard} value "k-of-N", each writing its part of the rule's artifacts under
 # <root>/shards/<rule>/{shard}/ (temp: removed once gathered); the rule gather_<rule> (workflow/rules/shards.smk)
 # joins the parts into exactly the artifacts the unsharded rule writes, which the rules downstream read by path.
-# With N = 1, the default, the rule writes its artifacts itself under its usual log and benchmark: the jobs of a run
+# With N = 1, the default, the rule writes its artifacts itself under its usual log and benchmark files; the jobs of a run
 # without shards are those of before. Each rule's root (the run folder its artifacts lie under) and job name (its log's
 # and benchmark's):
 SHARDED_JOBS = {
@@ -181,7 +182,7 @@ def sharded_file(rule, path):
 
 
 def sharded_job(rule):
-    """The name of a per-image rule's log and benchmark: the rule's job name, with shards that and the {shard}."""
+    """The name of a per-image rule's log and benchmark file (the rule's job name; with shards, that and the {shard})."""
     job = SHARDED_JOBS[rule][1]
     return job if rule_shards(rule) == 1 else f"{job}_{{shard}}"
 

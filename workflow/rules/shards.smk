@@ -55,6 +55,8 @@ for sharded_rule, artifacts in GATHERED.items():
             **gather_outputs(sharded_rule, artifacts),
         log:
             RunLayout(SHARDED_JOBS[sharded_rule][0]).log(f"gather_{SHARDED_JOBS[sharded_rule][1]}"),
+        benchmark:
+            RunLayout(SHARDED_JOBS[sharded_rule][0]).benchmark(f"gather_{SHARDED_JOBS[sharded_rule][1]}")
         wildcard_constraints:
             model=DEEPLAB_MODELS,
         localrule: True
