@@ -11,6 +11,7 @@ labels and label_stats.json.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tarfile
 from pathlib import Path
@@ -321,8 +322,6 @@ def benchmark_seconds(path: Path) -> float:
 
 def job_shards(log: str) -> dict[str, list]:
     """Snakemake's job announcements in ``log``: each rule's {shard} values, in order (None: a job without one)."""
-    import re
-
     jobs: dict[str, list] = {}
     for rule, wildcards in re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    wildcards: ([^\n]*)", log, flags=re.M):
         shard = re.search(r"shard=([^,\s]+)", wildcards)
@@ -341,3 +340,29 @@ def test_shards_default_to_one_job_per_rule_as_before():
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "gather_" not in result.stdout and "shard=" not in result.stdout
+
+
+def test_every_per_image_rule_shards_in_the_dag(tmp_path):
+    """All seven per-image rules in 2 shards (IRN beside PSA, DeepLab on both, the submission on val): each is two
+    jobs per artifact it makes, each artifact one gather job, and the jobs downstream are those of the run without
+    shards."""
+    from mctformer.run_layout import SHARDED_RULES
+
+    def job_counts(config) -> dict[str, int]:
+        result = snakemake(tmp_path, "-n", "--quiet", "rules", config=config)
+        assert result.returncode == 0, result.stderr[-3000:]
+        table = result.stdout.split("Job stats:")[1].split("total")[0]
+        return {name: int(count) for name, count in re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M)}
+
+    config = tiny_config()
+    config["refine"]["methods"] = ["psa", "irn"]
+    config["deeplab"]["pseudo_masks"] = ["psa", "irn"]
+    config["deeplab"]["test_split"] = "val"
+    whole = job_counts(config)
+    for rule in SHARDED_RULES:
+        config["resources"]["rules"][rule]["shards"] = 2
+    sharded = job_counts(config)
+    for rule in SHARDED_RULES:
+        assert sharded[rule] == 2 * whole[rule] and sharded[f"gather_{rule}"] == whole[rule], rule
+    assert {name: count for name, count in sharded.items() if not name.startswith("gather_") and name not in SHARDED_RULES} == {
+        name: count for name, count in whole.items() if name not in SHARDED_RULES}
