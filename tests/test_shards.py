@@ -314,6 +314,13 @@ def test_sharded_workflow_gathers_the_tiny_runs_artifacts_and_reruns_only_a_fail
     assert {**stats, "seconds": 0} == {**reference_stats, "seconds": 0}
 
 
+def test_editing_shards_on_a_finished_run_reruns_nothing(tiny_run):
+    """The artifacts are there and the same whichever way they were made: a new shard count schedules no job."""
+    result = snakemake(tiny_run, "-n", config=sharded_config())
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Nothing to be done" in result.stdout + result.stderr, (result.stdout + result.stderr)[-3000:]
+
+
 def benchmark_seconds(path: Path) -> float:
     import pandas as pd
 
