@@ -143,6 +143,9 @@ def gather_benchmarks(parts: Sequence[str | os.PathLike], out_path: str | os.Pat
     import pandas as pd
 
     rows = pd.concat([pd.read_csv(part, sep="\t").iloc[[-1]] for part in parts], ignore_index=True)
+    columns = list(rows.columns)
+    # a figure Snakemake could not read for a short job is "NA" or "-": left out of the sums and maxima
+    rows = rows.drop(columns="h:m:s", errors="ignore").apply(pd.to_numeric, errors="coerce")
     seconds = float(rows["s"].sum())
     row = {column: float(rows[column].max()) for column in rows.columns if column.startswith("max_")}
     row.update({column: float(rows[column].sum()) for column in ("io_in", "io_out", "cpu_time") if column in rows})
@@ -151,4 +154,4 @@ def gather_benchmarks(parts: Sequence[str | os.PathLike], out_path: str | os.Pat
     hours, rest = divmod(int(seconds), 3600)
     table = pd.DataFrame([{"s": round(seconds, 4), "h:m:s": f"{hours}:{rest // 60:02d}:{rest % 60:02d}", **row}])
     with atomic_path(out_path) as tmp:
-        table[[column for column in rows.columns if column in table]].to_csv(tmp, sep="\t", index=False)
+        table[[column for column in columns if column in table]].to_csv(tmp, sep="\t", index=False)
