@@ -195,6 +195,33 @@ def sharded_benchmark(rule):
     return RunLayout(SHARDED_JOBS[rule][0]).benchmark(sharded_job(rule))
 
 
+# The gather rules' files (workflow/rules/shards.smk): ``artifacts`` are a per-image rule's GATHERED entry there.
+def shard_parts(rule, pattern):
+    """``pattern`` (a path with {shard}) for every shard of ``rule``, other wildcards kept."""
+    return expand(pattern, shard=shard_names(rule_shards(rule)), allow_missing=True)
+
+
+def gather_inputs(rule, artifacts):
+    """The parts gather_<rule> joins: folder_<i> the i-th folder's, label_counts the shards' counts, benchmarks theirs."""
+    inputs = {
+        f"folder_{index}": shard_parts(rule, sharded_path(rule, path))
+        for index, path in enumerate(artifacts["folders"])
+    }
+    if "label_stats" in artifacts:
+        inputs["label_counts"] = shard_parts(rule, label_counts_part(rule, artifacts["label_stats"]))
+    inputs["benchmarks"] = shard_parts(rule, sharded_benchmark(rule))
+    return inputs
+
+
+def gather_outputs(rule, artifacts):
+    """The artifacts gather_<rule> writes (named as gather_inputs' parts) and the rule's benchmark file."""
+    outputs = {f"folder_{index}": directory(path) for index, path in enumerate(artifacts["folders"])}
+    outputs.update({key: artifacts[key] for key in ("label_stats", "tarball") if key in artifacts})
+    root, job = SHARDED_JOBS[rule]
+    outputs["benchmark"] = RunLayout(root).benchmark(job)
+    return outputs
+
+
 def device_keys(rule):
     """The keys every stage that runs a network takes: the config's device and deterministic, and the GPUs the
     rule's job asks for (its resources' gpu), so that torch_setup can refuse a GPU job that sees no GPU."""

@@ -16,32 +16,6 @@ GATHERED = {
 }
 
 
-def shard_parts(rule, pattern):
-    """``pattern`` (a path with {shard}) for every shard of ``rule``, other wildcards kept."""
-    return expand(pattern, shard=shard_names(rule_shards(rule)), allow_missing=True)
-
-
-def gather_inputs(rule, artifacts):
-    """The parts gather_<rule> joins: folder_<i> the i-th folder's, label_counts the shards' counts, benchmarks theirs."""
-    inputs = {
-        f"folder_{index}": shard_parts(rule, sharded_path(rule, path))
-        for index, path in enumerate(artifacts["folders"])
-    }
-    if "label_stats" in artifacts:
-        inputs["label_counts"] = shard_parts(rule, label_counts_part(rule, artifacts["label_stats"]))
-    inputs["benchmarks"] = shard_parts(rule, sharded_benchmark(rule))
-    return inputs
-
-
-def gather_outputs(rule, artifacts):
-    """The artifacts gather_<rule> writes (named as gather_inputs' parts) and the rule's benchmark file."""
-    outputs = {f"folder_{index}": directory(path) for index, path in enumerate(artifacts["folders"])}
-    outputs.update({key: artifacts[key] for key in ("label_stats", "tarball") if key in artifacts})
-    root, job = SHARDED_JOBS[rule]
-    outputs["benchmark"] = RunLayout(root).benchmark(job)
-    return outputs
-
-
 for sharded_rule, artifacts in GATHERED.items():
     if rule_shards(sharded_rule) == 1:
         continue
