@@ -18,6 +18,7 @@ import yaml
 
 from .compat import apply_compat
 from .models.registry import ARCHITECTURES, MAP_VARIANTS, backbone_output_stride, check_last_k
+from .run_layout import SHARDED_RULES
 
 # The pipeline's folder (Snakefile, config.yaml, workflow/): a config's `base:` is relative to it.
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -279,7 +280,7 @@ DISTRIBUTED_RULES = {"train_classifier": "classifier", "train_deeplab": "deeplab
 
 
 def rule_settings(config: Mapping[str, Any], rule: str) -> dict[str, Any]:
-    """resources.default overlaid with resources.rules[rule]: threads, mem_mb, runtime, gpus."""
+    """resources.default overlaid with resources.rules[rule]: threads, mem_mb, runtime, gpus, shards."""
     resources = config["resources"]
     settings = dict(resources["default"])
     settings.update(resources["rules"].get(rule) or {})
@@ -287,6 +288,8 @@ def rule_settings(config: Mapping[str, Any], rule: str) -> dict[str, Any]:
         raise ConfigError(f"resources.rules.{rule}.gpus: {rule} does not use a GPU (GPU rules: {', '.join(GPU_RULES)})")
     if settings["gpus"] > 1 and rule not in DISTRIBUTED_RULES:
         raise ConfigError(f"resources.rules.{rule}.gpus: only {' and '.join(DISTRIBUTED_RULES)} run on several GPUs")
+    if settings["shards"] > 1 and rule not in SHARDED_RULES:
+        raise ConfigError(f"resources.rules.{rule}.shards: {rule} is not split into shards (per-image rules: {', '.join(SHARDED_RULES)})")
     return settings
 
 

@@ -11,6 +11,7 @@ region from its source and leaves the rest of the page as it is:
 - ``paper``: the paper's numbers as the package holds them;
 - ``benchmarks``: one row per ``docs/results/benchmarks/<name>.json`` that a benchmark script wrote with
   ``--json`` (:func:`write_benchmark_json`), each with its provenance;
+- ``scaling_plan``: benchmarks/plan_scale.py's predicted wall times with and without shards, from its JSON;
 - ``switches``: the reference-vs-ours table of ``mctformer.compat.switches_markdown()`` (left as it is while the
   package has no registry).
 
@@ -149,16 +150,54 @@ def paper_table() -> str:
 
 
 def write_benchmark_json(path: str, *, benchmark: str, command: str, measured: Mapping[str, Any], speedup: float | None,
-                         target: str | None, threads: int | None, device: str) -> None:
+                         target: str | None, threads: int | None, device: str, plan: Mapping[str, Any] | None = None) -> None:
     """What a benchmark script measured, for the docs' ``benchmarks`` table: ``measured`` {what: value} in the order
     the table shows them, ``speedup`` the ratio the benchmark exists for, with the run's provenance (``device``: the
-    torch device it ran on, so a GPU figure never reads as a CPU one)."""
+    torch device it ran on, so a GPU figure never reads as a CPU one); ``plan``: what benchmarks/plan_scale.py
+    predicts from its measurement (the ``scaling_plan`` region)."""
     from .artifacts import write_json
     from .provenance import collect
 
-    write_json(path, {"benchmark": benchmark, "command": command, "measured": dict(measured), "speedup": speedup,
-                      "target": target, "load_average": round(os.getloadavg()[0], 2),  # other work on the machine
-                      "provenance": collect(config=None, threads=threads, device=device)})
+    record = {"benchmark": benchmark, "command": command, "measured": dict(measured), "speedup": speedup,
+              "target": target, "load_average": round(os.getloadavg()[0], 2),  # other work on the machine
+              "provenance": collect(config=None, threads=threads, device=device)}
+    if plan is not None:
+        record["plan"] = dict(plan)
+    write_json(path, record)
+
+
+def scaling_plan_table(record: Mapping[str, Any] | None) -> str:
+    """benchmarks/plan_scale.py's plan (docs/results/benchmarks/plan_scale.json): per dataset and per-image stage, the
+    measured core-seconds per image and the predicted wall time without shards (one job: one node) and with one
+    shard per node, marked as the prediction it is."""
+    if record is None or "plan" not in record:
+        return "Not measured yet: `nice -n 5 .venv/bin/python benchmarks/plan_scale.py --json docs/results/benchmarks/plan_scale.json`.\n"
+    plan = record["plan"]
+    clusters = [str(count) for count in plan["nodes"] if count > 1]
+    lines = [
+        f"Predicted wall minutes on nodes of {plan['cores']} cores, from per-image costs measured on one core of this machine "
+        f"({plan['images_measured']} image(s) per stage; load average {record.get('load_average')}); a prediction, not a "
+        "cluster measurement. Without shards a stage is one job on one node, however many nodes the cluster has; one "
+        "shard per node divides it by the nodes.",
+        "",
+        "| dataset | stage | images | s / image (1 core) | 1 node | "
+        + " | ".join(f"{count} nodes, no shards | {count} nodes, {count} shards" for count in clusters) + " |",
+        "|---|---|---|---|---|" + "---|---|" * len(clusters),
+    ]
+    for row in plan["rows"]:
+        unsharded = f"{row['unsharded_hours'] * 60:.1f}"
+        cells = " | ".join(f"{unsharded} | {row['sharded_hours'][count] * 60:.1f}" for count in clusters)
+        lines.append(f"| {row['dataset']} | {row['stage']} | {row['images']} | {row['seconds_per_image']:.3f} | {unsharded} | {cells} |")
+    lines += ["", f"<sub>`{record['command']}`: {provenance_line(record.get('provenance'))}.</sub>"]
+    return "\n".join(lines) + "\n"
+
+
+def plan_record(repo: str = REPO) -> dict | None:
+    path = os.path.join(repo, BENCHMARKS, "plan_scale.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as handle:
+        return json.load(handle)
 
 
 def number_cell(value: Any) -> str:
@@ -319,7 +358,7 @@ def renderers(repo: str = REPO, summary: Mapping[str, Any] | None = None) -> dic
         "results": lambda: results_table(summary), "seeds": lambda: seeds_table(summary), "masks": lambda: masks_table(summary),
         "deeplab": lambda: deeplab_table(summary), "paper": paper_table,
         "benchmarks": lambda: benchmarks_table(benchmark_records(repo)), "configuration": configuration, "switches": switches_table,
-        "rules": lambda: rules_table(repo),
+        "rules": lambda: rules_table(repo), "scaling_plan": lambda: scaling_plan_table(plan_record(repo)),
     }
 
 

@@ -21,6 +21,11 @@ REFINEMENT_JOBS = {
     "irn": ("ir_labels", "train_irn", "irn_walk"),
 }
 PREDICTION_FOLDERS = ("pred", "pred_crf")  # DeepLab's argmax and its CRF-refined predictions
+# The per-image rules a `shards` setting (resources.rules.<rule>.shards) may split (mctformer/shards.py), and their
+# {shard} wildcard: "<k>-of-<N>", k from 1, as Snakemake's scattergather names its items.
+SHARDED_RULES = ("extract_maps", "psa_labels", "random_walk", "ir_labels", "irn_walk", "infer_deeplab", "voc_submission")
+SHARD_NUMBER = "[1-9][0-9]*"
+SHARD_WILDCARD = f"{SHARD_NUMBER}-of-{SHARD_NUMBER}"
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,19 @@ class RunLayout:
     @property
     def ablations(self) -> str:
         return f"{self.run}/ablations"
+
+
+def shard_names(count: int) -> list[str]:
+    """The ``{shard}`` values of a stage split ``count`` ways, in order: 1-of-N ... N-of-N."""
+    return [f"{index}-of-{count}" for index in range(1, count + 1)]
+
+
+def shard_part(root: str, rule: str, path: str) -> str:
+    """Where a shard of a per-image ``rule`` writes its part of the artifact ``path`` (under the run folder ``root``):
+    ``<root>/shards/<rule>/{shard}/<path below root>`` ({shard}: a wildcard, "k-of-N")."""
+    if not path.startswith(f"{root}/"):
+        raise ValueError(f"{rule}'s artifact {path} is not under its run folder {root}")
+    return f"{root}/shards/{rule}/{{shard}}/{path.removeprefix(f'{root}/')}"
 
 
 def replicate_suffix(run: str, seed: int, config_seed: int) -> str:

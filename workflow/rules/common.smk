@@ -16,6 +16,9 @@ from mctformer.run_layout import (
     flat_paths,
     replicate_seed as seed_of_replicate,
     replicate_suffix as suffix_of_seed,
+    SHARD_WILDCARD,
+    shard_names,
+    shard_part,
     timed_jobs,
 )
 from mctformer.config import (
@@ -129,6 +132,94 @@ def rule_threads(rule):
 
 def rule_resources_of(rule):
     return rule_resources(config, rule)
+
+
+# Shards (mctformer/shards.py, docs/scaling.md): a per-image rule with resources.rules.<rule>.shards = N > 1 runs as N
+# independent jobs, one per {shard} value "k-of-N", each writing its part of the rule's artifacts under
+# <root>/shards/<rule>/{shard}/ (temp: removed once gathered); the rule gather_<rule> (workflow/rules/shards.smk)
+# joins the parts into exactly the artifacts the unsharded rule writes, which the rules downstream read by path.
+# With N = 1, the default, the rule writes its artifacts itself under its usual log and benchmark files; the jobs of a run
+# without shards are those of before. Each rule's root (the run folder its artifacts lie under) and job name (its log's
+# and benchmark's):
+SHARDED_JOBS = {
+    "extract_maps": (REP, "extract_maps"),
+    "psa_labels": (REP, "psa_labels"),
+    "random_walk": (REP, "random_walk"),
+    "ir_labels": (REP, "ir_labels"),
+    "irn_walk": (REP, "irn_walk"),
+    "infer_deeplab": (REP, "infer_{model}"),
+    "voc_submission": (RUN, "voc_submission"),
+}
+workflow.global_wildcard_constraints(shard=SHARD_WILDCARD)
+
+
+def rule_shards(rule):
+    """How many jobs a per-image rule's images are split into (resources.rules.<rule>.shards)."""
+    return rule_settings(config, rule)["shards"]
+
+
+def sharded_path(rule, path):
+    """``path``, an artifact of ``rule``, or with shards its {shard}'s part of it (run_layout.shard_part)."""
+    return path if rule_shards(rule) == 1 else shard_part(SHARDED_JOBS[rule][0], rule, path)
+
+
+def sharded_directories(rule, paths):
+    """directory() output(s) of a per-image rule: its artifact folder(s), or with shards its {shard}'s part(s), temp."""
+    if rule_shards(rule) == 1:
+        return directory(paths)
+    parts = [sharded_path(rule, path) for path in paths] if isinstance(paths, list) else sharded_path(rule, paths)
+    return temp(directory(parts))
+
+
+def label_counts_part(rule, path):
+    """Where a shard of a confident-label rule writes its pixel counts, its part of label_stats.json ``path``."""
+    return sharded_path(rule, path).removesuffix(".json") + ".counts.json"
+
+
+def sharded_file(rule, path):
+    """A confident-label rule's label_stats.json, or with shards its {shard}'s pixel counts, temp."""
+    return path if rule_shards(rule) == 1 else temp(label_counts_part(rule, path))
+
+
+def sharded_job(rule):
+    """The name of a per-image rule's log and benchmark file (the rule's job name; with shards, that and the {shard})."""
+    job = SHARDED_JOBS[rule][1]
+    return job if rule_shards(rule) == 1 else f"{job}_{{shard}}"
+
+
+def sharded_log(rule):
+    return RunLayout(SHARDED_JOBS[rule][0]).log(sharded_job(rule))
+
+
+def sharded_benchmark(rule):
+    return RunLayout(SHARDED_JOBS[rule][0]).benchmark(sharded_job(rule))
+
+
+# The gather rules' files (workflow/rules/shards.smk): ``artifacts`` are a per-image rule's GATHERED entry there.
+def shard_parts(rule, pattern):
+    """``pattern`` (a path with {shard}) for every shard of ``rule``, other wildcards kept."""
+    return expand(pattern, shard=shard_names(rule_shards(rule)), allow_missing=True)
+
+
+def gather_inputs(rule, artifacts):
+    """The parts gather_<rule> joins: folder_<i> the i-th folder's, label_counts the shards' counts, benchmarks theirs."""
+    inputs = {
+        f"folder_{index}": shard_parts(rule, sharded_path(rule, path))
+        for index, path in enumerate(artifacts["folders"])
+    }
+    if "label_stats" in artifacts:
+        inputs["label_counts"] = shard_parts(rule, label_counts_part(rule, artifacts["label_stats"]))
+    inputs["benchmarks"] = shard_parts(rule, sharded_benchmark(rule))
+    return inputs
+
+
+def gather_outputs(rule, artifacts):
+    """The artifacts gather_<rule> writes (named as gather_inputs' parts) and the rule's benchmark file."""
+    outputs = {f"folder_{index}": directory(path) for index, path in enumerate(artifacts["folders"])}
+    outputs.update({key: artifacts[key] for key in ("label_stats", "tarball") if key in artifacts})
+    root, job = SHARDED_JOBS[rule]
+    outputs["benchmark"] = RunLayout(root).benchmark(job)
+    return outputs
 
 
 def device_keys(rule):

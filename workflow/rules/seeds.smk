@@ -7,12 +7,14 @@ rule extract_maps:
         labels=rules.class_labels.output[0],
         checkpoint=rules.train_classifier.output.checkpoint,
     output:
-        maps=directory(expand(REP_FILES.maps("{variant}"), variant=VARIANTS, allow_missing=True)),
-        overlays=directory(REP_FILES.maps("overlays")),
+        maps=sharded_directories(
+            "extract_maps", expand(REP_FILES.maps("{variant}"), variant=VARIANTS, allow_missing=True)
+        ),
+        overlays=sharded_directories("extract_maps", REP_FILES.maps("overlays")),
     log:
-        REP_FILES.log("extract_maps"),
+        sharded_log("extract_maps"),
     benchmark:
-        REP_FILES.benchmark("extract_maps")
+        sharded_benchmark("extract_maps")
     conda:
         ENV
     threads: rule_threads("extract_maps")
@@ -38,7 +40,7 @@ rule evaluate_seeds:
     input:
         **dataset_inputs(),
         labels=rules.class_labels.output[0],
-        maps=rules.extract_maps.output.maps,
+        maps=expand(REP_FILES.maps("{variant}"), variant=VARIANTS, allow_missing=True),
     output:
         sweeps=expand(REP_FILES.seed_sweep("{{split}}", "{variant}"), variant=VARIANTS, allow_missing=True),
         bests=expand(REP_FILES.seed_best("{{split}}", "{variant}"), variant=VARIANTS, allow_missing=True),
