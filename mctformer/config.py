@@ -106,6 +106,30 @@ def load_config(configfiles: Iterable[str | Path] = (), overrides: Mapping[str, 
     return config, set_by_compat
 
 
+# What a side-by-side model takes from its overlay; every other section is the run's, so both chains share the data,
+# the post-processing and DeepLab (docs/mctformer-plus.md).
+SIDE_BY_SIDE_SECTIONS = ("classifier", "maps")
+
+
+def side_by_side_configs(config: Mapping[str, Any], project_dir: Path = PROJECT_DIR) -> dict[str, dict]:
+    """The config of each side_by_side.models entry (a null entry is no model): ``config`` (the run's, resolved)
+    with the ``classifier`` and ``maps`` sections of its overlay composed over it, the overlay's ``base:`` chain
+    included, in the order the entries are written. Not validated here: the workflow checks each as a run's config."""
+    models = {}
+    for name, overlay_file in (config.get("side_by_side", {}).get("models") or {}).items():
+        if overlay_file is None:
+            continue
+        path = (project_dir / overlay_file).resolve()
+        if not path.is_file():
+            raise ConfigError(f"side_by_side.models.{name}: config file {path} does not exist (a path relative to {project_dir})")
+        composed, _ = compose_config([deepcopy(dict(config))], read_yaml(path), project_dir)
+        model = deepcopy(dict(config))
+        for section in SIDE_BY_SIDE_SECTIONS:
+            model[section] = composed[section]
+        models[name] = model
+    return models
+
+
 def builds_data_root(config: Mapping[str, Any]) -> bool:
     """Whether a rule makes the dataset root (synthetic data, or a real dataset from data.archives)."""
     return config["data"]["source"] == "synthetic" or bool(config["data"].get("archives"))

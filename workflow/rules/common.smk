@@ -11,9 +11,13 @@ from mctformer.run_layout import (
     PREDICTION_FOLDERS,
     RunLayout,
     at_replicate,
+    chain_model,
+    chain_suffix,
     comparison_files,
+    side_by_side_files,
     deeplab_models as deeplab_models_of,
     flat_paths,
+    replicate_pattern,
     replicate_seed as seed_of_replicate,
     replicate_suffix as suffix_of_seed,
     timed_jobs,
@@ -30,6 +34,7 @@ from mctformer.config import (
     read_yaml,
     rule_resources,
     rule_settings,
+    side_by_side_configs,
 )
 
 min_version("9.0")
@@ -53,8 +58,25 @@ try:
     config.update(resolved)  # in place: `config` is Snakemake's own global
     validate(config, schema="../schemas/config.schema.yaml")
     check_config(config)
+    # The side-by-side models (side_by_side.models): the run's config with each overlay's classifier and maps
+    # sections, checked as a run's config would be, before any job.
+    MODEL_CONFIGS = side_by_side_configs(config, Path(PROJECT_DIR))
 except ConfigError as error:
     raise WorkflowError(f"invalid config: {error}")
+for name, model_config in MODEL_CONFIGS.items():
+    try:
+        validate(model_config, schema="../schemas/config.schema.yaml")
+        check_config(model_config)
+    except (ConfigError, WorkflowError) as error:
+        raise WorkflowError(
+            f"invalid config of side_by_side.models.{name} ({config['side_by_side']['models'][name]}): {error}"
+        )
+    if model_config["maps"]["variants"] != config["maps"]["variants"]:
+        # extract_maps' outputs are the run's variants, and PSA / IRN read the run's seed variants from them
+        raise WorkflowError(
+            f"side_by_side.models.{name}: maps.variants {model_config['maps']['variants']} must be the run's "
+            f"{config['maps']['variants']} (the models' chains make and refine the same maps)"
+        )
 
 RUN = f"results/{config['run_name']}"
 # Replicates (config `replicates`: N): the seed-dependent chain, train_classifier onwards, runs once per seed
@@ -68,8 +90,9 @@ REPLICATE_SEEDS = [config["seed"] + offset for offset in range(config["replicate
 # replicate shares), REP_FILES the {replicate} pattern of each replicate's own files.
 RUN_FILES, REP_FILES = RunLayout(RUN), RunLayout(REP)
 
-# the `wildcard_constraints:` directive, as a call (this file stays plain Python: tests/test_envs.py parses it)
-workflow.global_wildcard_constraints(replicate="(/replicates/seed_[0-9]+)?")
+# the `wildcard_constraints:` directive, as a call (this file stays plain Python: tests/test_envs.py parses it).
+# A side-by-side model's chain is the same rules under {RUN}/side_by_side/<model>, its replicates below it.
+workflow.global_wildcard_constraints(replicate=replicate_pattern(list(MODEL_CONFIGS)))
 
 
 def replicate_suffix(seed):
@@ -80,6 +103,13 @@ def replicate_suffix(seed):
 def replicate_seed(wildcards):
     """The training seed of a job's replicate (the ablation copies' too); the config's where a rule has no {replicate}."""
     return seed_of_replicate(wildcards.get("replicate", ""), config["seed"])
+
+
+def chain_config(wildcards):
+    """The config of a job's chain: the run's, or a side-by-side model's (only train_classifier and extract_maps read
+    the sections that differ)."""
+    model = chain_model(wildcards.get("replicate", ""))
+    return config if model is None else MODEL_CONFIGS[model]
 
 
 def replicate_targets():
@@ -243,6 +273,13 @@ MAPS_EXTRACTION_KEYS = (
     """last_k scales flip feature_temperature batch_size overlays resize remainder position_embedding amp
 storage_dtype workers""".split()
 )
+
+
+def maps_extraction_keys(chain):
+    """MAPS_EXTRACTION_KEYS of a chain's config (the run's or a side-by-side model's), in its maps section's order."""
+    return {key: chain["maps"][key] for key in chain["maps"] if key in MAPS_EXTRACTION_KEYS}
+
+
 # The keys of config["deeplab"] its training reads (its fingerprint) and those its inference reads, so that editing
 # the inference scales retrains nothing; the splits, train_on_gt and pseudo_masks choose the jobs' files instead.
 DEEPLAB_TRAINING_KEYS = (
