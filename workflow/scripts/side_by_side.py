@@ -6,6 +6,7 @@ with redirect_to_log(snakemake.log[0]):
     side_by_side_stage(
         **snakemake.params.config_keys,
         files=snakemake.params.files,
+        config=snakemake.config,
         json_path=snakemake.output.json,
         markdown_path=snakemake.output.markdown,
     )
