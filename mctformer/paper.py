@@ -58,7 +58,7 @@ PLUS_PSEUDO_MASK_AMBIGUOUS = 68.8
 # The side-by-side table's paper columns (VOC, mIoU %): seeds on train, PSA pseudo masks on train, DeepLab on val
 # (+ CRF), by classifier.version; None where the paper prints no such number.
 SIDE_BY_SIDE = {
-    "v2": {"paper": "MCTformer-V2 (CVPR 2022)", "seeds": SEEDS["v2", "fused_refined"][1],
+    "v2": {"paper": "MCTformer-V2 (CVPR 2022); seeds: Attention + PatchCAM + PatchAffinity", "seeds": SEEDS["v2", "fused_refined"][1],
            "masks": PSEUDO_MASKS, "deeplab": DEEPLAB_VAL},
     "plus": {"paper": PLUS_SOURCE, "seeds": None, "masks": None, "deeplab": PLUS_DEEPLAB_VAL},
 }

@@ -15,7 +15,7 @@ import yaml
 from test_replicates import T_975_2, planned_jobs
 
 from helpers.workflow import REPO, shipped_config, snakemake, tiny_config
-from mctformer.config import ConfigError, side_by_side_configs
+from mctformer.config import ConfigError, side_by_side_config, side_by_side_models
 from mctformer.run_layout import chain_model, chain_suffix, replicate_pattern, replicate_seed, side_by_side_files
 from mctformer.side_by_side import side_by_side_markdown, side_by_side_table
 
@@ -38,9 +38,8 @@ def test_a_chain_suffix_names_its_model_and_seed():
 
 def test_the_shipped_plus_model_is_the_run_with_the_overlays_classifier():
     config = shipped_config()
-    models = side_by_side_configs(config)
-    assert list(models) == ["plus"]
-    plus = models["plus"]
+    assert side_by_side_models(config) == {"plus": "workflow/configs/synthetic_plus.yaml"}
+    plus = side_by_side_config(config, "plus")
     assert plus["classifier"] == {**config["classifier"], "version": "plus", "gwrp_decay": 0.9514, "cct_blocks": 4}
     # the GWRP decay sized for 8x8 = 64 patches: the reference's last-rank weight over 28x28 = 784 patches
     assert plus["classifier"]["gwrp_decay"] ** 63 == pytest.approx(0.996 ** 783, rel=2e-3)
@@ -48,13 +47,12 @@ def test_the_shipped_plus_model_is_the_run_with_the_overlays_classifier():
     assert {key: value for key, value in plus.items() if key != "classifier"} == {key: value for key, value in config.items() if key != "classifier"}
 
 
-def test_a_models_overlay_must_exist_and_null_is_no_model(tmp_path):
+def test_a_models_overlay_must_exist_and_null_is_no_model():
     config = shipped_config()
-    config["side_by_side"]["models"] = {"plus": None}
-    assert side_by_side_configs(config) == {}
-    config["side_by_side"]["models"] = {"plus": "workflow/configs/missing.yaml"}
-    with pytest.raises(ConfigError, match="side_by_side.models.plus: config file .*missing.yaml does not exist"):
-        side_by_side_configs(config)
+    config["side_by_side"]["models"] = {"plus": None, "other": "workflow/configs/missing.yaml"}
+    assert side_by_side_models(config) == {"other": "workflow/configs/missing.yaml"}
+    with pytest.raises(ConfigError, match="side_by_side.models.other: config file .*missing.yaml does not exist"):
+        side_by_side_config(config, "other")
 
 
 def _write(path, value):
@@ -101,7 +99,7 @@ def test_the_table_on_hand_computed_numbers(tmp_path):
     assert "| MCTformer-V2 | 11.0 ± 1.0 | 11.0 ± 1.0 | 42.0 ± 2.0 | 11.0 ± 1.0 | 11.0 ± 1.0 | 11.0 ± 1.0 | 41 ± 1 | 121 ± 1 |" in lines
     assert any(line.startswith("| MCTformer+ - MCTformer-V2, paired by seed [95 % interval] | +10.0 ± 0.0 [+10.0, +10.0] |") for line in lines)
     # the papers' numbers: V2's seeds, masks and DeepLab (+ CRF); MCTformer+'s DeepLab val as cited
-    assert "| paper (VOC): MCTformer-V2 (CVPR 2022) | 61.7 | - | 69.1 | - | - | 71.9 | | |" in lines
+    assert "| paper (VOC): MCTformer-V2 (CVPR 2022); seeds: Attention + PatchCAM + PatchAffinity | 61.7 | - | 69.1 | - | - | 71.9 | | |" in lines
     assert any(line.startswith("| paper (VOC): MCTformer+") and line.endswith("| - | - | - | - | - | 74.0 | | |") for line in lines)
     # one replicate too few: refused, naming the model
     with pytest.raises(ValueError, match="model 'plus': 2 replicates' files for seeds"):
@@ -141,6 +139,20 @@ def test_a_model_overlay_with_other_map_variants_is_refused_before_any_job(tmp_p
     overlay.write_text(yaml.safe_dump({"classifier": {"cct_blocks": 0}}))
     result = snakemake(tmp_path, "side_by_side", "-n", config=config)
     assert result.returncode != 0 and f"invalid config of side_by_side.models.plus ({overlay})" in result.stdout + result.stderr
+
+
+def test_a_config_the_side_by_side_does_not_fit_still_plans_its_own_run(tmp_path):
+    """synthetic_v1.yaml (V1's map variants, which MCTformer+ does not make): its own DAG plans as before; only the
+    side_by_side target is refused, naming the model and the key."""
+    config = tiny_config()
+    v1 = yaml.safe_load((REPO / "workflow" / "configs" / "synthetic_v1.yaml").read_text())
+    config["classifier"]["version"] = v1["classifier"]["version"]
+    config["maps"]["variants"], config["psa"]["seed_variant"] = v1["maps"]["variants"], v1["psa"]["seed_variant"]
+    result = snakemake(tmp_path, "-n", config=config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    result = snakemake(tmp_path, "side_by_side", "-n", config=config)
+    assert result.returncode != 0
+    assert "invalid config of side_by_side.models.plus (workflow/configs/synthetic_plus.yaml): maps.variants" in result.stdout + result.stderr
 
 
 def test_the_plus_chain_trains_mctformer_plus_on_the_runs_data(tiny_run, tmp_path):

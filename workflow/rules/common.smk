@@ -1,4 +1,5 @@
 # Config loading, validation and the artifact layout shared by every rule file.
+import functools
 import os
 import shlex
 from pathlib import Path
@@ -34,7 +35,8 @@ from mctformer.config import (
     read_yaml,
     rule_resources,
     rule_settings,
-    side_by_side_configs,
+    side_by_side_config,
+    side_by_side_models,
 )
 
 min_version("9.0")
@@ -58,25 +60,11 @@ try:
     config.update(resolved)  # in place: `config` is Snakemake's own global
     validate(config, schema="../schemas/config.schema.yaml")
     check_config(config)
-    # The side-by-side models (side_by_side.models): the run's config with each overlay's classifier and maps
-    # sections, checked as a run's config would be, before any job.
-    MODEL_CONFIGS = side_by_side_configs(config, Path(PROJECT_DIR))
 except ConfigError as error:
     raise WorkflowError(f"invalid config: {error}")
-for name, model_config in MODEL_CONFIGS.items():
-    try:
-        validate(model_config, schema="../schemas/config.schema.yaml")
-        check_config(model_config)
-    except (ConfigError, WorkflowError) as error:
-        raise WorkflowError(
-            f"invalid config of side_by_side.models.{name} ({config['side_by_side']['models'][name]}): {error}"
-        )
-    if model_config["maps"]["variants"] != config["maps"]["variants"]:
-        # extract_maps' outputs are the run's variants, and PSA / IRN read the run's seed variants from them
-        raise WorkflowError(
-            f"side_by_side.models.{name}: maps.variants {model_config['maps']['variants']} must be the run's "
-            f"{config['maps']['variants']} (the models' chains make and refine the same maps)"
-        )
+# The side-by-side models (side_by_side.models: name -> overlay). Each one's config is made and checked when a job of
+# its chain is planned (model_config), so a run that asks for no side-by-side job never reads the overlays.
+MODEL_OVERLAYS = side_by_side_models(config)
 
 RUN = f"results/{config['run_name']}"
 # Replicates (config `replicates`: N): the seed-dependent chain, train_classifier onwards, runs once per seed
@@ -92,7 +80,7 @@ RUN_FILES, REP_FILES = RunLayout(RUN), RunLayout(REP)
 
 # the `wildcard_constraints:` directive, as a call (this file stays plain Python: tests/test_envs.py parses it).
 # A side-by-side model's chain is the same rules under {RUN}/side_by_side/<model>, its replicates below it.
-workflow.global_wildcard_constraints(replicate=replicate_pattern(list(MODEL_CONFIGS)))
+workflow.global_wildcard_constraints(replicate=replicate_pattern(list(MODEL_OVERLAYS)))
 
 
 def replicate_suffix(seed):
@@ -105,11 +93,31 @@ def replicate_seed(wildcards):
     return seed_of_replicate(wildcards.get("replicate", ""), config["seed"])
 
 
+@functools.cache
+def model_config(name):
+    """The config of side-by-side model ``name`` (mctformer.config.side_by_side_config), checked as a run's config would
+    be, before any job of its chain runs."""
+    overlay = MODEL_OVERLAYS[name]
+    try:
+        model = side_by_side_config(config, name, Path(PROJECT_DIR))
+        validate(model, schema=os.path.join(PROJECT_DIR, "workflow", "schemas", "config.schema.yaml"))
+        check_config(model)
+    except (ConfigError, WorkflowError) as error:
+        raise WorkflowError(f"invalid config of side_by_side.models.{name} ({overlay}): {error}")
+    if model["maps"]["variants"] != config["maps"]["variants"]:
+        # extract_maps' outputs are the run's variants, and PSA / IRN read the run's seed variants from them
+        raise WorkflowError(
+            f"side_by_side.models.{name}: maps.variants {model['maps']['variants']} must be the run's "
+            f"{config['maps']['variants']} (the models' chains make and refine the same maps)"
+        )
+    return model
+
+
 def chain_config(wildcards):
     """The config of a job's chain: the run's, or a side-by-side model's (only train_classifier and extract_maps read
     the sections that differ)."""
     model = chain_model(wildcards.get("replicate", ""))
-    return config if model is None else MODEL_CONFIGS[model]
+    return config if model is None else model_config(model)
 
 
 def replicate_targets():

@@ -3,12 +3,22 @@
 # seed; one table of mean +/- std over the replicates beside the papers' numbers (docs/mctformer-plus.md).
 # A model's chain is the run's own rules under results/<run>/side_by_side/<model> (the {replicate} wildcard's model
 # part, common.smk); only train_classifier and extract_maps read its classifier and maps sections.
-SIDE_BY_SIDE_FILES = side_by_side_files(config, RUN, list(MODEL_CONFIGS), REPLICATE_SEEDS)
+
+
+def side_by_side_table_files(wildcards=None):
+    """The table's inputs by model and replicate (run_layout.side_by_side_files), each model's config checked first:
+    made only when the target is asked for, so a config the side-by-side does not fit still runs everything else."""
+    for name in MODEL_OVERLAYS:
+        model_config(name)
+    try:
+        return side_by_side_files(config, RUN, list(MODEL_OVERLAYS), REPLICATE_SEEDS)
+    except ValueError as error:
+        raise WorkflowError(f"side_by_side: {error}")
 
 
 rule side_by_side:
     input:
-        flat_paths(SIDE_BY_SIDE_FILES),
+        lambda wildcards: flat_paths(side_by_side_table_files()),
     output:
         json=f"{RUN}/side_by_side/side_by_side.json",
         markdown=f"{RUN}/side_by_side/side_by_side.md",
@@ -22,12 +32,12 @@ rule side_by_side:
     resources:
         **rule_resources_of("side_by_side"),
     params:
-        files=SIDE_BY_SIDE_FILES,
-        config_keys=dict(
+        files=side_by_side_table_files,
+        config_keys=lambda wildcards: dict(
             seeds=REPLICATE_SEEDS,
             versions={
                 config["classifier"]["version"]: config["classifier"]["version"],
-                **{name: model["classifier"]["version"] for name, model in MODEL_CONFIGS.items()},
+                **{name: model_config(name)["classifier"]["version"] for name in MODEL_OVERLAYS},
             },
             seed_variant=config["psa"]["seed_variant"],
             mask_split=config["psa"]["eval_splits"][0],
