@@ -151,7 +151,7 @@ def paper_table() -> str:
               f"| DeepLab, test (+ CRF) | {paper['deeplab_test']} |"]
     from . import paper as papers
 
-    lines += ["", f"MCTformer+, {papers.PLUS_SOURCE}: DeepLab on VOC val {papers.PLUS_DEEPLAB_VAL}, on COCO val "
+    lines += ["", f"{papers.PLUS_SOURCE}: DeepLab on VOC val {papers.PLUS_DEEPLAB_VAL}, on COCO val "
               f"{papers.PLUS_DEEPLAB_VAL_COCO} (mIoU %, + CRF); a {papers.PLUS_PSEUDO_MASK_AMBIGUOUS} \"pseudo-mask\" VOC number is cited "
               "without saying whether seeds or masks."]
     return "\n".join(lines) + "\n"
