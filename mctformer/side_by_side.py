@@ -89,8 +89,10 @@ def side_by_side_markdown(table: Mapping[str, Any]) -> list[str]:
     header = ["model", *[f"seeds {split}" for split in splits], f"PSA masks {table['mask_split']}", f"IRN masks {table['mask_split']}",
               f"DeepLab {table['deeplab_split']}", "+ CRF", "classifier + maps (s)", "chain (s)"]
     n = len(table["seeds"])
+    over = (f"mean ± sample std over {n} replicates (seeds {', '.join(map(str, table['seeds']))})" if n > 1 else
+            f"one replicate (seed {table['seeds'][0]}): no spread to estimate")
     lines = [
-        f"mIoU (%), mean ± sample std over {n} replicates (seeds {', '.join(map(str, table['seeds']))}); seeds: "
+        f"mIoU (%), {over}; seeds: "
         f"`{table['seed_variant']}` at its best threshold; DeepLab trained on the PSA masks. Times: wall seconds of the jobs "
         "(benchmark files), mean ± std.", "",
         "| " + " | ".join(header) + " |", "|" + "---|" * len(header),

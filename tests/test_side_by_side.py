@@ -101,6 +101,14 @@ def test_the_table_on_hand_computed_numbers(tmp_path):
     # the papers' numbers: V2's seeds, masks and DeepLab (+ CRF); MCTformer+'s DeepLab val as cited
     assert "| paper (VOC): MCTformer-V2 (CVPR 2022); seeds: Attention + PatchCAM + PatchAffinity | 61.7 | - | 69.1 | - | - | 71.9 | | |" in lines
     assert any(line.startswith("| paper (VOC): MCTformer+") and line.endswith("| - | - | - | - | - | 74.0 | | |") for line in lines)
+    # one replicate: the means, no spread and no interval
+    single = side_by_side_table({model: replicates[:1] for model, replicates in files.items()}, seeds=[0],
+                                versions={"v2": "v2", "plus": "plus"}, seed_variant="fused_feature_refined", mask_split="train",
+                                deeplab_split="val")
+    lines = side_by_side_markdown(single)
+    assert lines[0].startswith("mIoU (%), one replicate (seed 0): no spread to estimate;")
+    assert "| MCTformer-V2 | 10.0 | 10.0 | 40.0 | 10.0 | 10.0 | 10.0 | 40 | 120 |" in lines
+    assert any(line.startswith("| MCTformer+ - MCTformer-V2, paired by seed [95 % interval] | +10.0 | +10.0 | -20.0 |") for line in lines)
     # one replicate too few: refused, naming the model
     with pytest.raises(ValueError, match="model 'plus': 2 replicates' files for seeds"):
         side_by_side_table({**files, "plus": files["plus"][:2]}, seeds=[0, 1, 2], versions={"v2": "v2", "plus": "plus"},
