@@ -107,6 +107,31 @@ def load_config(configfiles: Iterable[str | Path] = (), overrides: Mapping[str, 
     return config, set_by_compat
 
 
+# What a side-by-side model takes from its overlay; every other section is the run's, so both chains share the data,
+# the post-processing and DeepLab (docs/mctformer-plus.md).
+SIDE_BY_SIDE_SECTIONS = ("classifier", "maps")
+
+
+def side_by_side_models(config: Mapping[str, Any]) -> dict[str, str]:
+    """side_by_side.models without its null entries: {model name: its overlay file}, in the order written."""
+    return {name: path for name, path in (config.get("side_by_side", {}).get("models") or {}).items() if path is not None}
+
+
+def side_by_side_config(config: Mapping[str, Any], name: str, project_dir: Path = PROJECT_DIR) -> dict:
+    """The config of the side-by-side model ``name``: ``config`` (the run's, resolved) with the ``classifier`` and
+    ``maps`` sections of the model's overlay composed over it, the overlay's ``base:`` chain included. Not validated
+    here: the workflow checks it as a run's config when a job of that model's chain is planned."""
+    overlay_file = side_by_side_models(config)[name]
+    path = (project_dir / overlay_file).resolve()
+    if not path.is_file():
+        raise ConfigError(f"side_by_side.models.{name}: config file {path} does not exist (a path relative to {project_dir})")
+    composed, _ = compose_config([deepcopy(dict(config))], read_yaml(path), project_dir)
+    model = deepcopy(dict(config))
+    for section in SIDE_BY_SIDE_SECTIONS:
+        model[section] = composed[section]
+    return model
+
+
 def builds_data_root(config: Mapping[str, Any]) -> bool:
     """Whether a rule makes the dataset root (synthetic data, or a real dataset from data.archives)."""
     return config["data"]["source"] == "synthetic" or bool(config["data"].get("archives"))

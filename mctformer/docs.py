@@ -9,6 +9,9 @@ region from its source and leaves the rest of the page as it is:
 - ``configuration``: every key of ``workflow/schemas/config.schema.yaml`` with its description, type and range,
   and its default from ``config.yaml``;
 - ``paper``: the paper's numbers as the package holds them;
+- ``side-by-side``: V2 and MCTformer+ over the replicates (``docs/results/side-by-side/side_by_side.json``, copied
+  there from a run's ``side_by_side/`` folder by ``python -m mctformer docs render --side-by-side
+  results/synthetic/side_by_side``), with that run's provenance line;
 - ``benchmarks``: one row per ``docs/results/benchmarks/<name>.json`` that a benchmark script wrote with
   ``--json`` (:func:`write_benchmark_json`), each with its provenance;
 - ``scaling_plan``: benchmarks/plan_scale.py's predicted wall times with and without shards, from its JSON;
@@ -36,6 +39,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RENDERED_RUN = os.path.join("docs", "results", "embedded-default")
 SUMMARY = os.path.join(RENDERED_RUN, "summary.json")
 BENCHMARKS = os.path.join("docs", "results", "benchmarks")
+SIDE_BY_SIDE = os.path.join("docs", "results", "side-by-side", "side_by_side.json")
 SCHEMA = os.path.join("workflow", "schemas", "config.schema.yaml")
 CONFIG = "config.yaml"
 PAGES = ("README.md", "docs")  # README.md and every docs/*.md (docs/experiments/ is the notebook: never rendered)
@@ -146,7 +150,26 @@ def paper_table() -> str:
     lines += [f"| seeds (train): {name} | {value} |" for name, value in paper["seeds"].items()]
     lines += [f"| pseudo masks (train) | {paper['masks']} |", f"| DeepLab, val (+ CRF) | {paper['deeplab_val']} |",
               f"| DeepLab, test (+ CRF) | {paper['deeplab_test']} |"]
+    from . import paper as papers
+
+    lines += ["", f"{papers.PLUS_SOURCE}: DeepLab on VOC val {papers.PLUS_DEEPLAB_VAL}, on COCO val "
+              f"{papers.PLUS_DEEPLAB_VAL_COCO} (mIoU %, + CRF); a {papers.PLUS_PSEUDO_MASK_AMBIGUOUS} \"pseudo-mask\" VOC number is cited "
+              "without saying whether seeds or masks."]
     return "\n".join(lines) + "\n"
+
+
+def side_by_side_region(repo: str = REPO) -> str | None:
+    """The side-by-side table (mctformer.side_by_side) of the rendered run, with its provenance; None (the region left
+    as it is) where no run has been copied there."""
+    from .side_by_side import side_by_side_markdown
+
+    path = os.path.join(repo, SIDE_BY_SIDE)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as handle:
+        table = json.load(handle)
+    source = f"<sub>Rendered by `python -m mctformer docs render` from `{SIDE_BY_SIDE}`; {provenance_line(table.get('provenance'))}.</sub>"
+    return "\n".join([*side_by_side_markdown(table), "", source]) + "\n"
 
 
 def write_benchmark_json(path: str, *, benchmark: str, command: str, measured: Mapping[str, Any], speedup: float | None,
@@ -359,6 +382,7 @@ def renderers(repo: str = REPO, summary: Mapping[str, Any] | None = None) -> dic
         "deeplab": lambda: deeplab_table(summary), "paper": paper_table,
         "benchmarks": lambda: benchmarks_table(benchmark_records(repo)), "configuration": configuration, "switches": switches_table,
         "rules": lambda: rules_table(repo), "scaling_plan": lambda: scaling_plan_table(plan_record(repo)),
+        "side-by-side": lambda: side_by_side_region(repo),
     }
 
 
@@ -413,6 +437,8 @@ def main(argv: list[str]) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     render = commands.add_parser("render", help="rewrite the generated regions of README.md and docs/*.md")
     render.add_argument("--run", help=f"a run's folder (results/<run_name>): its summary.json is copied to {SUMMARY} first")
+    render.add_argument("--side-by-side", help=f"a side_by_side folder (results/<run_name>/side_by_side): its table is copied to "
+                        f"{SIDE_BY_SIDE} first")
     commands.add_parser("check", help="exit 1 naming each page whose generated regions are out of date")
     head = commands.add_parser("headline", help="print a run's headline numbers and where its report is")
     head.add_argument("--run", help="a run's folder (default: results/<run_name of config.yaml>)")
@@ -428,6 +454,9 @@ def main(argv: list[str]) -> int:
     if args.command == "render" and args.run:
         os.makedirs(os.path.join(REPO, RENDERED_RUN), exist_ok=True)
         shutil.copyfile(os.path.join(args.run, "summary.json"), os.path.join(REPO, SUMMARY))
+    if args.command == "render" and args.side_by_side:
+        os.makedirs(os.path.dirname(os.path.join(REPO, SIDE_BY_SIDE)), exist_ok=True)
+        shutil.copyfile(os.path.join(args.side_by_side, "side_by_side.json"), os.path.join(REPO, SIDE_BY_SIDE))
     stale = []
     for path, (before, after) in render_pages().items():
         if before != after:

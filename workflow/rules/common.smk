@@ -1,4 +1,5 @@
 # Config loading, validation and the artifact layout shared by every rule file.
+import functools
 import os
 import shlex
 from pathlib import Path
@@ -11,9 +12,13 @@ from mctformer.run_layout import (
     PREDICTION_FOLDERS,
     RunLayout,
     at_replicate,
+    chain_model,
+    chain_suffix,
     comparison_files,
+    side_by_side_files,
     deeplab_models as deeplab_models_of,
     flat_paths,
+    replicate_pattern,
     replicate_seed as seed_of_replicate,
     replicate_suffix as suffix_of_seed,
     SHARD_WILDCARD,
@@ -33,6 +38,8 @@ from mctformer.config import (
     read_yaml,
     rule_resources,
     rule_settings,
+    side_by_side_config,
+    side_by_side_models,
 )
 
 min_version("9.0")
@@ -58,6 +65,9 @@ try:
     check_config(config)
 except ConfigError as error:
     raise WorkflowError(f"invalid config: {error}")
+# The side-by-side models (side_by_side.models: name -> overlay). Each one's config is made and checked when a job of
+# its chain is planned (model_config), so a run that asks for no side-by-side job never reads the overlays.
+MODEL_OVERLAYS = side_by_side_models(config)
 
 RUN = f"results/{config['run_name']}"
 # Replicates (config `replicates`: N): the seed-dependent chain, train_classifier onwards, runs once per seed
@@ -71,8 +81,9 @@ REPLICATE_SEEDS = [config["seed"] + offset for offset in range(config["replicate
 # replicate shares), REP_FILES the {replicate} pattern of each replicate's own files.
 RUN_FILES, REP_FILES = RunLayout(RUN), RunLayout(REP)
 
-# the `wildcard_constraints:` directive, as a call (this file stays plain Python: tests/test_envs.py parses it)
-workflow.global_wildcard_constraints(replicate="(/replicates/seed_[0-9]+)?")
+# the `wildcard_constraints:` directive, as a call (this file stays plain Python: tests/test_envs.py parses it).
+# A side-by-side model's chain is the same rules under {RUN}/side_by_side/<model>, its replicates below it.
+workflow.global_wildcard_constraints(replicate=replicate_pattern(list(MODEL_OVERLAYS)))
 
 
 def replicate_suffix(seed):
@@ -83,6 +94,33 @@ def replicate_suffix(seed):
 def replicate_seed(wildcards):
     """The training seed of a job's replicate (the ablation copies' too); the config's where a rule has no {replicate}."""
     return seed_of_replicate(wildcards.get("replicate", ""), config["seed"])
+
+
+@functools.cache
+def model_config(name):
+    """The config of side-by-side model ``name`` (mctformer.config.side_by_side_config), checked as a run's config would
+    be, before any job of its chain runs."""
+    overlay = MODEL_OVERLAYS[name]
+    try:
+        model = side_by_side_config(config, name, Path(PROJECT_DIR))
+        validate(model, schema=os.path.join(PROJECT_DIR, "workflow", "schemas", "config.schema.yaml"))
+        check_config(model)
+    except (ConfigError, WorkflowError) as error:
+        raise WorkflowError(f"invalid config of side_by_side.models.{name} ({overlay}): {error}")
+    if model["maps"]["variants"] != config["maps"]["variants"]:
+        # extract_maps' outputs are the run's variants, and PSA / IRN read the run's seed variants from them
+        raise WorkflowError(
+            f"side_by_side.models.{name}: maps.variants {model['maps']['variants']} must be the run's "
+            f"{config['maps']['variants']} (the models' chains make and refine the same maps)"
+        )
+    return model
+
+
+def chain_config(wildcards):
+    """The config of a job's chain: the run's, or a side-by-side model's (only train_classifier and extract_maps read
+    the sections that differ)."""
+    model = chain_model(wildcards.get("replicate", ""))
+    return config if model is None else model_config(model)
 
 
 def replicate_targets():
@@ -338,6 +376,13 @@ MAPS_EXTRACTION_KEYS = (
     """last_k scales flip feature_temperature batch_size overlays resize remainder position_embedding amp
 storage_dtype workers""".split()
 )
+
+
+def maps_extraction_keys(chain):
+    """MAPS_EXTRACTION_KEYS of a chain's config (the run's or a side-by-side model's), in its maps section's order."""
+    return {key: chain["maps"][key] for key in chain["maps"] if key in MAPS_EXTRACTION_KEYS}
+
+
 # The keys of config["deeplab"] its training reads (its fingerprint) and those its inference reads, so that editing
 # the inference scales retrains nothing; the splits, train_on_gt and pseudo_masks choose the jobs' files instead.
 DEEPLAB_TRAINING_KEYS = (

@@ -23,14 +23,14 @@ rule extract_maps:
     params:
         root=data_root_of,
         variants=VARIANTS,
-        # every maps key but variants (the outputs)
-        config_keys=dict(
+        # every maps key but variants (the outputs), the chain's model's
+        config_keys=lambda wildcards: dict(
             layout=LAYOUT,
             classes=CLASSES,
             splits=extraction_splits(),
             **device_keys("extract_maps"),
-            version=VERSION,
-            **section_keys("maps", *in_section_order("maps", MAPS_EXTRACTION_KEYS)),
+            version=chain_config(wildcards)["classifier"]["version"],
+            **maps_extraction_keys(chain_config(wildcards)),
         ),
     script:
         "../scripts/extract_maps.py"
