@@ -19,6 +19,8 @@ include: "workflow/rules/irn.smk"
 include: "workflow/rules/deeplab.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/ablations.smk"
+include: "workflow/rules/shards.smk"
+include: "workflow/rules/side_by_side.smk"
 
 
 rule all:

@@ -24,7 +24,7 @@ from device_bench import add_device_arguments, best_seconds, config_of, device_o
 from mctformer.affinity import affinity_loss, neighbour_affinity
 from mctformer.irn.paths import boundary_affinity, irn_affinity_loss
 from mctformer.models.affinitynet import AffinityNet
-from mctformer.models.mctformer import classification_loss
+from mctformer.models.mctformer import classification_loss, plus_loss_terms
 from mctformer.training.affinity import batch_pair_labels
 from mctformer.training.classifier import build_classifier
 from mctformer.training.common import autocast
@@ -51,7 +51,10 @@ def network_step(net: str, config: dict, batch: int | None, crop: int | None, de
         images, targets = torch.randn(batch, 3, size, size, device=device), (torch.rand(batch, classes, device=device) < 0.1).float()
 
         def loss() -> torch.Tensor:
-            return classification_loss(model(images), targets)
+            if settings["version"] != "plus":
+                return classification_loss(model(images), targets)
+            # MCTformer+ trains on its own loss (the CCT term over the last cct_blocks blocks), as the trainer does
+            return plus_loss_terms(model(images), targets, cct_weight=settings["cct_weight"], cct_blocks=settings["cct_blocks"])["total"]
         return model, loss, batch, settings["amp"], f"{settings['arch']} {settings['version']} {size}px"
     if net == "affinity":
         settings = {**config["affinity"], "pretrained": None}

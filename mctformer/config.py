@@ -18,6 +18,7 @@ import yaml
 
 from .compat import apply_compat
 from .models.registry import ARCHITECTURES, MAP_VARIANTS, backbone_output_stride, check_last_k
+from .run_layout import SHARDED_RULES
 
 # The pipeline's folder (Snakefile, config.yaml, workflow/): a config's `base:` is relative to it.
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -129,6 +130,31 @@ def load_config(configfiles: Iterable[str | Path] = (), overrides: Mapping[str, 
         where = ".".join(map(str, error.absolute_path)) or "(top level)"
         raise ConfigError(f"{where}: {error.message}") from None
     return config, set_by_compat
+
+
+# What a side-by-side model takes from its overlay; every other section is the run's, so both chains share the data,
+# the post-processing and DeepLab (docs/mctformer-plus.md).
+SIDE_BY_SIDE_SECTIONS = ("classifier", "maps")
+
+
+def side_by_side_models(config: Mapping[str, Any]) -> dict[str, str]:
+    """side_by_side.models without its null entries: {model name: its overlay file}, in the order written."""
+    return {name: path for name, path in (config.get("side_by_side", {}).get("models") or {}).items() if path is not None}
+
+
+def side_by_side_config(config: Mapping[str, Any], name: str, project_dir: Path = PROJECT_DIR) -> dict:
+    """The config of the side-by-side model ``name``: ``config`` (the run's, resolved) with the ``classifier`` and
+    ``maps`` sections of the model's overlay composed over it, the overlay's ``base:`` chain included. Not validated
+    here: the workflow checks it as a run's config when a job of that model's chain is planned."""
+    overlay_file = side_by_side_models(config)[name]
+    path = (project_dir / overlay_file).resolve()
+    if not path.is_file():
+        raise ConfigError(f"side_by_side.models.{name}: config file {path} does not exist (a path relative to {project_dir})")
+    composed, _ = compose_config([deepcopy(dict(config))], read_yaml(path), project_dir)
+    model = deepcopy(dict(config))
+    for section in SIDE_BY_SIDE_SECTIONS:
+        model[section] = composed[section]
+    return model
 
 
 def builds_data_root(config: Mapping[str, Any]) -> bool:
@@ -316,7 +342,7 @@ DISTRIBUTED_RULES = {"train_classifier": "classifier", "train_deeplab": "deeplab
 
 
 def rule_settings(config: Mapping[str, Any], rule: str) -> dict[str, Any]:
-    """resources.default overlaid with resources.rules[rule]: threads, mem_mb, runtime, gpus."""
+    """resources.default overlaid with resources.rules[rule]: threads, mem_mb, runtime, gpus, shards."""
     resources = config["resources"]
     settings = dict(resources["default"])
     settings.update(resources["rules"].get(rule) or {})
@@ -324,6 +350,8 @@ def rule_settings(config: Mapping[str, Any], rule: str) -> dict[str, Any]:
         raise ConfigError(f"resources.rules.{rule}.gpus: {rule} does not use a GPU (GPU rules: {', '.join(GPU_RULES)})")
     if settings["gpus"] > 1 and rule not in DISTRIBUTED_RULES:
         raise ConfigError(f"resources.rules.{rule}.gpus: only {' and '.join(DISTRIBUTED_RULES)} run on several GPUs")
+    if settings["shards"] > 1 and rule not in SHARDED_RULES:
+        raise ConfigError(f"resources.rules.{rule}.shards: {rule} is not split into shards (per-image rules: {', '.join(SHARDED_RULES)})")
     return settings
 
 

@@ -9,8 +9,12 @@ region from its source and leaves the rest of the page as it is:
 - ``configuration``: every key of ``workflow/schemas/config.schema.yaml`` with its description, type and range,
   and its default from ``config.yaml``;
 - ``paper``: the paper's numbers as the package holds them;
+- ``side-by-side``: V2 and MCTformer+ over the replicates (``docs/results/side-by-side/side_by_side.json``, copied
+  there from a run's ``side_by_side/`` folder by ``python -m mctformer docs render --side-by-side
+  results/synthetic/side_by_side``), with that run's provenance line;
 - ``benchmarks``: one row per ``docs/results/benchmarks/<name>.json`` that a benchmark script wrote with
   ``--json`` (:func:`write_benchmark_json`), each with its provenance;
+- ``scaling_plan``: benchmarks/plan_scale.py's predicted wall times with and without shards, from its JSON;
 - ``switches``: the reference-vs-ours table of ``mctformer.compat.switches_markdown()`` (left as it is while the
   package has no registry).
 
@@ -35,6 +39,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RENDERED_RUN = os.path.join("docs", "results", "embedded-default")
 SUMMARY = os.path.join(RENDERED_RUN, "summary.json")
 BENCHMARKS = os.path.join("docs", "results", "benchmarks")
+SIDE_BY_SIDE = os.path.join("docs", "results", "side-by-side", "side_by_side.json")
 SCHEMA = os.path.join("workflow", "schemas", "config.schema.yaml")
 CONFIG = "config.yaml"
 PAGES = ("README.md", "docs")  # README.md and every docs/*.md (docs/experiments/ is the notebook: never rendered)
@@ -145,20 +150,77 @@ def paper_table() -> str:
     lines += [f"| seeds (train): {name} | {value} |" for name, value in paper["seeds"].items()]
     lines += [f"| pseudo masks (train) | {paper['masks']} |", f"| DeepLab, val (+ CRF) | {paper['deeplab_val']} |",
               f"| DeepLab, test (+ CRF) | {paper['deeplab_test']} |"]
+    from . import paper as papers
+
+    lines += ["", f"{papers.PLUS_SOURCE}: DeepLab on VOC val {papers.PLUS_DEEPLAB_VAL}, on COCO val "
+              f"{papers.PLUS_DEEPLAB_VAL_COCO} (mIoU %, + CRF); a {papers.PLUS_PSEUDO_MASK_AMBIGUOUS} \"pseudo-mask\" VOC number is cited "
+              "without saying whether seeds or masks."]
     return "\n".join(lines) + "\n"
 
 
+def side_by_side_region(repo: str = REPO) -> str | None:
+    """The side-by-side table (mctformer.side_by_side) of the rendered run, with its provenance; None (the region left
+    as it is) where no run has been copied there."""
+    from .side_by_side import side_by_side_markdown
+
+    path = os.path.join(repo, SIDE_BY_SIDE)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as handle:
+        table = json.load(handle)
+    source = f"<sub>Rendered by `python -m mctformer docs render` from `{SIDE_BY_SIDE}`; {provenance_line(table.get('provenance'))}.</sub>"
+    return "\n".join([*side_by_side_markdown(table), "", source]) + "\n"
+
+
 def write_benchmark_json(path: str, *, benchmark: str, command: str, measured: Mapping[str, Any], speedup: float | None,
-                         target: str | None, threads: int | None, device: str) -> None:
+                         target: str | None, threads: int | None, device: str, plan: Mapping[str, Any] | None = None) -> None:
     """What a benchmark script measured, for the docs' ``benchmarks`` table: ``measured`` {what: value} in the order
     the table shows them, ``speedup`` the ratio the benchmark exists for, with the run's provenance (``device``: the
-    torch device it ran on, so a GPU figure never reads as a CPU one)."""
+    torch device it ran on, so a GPU figure never reads as a CPU one); ``plan``: what benchmarks/plan_scale.py
+    predicts from its measurement (the ``scaling_plan`` region)."""
     from .artifacts import write_json
     from .provenance import collect
 
-    write_json(path, {"benchmark": benchmark, "command": command, "measured": dict(measured), "speedup": speedup,
-                      "target": target, "load_average": round(os.getloadavg()[0], 2),  # other work on the machine
-                      "provenance": collect(config=None, threads=threads, device=device)})
+    record = {"benchmark": benchmark, "command": command, "measured": dict(measured), "speedup": speedup,
+              "target": target, "load_average": round(os.getloadavg()[0], 2),  # other work on the machine
+              "provenance": collect(config=None, threads=threads, device=device)}
+    if plan is not None:
+        record["plan"] = dict(plan)
+    write_json(path, record)
+
+
+def scaling_plan_table(record: Mapping[str, Any] | None) -> str:
+    """benchmarks/plan_scale.py's plan (docs/results/benchmarks/plan_scale.json): per dataset and per-image stage, the
+    measured core-seconds per image and the predicted wall time without shards (one job: one node) and with one
+    shard per node, marked as the prediction it is."""
+    if record is None or "plan" not in record:
+        return "Not measured yet: `nice -n 5 .venv/bin/python benchmarks/plan_scale.py --json docs/results/benchmarks/plan_scale.json`.\n"
+    plan = record["plan"]
+    clusters = [str(count) for count in plan["nodes"] if count > 1]
+    lines = [
+        f"Predicted wall minutes on nodes of {plan['cores']} cores, from per-image costs measured on one core of this machine "
+        f"({plan['images_measured']} image(s) per stage; load average {record.get('load_average')}); a prediction, not a "
+        "cluster measurement. Without shards a stage is one job on one node, however many nodes the cluster has; one "
+        "shard per node divides it by the nodes.",
+        "",
+        "| dataset | stage | images | s / image (1 core) | 1 node | "
+        + " | ".join(f"{count} nodes, no shards | {count} nodes, {count} shards" for count in clusters) + " |",
+        "|---|---|---|---|---|" + "---|---|" * len(clusters),
+    ]
+    for row in plan["rows"]:
+        unsharded = f"{row['unsharded_hours'] * 60:.1f}"
+        cells = " | ".join(f"{unsharded} | {row['sharded_hours'][count] * 60:.1f}" for count in clusters)
+        lines.append(f"| {row['dataset']} | {row['stage']} | {row['images']} | {row['seconds_per_image']:.3f} | {unsharded} | {cells} |")
+    lines += ["", f"<sub>`{record['command']}`: {provenance_line(record.get('provenance'))}.</sub>"]
+    return "\n".join(lines) + "\n"
+
+
+def plan_record(repo: str = REPO) -> dict | None:
+    path = os.path.join(repo, BENCHMARKS, "plan_scale.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as handle:
+        return json.load(handle)
 
 
 def number_cell(value: Any) -> str:
@@ -319,7 +381,8 @@ def renderers(repo: str = REPO, summary: Mapping[str, Any] | None = None) -> dic
         "results": lambda: results_table(summary), "seeds": lambda: seeds_table(summary), "masks": lambda: masks_table(summary),
         "deeplab": lambda: deeplab_table(summary), "paper": paper_table,
         "benchmarks": lambda: benchmarks_table(benchmark_records(repo)), "configuration": configuration, "switches": switches_table,
-        "rules": lambda: rules_table(repo),
+        "rules": lambda: rules_table(repo), "scaling_plan": lambda: scaling_plan_table(plan_record(repo)),
+        "side-by-side": lambda: side_by_side_region(repo),
     }
 
 
@@ -374,6 +437,8 @@ def main(argv: list[str]) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     render = commands.add_parser("render", help="rewrite the generated regions of README.md and docs/*.md")
     render.add_argument("--run", help=f"a run's folder (results/<run_name>): its summary.json is copied to {SUMMARY} first")
+    render.add_argument("--side-by-side", help=f"a side_by_side folder (results/<run_name>/side_by_side): its table is copied to "
+                        f"{SIDE_BY_SIDE} first")
     commands.add_parser("check", help="exit 1 naming each page whose generated regions are out of date")
     head = commands.add_parser("headline", help="print a run's headline numbers and where its report is")
     head.add_argument("--run", help="a run's folder (default: results/<run_name of config.yaml>)")
@@ -389,6 +454,9 @@ def main(argv: list[str]) -> int:
     if args.command == "render" and args.run:
         os.makedirs(os.path.join(REPO, RENDERED_RUN), exist_ok=True)
         shutil.copyfile(os.path.join(args.run, "summary.json"), os.path.join(REPO, SUMMARY))
+    if args.command == "render" and args.side_by_side:
+        os.makedirs(os.path.dirname(os.path.join(REPO, SIDE_BY_SIDE)), exist_ok=True)
+        shutil.copyfile(os.path.join(args.side_by_side, "side_by_side.json"), os.path.join(REPO, SIDE_BY_SIDE))
     stale = []
     for path, (before, after) in render_pages().items():
         if before != after:

@@ -363,11 +363,13 @@ def extract_maps(
     storage_dtype: str,
     workers: int,
     overlay_dir: str | os.PathLike | None = None,
+    overlay_ids: Sequence[str] | None = None,
 ) -> None:
     """Write ``<id>.npz`` maps of every id for every variant in ``out_dirs`` (variant -> folder).
 
     Every setting is a ``maps`` key of the config (``num_overlays`` = maps.overlays,
-    written only when ``overlay_dir`` is given). Each folder (and the overlay
+    written only when ``overlay_dir`` is given; of the images ``overlay_ids`` among ``ids``, by default the first
+    ``num_overlays``: a shard of a stage passes its whole list's first ones). Each folder (and the overlay
     folder) appears only when all of it is written. ``resize``, ``remainder``, ``position_embedding``, ``amp``: see
     :func:`multiscale_maps`; ``storage_dtype``: float16 (half the disk, within
     2.5e-4 of float32 on [0, 1] maps) or float32 (the reference); ``workers``: see :func:`image_batches`.
@@ -384,7 +386,7 @@ def extract_maps(
     device = torch.device(device)
     model = model.to(device).eval()
     variants = list(out_dirs)
-    overlay_ids = set(ids[:num_overlays]) if overlay_dir else set()
+    overlay_ids = set(ids[:num_overlays] if overlay_ids is None else overlay_ids) if overlay_dir else set()
     # with loader processes, PIL's resizing to every scale happens there too (torch resizing stays on the device)
     prescale = (functools.partial(pil_resized_batches, scales=list(scales), patch_size=model.patch_size, remainder=remainder)
                 if workers > 0 and resize == "pil_bicubic" else None)

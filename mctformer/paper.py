@@ -45,3 +45,20 @@ def seed_miou(variant: str, default: float | None = None) -> float | None:
         if paper_variant == variant:
             return miou
     return default
+
+# MCTformer+ (Xu et al., TPAMI 2024, arXiv 2308.03005). Its own tables are in no stored source (../shared/notes/
+# mctformer-plus.md, 1.8): these are the numbers later papers cite for it (the ComCD paper's related-work note), DeepLab
+# on VOC val and COCO val (with CRF). The same note cites 68.8 on VOC as its "pseudo-mask" mIoU without saying whether
+# that is the seeds or the refined masks, so it fills neither column; the paper's seed and test numbers are unknown.
+PLUS_SOURCE = "MCTformer+ (TPAMI 2024) as cited by ComCD; its own tables unread"
+PLUS_DEEPLAB_VAL = 74.0
+PLUS_DEEPLAB_VAL_COCO = 45.2
+PLUS_PSEUDO_MASK_AMBIGUOUS = 68.8
+
+# The side-by-side table's paper columns (VOC, mIoU %): seeds on train, PSA pseudo masks on train, DeepLab on val
+# (+ CRF), by classifier.version; None where the paper prints no such number.
+SIDE_BY_SIDE = {
+    "v2": {"paper": "MCTformer-V2 (CVPR 2022); seeds: Attention + PatchCAM + PatchAffinity", "seeds": SEEDS["v2", "fused_refined"][1],
+           "masks": PSEUDO_MASKS, "deeplab": DEEPLAB_VAL},
+    "plus": {"paper": PLUS_SOURCE, "seeds": None, "masks": None, "deeplab": PLUS_DEEPLAB_VAL},
+}

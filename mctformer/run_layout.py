@@ -5,6 +5,10 @@ A :class:`RunLayout` is rooted at a run folder or at a pattern of one: ``results
 for every replicate (``{replicate}`` is empty for the config's seed, ``/replicates/seed_<s>`` for the others), so
 the same paths serve a rule's outputs and, filled in by :func:`at_replicate`, an input function's files. Plain
 Python on config values: the workflow (workflow/rules/common.smk) and the tests call it alike.
+
+The side-by-side target (workflow/rules/side_by_side.smk) runs the same chain for another model beside the run's
+own: its files lie under ``results/<run_name>/side_by_side/<model>``, replicates included, so ``{replicate}`` is
+``[/side_by_side/<model>][/replicates/seed_<s>]`` (:func:`chain_suffix`); the run's own chain has no model part.
 """
 
 from __future__ import annotations
@@ -21,6 +25,11 @@ REFINEMENT_JOBS = {
     "irn": ("ir_labels", "train_irn", "irn_walk"),
 }
 PREDICTION_FOLDERS = ("pred", "pred_crf")  # DeepLab's argmax and its CRF-refined predictions
+# The per-image rules a `shards` setting (resources.rules.<rule>.shards) may split (mctformer/shards.py), and their
+# {shard} wildcard: "<k>-of-<N>", k from 1, as Snakemake's scattergather names its items.
+SHARDED_RULES = ("extract_maps", "psa_labels", "random_walk", "ir_labels", "irn_walk", "infer_deeplab", "voc_submission")
+SHARD_NUMBER = "[1-9][0-9]*"
+SHARD_WILDCARD = f"{SHARD_NUMBER}-of-{SHARD_NUMBER}"
 
 
 @dataclass(frozen=True)
@@ -110,15 +119,53 @@ class RunLayout:
         return f"{self.run}/ablations"
 
 
+def shard_names(count: int) -> list[str]:
+    """The ``{shard}`` values of a stage split ``count`` ways, in order: 1-of-N ... N-of-N."""
+    return [f"{index}-of-{count}" for index in range(1, count + 1)]
+
+
+def shard_part(root: str, rule: str, path: str) -> str:
+    """Where a shard of a per-image ``rule`` writes its part of the artifact ``path`` (under the run folder ``root``):
+    ``<root>/shards/<rule>/{shard}/<path below root>`` ({shard}: a wildcard, "k-of-N")."""
+    if not path.startswith(f"{root}/"):
+        raise ValueError(f"{rule}'s artifact {path} is not under its run folder {root}")
+    return f"{root}/shards/{rule}/{{shard}}/{path.removeprefix(f'{root}/')}"
+
+
 def replicate_suffix(run: str, seed: int, config_seed: int) -> str:
     """The {replicate} wildcard of the replicate with ``seed``: empty for the config's own seed (the run's own
     paths), else ``/replicates/seed_<seed>``."""
     return "" if seed == config_seed else f"{run}/replicates/seed_{seed}".removeprefix(run)
 
 
+SIDE_BY_SIDE = "side_by_side"  # the folder under the run that holds the other models' chains and their table
+
+
+def chain_suffix(model: str | None, seed: int, config_seed: int) -> str:
+    """The {replicate} wildcard of one chain: ``model``'s (None: the run's own model) replicate with ``seed``."""
+    replicate = "" if seed == config_seed else f"/replicates/seed_{seed}"
+    return f"/{SIDE_BY_SIDE}/{model}{replicate}" if model else replicate
+
+
 def replicate_seed(suffix: str, config_seed: int) -> int:
-    """The training seed a {replicate} wildcard stands for (the config's for replicate 0, whose suffix is empty)."""
-    return int(suffix.rsplit("_", 1)[1]) if suffix else config_seed
+    """The training seed a {replicate} wildcard stands for (the config's for replicate 0, whose suffix has no
+    ``/replicates/seed_<s>`` part): the same for every model, so the side-by-side chains pair up seed by seed."""
+    replicate = suffix.partition("/replicates/")[2]
+    return int(replicate.removeprefix("seed_")) if replicate else config_seed
+
+
+def chain_model(suffix: str) -> str | None:
+    """The side-by-side model a {replicate} wildcard's chain belongs to, None for the run's own."""
+    if not suffix.startswith(f"/{SIDE_BY_SIDE}/"):
+        return None
+    return suffix.removeprefix(f"/{SIDE_BY_SIDE}/").partition("/")[0]
+
+
+def replicate_pattern(models: Sequence[str]) -> str:
+    """The regular expression of the {replicate} wildcard (Snakemake's wildcard constraint) for these side-by-side
+    models: an optional model part, then an optional replicate part."""
+    model_part = f"(/{SIDE_BY_SIDE}/({'|'.join(models)}))?" if models else ""
+    return f"{model_part}(/replicates/seed_[0-9]+)?"
 
 
 def at_replicate(paths: Any, replicate: str) -> Any:
@@ -166,16 +213,15 @@ def comparison_files(
     }
 
 
-def flat_paths(files: Mapping[str, Any]) -> list[str]:
-    """Every path in :func:`comparison_files`'s answer, once, in order."""
+def flat_paths(files: Mapping[str, Any] | Sequence[Any]) -> list[str]:
+    """Every path in :func:`comparison_files`'s or :func:`side_by_side_files`' answer (mappings and lists of paths,
+    nested), once, in order; None (a file a config makes none of) is skipped."""
     paths: list[str] = []
-    for value in files.values():
+    for value in files.values() if isinstance(files, Mapping) else files:
         if isinstance(value, str):
             paths.append(value)
-        elif isinstance(value, Mapping):
+        elif isinstance(value, (Mapping, list, tuple)):
             paths += flat_paths(value)
-        elif isinstance(value, list):
-            paths += value
     return list(dict.fromkeys(paths))
 
 
@@ -195,3 +241,43 @@ def timed_jobs(config: Mapping[str, Any], refinements: Sequence[str], models: Se
     jobs += [f"{stage}_{model}" for model in models for stage in ("train", "infer")]
     jobs += [f"evaluate_{model}_{folder}" for model in models for folder in PREDICTION_FOLDERS]
     return shared, jobs
+
+
+# The jobs whose times make one chain's cost in the side-by-side table, by part of the chain.
+SIDE_BY_SIDE_JOBS = {
+    "classifier": ("train_classifier", "extract_maps"),
+    "psa": REFINEMENT_JOBS["psa"],
+    "irn": REFINEMENT_JOBS["irn"],
+    "deeplab": (f"train_{DEEPLAB_OF_SOURCE['psa']}", f"infer_{DEEPLAB_OF_SOURCE['psa']}"),
+}
+
+
+def side_by_side_files(
+    config: Mapping[str, Any], run: str, models: Sequence[str], seeds: Sequence[int],
+) -> dict[str, list[dict[str, Any]]]:
+    """The inputs of the side-by-side table: per model (``models``: the side-by-side ones; the run's own comes first,
+    under its classifier.version), per replicate seed in order, its seeds' best.json on each seed split, its PSA and
+    IRN masks' evaluations, its DeepLab's (trained on the PSA masks) with and without CRF, and its jobs' benchmarks."""
+    seed_variant, mask_split = config["psa"]["seed_variant"], config["psa"]["eval_splits"][0]
+    irn_variant, irn_split = config["irn"]["seed_variant"], config["irn"]["eval_splits"][0]
+    if irn_variant != seed_variant:
+        raise ValueError(f"irn.seed_variant {irn_variant!r} must be psa.seed_variant {seed_variant!r}: the side-by-side "
+                         "table refines the same seeds both ways")
+    own = config["classifier"]["version"]
+    if own in models:
+        raise ValueError(f"side_by_side.models: {own!r} names the run's own model (classifier.version); name the other one otherwise")
+    chains = {own: None, **{model: model for model in models}}
+    files: dict[str, list[dict[str, Any]]] = {}
+    for label, model in chains.items():
+        files[label] = []
+        for seed in seeds:
+            layout = RunLayout(f"{run}{chain_suffix(model, seed, config['seed'])}")
+            files[label].append({
+                "seeds": {split: layout.seed_best(split, seed_variant) for split in config["data"]["splits"]["seed_eval"]},
+                "masks": {"psa": layout.mask_evaluation("psa", mask_split), "irn": layout.mask_evaluation("irn", irn_split)},
+                "deeplab": {folder: layout.deeplab_evaluation(DEEPLAB_OF_SOURCE["psa"], folder) for folder in PREDICTION_FOLDERS},
+                "benchmarks": {
+                    part: [layout.benchmark(job) for job in jobs] for part, jobs in SIDE_BY_SIDE_JOBS.items()
+                },
+            })
+    return files

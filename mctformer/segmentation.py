@@ -79,6 +79,10 @@ def _crf_job(job: tuple) -> tuple[str, np.ndarray]:
     return image_id, label.astype(np.uint8)
 
 
+# Images of one size that go through the network at once (a sharded inference splits by these batches: shards.py).
+INFERENCE_CHUNK = 32
+
+
 def segment_images(
     model: torch.nn.Module,
     layout,
@@ -97,7 +101,7 @@ def segment_images(
     normalise_crf_scores: bool,
     amp: str,
     loader_workers: int,
-    chunk: int = 32,
+    chunk: int = INFERENCE_CHUNK,
 ) -> None:
     """Label PNGs of every id in ``out_dir`` and/or CRF-refined ones in ``crf_out_dir``; folders appear when complete.
 

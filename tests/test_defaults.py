@@ -55,6 +55,9 @@ NOT_CONFIG_SET = {
     "mctformer.logs:progress_bar(iterable)", "mctformer.logs:LogLineProgress.__init__(iterable)", "mctformer.data.voc:VOCLayout.load_mask(expected_shape)",
     # named like the top-level `device` key: the torch device the GWRP weights are made on, the scores' own (None: CPU)
     "mctformer.models.mctformer:gwrp_weights(device)",
+    # the images that get an overlay, a slice of the stage's whole id list (maps.overlays of them) that a shard of the
+    # stage passes; None: the first num_overlays of the ids extracted (the unsharded stage's)
+    "mctformer.localize:extract_maps(overlay_ids)",
 }
 
 

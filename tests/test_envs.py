@@ -22,7 +22,8 @@ CONDA_NAMES = {"pillow": "pillow", "pyyaml": "pyyaml", "matplotlib": "matplotlib
 RULES = REPO / "workflow" / "rules"
 # The stages that run a dense CRF, and so need envs/crf.yaml (the ablation_* ones reuse psa_labels / infer_deeplab).
 CRF_RULES = {"psa_labels", "psa_ablation", "infer_deeplab", "voc_submission", "ir_labels", "ablation_psa_labels", "ablation_infer_deeplab"}
-RULE_HEADER = re.compile(r"^\s*(?:rule (\w+)|use rule (\w+) as (\w+) with):", flags=re.M)
+# a named rule, a `use rule`, or a rule made in a loop (`rule:` with a `name:` directive: shards.smk's gather rules)
+RULE_HEADER = re.compile(r"^\s*(?:rule (\w+)|use rule (\w+) as (\w+) with|rule(?=:)):", flags=re.M)
 
 
 def requirement_name(requirement: str) -> str:

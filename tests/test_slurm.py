@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -140,3 +141,78 @@ def test_two_replicates_of_the_tiny_pipeline_through_slurm(slurm_cluster, tiny_r
         assert np.array_equal(labels_a, labels_b) and np.array_equal(maps_a, maps_b), path.name
     for path in sorted((local / "masks" / "pseudo").glob("*.png")):
         assert np.array_equal(read_label_png(path), read_label_png(remote / path.relative_to(local))), path.name
+
+
+def test_a_sharded_stage_runs_its_shards_as_concurrent_jobs_and_reruns_a_killed_one_alone(slurm_cluster, tiny_run, tmp_path):
+    """psa_labels in 3 shards through sbatch: the shards run as separate jobs, two at a time on the 2-core node
+    (sacct); the job of shard 2-of-3, held by the pause hook once it has written a label, is killed (kill -9 of its
+    stage, as an OOM kill would), the other two keep their parts, and the rerun submits shard 2-of-3 alone; the
+    gathered labels are the local run's."""
+    from helpers.reliability import PAUSE_HOOK
+    from mctformer.run_layout import shard_names
+
+    workdir = tmp_path / "sharded"
+    shutil.copytree(tiny_run, workdir, symlinks=True, ignore=shutil.ignore_patterns("locks"))
+    run, local = workdir / "results" / "tiny", tiny_run / "results" / "tiny"
+    shutil.rmtree(run / "psa" / "labels")
+    (run / "psa" / "label_stats.json").unlink()
+    config = tiny_config()
+    config["resources"]["rules"]["psa_labels"].update(threads=1, mem_mb=1000, runtime=10, shards=3)  # 2 fit the node at once
+    config_path = workdir / "config.sharded.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    command = [
+        sys.executable, "-m", "snakemake", "results/tiny/psa/labels", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+        "--profile", str(REPO / "workflow" / "profiles" / "slurm"), "--configfile", str(config_path), "--slurm-no-account",
+        "--slurm-init-seconds-before-status-checks", "2", "--retries", "0", "--allowed-rules", "psa_labels", "gather_psa_labels",
+    ]
+    environment = {**os.environ, "SLURM_CONF": slurm_cluster}
+    marker = workdir / "paused.json"
+    hold = {"module": "mctformer.artifacts", "function": "save_label_png", "match": "/2-of-3/", "after": 1, "marker": str(marker)}
+    held_environment = {
+        **environment, "MCT_RELIABILITY_PAUSE": json.dumps(hold),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(PAUSE_HOOK), os.environ.get("PYTHONPATH")])),
+    }
+
+    def accounting(job_ids, *columns: str) -> dict[str, list[str]]:
+        """sacct's columns of each job by its shard ("2-of-3", the end of the plugin's comment)."""
+        listing = subprocess.run(
+            ["sacct", "-X", "-n", "-P", f"--format=Comment,{','.join(columns)}", "-j", ",".join(job_ids)],
+            capture_output=True, text=True, env=environment, check=True,
+        ).stdout
+        rows = [line.split("|") for line in listing.splitlines()]
+        assert all(comment.startswith("rule_psa_labels_wildcards_") for comment, *_ in rows), listing
+        return {comment.rsplit("_", 1)[-1]: values for comment, *values in rows}
+
+    with open(workdir / "first.out", "w+") as log:
+        first = subprocess.Popen(command, cwd=workdir, env=held_environment, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 600
+            while not marker.exists():
+                assert first.poll() is None, (workdir / "first.out").read_text()[-4000:]
+                assert time.monotonic() < deadline, "shard 2-of-3 never started writing"
+                time.sleep(0.5)
+            os.kill(json.loads(marker.read_text())["pid"], signal.SIGKILL)
+            # keep-going (the profile's): the other shards finish, the run reports the killed one
+            assert first.wait(timeout=600) != 0
+        finally:
+            if first.poll() is None:
+                first.kill()
+        output = (workdir / "first.out").read_text()
+    submitted = sorted(set(re.findall(r"submitted with SLURM jobid (\d+)", output)))
+    jobs = accounting(submitted, "State", "Start", "End")
+    assert sorted(jobs) == shard_names(3), jobs
+    assert jobs["1-of-3"][0] == jobs["3-of-3"][0] == "COMPLETED" and jobs["2-of-3"][0] == "FAILED", jobs
+    # concurrent cluster jobs: two shards' runs overlap in time
+    assert any(jobs[a][1] < jobs[b][2] and jobs[b][1] < jobs[a][2] for a in jobs for b in jobs if a < b), jobs
+    parts = run / "shards" / "psa_labels"
+    assert sorted(path.name for path in parts.iterdir() if (path / "psa" / "labels").is_dir()) == ["1-of-3", "3-of-3"]
+    assert len(list(parts.glob("[13]-of-3/psa/labels/*.png"))) == 32  # of 48 images: ids[0::3] and ids[2::3]
+
+    rerun = subprocess.run(command, capture_output=True, text=True, cwd=workdir, env=environment, timeout=1200)
+    output = rerun.stdout + rerun.stderr
+    assert rerun.returncode == 0, output[-4000:]
+    again = sorted(set(re.findall(r"submitted with SLURM jobid (\d+)", output)))
+    assert accounting(again, "State") == {"2-of-3": ["COMPLETED"]}  # the killed shard alone went through sbatch again
+    assert "localrule gather_psa_labels" in output and not any(parts.rglob("*.png"))  # gathered, the parts removed
+    for path in sorted((local / "psa" / "labels").glob("*.png")):
+        assert (run / "psa" / "labels" / path.name).read_bytes() == path.read_bytes(), path.name

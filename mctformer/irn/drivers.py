@@ -37,11 +37,17 @@ def label_one_image(
     return confident_label_counts(layout, image_id, label)
 
 
-def make_ir_labels(
+def make_ir_labels(layout, ids, map_dir: str, out_dir: str, **settings) -> dict[str, float]:
+    """IRN's confident labels of every id as palette PNGs in ``out_dir`` (:func:`ir_label_counts`); their shares."""
+    return confident_label_stats(ir_label_counts(layout, ids, map_dir, out_dir, **settings), len(ids))
+
+
+def ir_label_counts(
     layout, ids, map_dir: str, out_dir: str, *, conf_fg_thres: float, conf_bg_thres: float, crf: ScaledCRF,
     gt_prob: float, palette: np.ndarray, workers: int,
-) -> dict[str, float]:
-    """IRN's confident labels of every id as palette PNGs in ``out_dir`` (written atomically as a folder); their shares."""
+) -> dict[str, int]:
+    """IRN's confident labels of every id as palette PNGs in ``out_dir`` (written atomically as a folder); their pixel
+    counts summed over the ids (psa.drivers.confident_label_counts)."""
     check_thresholds(conf_fg_thres, conf_bg_thres)
     require_per_image_files(map_dir, ids, ".npz", "maps")
     totals: dict[str, int] = {}
@@ -54,7 +60,7 @@ def make_ir_labels(
                                    mininterval=2.0):
             for key, value in counts.items():
                 totals[key] = totals.get(key, 0) + value
-    return confident_label_stats(totals, len(ids))
+    return totals
 
 
 def class_seeds_on_grid(map_dir: str, image_id: str, image_size: tuple[int, int], stride: int,

@@ -65,7 +65,12 @@ def confident_label_counts(layout, image_id: str, label: np.ndarray) -> dict[str
     return counts
 
 
-def make_psa_labels(
+def make_psa_labels(layout, ids, map_dir: str, out_dir: str, **settings) -> dict[str, float]:
+    """label_stats.json of :func:`psa_label_counts` (its settings): the confident labels' shares."""
+    return confident_label_stats(psa_label_counts(layout, ids, map_dir, out_dir, **settings), len(ids))
+
+
+def psa_label_counts(
     layout,
     ids,
     map_dir: str,
@@ -78,8 +83,9 @@ def make_psa_labels(
     workers: int,
     image_source: str,
     keep_scores: bool,
-) -> dict[str, float]:
-    """Confident PSA labels of every id as palette PNGs in ``out_dir`` (written atomically as a folder).
+) -> dict[str, int]:
+    """Confident PSA labels of every id as palette PNGs in ``out_dir`` (written atomically as a folder); their pixel
+    counts summed over the ids (:func:`confident_label_counts`), which :func:`confident_label_stats` turns into shares.
 
     ``image_source``: see :func:`.labels.crf_image`. ``keep_scores``: also write
     each image's la / ha CRF scores (``<id>.npz``), which AffinityNet's
@@ -95,7 +101,7 @@ def make_psa_labels(
         for counts in progress_bar(map_in_processes(job, ids, workers, chunksize=32), total=len(ids), desc="PSA labels (CRF)", unit="img", mininterval=2.0):
             for key, value in counts.items():
                 totals[key] = totals.get(key, 0) + value
-    return confident_label_stats(totals, len(ids))
+    return totals
 
 
 def confident_label_stats(totals: dict[str, int], images: int) -> dict[str, float]:

@@ -14,6 +14,7 @@ from ..artifacts import make_palette
 from ..crf import ScaledCRF
 from ..data.layout import DatasetRef
 from ..settings import Placement, training_precision
+from ..shards import WHOLE, Shard
 from .psa import evaluate_masks_stage
 
 
@@ -54,24 +55,25 @@ def infer_deeplab_stage(
     *, dataset: DatasetRef, palette: Sequence | None, split: str, checkpoint: str, head: str,
     scales: Sequence[float], flip_inference: bool, fuse: str, inference_resize: str, crf: Mapping[str, Any],
     inference_amp: str, inference_workers: int, placement: Placement, pred_dir: str | None, crf_dir: str | None,
-    threads: int,
+    threads: int, shard: Shard = WHOLE, stage: str = "infer_deeplab",
 ) -> None:
     """DeepLab predictions of a split: plain argmax in ``pred_dir`` and/or CRF-refined in ``crf_dir``
-    (``head``: deeplab.head, which the checkpoint must have)."""
-    from ..segmentation import segment_images
+    (``head``: deeplab.head, which the checkpoint must have); of one ``shard``'s share of its images, for a sharded
+    ``stage`` (the rule, named in errors)."""
+    from ..segmentation import INFERENCE_CHUNK, segment_images
     from ..training.common import torch_setup
     from ..training.deeplab import load_deeplab
 
     torch_device = torch_setup(threads, placement, amp_dtype=None)
     reader = dataset.open()
-    ids = reader.read_ids(split)
+    ids = shard.select(reader, reader.read_ids(split), INFERENCE_CHUNK, stage)
     model = load_deeplab(checkpoint, len(dataset.classes) + 1, head=head, device=torch_device)
     started = time.time()
     segment_images(
         model, reader, ids, pred_dir, crf_dir, scales=scales, flip=flip_inference, fuse=fuse, crf=ScaledCRF.from_config(crf),
         palette=make_palette(palette), device=torch_device,
         workers=max(1, threads), resize=inference_resize, normalise_crf_scores=crf["normalise_scores"], amp=inference_amp,
-        loader_workers=inference_workers,
+        loader_workers=inference_workers, chunk=INFERENCE_CHUNK,
     )
     print(f"segmented {len(ids)} images of {split} in {time.time() - started:.1f} s")
 
@@ -83,9 +85,11 @@ evaluate_deeplab_stage = evaluate_masks_stage
 def submission_stage(
     *, dataset: DatasetRef, palette: Sequence | None, split: str, checkpoint: str, head: str,
     scales: Sequence[float], flip_inference: bool, fuse: str, inference_resize: str, crf: Mapping[str, Any],
-    inference_amp: str, inference_workers: int, placement: Placement, out_dir: str, tarball: str, threads: int,
+    inference_amp: str, inference_workers: int, placement: Placement, out_dir: str, tarball: str | None, threads: int,
+    shard: Shard = WHOLE,
 ) -> None:
-    """Test-set predictions (multi-scale + CRF) in the official VOC submission layout, and its tarball."""
+    """Test-set predictions (multi-scale + CRF) in the official VOC submission layout, and its tarball; one ``shard``
+    of several writes its images' predictions alone (``tarball`` None: the gather packs them)."""
     from ..artifacts import atomic_directory
     from ..segmentation import SUBMISSION_FOLDER, pack_submission
 
@@ -94,7 +98,10 @@ def submission_stage(
             dataset=dataset, palette=palette, split=split, checkpoint=checkpoint, head=head, scales=scales,
             flip_inference=flip_inference, fuse=fuse, inference_resize=inference_resize, crf=crf, inference_amp=inference_amp,
             inference_workers=inference_workers, placement=placement, pred_dir=None,
-            crf_dir=os.path.join(tmp, SUBMISSION_FOLDER), threads=threads,
+            crf_dir=os.path.join(tmp, SUBMISSION_FOLDER), threads=threads, shard=shard, stage="voc_submission",
         )
+    if tarball is None:
+        print(f"test predictions of shard {shard.name} in {out_dir}")
+        return
     pack_submission(out_dir, tarball)
     print(f"test predictions in {out_dir}, packed as {tarball}")

@@ -11,27 +11,29 @@ from ..artifacts import make_palette, write_json
 from ..crf import ScaledCRF
 from ..data.layout import DatasetRef, first_ids, ids_of_splits
 from ..settings import Placement, training_precision
+from ..shards import WHOLE, Shard
+from .psa import write_label_stats
 
 
 def ir_labels_stage(
     *, dataset: DatasetRef, palette: Sequence | None, split: str, map_dir: str, max_images: int | None,
     conf_fg_thres: float, conf_bg_thres: float, crf: Mapping[str, Any], label_workers: int, out_dir: str, stats_path: str, threads: int,
+    shard: Shard = WHOLE,
 ) -> dict:
-    """IRN's confident labels of the first ``max_images`` of ``split`` (irn.* keys of the same names) and their shares."""
-    from ..irn.drivers import make_ir_labels
+    """IRN's confident labels of the first ``max_images`` of ``split`` (irn.* keys of the same names) and their shares;
+    for one ``shard`` of several, its images' labels and its part of the stats (shards.py)."""
+    from ..irn.drivers import ir_label_counts
 
     reader = dataset.open()
-    ids = first_ids(reader, split, max_images)
+    ids = shard.select(reader, first_ids(reader, split, max_images), None, "ir_labels")
     started = time.time()
-    stats = make_ir_labels(
+    totals = ir_label_counts(
         reader, ids, map_dir, out_dir, conf_fg_thres=conf_fg_thres, conf_bg_thres=conf_bg_thres, crf=ScaledCRF.from_config(crf),
         gt_prob=float(crf["gt_prob"]),
         palette=make_palette(palette), workers=max(1, min(threads, label_workers)),
     )
-    stats["seconds"] = time.time() - started
-    write_json(stats_path, stats)
-    print(f"IRN labels of {len(ids)} images (fg > {conf_fg_thres}, bg <= {conf_bg_thres}): {stats}")
-    return stats
+    print(f"IRN labels: fg > {conf_fg_thres}, bg <= {conf_bg_thres}")
+    return write_label_stats(stats_path, totals, len(ids), time.time() - started, shard, "IRN")
 
 
 def train_irn_stage(
@@ -58,16 +60,17 @@ def train_irn_stage(
 def irn_walk_stage(
     *, dataset: DatasetRef, palette: Sequence | None, splits: Sequence[str], map_dir: str, checkpoint: str,
     backbone: str, walk_radius: int, beta: float, exp_times: int, sem_seg_bg_thres: float, walk_scale: float, walk_batch_size: int,
-    walk_amp: str, placement: Placement, out_dir: str, threads: int,
+    walk_amp: str, placement: Placement, out_dir: str, threads: int, shard: Shard = WHOLE,
 ) -> None:
-    """IRN pseudo masks of ``splits`` (irn.* keys of the same names; the checkpoint must have irn.backbone)."""
+    """IRN pseudo masks of ``splits`` (irn.* keys of the same names; the checkpoint must have irn.backbone), or of one
+    ``shard``'s share of their images."""
     from ..irn.drivers import irn_walk_masks
     from ..training.common import torch_setup
     from ..training.irn import load_boundary_net
 
     torch_device = torch_setup(threads, placement, amp_dtype=None)
     reader = dataset.open()
-    ids = ids_of_splits(reader, splits)
+    ids = shard.select(reader, ids_of_splits(reader, splits), walk_batch_size, "irn_walk")
     model = load_boundary_net(checkpoint, backbone, device=torch_device)
     print(f"IRN walk on {len(ids)} images: radius {walk_radius}, beta {beta}, 2^{exp_times} steps, background {sem_seg_bg_thres}, "
           f"image scale {walk_scale}")

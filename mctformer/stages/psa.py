@@ -10,27 +10,41 @@ from typing import Any
 from ..artifacts import make_palette, write_dataframe_csv, write_json
 from ..crf import ScaledCRF
 from ..data.layout import DatasetRef, first_ids, ids_of_splits
-from ..settings import Placement, WalkSettings, training_precision  # the rule scripts build it and DatasetRef from their config keys (their .take)
+from ..settings import Placement, WalkSettings, training_precision
+from ..shards import WHOLE, Shard  # the rule scripts build it and DatasetRef from their config keys (their .take)
 
 
 def psa_labels_stage(
     *, dataset: DatasetRef, palette: Sequence | None, split: str, map_dir: str,
     alpha_low: float, alpha_high: float, max_images: int | None, crf: Mapping[str, Any], crf_image: str, workers: int,
-    grid_labels: str, out_dir: str, stats_path: str, threads: int,
+    grid_labels: str, out_dir: str, stats_path: str, threads: int, shard: Shard = WHOLE,
 ) -> dict:
-    """Confident labels (and, for ``grid_labels`` pooled_scores, the la / ha CRF scores AffinityNet pools)."""
-    from ..psa.drivers import make_psa_labels
+    """Confident labels (and, for ``grid_labels`` pooled_scores, the la / ha CRF scores AffinityNet pools) and their
+    label_stats.json; for one ``shard`` of several, its images' labels and its part of the stats (shards.py)."""
+    from ..psa.drivers import psa_label_counts
 
     reader = dataset.open()
-    ids = first_ids(reader, split, max_images)
+    ids = shard.select(reader, first_ids(reader, split, max_images), None, "psa_labels")
     started = time.time()
-    stats = make_psa_labels(
+    totals = psa_label_counts(
         reader, ids, map_dir, out_dir, alpha_low=alpha_low, alpha_high=alpha_high, crf=ScaledCRF.from_config(crf), palette=make_palette(palette),
         workers=max(1, min(threads, workers)), image_source=crf_image, keep_scores=grid_labels == "pooled_scores",
     )
-    stats["seconds"] = time.time() - started
-    write_json(stats_path, stats)
-    print(f"PSA labels of {len(ids)} images: {stats}")
+    return write_label_stats(stats_path, totals, len(ids), time.time() - started, shard, "PSA")
+
+
+def write_label_stats(path: str, totals: Mapping[str, int], images: int, seconds: float, shard: Shard, method: str) -> dict:
+    """A confident-label stage's label_stats.json (its shares and seconds), or a shard's part of it (its counts)."""
+    from ..psa.drivers import confident_label_stats
+    from ..shards import write_label_counts
+
+    if not shard.whole:
+        write_label_counts(path, totals, images, seconds)
+        print(f"{method} labels of shard {shard.name}: {images} images in {seconds:.1f} s")
+        return dict(totals)
+    stats = {**confident_label_stats(dict(totals), images), "seconds": seconds}
+    write_json(path, stats)
+    print(f"{method} labels of {images} images: {stats}")
     return stats
 
 
@@ -67,16 +81,17 @@ def read_background(background: float | None, best_json: str | None) -> float:
 def random_walk_stage(
     *, dataset: DatasetRef, palette: Sequence | None, splits: Sequence[str], map_dir: str,
     checkpoint: str, best_json: str | None, background: float | None, walk: WalkSettings, walk_scale: float, batch_size: int,
-    backbone: str, walk_amp: str, placement: Placement, out_dir: str, threads: int,
+    backbone: str, walk_amp: str, placement: Placement, out_dir: str, threads: int, shard: Shard = WHOLE,
 ) -> None:
-    """Pseudo masks of ``splits`` (psa.* and the affinity.* keys the walk shares with training)."""
+    """Pseudo masks of ``splits`` (psa.* and the affinity.* keys the walk shares with training), or of one ``shard``'s
+    share of their images."""
     from ..psa.drivers import random_walk_masks
     from ..training.affinity import load_affinity_net
     from ..training.common import torch_setup
 
     torch_device = torch_setup(threads, placement, amp_dtype=None)
     reader = dataset.open()
-    ids = ids_of_splits(reader, splits)
+    ids = shard.select(reader, ids_of_splits(reader, splits), batch_size, "random_walk")
     model = load_affinity_net(checkpoint, backbone, device=torch_device)
     background = read_background(background, best_json)
     print(f"random walk on {len(ids)} images: background {background}, beta {walk.beta}, logt {walk.logt}, "

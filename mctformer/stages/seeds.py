@@ -11,16 +11,18 @@ from ..data.labels import load_class_labels
 from ..data.layout import DatasetRef, ids_of_splits
 from ..metrics import best_threshold, sweep_split, sweep_table, threshold_grid
 from ..settings import MapGeometry, Placement  # the rule script builds it and DatasetRef from its config keys (their .take)
+from ..shards import WHOLE, Shard
 
 
 def extract_maps_stage(
     *, dataset: DatasetRef, labels_path: str, checkpoint: str, version: str, splits: Sequence[str],
     last_k: int, scales: Sequence[float], flip: bool, feature_temperature: float, batch_size: int, overlays: int,
     geometry: MapGeometry, storage_dtype: str, workers: int, placement: Placement, out_dirs: Mapping[str, str],
-    overlay_dir: str | None, threads: int,
+    overlay_dir: str | None, threads: int, shard: Shard = WHOLE,
 ) -> None:
     """Maps of every image of ``splits`` for every variant in ``out_dirs``; the keys are the config's ``maps``, and the
-    checkpoint must be of classifier.version ``version``."""
+    checkpoint must be of classifier.version ``version``. One ``shard`` of several: its share of the images (and of
+    the overlays, which stay those of the split's first ``overlays`` images)."""
     from ..localize import extract_maps
     from ..training.classifier import load_classifier
     from ..training.common import torch_setup
@@ -28,14 +30,15 @@ def extract_maps_stage(
     # maps.amp: float16 autocast on CUDA (as the reference extracts)
     torch_device = torch_setup(threads, placement, amp_dtype="float16" if geometry.amp else None)
     reader = dataset.open()
-    ids = ids_of_splits(reader, splits)
+    all_ids = ids_of_splits(reader, splits)
+    ids = shard.select(reader, all_ids, batch_size, "extract_maps")
     labels = load_class_labels(labels_path, ids, len(dataset.classes))
     model = load_classifier(checkpoint, len(dataset.classes), device=torch_device, version=version)
     started = time.time()
     extract_maps(
         model, reader, ids, labels, out_dirs,
         scales=scales, flip=flip, last_k=last_k, feature_temperature=feature_temperature, batch_size=batch_size,
-        device=torch_device, overlay_dir=overlay_dir, num_overlays=overlays,
+        device=torch_device, overlay_dir=overlay_dir, num_overlays=overlays, overlay_ids=all_ids[:overlays],
         resize=geometry.resize, remainder=geometry.remainder, position_embedding=geometry.position_embedding, amp=geometry.amp,
         storage_dtype=storage_dtype, workers=workers,
     )

@@ -99,7 +99,7 @@ use rule extract_maps as ablation_heads_extract_maps with:
     params:
         variants=["attention"],
         # only the images the seeds are scored on
-        config_keys={**rules.extract_maps.params.config_keys, "splits": SEED_SPLITS},
+        config_keys=lambda wildcards: {**rules.extract_maps.params.config_keys(wildcards), "splits": SEED_SPLITS},
 
 
 use rule evaluate_seeds as ablation_heads_evaluate_seeds with:

@@ -21,13 +21,13 @@ rule train_classifier:
         **rule_resources_of("train_classifier"),
     params:
         root=data_root_of,
-        # the trainer reads every key of the classifier section; the seed is the replicate's
+        # the trainer reads every key of the classifier section (the chain's model's); the seed is the replicate's
         config_keys=lambda wildcards: dict(
             layout=LAYOUT,
             classes=CLASSES,
             train_split=SPLITS["train"],
             val_split=SPLITS["val"],
-            settings=config["classifier"],
+            settings=chain_config(wildcards)["classifier"],
             seed=replicate_seed(wildcards),
             **device_keys("train_classifier"),
             tensorboard=config["logging"]["tensorboard"],

@@ -1,4 +1,5 @@
 # Config loading, validation and the artifact layout shared by every rule file.
+import functools
 import os
 import shlex
 from pathlib import Path
@@ -12,11 +13,18 @@ from mctformer.run_layout import (
     PREDICTION_FOLDERS,
     RunLayout,
     at_replicate,
+    chain_model,
+    chain_suffix,
     comparison_files,
+    side_by_side_files,
     deeplab_models as deeplab_models_of,
     flat_paths,
+    replicate_pattern,
     replicate_seed as seed_of_replicate,
     replicate_suffix as suffix_of_seed,
+    SHARD_WILDCARD,
+    shard_names,
+    shard_part,
     timed_jobs,
 )
 from mctformer.config import (
@@ -31,6 +39,8 @@ from mctformer.config import (
     read_yaml,
     rule_resources,
     rule_settings,
+    side_by_side_config,
+    side_by_side_models,
 )
 
 min_version("9.0")
@@ -56,6 +66,9 @@ try:
     check_config(config)
 except ConfigError as error:
     raise WorkflowError(f"invalid config: {error}")
+# The side-by-side models (side_by_side.models: name -> overlay). Each one's config is made and checked when a job of
+# its chain is planned (model_config), so a run that asks for no side-by-side job never reads the overlays.
+MODEL_OVERLAYS = side_by_side_models(config)
 
 RUN = f"results/{config['run_name']}"
 # Replicates (config `replicates`: N): the seed-dependent chain, train_classifier onwards, runs once per seed
@@ -69,8 +82,9 @@ REPLICATE_SEEDS = [config["seed"] + offset for offset in range(config["replicate
 # replicate shares), REP_FILES the {replicate} pattern of each replicate's own files.
 RUN_FILES, REP_FILES = RunLayout(RUN), RunLayout(REP)
 
-# the `wildcard_constraints:` directive, as a call (this file stays plain Python: tests/test_envs.py parses it)
-workflow.global_wildcard_constraints(replicate="(/replicates/seed_[0-9]+)?")
+# the `wildcard_constraints:` directive, as a call (this file stays plain Python: tests/test_envs.py parses it).
+# A side-by-side model's chain is the same rules under {RUN}/side_by_side/<model>, its replicates below it.
+workflow.global_wildcard_constraints(replicate=replicate_pattern(list(MODEL_OVERLAYS)))
 
 
 def replicate_suffix(seed):
@@ -81,6 +95,33 @@ def replicate_suffix(seed):
 def replicate_seed(wildcards):
     """The training seed of a job's replicate (the ablation copies' too); the config's where a rule has no {replicate}."""
     return seed_of_replicate(wildcards.get("replicate", ""), config["seed"])
+
+
+@functools.cache
+def model_config(name):
+    """The config of side-by-side model ``name`` (mctformer.config.side_by_side_config), checked as a run's config would
+    be, before any job of its chain runs."""
+    overlay = MODEL_OVERLAYS[name]
+    try:
+        model = side_by_side_config(config, name, Path(PROJECT_DIR))
+        validate(model, schema=os.path.join(PROJECT_DIR, "workflow", "schemas", "config.schema.yaml"))
+        check_config(model)
+    except (ConfigError, WorkflowError) as error:
+        raise WorkflowError(f"invalid config of side_by_side.models.{name} ({overlay}): {error}")
+    if model["maps"]["variants"] != config["maps"]["variants"]:
+        # extract_maps' outputs are the run's variants, and PSA / IRN read the run's seed variants from them
+        raise WorkflowError(
+            f"side_by_side.models.{name}: maps.variants {model['maps']['variants']} must be the run's "
+            f"{config['maps']['variants']} (the models' chains make and refine the same maps)"
+        )
+    return model
+
+
+def chain_config(wildcards):
+    """The config of a job's chain: the run's, or a side-by-side model's (only train_classifier and extract_maps read
+    the sections that differ)."""
+    model = chain_model(wildcards.get("replicate", ""))
+    return config if model is None else model_config(model)
 
 
 def replicate_targets():
@@ -130,6 +171,94 @@ def rule_threads(rule):
 
 def rule_resources_of(rule):
     return rule_resources(config, rule)
+
+
+# Shards (mctformer/shards.py, docs/scaling.md): a per-image rule with resources.rules.<rule>.shards = N > 1 runs as N
+# independent jobs, one per {shard} value "k-of-N", each writing its part of the rule's artifacts under
+# <root>/shards/<rule>/{shard}/ (temp: removed once gathered); the rule gather_<rule> (workflow/rules/shards.smk)
+# joins the parts into exactly the artifacts the unsharded rule writes, which the rules downstream read by path.
+# With N = 1, the default, the rule writes its artifacts itself under its usual log and benchmark files; the jobs of a run
+# without shards are those of before. Each rule's root (the run folder its artifacts lie under) and job name (its log's
+# and benchmark's):
+SHARDED_JOBS = {
+    "extract_maps": (REP, "extract_maps"),
+    "psa_labels": (REP, "psa_labels"),
+    "random_walk": (REP, "random_walk"),
+    "ir_labels": (REP, "ir_labels"),
+    "irn_walk": (REP, "irn_walk"),
+    "infer_deeplab": (REP, "infer_{model}"),
+    "voc_submission": (RUN, "voc_submission"),
+}
+workflow.global_wildcard_constraints(shard=SHARD_WILDCARD)
+
+
+def rule_shards(rule):
+    """How many jobs a per-image rule's images are split into (resources.rules.<rule>.shards)."""
+    return rule_settings(config, rule)["shards"]
+
+
+def sharded_path(rule, path):
+    """``path``, an artifact of ``rule``, or with shards its {shard}'s part of it (run_layout.shard_part)."""
+    return path if rule_shards(rule) == 1 else shard_part(SHARDED_JOBS[rule][0], rule, path)
+
+
+def sharded_directories(rule, paths):
+    """directory() output(s) of a per-image rule: its artifact folder(s), or with shards its {shard}'s part(s), temp."""
+    if rule_shards(rule) == 1:
+        return directory(paths)
+    parts = [sharded_path(rule, path) for path in paths] if isinstance(paths, list) else sharded_path(rule, paths)
+    return temp(directory(parts))
+
+
+def label_counts_part(rule, path):
+    """Where a shard of a confident-label rule writes its pixel counts, its part of label_stats.json ``path``."""
+    return sharded_path(rule, path).removesuffix(".json") + ".counts.json"
+
+
+def sharded_file(rule, path):
+    """A confident-label rule's label_stats.json, or with shards its {shard}'s pixel counts, temp."""
+    return path if rule_shards(rule) == 1 else temp(label_counts_part(rule, path))
+
+
+def sharded_job(rule):
+    """The name of a per-image rule's log and benchmark file (the rule's job name; with shards, that and the {shard})."""
+    job = SHARDED_JOBS[rule][1]
+    return job if rule_shards(rule) == 1 else f"{job}_{{shard}}"
+
+
+def sharded_log(rule):
+    return RunLayout(SHARDED_JOBS[rule][0]).log(sharded_job(rule))
+
+
+def sharded_benchmark(rule):
+    return RunLayout(SHARDED_JOBS[rule][0]).benchmark(sharded_job(rule))
+
+
+# The gather rules' files (workflow/rules/shards.smk): ``artifacts`` are a per-image rule's GATHERED entry there.
+def shard_parts(rule, pattern):
+    """``pattern`` (a path with {shard}) for every shard of ``rule``, other wildcards kept."""
+    return expand(pattern, shard=shard_names(rule_shards(rule)), allow_missing=True)
+
+
+def gather_inputs(rule, artifacts):
+    """The parts gather_<rule> joins: folder_<i> the i-th folder's, label_counts the shards' counts, benchmarks theirs."""
+    inputs = {
+        f"folder_{index}": shard_parts(rule, sharded_path(rule, path))
+        for index, path in enumerate(artifacts["folders"])
+    }
+    if "label_stats" in artifacts:
+        inputs["label_counts"] = shard_parts(rule, label_counts_part(rule, artifacts["label_stats"]))
+    inputs["benchmarks"] = shard_parts(rule, sharded_benchmark(rule))
+    return inputs
+
+
+def gather_outputs(rule, artifacts):
+    """The artifacts gather_<rule> writes (named as gather_inputs' parts) and the rule's benchmark file."""
+    outputs = {f"folder_{index}": directory(path) for index, path in enumerate(artifacts["folders"])}
+    outputs.update({key: artifacts[key] for key in ("label_stats", "tarball") if key in artifacts})
+    root, job = SHARDED_JOBS[rule]
+    outputs["benchmark"] = RunLayout(root).benchmark(job)
+    return outputs
 
 
 def device_keys(rule):
@@ -272,6 +401,13 @@ MAPS_EXTRACTION_KEYS = (
     """last_k scales flip feature_temperature batch_size overlays resize remainder position_embedding amp
 storage_dtype workers""".split()
 )
+
+
+def maps_extraction_keys(chain):
+    """MAPS_EXTRACTION_KEYS of a chain's config (the run's or a side-by-side model's), in its maps section's order."""
+    return {key: chain["maps"][key] for key in chain["maps"] if key in MAPS_EXTRACTION_KEYS}
+
+
 # The keys of config["deeplab"] its training reads (its fingerprint) and those its inference reads, so that editing
 # the inference scales retrains nothing; the splits, train_on_gt and pseudo_masks choose the jobs' files instead.
 DEEPLAB_TRAINING_KEYS = (

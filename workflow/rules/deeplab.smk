@@ -1,4 +1,6 @@
 # DeepLab on the pseudo masks ("deeplab": PSA's, "deeplab_irn": IRN's) and, optionally, on ground truth ("deeplab_gt").
+SUBMISSION_FOLDER = f"{RUN}/deeplab/submission"
+SUBMISSION_TARBALL = f"{RUN}/deeplab/submission.tar.gz"
 
 
 rule train_deeplab:
@@ -41,12 +43,12 @@ rule infer_deeplab:
         **dataset_inputs(),
         checkpoint=REP_FILES.deeplab_checkpoint("{model}"),
     output:
-        pred=directory(f"{REP}/{{model}}/pred"),
-        pred_crf=directory(f"{REP}/{{model}}/pred_crf"),
+        pred=sharded_directories("infer_deeplab", f"{REP}/{{model}}/pred"),
+        pred_crf=sharded_directories("infer_deeplab", f"{REP}/{{model}}/pred_crf"),
     log:
-        REP_FILES.log("infer_{model}"),
+        sharded_log("infer_deeplab"),
     benchmark:
-        REP_FILES.benchmark("infer_{model}")
+        sharded_benchmark("infer_deeplab")
     wildcard_constraints:
         model=DEEPLAB_MODELS,
     conda:
@@ -102,12 +104,16 @@ rule voc_submission:
         **dataset_inputs(),
         checkpoint=f"{RUN}/deeplab/checkpoint.pt",
     output:
-        folder=directory(f"{RUN}/deeplab/submission"),
-        tarball=f"{RUN}/deeplab/submission.tar.gz",
+        # with shards, each writes its part of the folder and gather_voc_submission packs the tarball
+        **(
+            dict(folder=directory(SUBMISSION_FOLDER), tarball=SUBMISSION_TARBALL)
+            if rule_shards("voc_submission") == 1
+            else dict(folder=sharded_directories("voc_submission", SUBMISSION_FOLDER))
+        ),
     log:
-        RUN_FILES.log("voc_submission"),
+        sharded_log("voc_submission"),
     benchmark:
-        RUN_FILES.benchmark("voc_submission")
+        sharded_benchmark("voc_submission")
     conda:
         ENV_CRF
     threads: rule_threads("voc_submission")

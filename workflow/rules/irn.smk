@@ -4,6 +4,8 @@
 IRN = f"{REP}/irn"
 IRN_MASKS = PSEUDO_MASKS["irn"]
 IRN_MAPS = REP_FILES.maps(config["irn"]["seed_variant"])
+IRN_LABELS = f"{IRN}/labels"
+IRN_LABEL_STATS = f"{IRN}/label_stats.json"
 
 
 rule ir_labels:
@@ -11,12 +13,12 @@ rule ir_labels:
         **dataset_inputs(),
         maps=IRN_MAPS,
     output:
-        labels=directory(f"{IRN}/labels"),
-        stats=f"{IRN}/label_stats.json",
+        labels=sharded_directories("ir_labels", IRN_LABELS),
+        stats=sharded_file("ir_labels", IRN_LABEL_STATS),
     log:
-        REP_FILES.log("ir_labels"),
+        sharded_log("ir_labels"),
     benchmark:
-        REP_FILES.benchmark("ir_labels")
+        sharded_benchmark("ir_labels")
     conda:
         ENV_CRF
     threads: rule_threads("ir_labels")
@@ -39,7 +41,7 @@ rule train_irn:
     input:
         **dataset_inputs(),
         **pretrained_input("irn"),
-        labels=rules.ir_labels.output.labels,
+        labels=IRN_LABELS,
     output:
         checkpoint=f"{IRN}/boundary.pt",
         log_csv=f"{IRN}/boundary_log.csv",
@@ -76,11 +78,11 @@ rule irn_walk:
         maps=IRN_MAPS,
         checkpoint=rules.train_irn.output.checkpoint,
     output:
-        directory(IRN_MASKS),
+        sharded_directories("irn_walk", IRN_MASKS),
     log:
-        REP_FILES.log("irn_walk"),
+        sharded_log("irn_walk"),
     benchmark:
-        REP_FILES.benchmark("irn_walk")
+        sharded_benchmark("irn_walk")
     conda:
         ENV
     threads: rule_threads("irn_walk")
@@ -113,7 +115,7 @@ rule irn_walk:
 use rule evaluate_masks as evaluate_irn_masks with:
     input:
         **dataset_inputs(),
-        masks=rules.irn_walk.output[0],
+        masks=IRN_MASKS,
     output:
         table=REP_FILES.mask_evaluation("irn", "{split}", "csv"),
         summary=REP_FILES.mask_evaluation("irn", "{split}"),

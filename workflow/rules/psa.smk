@@ -1,4 +1,6 @@
 # PSA: confident labels by CRF, AffinityNet, random walk, pseudo-mask evaluation.
+PSA_LABELS = f"{REP}/psa/labels"
+PSA_LABEL_STATS = f"{REP}/psa/label_stats.json"
 
 
 rule psa_labels:
@@ -6,12 +8,12 @@ rule psa_labels:
         **dataset_inputs(),
         maps=REP_FILES.maps(config["psa"]["seed_variant"]),
     output:
-        labels=directory(f"{REP}/psa/labels"),
-        stats=f"{REP}/psa/label_stats.json",
+        labels=sharded_directories("psa_labels", PSA_LABELS),
+        stats=sharded_file("psa_labels", PSA_LABEL_STATS),
     log:
-        REP_FILES.log("psa_labels"),
+        sharded_log("psa_labels"),
     benchmark:
-        REP_FILES.benchmark("psa_labels")
+        sharded_benchmark("psa_labels")
     conda:
         ENV_CRF
     threads: rule_threads("psa_labels")
@@ -36,7 +38,7 @@ rule train_affinity:
     input:
         **dataset_inputs(),
         **pretrained_input("affinity"),
-        labels=rules.psa_labels.output.labels,
+        labels=PSA_LABELS,
     output:
         checkpoint=REP_FILES.affinity_checkpoint(),
         log_csv=f"{REP}/psa/affinity_log.csv",
@@ -75,11 +77,11 @@ rule random_walk:
         checkpoint=rules.train_affinity.output.checkpoint,
         best=best_threshold_file(),
     output:
-        directory(PSEUDO_MASKS["psa"]),
+        sharded_directories("random_walk", PSEUDO_MASKS["psa"]),
     log:
-        REP_FILES.log("random_walk"),
+        sharded_log("random_walk"),
     benchmark:
-        REP_FILES.benchmark("random_walk")
+        sharded_benchmark("random_walk")
     conda:
         ENV
     threads: rule_threads("random_walk")
@@ -103,7 +105,7 @@ rule random_walk:
 rule evaluate_masks:
     input:
         **dataset_inputs(),
-        masks=rules.random_walk.output[0],
+        masks=PSEUDO_MASKS["psa"],
     output:
         table=REP_FILES.mask_evaluation("psa", "{split}", "csv"),
         summary=REP_FILES.mask_evaluation("psa", "{split}"),

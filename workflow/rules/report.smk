@@ -41,7 +41,7 @@ rule report:
         mask_summaries=[f"{PRIMARY_MASKS}/eval_{split}.json" for split in PRIMARY_MASK_SPLITS],
         mask_tables=[f"{PRIMARY_MASKS}/eval_{split}.csv" for split in PRIMARY_MASK_SPLITS],
         ablation_table=[REPORTED["crf_only_table"]] if REPORTED["crf_only_table"] else [],
-        label_stats=rules.psa_labels.output.stats if PRIMARY == "psa" else rules.ir_labels.output.stats,
+        label_stats=PSA_LABEL_STATS if PRIMARY == "psa" else IRN_LABEL_STATS,
         refinement_files=flat_paths(REPORTED),
         deeplab_summaries=[
             REP_FILES.deeplab_evaluation(model, folder) for model in deeplab_models() for folder in PREDICTION_FOLDERS

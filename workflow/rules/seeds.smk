@@ -7,12 +7,14 @@ rule extract_maps:
         labels=rules.class_labels.output[0],
         checkpoint=rules.train_classifier.output.checkpoint,
     output:
-        maps=directory(expand(REP_FILES.maps("{variant}"), variant=VARIANTS, allow_missing=True)),
-        overlays=directory(REP_FILES.maps("overlays")),
+        maps=sharded_directories(
+            "extract_maps", expand(REP_FILES.maps("{variant}"), variant=VARIANTS, allow_missing=True)
+        ),
+        overlays=sharded_directories("extract_maps", REP_FILES.maps("overlays")),
     log:
-        REP_FILES.log("extract_maps"),
+        sharded_log("extract_maps"),
     benchmark:
-        REP_FILES.benchmark("extract_maps")
+        sharded_benchmark("extract_maps")
     conda:
         ENV
     threads: rule_threads("extract_maps")
@@ -21,14 +23,14 @@ rule extract_maps:
     params:
         root=data_root_of,
         variants=VARIANTS,
-        # every maps key but variants (the outputs)
-        config_keys=dict(
+        # every maps key but variants (the outputs), the chain's model's
+        config_keys=lambda wildcards: dict(
             layout=LAYOUT,
             classes=CLASSES,
             splits=extraction_splits(),
             **device_keys("extract_maps"),
-            version=VERSION,
-            **section_keys("maps", *in_section_order("maps", MAPS_EXTRACTION_KEYS)),
+            version=chain_config(wildcards)["classifier"]["version"],
+            **maps_extraction_keys(chain_config(wildcards)),
         ),
     script:
         "../scripts/extract_maps.py"
@@ -38,7 +40,7 @@ rule evaluate_seeds:
     input:
         **dataset_inputs(),
         labels=rules.class_labels.output[0],
-        maps=rules.extract_maps.output.maps,
+        maps=expand(REP_FILES.maps("{variant}"), variant=VARIANTS, allow_missing=True),
     output:
         sweeps=expand(REP_FILES.seed_sweep("{{split}}", "{variant}"), variant=VARIANTS, allow_missing=True),
         bests=expand(REP_FILES.seed_best("{{split}}", "{variant}"), variant=VARIANTS, allow_missing=True),

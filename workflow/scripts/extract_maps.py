@@ -1,4 +1,5 @@
 from mctformer.logs import redirect_to_log
+from mctformer.shards import Shard
 from mctformer.stages.seeds import DatasetRef, MapGeometry, Placement, extract_maps_stage
 
 with redirect_to_log(snakemake.log[0]):
@@ -15,4 +16,5 @@ with redirect_to_log(snakemake.log[0]):
         out_dirs=dict(zip(snakemake.params.variants, snakemake.output.maps)),
         overlay_dir=snakemake.output.overlays,
         threads=snakemake.threads,
+        shard=Shard.parse(snakemake.wildcards.get("shard")),  # resources.rules.<rule>.shards > 1
     )

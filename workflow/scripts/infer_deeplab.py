@@ -1,4 +1,5 @@
 from mctformer.logs import redirect_to_log
+from mctformer.shards import Shard
 from mctformer.stages.deeplab import DatasetRef, Placement, infer_deeplab_stage
 
 # guarded: on CUDA the CRF pool starts by forkserver, whose workers import this script again
@@ -14,4 +15,5 @@ if __name__ == "__main__":
             pred_dir=snakemake.output.pred,
             crf_dir=snakemake.output.pred_crf,
             threads=snakemake.threads,
+            shard=Shard.parse(snakemake.wildcards.get("shard")),  # resources.rules.<rule>.shards > 1
         )

@@ -1,4 +1,5 @@
 from mctformer.logs import redirect_to_log
+from mctformer.shards import Shard
 from mctformer.stages.irn import DatasetRef, ir_labels_stage
 
 with redirect_to_log(snakemake.log[0]):
@@ -10,4 +11,5 @@ with redirect_to_log(snakemake.log[0]):
         out_dir=snakemake.output.labels,
         stats_path=snakemake.output.stats,
         threads=snakemake.threads,
+        shard=Shard.parse(snakemake.wildcards.get("shard")),  # resources.rules.<rule>.shards > 1
     )

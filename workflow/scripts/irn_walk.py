@@ -1,4 +1,5 @@
 from mctformer.logs import redirect_to_log
+from mctformer.shards import Shard
 from mctformer.stages.irn import DatasetRef, Placement, irn_walk_stage
 
 with redirect_to_log(snakemake.log[0]):
@@ -12,4 +13,5 @@ with redirect_to_log(snakemake.log[0]):
         checkpoint=snakemake.input.checkpoint,
         out_dir=snakemake.output[0],
         threads=snakemake.threads,
+        shard=Shard.parse(snakemake.wildcards.get("shard")),  # resources.rules.<rule>.shards > 1
     )

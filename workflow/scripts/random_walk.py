@@ -1,4 +1,5 @@
 from mctformer.logs import redirect_to_log
+from mctformer.shards import Shard
 from mctformer.stages.psa import DatasetRef, Placement, WalkSettings, random_walk_stage
 
 with redirect_to_log(snakemake.log[0]):
@@ -15,4 +16,5 @@ with redirect_to_log(snakemake.log[0]):
         best_json=snakemake.input.best[0] if snakemake.input.best else None,
         out_dir=snakemake.output[0],
         threads=snakemake.threads,
+        shard=Shard.parse(snakemake.wildcards.get("shard")),  # resources.rules.<rule>.shards > 1
     )

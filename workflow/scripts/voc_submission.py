@@ -1,4 +1,5 @@
 from mctformer.logs import redirect_to_log
+from mctformer.shards import Shard
 from mctformer.stages.deeplab import DatasetRef, Placement, submission_stage
 
 # guarded: on CUDA the CRF pool starts by forkserver, whose workers import this script again
@@ -12,6 +13,7 @@ if __name__ == "__main__":
             placement=placement,
             checkpoint=snakemake.input.checkpoint,
             out_dir=snakemake.output.folder,
-            tarball=snakemake.output.tarball,
+            tarball=snakemake.output.get("tarball"),  # none in a shard: the gather packs it
             threads=snakemake.threads,
+            shard=Shard.parse(snakemake.wildcards.get("shard")),  # resources.rules.<rule>.shards > 1
         )

@@ -1,0 +1,27 @@
+"""The stage of workflow/rules/side_by_side.smk: the models' chains side by side, as JSON and Markdown."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..artifacts import write_json, write_text
+from ..provenance import collect, training_threads
+
+
+def side_by_side_stage(
+    *, files: Mapping[str, Sequence[Mapping[str, Any]]], seeds: Sequence[int], versions: Mapping[str, str], seed_variant: str,
+    mask_split: str, deeplab_split: str, config: Mapping[str, Any], json_path: str, markdown_path: str,
+) -> dict:
+    """mctformer.side_by_side's table of the models' replicates (``files`` by model, then replicate in seed order),
+    with the run's provenance (mctformer.provenance) from its resolved ``config``."""
+    from ..side_by_side import side_by_side_markdown, side_by_side_table
+
+    table = side_by_side_table(files, seeds=seeds, versions=versions, seed_variant=seed_variant, mask_split=mask_split,
+                               deeplab_split=deeplab_split)
+    table["provenance"] = collect(config=config, threads=training_threads(config), device=config["device"])
+    lines = side_by_side_markdown(table)
+    write_json(json_path, table)
+    write_text(markdown_path, "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return table
