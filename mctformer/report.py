@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,86 +30,95 @@ def stage_times(benchmark_files: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@dataclass(frozen=True)
+class ReportFiles:
+    """Every file the report reads, by role, as workflow/rules/report.smk declares them."""
+
+    seed_bests: Mapping[str, Mapping[str, str]]  # {split: {variant: best.json}}
+    seed_plots: Mapping[str, str]  # {split: the threshold sweep's figure}
+    predicted_seed_bests: Mapping[str, Mapping[str, str]]  # as seed_bests, of the classifier's labels; {} without
+    label_evaluation: str | None  # the classifier's per-class precision / recall; None without predicted labels
+    mask_summaries: Mapping[str, str]  # {split: eval json}
+    mask_tables: Mapping[str, str]  # {split: per-class csv}
+    ablation_table: str | None  # PSA's ablation csv; None without PSA
+    label_stats: str
+    refinement_files: Mapping[str, Any] | None  # the refinements table's inputs by role and method, or None
+    deeplab_summaries: Mapping[str, Mapping[str, str]]  # {model: {pred | pred_crf: eval json}}
+    deeplab_tables: Mapping[str, str]  # {model: per-class csv with CRF}
+    benchmarks: Sequence[str]  # every job's benchmark file
+    example_maps: str  # the folders the examples come from: the PSA seed variant's maps,
+    example_masks: str  # the pseudo masks,
+    example_predictions: Mapping[str, str]  # DeepLab's {pred | pred_crf} predictions
+    replicate_summaries: Sequence[str]  # the other replicates' summary.json, in replicate_seeds' order
+    training_curves: Mapping[str, str]  # {trainer: its curve lines (mctformer.training.curves)}: training_curves.png
+
+
+@dataclass(frozen=True)
+class ReportOutputs:
+    """What the report writes: summary.json, report.md, the figures' folder and, with replicates, their figure."""
+
+    summary: str
+    report: str
+    figure_dir: str
+    replicates_plot: str | None
+
+
 def build_report(
     *,
     layout,
-    seed_bests: Mapping[str, Mapping[str, str]],
-    seed_plots: Mapping[str, str],
-    predicted_seed_bests: Mapping[str, Mapping[str, str]],
-    label_evaluation: str | None,
-    label_threshold: float,
-    mask_summaries: Mapping[str, str],
-    mask_tables: Mapping[str, str],
-    ablation_table: str | None,
-    label_stats: str,
+    files: ReportFiles,
+    outputs: ReportOutputs,
     refinement: str,
-    refinement_files: Mapping[str, Any] | None,
-    deeplab_summaries: Mapping[str, Mapping[str, str]],
-    deeplab_tables: Mapping[str, str],
-    benchmarks: Sequence[str],
-    example_maps: str,
-    example_masks: str,
-    example_predictions: Mapping[str, str],
     psa_variant: str,
     deeplab_split: str,
-    summary_path: str,
-    report_path: str,
-    figure_dir: str,
+    label_threshold: float,
     examples: int,
     replicate_seeds: Sequence[int],
-    replicate_summaries: Sequence[str],
-    replicates_plot: str | None,
     provenance: Mapping[str, Any],
-    training_curves: Mapping[str, str],
 ) -> dict:
-    """summary.json and report.md from the files the rule declares: ``seed_bests`` {split: {variant: best.json}},
-    ``mask_*`` {split: file}, ``deeplab_summaries`` {model: {pred | pred_crf: eval json}}, ``deeplab_tables``
-    {model: per-class csv with CRF}, ``benchmarks`` (every job's benchmark file), the folders the examples come
-    from (the PSA seed variant's maps, the pseudo masks, DeepLab's {pred | pred_crf} predictions).
+    """summary.json and report.md (``outputs``) from the files the rule declares (``files``).
 
     ``refinement``: the method (psa | irn) whose masks, labels and examples these are (PSA's when the run
-    has it; ``ablation_table`` is PSA's, None without PSA); ``refinement_files``: the inputs of the
-    seeds -> {CRF only, PSA, IRN} -> DeepLab table by role and method (mctformer.refinements), or None.
+    has it); ``files.refinement_files`` feed the seeds -> {CRF only, PSA, IRN} -> DeepLab table (mctformer.refinements).
 
     ``replicate_seeds``: this run's seed first, then those of its other replicates, whose summary.json files
-    ``replicate_summaries`` are (in that order; empty for one replicate). With more than one, summary.json gains
-    ``replicates`` (mctformer.replicates.aggregate_summaries of all), report.md its section and ``replicates_plot``.
+    ``files.replicate_summaries`` are. With more than one, summary.json gains ``replicates``
+    (mctformer.replicates.aggregate_summaries of all), report.md its section and ``outputs.replicates_plot``.
 
     ``provenance``: the run's block (mctformer.provenance.collect), written to summary.json as ``provenance`` after the
     metrics (the replicates' aggregate leaves it out) and shown at the head of report.md.
 
-    ``predicted_seed_bests`` {split: {variant: best.json}} of the seeds made with the classifier's labels at
-    ``label_threshold`` and ``label_evaluation`` (those labels' per-class precision / recall) when seeds.labels has
-    ``predicted`` (else empty and None): summary.json's ``seeds_predicted`` and ``classifier_labels``, and a report
+    ``files.predicted_seed_bests`` and ``files.label_evaluation`` (the classifier's labels at ``label_threshold``),
+    when seeds.labels has ``predicted``: summary.json's ``seeds_predicted`` and ``classifier_labels``, and a report
     section beside the ground-truth seeds.
 
-    ``training_curves``: {trainer: its curve lines file (mctformer.training.curves)}, drawn as one figure of every
-    trainer's loss (training_curves.png); nothing of summary.json comes from them."""
-    seed_splits, mask_splits, deeplab_models = list(seed_bests), list(mask_summaries), list(deeplab_summaries)
-    variants = list(next(iter(seed_bests.values())))
-    os.makedirs(figure_dir, exist_ok=True)
+    ``files.training_curves`` are drawn as one figure of every trainer's loss (training_curves.png); nothing of
+    summary.json comes from them."""
+    seed_splits, mask_splits, deeplab_models = list(files.seed_bests), list(files.mask_summaries), list(files.deeplab_summaries)
+    variants = list(next(iter(files.seed_bests.values())))
+    os.makedirs(outputs.figure_dir, exist_ok=True)
     summary, times = collect_summary(
-        seed_bests=seed_bests, mask_summaries=mask_summaries, ablation_table=ablation_table, label_stats=label_stats,
-        refinement=refinement, refinement_files=refinement_files, deeplab_summaries=deeplab_summaries,
-        deeplab_split=deeplab_split, benchmarks=benchmarks,
+        seed_bests=files.seed_bests, mask_summaries=files.mask_summaries, ablation_table=files.ablation_table, label_stats=files.label_stats,
+        refinement=refinement, refinement_files=files.refinement_files, deeplab_summaries=files.deeplab_summaries,
+        deeplab_split=deeplab_split, benchmarks=files.benchmarks,
     )
-    add_predicted_labels(summary, predicted_seed_bests, label_evaluation, label_threshold)
-    replicate_lines = add_replicates(summary, replicate_seeds=replicate_seeds, replicate_summaries=replicate_summaries,
-                                     replicates_plot=replicates_plot, report_path=report_path, deeplab_split=deeplab_split)
+    add_predicted_labels(summary, files.predicted_seed_bests, files.label_evaluation, label_threshold)
+    replicate_lines = add_replicates(summary, replicate_seeds=replicate_seeds, replicate_summaries=files.replicate_summaries,
+                                     replicates_plot=outputs.replicates_plot, report_path=outputs.report, deeplab_split=deeplab_split)
     summary["provenance"] = dict(provenance)
-    write_json(summary_path, summary)
+    write_json(outputs.summary, summary)
 
-    seed_ablation_figure(os.path.join(figure_dir, "seed_ablation.png"), summary, seed_splits[0], variants)
-    per_class_figure(os.path.join(figure_dir, "per_class_iou.png"), mask_tables[mask_splits[0]], deeplab_tables)
+    seed_ablation_figure(os.path.join(outputs.figure_dir, "seed_ablation.png"), summary, seed_splits[0], variants)
+    per_class_figure(os.path.join(outputs.figure_dir, "per_class_iou.png"), files.mask_tables[mask_splits[0]], files.deeplab_tables)
     example_figures(
-        figure_dir, layout, summary, seed_split=seed_splits[0], variants=variants, mask_split=mask_splits[0],
-        deeplab_split=deeplab_split, example_maps=example_maps, example_masks=example_masks,
-        example_predictions=example_predictions, psa_variant=psa_variant, examples=examples,
+        outputs.figure_dir, layout, summary, seed_split=seed_splits[0], variants=variants, mask_split=mask_splits[0],
+        deeplab_split=deeplab_split, example_maps=files.example_maps, example_masks=files.example_masks,
+        example_predictions=files.example_predictions, psa_variant=psa_variant, examples=examples,
     )
-    save_figure(os.path.join(figure_dir, "training_curves.png"),
-                training_curves_figure({trainer: read_curves(path) for trainer, path in training_curves.items()}))
-    write_text(report_path, _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deeplab_split, times, figure_dir,
-                                      report_path, seed_plots, replicate_lines))
+    save_figure(os.path.join(outputs.figure_dir, "training_curves.png"),
+                training_curves_figure({trainer: read_curves(path) for trainer, path in files.training_curves.items()}))
+    write_text(outputs.report, _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deeplab_split, times,
+                                         outputs.figure_dir, outputs.report, files.seed_plots, replicate_lines))
     return summary
 
 

@@ -8,13 +8,13 @@ from typing import Any
 from ..data.layout import DatasetRef
 from ..models.weights import pretrained_provenance
 from ..provenance import collect, training_threads
-from ..report import build_report
+from ..report import ReportFiles, ReportOutputs, build_report  # the rule script builds these
 
 
-def report_stage(*, dataset: DatasetRef, config: Mapping[str, Any], **files_and_settings: Any) -> Any:
-    """:func:`mctformer.report.build_report` on the dataset at ``root``, with the run's provenance (mctformer.provenance)
-    from its resolved ``config`` (with the pretrained weights' resolved files and sha256, when any section sets one);
-    ``files_and_settings`` are build_report's other arguments."""
+def report_stage(*, dataset: DatasetRef, config: Mapping[str, Any], files: ReportFiles, outputs: ReportOutputs, **settings: Any) -> Any:
+    """:func:`mctformer.report.build_report` of ``files`` into ``outputs`` on the dataset, with the run's provenance
+    (mctformer.provenance) from its resolved ``config`` (with the pretrained weights' resolved files and sha256, when
+    any section sets one); ``settings`` are build_report's report.smk params."""
     weights = pretrained_provenance(config)
     provenance = collect(config=config, threads=training_threads(config), device=config["device"], weights=weights)
-    return build_report(layout=dataset.open(), provenance=provenance, **files_and_settings)
+    return build_report(layout=dataset.open(), files=files, outputs=outputs, provenance=provenance, **settings)

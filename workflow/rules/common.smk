@@ -512,3 +512,15 @@ def segmentation_best_threshold(wildcards):
     if config["psa"]["background"] is not None:
         return []
     return [at_replicate(ablation_seed_best(config["psa"]["threshold_split"], wildcards.variant), wildcards.replicate)]
+
+
+# `snakemake side_by_side` (side_by_side.smk)
+def side_by_side_table_files(wildcards=None):
+    """The table's inputs by model and replicate (run_layout.side_by_side_files), each model's config checked first:
+    made only when the target is asked for, so a config the side-by-side does not fit still runs everything else."""
+    for name in MODEL_OVERLAYS:
+        model_config(name)
+    try:
+        return side_by_side_files(config, RUN, list(MODEL_OVERLAYS), REPLICATE_SEEDS)
+    except ValueError as error:
+        raise WorkflowError(f"side_by_side: {error}")

@@ -2,18 +2,7 @@
 # the same chain from the same prepared data: seeds -> PSA and IRN masks -> DeepLab on the PSA masks, once per replicate
 # seed; one table of mean +/- std over the replicates beside the papers' numbers (docs/mctformer-plus.md).
 # A model's chain is the run's own rules under results/<run>/side_by_side/<model> (the {replicate} wildcard's model
-# part, common.smk); only train_classifier and extract_maps read its classifier and maps sections.
-
-
-def side_by_side_table_files(wildcards=None):
-    """The table's inputs by model and replicate (run_layout.side_by_side_files), each model's config checked first:
-    made only when the target is asked for, so a config the side-by-side does not fit still runs everything else."""
-    for name in MODEL_OVERLAYS:
-        model_config(name)
-    try:
-        return side_by_side_files(config, RUN, list(MODEL_OVERLAYS), REPLICATE_SEEDS)
-    except ValueError as error:
-        raise WorkflowError(f"side_by_side: {error}")
+# part, common.smk, with side_by_side_table_files); only train_classifier and extract_maps read its classifier and maps sections.
 
 
 rule side_by_side:
