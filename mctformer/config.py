@@ -25,6 +25,8 @@ PROJECT_DIR = Path(__file__).resolve().parents[1]
 SCHEMA = PROJECT_DIR / "workflow" / "schemas" / "config.schema.yaml"
 
 SYNTHETIC_SPLITS = ("train_aug", "train", "val")
+# The keys of data.folder that name files: set with another data.source, they would go unread.
+FOLDER_PATH_KEYS = ("images", "labels", "masks", "split_lists")
 
 
 class ConfigError(ValueError):
@@ -85,7 +87,30 @@ def compose_config(
         set_by_compat = apply_compat(config)
     except ValueError as error:
         raise ConfigError(str(error)) from None
+    if (config.get("data") or {}).get("source") == "folder":
+        take_folder_classes(config)
     return config, set_by_compat
+
+
+def take_folder_classes(config: dict) -> None:
+    """data.source folder: data.classes becomes the class list of data.folder.labels (the file's columns, its
+    ``classes``, or the names it uses); a data.classes that is set must be that list (for a file that lists its
+    images' classes without declaring the list, a set data.classes declares it)."""
+    from .data.errors import DatasetError
+    from .data.label_table import read_label_table
+
+    data = config["data"]
+    labels = (data.get("folder") or {}).get("labels")
+    if not labels:
+        raise ConfigError("data.folder.labels: required when data.source is 'folder' (a .csv or .json of image-level labels)")
+    try:
+        table = read_label_table(labels, data.get("classes"))
+    except DatasetError as error:
+        raise ConfigError(f"data.folder.labels: {error}") from None
+    if data.get("classes") is not None and list(data["classes"]) != list(table.classes):
+        raise ConfigError(f"data.classes: {list(data['classes'])} is not the class list of data.folder.labels {list(table.classes)}; "
+                          "set data.classes to null to take the file's")
+    data["classes"] = list(table.classes)
 
 
 def load_config(configfiles: Iterable[str | Path] = (), overrides: Mapping[str, Any] | None = None,
@@ -133,8 +158,8 @@ def side_by_side_config(config: Mapping[str, Any], name: str, project_dir: Path 
 
 
 def builds_data_root(config: Mapping[str, Any]) -> bool:
-    """Whether a rule makes the dataset root (synthetic data, or a real dataset from data.archives)."""
-    return config["data"]["source"] == "synthetic" or bool(config["data"].get("archives"))
+    """Whether a rule makes the dataset root (synthetic data, a real dataset from data.archives, a folder dataset)."""
+    return config["data"]["source"] in ("synthetic", "folder") or bool(config["data"].get("archives"))
 
 
 def data_root(config: Mapping[str, Any], run_dir: str) -> str:
@@ -145,7 +170,8 @@ def data_root(config: Mapping[str, Any], run_dir: str) -> str:
 
 
 def layout_name(config: Mapping[str, Any]) -> str:
-    return "coco" if config["data"]["source"] == "coco" else "voc"
+    """The reader of the run's root (mctformer.data.layout.LAYOUTS): the synthetic tree is VOC's."""
+    return {"coco": "coco", "folder": "folder"}.get(config["data"]["source"], "voc")
 
 
 def all_splits(config: Mapping[str, Any]) -> list[str]:
@@ -195,6 +221,9 @@ def check_ignored_keys(config: Mapping[str, Any]) -> None:
     that. Likewise data.root: null and data.archives: null / {} are "not set".
     """
     data = config["data"]
+    folder_keys = [key for key in FOLDER_PATH_KEYS if (data.get("folder") or {}).get(key)]
+    if data["source"] != "folder" and folder_keys:
+        raise ConfigError(f"data.folder.{folder_keys[0]}: is ignored unless data.source is 'folder'; set it to null")
     if data["source"] != "synthetic":
         return
     ignored = "is ignored when data.source is 'synthetic' (the pipeline generates its own data under results/<run_name>/data)"
@@ -224,6 +253,8 @@ def check_config(config: Mapping[str, Any]) -> None:
         for split in all_splits(config):
             if split not in SYNTHETIC_SPLITS:
                 raise ConfigError(f"data.splits: the synthetic generator writes {SYNTHETIC_SPLITS}, not {split!r}")
+    elif data["source"] == "folder":
+        check_folder(config)
     elif data.get("archives"):
         check_archives(config)
     else:
@@ -239,6 +270,12 @@ def check_config(config: Mapping[str, Any]) -> None:
     if data.get("palette") and len(data["palette"]) < len(data["classes"]) + 1:
         raise ConfigError("data.palette: needs one colour for background and one per class")
 
+    if (config.get("logging") or {}).get("tensorboard"):
+        import importlib.util
+
+        if importlib.util.find_spec("tensorboard") is None:
+            raise ConfigError("logging.tensorboard: TensorBoard is not installed; pip install '.[tensorboard]' (the optional extra), "
+                              "or set it to false (every trainer writes its JSON-lines curves either way)")
     classifier = config["classifier"]
     check_weights_file(config, "classifier", classifier["arch"])
     for section in ("affinity", "deeplab", "irn"):
@@ -339,12 +376,44 @@ def rule_resources(config: Mapping[str, Any], rule: str) -> dict[str, Any]:
 
 
 def check_weights_file(config: Mapping[str, Any], section: str, model: str) -> None:
-    """``<section>.pretrained``, when set, must be a file; the error says what to download."""
-    from .models.weights import weights_hint
+    """``<section>.pretrained``, when it names a file, must be one; the error says what to download. A timm model name
+    or Hugging Face id is resolved in the local Hugging Face cache by the job that loads it, which stops, before it
+    trains, naming the key, the cache folder and the command that fills it (mctformer.models.weights.resolve_weights:
+    timm and huggingface_hub are the jobs' packages, not necessarily this process's)."""
+    from .models.weights import is_weights_path, weights_hint
 
     pretrained = config[section].get("pretrained")
-    if pretrained and not Path(pretrained).is_file():
+    if pretrained and is_weights_path(pretrained) and not Path(pretrained).is_file():
         raise ConfigError(f"{section}.pretrained: weights file {pretrained} does not exist: {weights_hint(model, f'{section}.pretrained')}")
+
+
+def check_folder(config: Mapping[str, Any]) -> None:
+    """data.source folder: the folders data.folder names exist, masks are given (the run scores its seeds, pseudo
+    masks and DeepLab against them), and every split the run reads has a list, or is data.splits.train / val."""
+    data, folder = config["data"], config["data"]["folder"]
+    for key in ("root", "archives"):
+        if data.get(key):
+            raise ConfigError(f"data.{key}: not used when data.source is 'folder' (data.folder names the images); set it to null")
+    for key in ("images", "masks"):
+        if not folder.get(key):
+            why = "the images" if key == "images" else "the run scores its seeds, pseudo masks and DeepLab against them"
+            raise ConfigError(f"data.folder.{key}: required when data.source is 'folder' ({why})")
+    for key in ("images", "masks", "split_lists"):
+        if folder.get(key) and not Path(folder[key]).is_dir():
+            raise ConfigError(f"data.folder.{key}: {folder[key]} does not exist or is not a directory")
+    if folder.get("split_lists"):
+        for split in all_splits(config):
+            path = Path(folder["split_lists"]) / f"{split}.txt"
+            if not path.is_file():
+                raise ConfigError(f"data.splits: split list {path} does not exist (data.folder.split_lists)")
+    else:
+        made = (data["splits"]["train"], data["splits"]["val"])
+        for split in all_splits(config):
+            if split not in made:
+                raise ConfigError(f"data.splits: without data.folder.split_lists the run has the splits {list(made)} only "
+                                  f"(data.splits.train and val), not {split!r}; name those, or give split lists")
+    if (config.get("deeplab") or {}).get("test_split"):
+        raise ConfigError("deeplab.test_split: the VOC test-server submission is for VOC roots; set it to null")
 
 
 def check_archives(config: Mapping[str, Any]) -> None:

@@ -213,3 +213,32 @@ def per_class_bars(tables: Mapping[str, pd.DataFrame]):
     axes.legend(fontsize=7)
     plt.close(figure)
     return figure
+
+
+def training_curves_figure(curves: Mapping[str, Sequence[Mapping[str, Any]]]):
+    """One panel per trainer (``curves``: trainer -> its curve lines, mctformer.training.curves): the loss of each
+    logging interval against the optimizer step (a line), each epoch's mean loss (dots at the epoch's last step),
+    and the learning rate on a second axis (dashed)."""
+    figure, panels = plt.subplots(1, len(curves), figsize=(3.6 * len(curves), 3.2), squeeze=False)
+    for axes, (trainer, lines) in zip(panels[0], curves.items()):
+        intervals = [line for line in lines if line["kind"] == "interval" and line.get("loss") is not None]
+        epochs = [line for line in lines if line["kind"] == "epoch" and line.get("loss") is not None]
+        if intervals:
+            axes.plot([line["step"] for line in intervals], [line["loss"] for line in intervals], color="tab:blue", lw=1,
+                      label="per 50 steps")
+        axes.plot([line["step"] for line in epochs], [line["loss"] for line in epochs], "o", color="tab:blue", ms=4,
+                  label="epoch mean")
+        rates = [line for line in lines if line.get("lr") is not None]
+        if rates:
+            lr_axes = axes.twinx()
+            lr_axes.plot([line["step"] for line in rates], [line["lr"] for line in rates], "--", color="tab:grey", lw=1)
+            lr_axes.set_ylabel("lr", color="tab:grey")
+            lr_axes.tick_params(axis="y", labelcolor="tab:grey", labelsize=7)
+        axes.set_title(trainer)
+        axes.set_xlabel("optimizer step")
+        axes.grid(alpha=0.3)
+    panels[0][0].set_ylabel("training loss")
+    panels[0][0].legend(fontsize=7)
+    figure.tight_layout()
+    plt.close(figure)
+    return figure

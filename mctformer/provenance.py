@@ -82,11 +82,14 @@ def training_threads(config: Mapping[str, Any]) -> int | None:
 
 
 def collect(*, config: Mapping[str, Any] | None, threads: int | None, device: str, checkout: str = CHECKOUT,
-            now: _dt.datetime | None = None) -> dict[str, Any]:
+            now: _dt.datetime | None = None, weights: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Any]:
     """The provenance block: ``config`` is the resolved config (None: no hash), ``threads`` the thread count the
-    run's jobs were given, ``device`` the config's device key (auto | cpu | cuda)."""
+    run's jobs were given, ``device`` the config's device key (auto | cpu | cuda); ``weights``, when given, the
+    pretrained weights the run started from (section -> {value, file, sha256}: a name resolves to a file in the
+    Hugging Face cache, mctformer.models.weights.pretrained_provenance), recorded only when some section sets one."""
     stamp = (now or _dt.datetime.now(_dt.UTC)).replace(microsecond=0)
     return {
+        **({"weights": {section: dict(entry) for section, entry in weights.items()}} if weights else {}),
         **git_state(checkout),
         "config_sha256": None if config is None else config_hash(config),
         "versions": {"python": platform.python_version(), **package_versions()},
@@ -105,6 +108,8 @@ def provenance_line(provenance: Mapping[str, Any] | None) -> str:
     code = "commit unknown" if commit is None else f"commit {commit[:12]}{' (dirty tree)' if provenance.get('dirty') else ''}"
     config = provenance.get("config_sha256")
     versions = ", ".join(f"{name} {version}" for name, version in provenance.get("versions", {}).items() if version)
-    parts = [code, f"config sha256 {config[:12]}" if config else "config not hashed", versions,
+    weights = ", ".join(f"{section}.pretrained {entry['value']} (sha256 {entry['sha256'][:12]})"
+                        for section, entry in (provenance.get("weights") or {}).items())
+    parts = [code, f"config sha256 {config[:12]}" if config else "config not hashed", weights, versions,
              f"{provenance.get('threads')} threads", str(provenance.get("device")), str(provenance.get("date"))]
     return "provenance: " + "; ".join(part for part in parts if part)

@@ -14,10 +14,11 @@ from .artifacts import load_map_file, read_json, read_label_png, save_figure, wr
 from .data.voc import IGNORE
 from .metrics import seed_prediction
 from .paper import DEEPLAB_VAL, PSEUDO_MASKS, seed_miou
-from .plots import per_class_bars, qualitative_grid, seed_ablation_bars, strip_plot
+from .plots import per_class_bars, qualitative_grid, seed_ablation_bars, strip_plot, training_curves_figure
 from .provenance import provenance_line
 from .refinements import refinement_markdown, refinement_rows
 from .replicates import CONFIDENCE, aggregate_summaries, replicate_markdown, replicate_table
+from .training.curves import read_curves
 
 
 def stage_times(benchmark_files: Sequence[str]) -> pd.DataFrame:
@@ -49,6 +50,7 @@ class ReportFiles:
     example_masks: str  # the pseudo masks,
     example_predictions: Mapping[str, str]  # DeepLab's {pred | pred_crf} predictions
     replicate_summaries: Sequence[str]  # the other replicates' summary.json, in replicate_seeds' order
+    training_curves: Mapping[str, str]  # {trainer: its curve lines (mctformer.training.curves)}: training_curves.png
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,10 @@ def build_report(
 
     ``files.predicted_seed_bests`` and ``files.label_evaluation`` (the classifier's labels at ``label_threshold``),
     when seeds.labels has ``predicted``: summary.json's ``seeds_predicted`` and ``classifier_labels``, and a report
-    section beside the ground-truth seeds."""
+    section beside the ground-truth seeds.
+
+    ``files.training_curves`` are drawn as one figure of every trainer's loss (training_curves.png); nothing of
+    summary.json comes from them."""
     seed_splits, mask_splits, deeplab_models = list(files.seed_bests), list(files.mask_summaries), list(files.deeplab_summaries)
     variants = list(next(iter(files.seed_bests.values())))
     os.makedirs(outputs.figure_dir, exist_ok=True)
@@ -110,6 +115,8 @@ def build_report(
         deeplab_split=deeplab_split, example_maps=files.example_maps, example_masks=files.example_masks,
         example_predictions=files.example_predictions, psa_variant=psa_variant, examples=examples,
     )
+    save_figure(os.path.join(outputs.figure_dir, "training_curves.png"),
+                training_curves_figure({trainer: read_curves(path) for trainer, path in files.training_curves.items()}))
     write_text(outputs.report, _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deeplab_split, times,
                                          outputs.figure_dir, outputs.report, files.seed_plots, replicate_lines))
     return summary
@@ -415,6 +422,8 @@ def _markdown(summary, seed_splits, variants, mask_splits, deeplab_models, deepl
         lines.append(f"| {model} | {100 * summary[model]['miou']:.1f} | {100 * summary[model]['miou_crf']:.1f} | {paper} |")
     lines += ["", f"![per-class IoU]({figures}/per_class_iou.png)", "", f"![examples]({figures}/examples_deeplab.png)", ""]
     lines += _diagnostics_lines(summary, seed_splits, variants, mask_splits, deeplab_models, deeplab_split)
+    lines += ["## Training", "", "The loss of every trainer per 50 steps and per epoch, with its learning rate (dashed); the numbers are in "
+              "each trainer's log.jsonl beside its log.csv.", "", f"![training curves]({figures}/training_curves.png)", ""]
     lines += ["## Stage times", "", "| stage | seconds | peak RSS (MB) |", "|---|---|---|"]
     for _, row in times.iterrows():
         lines.append(f"| {row['stage']} | {row['seconds']:.1f} | {row['max_rss_mb']:.0f} |")

@@ -127,7 +127,7 @@ def small_training(resume_path, *, amp: bool, amp_dtype: str, epochs: int = 2, d
     return train_epochs(
         model, optimizer, lambda generator: torch.utils.data.DataLoader(list(zip(inputs, targets)), batch_size=4, generator=generator, shuffle=True),
         loss_of_batch, set_lr=lambda step: None, epochs=epochs, steps_per_epoch=4, seed=0, resume_path=resume_path,
-        run_fingerprint="small", device=device, amp=amp, amp_dtype=amp_dtype,
+        run_fingerprint="small", device=device, amp=amp, amp_dtype=amp_dtype, curves=None,
     )
 
 

@@ -12,6 +12,7 @@ from mctformer.data.layout import DatasetRef
 from mctformer.settings import Placement
 from mctformer.stages.classifier import train_classifier_stage
 from mctformer.stages.data import make_class_labels
+from mctformer.training.curves import read_curves
 from mctformer.training.distributed import shuffled_loader
 
 
@@ -62,11 +63,13 @@ def test_classifier_stage_trains_data_parallel_in_two_processes(synthetic_root, 
     train_classifier_stage(
         dataset=DatasetRef(str(synthetic_root), "voc", tuple(classes)), labels_path=str(labels), train_split="train_aug", val_split="val",
         settings=settings, seed=0, placement=Placement("cpu", False, 2),  # device cpu, 2 GPUs asked for: two gloo processes
-        checkpoint=str(checkpoint), log_csv=str(log_csv), resume=str(tmp_path / "resume" / "last.pt"), threads=2,
+        checkpoint=str(checkpoint), log_csv=str(log_csv), resume=str(tmp_path / "resume" / "last.pt"), threads=2, tensorboard=False,
     )
     assert checkpoint.is_file() and not (tmp_path / "resume" / "last.pt").exists()
     log = log_csv.read_text().splitlines()
     assert log[0].startswith("epoch,loss") and len(log) == 2
+    # rank 0 alone writes the curve lines: one epoch, one line
+    assert [line["kind"] for line in read_curves(tmp_path / "log.jsonl")] == ["epoch"]
 
 
 def test_deeplab_stage_trains_data_parallel_in_two_processes(synthetic_root, tmp_path):
@@ -78,6 +81,6 @@ def test_deeplab_stage_trains_data_parallel_in_two_processes(synthetic_root, tmp
     train_deeplab_stage(
         dataset=DatasetRef(str(synthetic_root), "voc", tuple(classes)), split="train_aug", mask_dir=None, settings=settings, seed=0,
         placement=Placement("cpu", False, 2),  # two gloo processes
-        checkpoint=str(checkpoint), log_csv=str(log_csv), resume=str(tmp_path / "resume" / "last.pt"), threads=2,
+        checkpoint=str(checkpoint), log_csv=str(log_csv), resume=str(tmp_path / "resume" / "last.pt"), threads=2, tensorboard=False,
     )
     assert checkpoint.is_file() and len(log_csv.read_text().splitlines()) == 2

@@ -30,7 +30,8 @@ EXPECTED = yaml.safe_load((FIXTURES / "paper_settings.yaml").read_text())
 # The keys in which the COCO config may differ from the VOC one: the dataset itself.
 # side_by_side.models: each dataset's MCTformer+ config (voc12_plus.yaml, coco14_plus.yaml), the recipe of both the same
 DATASET_KEYS = ("run_name", "data.", "deeplab.test_split", "side_by_side.models.")
-SYNTHETIC_ONLY = ("synthetic.", "resources.rules.prepare_data.")
+# Keys read only for another data.source (the generator's, a folder dataset's: refused as set with voc/coco).
+SYNTHETIC_ONLY = ("synthetic.", "resources.rules.prepare_data.", "data.folder.")
 
 
 def load(path: Path) -> dict:

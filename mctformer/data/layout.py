@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .coco import COCOLayout
+from .folder import FolderLayout
 from .voc import VOCLayout
 
-LAYOUTS = {"voc": VOCLayout, "coco": COCOLayout}
+LAYOUTS = {"voc": VOCLayout, "coco": COCOLayout, "folder": FolderLayout}
 
 
 def open_layout(root: str | os.PathLike, layout: str, num_classes: int) -> VOCLayout:

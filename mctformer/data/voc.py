@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from ..artifacts import read_label_png
+from .errors import DatasetError
 
 IGNORE = 255  # the label of pixels no loss or metric counts (VOC's object boundaries, unconfident pixels): the one place it is set
 
@@ -24,10 +25,6 @@ VOC_CLASSES = (
     "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
     "tvmonitor",
 )
-
-
-class DatasetError(ValueError):
-    """Bad input data; the message names the file and what is wrong with it."""
 
 
 class VOCLayout:

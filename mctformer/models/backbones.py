@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 from .registry import backbone_output_stride
-from .weights import announce, missing_weights, read_state_dict
+from .weights import announce, missing_weights, read_state_dict, resolve_weights
 
 
 def conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -200,11 +200,14 @@ class ResNet38d(nn.Module):
 
 def create_backbone(name: str, pretrained: str | os.PathLike | None) -> nn.Module:
     """``tiny`` (from scratch), ``resnet38d`` (the reference's) or a timm CNN that supports ``output_stride=8``;
-    ``pretrained``: a local weights file or None (affinity.pretrained / deeplab.pretrained)."""
+    ``pretrained``: a local weights file, a timm model name or Hugging Face id in the local cache
+    (mctformer.models.weights.resolve_weights), or None (affinity.pretrained / deeplab.pretrained)."""
     if name == "tiny":
         if pretrained:
             raise ValueError("the tiny backbone is trained from scratch; it takes no pretrained weights")
         return TinyDilatedBackbone()
+    # a timm model name or Hugging Face id becomes its file in the local Hugging Face cache
+    pretrained = resolve_weights(pretrained, name) if pretrained else None
     if name == "resnet38d":
         return ResNet38d(pretrained)
     return TimmBackbone(name, pretrained)

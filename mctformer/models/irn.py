@@ -22,7 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .backbones import TimmBackbone, check_timm_checkpoint, create_backbone
-from .weights import announce, missing_weights
+from .weights import announce, missing_weights, resolve_weights
 
 BOUNDARY_STRIDE = 4
 
@@ -56,7 +56,8 @@ def create_boundary_backbone(name: str, pretrained: str | os.PathLike | None) ->
         return create_backbone("tiny", pretrained)
     if name == "resnet38d":
         raise ValueError("irn.backbone: resnet38d has no stride-4 level for the boundary map; use tiny or a timm CNN (resnet50)")
-    return TimmPyramid(name, pretrained)
+    # a timm model name or Hugging Face id becomes its file in the local Hugging Face cache
+    return TimmPyramid(name, resolve_weights(pretrained, name, "irn.pretrained") if pretrained else None)
 
 
 class BoundaryNet(nn.Module):

@@ -412,7 +412,7 @@ def create_mctformer(
     gwrp_decay: float,
 ) -> MCTformer:
     """Build a named configuration (the ``classifier`` keys); ``pretrained`` is a local DeiT checkpoint
-    (.pth or .safetensors) or None. ``input_size`` and ``gwrp_decay`` shape MCTformer+ only: its patch
+    (.pth or .safetensors), a timm model name or Hugging Face id in the local cache, or None. ``input_size`` and ``gwrp_decay`` shape MCTformer+ only: its patch
     position embedding is sized for the training input (the reference's MCTformerPlus(input_size=448),
     28x28), where V1/V2 keep the architecture's (224: 14x14) as their reference does."""
     try:
@@ -433,7 +433,9 @@ def create_mctformer(
         **settings,
     )
     if pretrained:
-        load_deit_weights(model, pretrained)
+        # a timm model name (deit_small_patch16_224) or Hugging Face id becomes its file in the local Hugging Face cache
+        deit = "deit_tiny" if model.embed_dim == 192 else "deit_small"
+        load_deit_weights(model, weights.resolve_weights(pretrained, deit, "classifier.pretrained"))
     return model
 
 

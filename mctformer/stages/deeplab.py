@@ -20,7 +20,7 @@ from .psa import evaluate_masks_stage
 
 def train_deeplab_stage(
     *, dataset: DatasetRef, split: str, mask_dir: str | None, settings: Mapping[str, Any],
-    seed: int, placement: Placement, checkpoint: str, log_csv: str, resume: str, threads: int,
+    seed: int, placement: Placement, checkpoint: str, log_csv: str, resume: str, threads: int, tensorboard: bool,
 ) -> None:
     """Train on the pseudo masks in ``mask_dir``, or on the ground truth when ``mask_dir`` is None (``settings`` =
     the config's ``deeplab`` training keys); ``gpus`` (the job's) > 1: data-parallel, one torchrun process per visible GPU."""
@@ -30,6 +30,7 @@ def train_deeplab_stage(
     if relaunched_under_torchrun(train_deeplab_stage, arguments):
         return
     from ..artifacts import read_label_png, require_per_image_files
+    from ..training.curves import tensorboard_folder
     from ..training.deeplab import train_deeplab
 
     torch_device = distributed_device(threads, placement, amp_dtype=training_precision(settings))
@@ -45,7 +46,7 @@ def train_deeplab_stage(
 
     summary = train_deeplab(
         reader, ids, load_label, len(dataset.classes) + 1, settings, checkpoint, log_csv, resume,
-        device=torch_device, seed=seed, workers=settings["workers"],
+        device=torch_device, seed=seed, workers=settings["workers"], tensorboard_dir=tensorboard_folder(log_csv) if tensorboard else None,
     )
     print(f"DeepLab ({'ground truth' if mask_dir is None else 'pseudo masks'}) trained in {summary['seconds']:.1f} s: {summary['final']}")
 

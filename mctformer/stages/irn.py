@@ -39,9 +39,12 @@ def ir_labels_stage(
 def train_irn_stage(
     *, dataset: DatasetRef, split: str, max_images: int | None, label_dir: str,
     settings: Mapping[str, Any], seed: int, placement: Placement, checkpoint: str, log_csv: str, resume: str, threads: int,
+    tensorboard: bool,
 ) -> None:
-    """Train the boundary network (``settings`` = the irn training keys, all of which it reads)."""
+    """Train the boundary network (``settings`` = the irn training keys, all of which it reads; ``tensorboard``:
+    logging.tensorboard)."""
     from ..training.common import torch_setup
+    from ..training.curves import tensorboard_folder
     from ..training.irn import train_boundary_net
 
     torch_device = torch_setup(threads, placement, amp_dtype=training_precision(settings))
@@ -49,6 +52,7 @@ def train_irn_stage(
     ids = first_ids(reader, split, max_images)
     summary = train_boundary_net(
         reader, ids, label_dir, settings, checkpoint, log_csv, resume, device=torch_device, seed=seed, workers=settings["workers"],
+        tensorboard_dir=tensorboard_folder(log_csv) if tensorboard else None,
     )
     print(f"IRN boundary network trained in {summary['seconds']:.1f} s: {summary['final']}")
 

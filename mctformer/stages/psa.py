@@ -51,18 +51,19 @@ def write_label_stats(path: str, totals: Mapping[str, int], images: int, seconds
 def train_affinity_stage(
     *, dataset: DatasetRef, split: str, max_images: int | None, label_dir: str,
     settings: Mapping[str, Any], seed: int, placement: Placement, checkpoint: str, log_csv: str, resume: str,
-    threads: int,
+    threads: int, tensorboard: bool,
 ) -> None:
     """Train AffinityNet (``settings`` = the config's ``affinity`` section, all of which it reads)."""
     from ..training.affinity import train_affinity
     from ..training.common import torch_setup
+    from ..training.curves import tensorboard_folder
 
     torch_device = torch_setup(threads, placement, amp_dtype=training_precision(settings))
     reader = dataset.open()
     ids = first_ids(reader, split, max_images)
     summary = train_affinity(
         reader, ids, label_dir, settings, checkpoint, log_csv, resume,
-        device=torch_device, seed=seed, workers=settings["workers"],
+        device=torch_device, seed=seed, workers=settings["workers"], tensorboard_dir=tensorboard_folder(log_csv) if tensorboard else None,
     )
     print(f"AffinityNet trained in {summary['seconds']:.1f} s: {summary['final']}")
 

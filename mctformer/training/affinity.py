@@ -94,6 +94,7 @@ def train_affinity(
     device: torch.device,
     seed: int,
     workers: int,
+    tensorboard_dir: str | os.PathLike | None = None,
 ) -> dict:
     """Train AffinityNet (``settings`` = the config's ``affinity`` section; ``seed``, ``workers``: the config's
     seed and affinity.workers)."""
@@ -124,5 +125,5 @@ def train_affinity(
 
     return fit_poly(
         model, optimizer, dataset, loss_of_batch, settings, checkpoint_path, log_path, resume_path,
-        run_fingerprint, device, seed, workers, description="affinity",
+        run_fingerprint, device, seed, workers, description="affinity", tensorboard_dir=tensorboard_dir,
     )

@@ -25,6 +25,7 @@ from ..logs import progress_bar
 from ..metrics import mean_average_precision
 from ..models.mctformer import MCTformer, classification_loss, create_mctformer, model_summary, plus_loss_terms
 from .common import autocast, fingerprint, read_checkpoint, save_trained, seed_everything
+from .curves import TrainingCurves, curves_path
 from .distributed import is_main, shuffled_loader, wrap
 from .loop import train_epochs
 
@@ -128,6 +129,38 @@ def lr_schedule(optimizer: torch.optim.Optimizer, settings: Mapping[str, Any], s
     return lambda step: scheduler.step(max(step // steps_per_epoch - 1, 0))
 
 
+GRID_IMAGES = 4  # validation images in the TensorBoard class-map grid
+
+
+@torch.no_grad()
+def class_map_grid(model: MCTformer, images: torch.Tensor, device: torch.device) -> np.ndarray:
+    """RGB uint8 [rows * H, (1 + C) * W, 3]: each image (its own min-max), then each class's map over it in the jet
+    colours, each map min-max normalised: ReLU(Patch-CAM) for V2 and MCTformer+, the last block's head-averaged
+    class-to-patch attention for V1 (no Patch-CAM). Float32, whatever training's autocast; restores train mode."""
+    import matplotlib
+
+    was_training = model.training
+    model.eval()
+    output = model.forward_tokens(images.to(device), position_resampling="size", return_attention=model.version == "v1")
+    if output.patchcam is not None:
+        maps = torch.relu(output.patchcam.float())
+    else:
+        num_classes, (grid_h, grid_w) = model.num_classes, output.grid
+        maps = output.attentions[-1][:, :num_classes, num_classes:].float().reshape(len(images), num_classes, grid_h, grid_w)
+    model.train(was_training)
+    size = images.shape[-2:]
+    maps = torch.nn.functional.interpolate(maps, size=size, mode="bilinear", align_corners=False).cpu()
+    low, high = maps.amin(dim=(2, 3), keepdim=True), maps.amax(dim=(2, 3), keepdim=True)
+    maps = ((maps - low) / (high - low).clamp_min(1e-8)).numpy()
+    pictures = images.float().cpu()
+    low, high = pictures.amin(dim=(1, 2, 3), keepdim=True), pictures.amax(dim=(1, 2, 3), keepdim=True)
+    pictures = ((pictures - low) / (high - low).clamp_min(1e-8)).permute(0, 2, 3, 1).numpy()
+    jet = matplotlib.colormaps["jet"]
+    rows = [np.concatenate([picture, *(0.5 * picture + 0.5 * jet(class_map)[..., :3] for class_map in image_maps)], axis=1)
+            for picture, image_maps in zip(pictures, maps)]
+    return (np.concatenate(rows, axis=0) * 255).round().astype(np.uint8)
+
+
 @torch.no_grad()
 def evaluate_map(model: MCTformer, loader: DataLoader, device: torch.device, amp: bool | str | None) -> float:
     """Validation mAP; ``amp``: the autocast setting (common.autocast)."""
@@ -175,9 +208,12 @@ def train_classifier(
     device: torch.device,
     seed: int,
     workers: int,
+    tensorboard_dir: str | os.PathLike | None = None,
 ) -> dict:
     """Train (``settings`` = the config's ``classifier`` section; ``seed``, ``workers``: the config's seed and
-    classifier.workers), then write ``checkpoint_path`` (final weights) and ``log_path`` (one row per epoch)."""
+    classifier.workers), then write ``checkpoint_path`` (final weights) and ``log_path`` (one row per epoch); the
+    curve lines beside the log as it trains (``tensorboard_dir``: TensorBoard's too, with a grid of class maps on
+    the first validation images after each epoch; None: no TensorBoard)."""
     if not train_ids:
         raise DatasetError("train_classifier: the training split list is empty")
     num_classes = len(next(iter(class_labels.values())))
@@ -210,6 +246,17 @@ def train_classifier(
         terms = plus_loss_terms(output, targets, cct_weight=settings["cct_weight"], cct_blocks=settings["cct_blocks"])
         return terms["total"], {f"{name}_loss": value.detach() for name, value in terms.items() if name != "total"}
 
+    curves = None
+    if is_main():
+        curves = TrainingCurves(curves_path(log_path), trainer="classifier", batch_size=batch_size, tensorboard_dir=tensorboard_dir)
+    grid_images = torch.stack([val_set[i][0] for i in range(min(GRID_IMAGES, len(val_set)))]) if curves and curves.writes_images else None
+
+    def end_of_epoch() -> dict[str, float]:
+        scores = {"val_map": evaluate_map(model, val_loader, device, amp_dtype if amp else None) if len(val_set) else float("nan")}
+        if grid_images is not None and len(grid_images):
+            curves.add_image("class_maps", class_map_grid(model, grid_images, device))
+        return scores
+
     started = time.time()
     rows = train_epochs(
         model, optimizer,
@@ -219,8 +266,9 @@ def train_classifier(
         epochs=settings["epochs"], steps_per_epoch=steps_per_epoch, seed=seed,
         resume_path=resume_path, run_fingerprint=run_fingerprint, device=device, amp=amp,
         amp_dtype=amp_dtype,
-        end_of_epoch=lambda: {"val_map": evaluate_map(model, val_loader, device, amp_dtype if amp else None) if len(val_set) else float("nan")},
+        end_of_epoch=end_of_epoch,
         description="classifier",
+        curves=curves,
     )
 
     summary = {"seconds": time.time() - started, "epochs": settings["epochs"], "final": rows[-1] if rows else None}

@@ -82,6 +82,7 @@ def train_deeplab(
     device: torch.device,
     seed: int,
     workers: int,
+    tensorboard_dir: str | os.PathLike | None = None,
 ) -> dict:
     """Train DeepLab (``settings`` = the config's ``deeplab`` training keys; ``seed``, ``workers``: the config's
     seed and deeplab.workers)."""
@@ -112,5 +113,5 @@ def train_deeplab(
 
     return fit_poly(
         model, optimizer, dataset, loss_of_batch, settings, checkpoint_path, log_path, resume_path,
-        run_fingerprint, device, seed, workers, description="deeplab",
+        run_fingerprint, device, seed, workers, description="deeplab", tensorboard_dir=tensorboard_dir,
     )

@@ -55,6 +55,7 @@ def train_boundary_net(
     device: torch.device,
     seed: int,
     workers: int,
+    tensorboard_dir: str | os.PathLike | None = None,
 ) -> dict:
     """Train the boundary network (``settings`` = the config's irn training keys; ``seed``, ``workers``: the
     config's seed and irn.workers); resumable, one log line per epoch, the checkpoint written atomically."""
@@ -85,5 +86,5 @@ def train_boundary_net(
 
     return fit_poly(
         model, optimizer, dataset, loss_of_batch, settings, checkpoint_path, log_path, resume_path,
-        run_fingerprint, device, seed, workers, description="irn",
+        run_fingerprint, device, seed, workers, description="irn", tensorboard_dir=tensorboard_dir,
     )

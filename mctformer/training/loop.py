@@ -12,6 +12,7 @@ import torch
 
 from ..logs import progress_bar
 from .common import amp_mode, autocast, autocast_dtype, epoch_seed, fingerprint, grad_scaler, load_resume_state, save_checkpoint, seed_everything
+from .curves import TrainingCurves, curves_path
 from .distributed import is_main, shuffled_loader
 
 
@@ -42,6 +43,8 @@ def train_epochs(
     amp_dtype: str,
     end_of_epoch: Callable[[], dict[str, float]] | None = None,
     description: str = "train",
+    *,
+    curves: TrainingCurves | None,
 ) -> list[dict]:
     """Train for ``epochs``, resuming from ``resume_path`` when it holds this run; returns the log rows.
 
@@ -49,26 +52,31 @@ def train_epochs(
     resumed run repeats exactly the epochs an uninterrupted one would run.
     Under DDP every rank runs this loop; only rank 0 evaluates, prints and saves.
     ``amp`` / ``amp_dtype``: the section's autocast (CUDA only; float16 with a GradScaler, bfloat16 without).
+    ``curves`` (rank 0's; None: none): a line every LOSS_INTERVAL steps and at each epoch's end (mctformer.training.curves).
     """
     precision = autocast_dtype(amp_dtype, f"{description}.amp_dtype") if amp else None
     scaler = grad_scaler(device, precision)
     # the device type and what it computes in belong to the run: a resume state saved on the CPU (a disabled scaler's
     # empty state, float32 steps) is no state of a CUDA float16 run, so a resume file of another device is not resumed
     run_fingerprint = fingerprint({"run": run_fingerprint, "device": device.type, "compute": amp_mode(device, precision)})
-    start_epoch, rows = 0, []
+    start_epoch, rows, curve_lines = 0, [], []
     state = load_resume_state(resume_path, run_fingerprint)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         restore_scaler(scaler, state["scaler"], resume_path)
-        start_epoch, rows = state["epoch"], state["log"]
+        start_epoch, rows, curve_lines = state["epoch"], state["log"], state.get("curve", [])
         print(f"resuming {description} from {resume_path} after epoch {start_epoch}")
+    if curves is not None:
+        curves.start(curve_lines, step=start_epoch * steps_per_epoch)
 
     for epoch in range(start_epoch, epochs):
         started = time.time()
         seed_everything(epoch_seed(seed, epoch))
         loader = make_loader(torch.Generator().manual_seed(epoch_seed(seed, epoch)))
         model.train()
+        if curves is not None:
+            curves.epoch = epoch + 1
         # the step losses stay on the device (no host sync per step) until a logging interval reads them; the epoch's
         # numbers are the same float64 means of the float32 losses that per-step .item() calls gave
         step_losses: list[torch.Tensor] = []
@@ -86,7 +94,11 @@ def train_epochs(
             for key, value in parts.items():
                 parts_sum[key] = parts_sum.get(key, torch.zeros((), dtype=torch.float64, device=value.device)) + value.double()
             if (step_in_epoch + 1) % LOSS_INTERVAL == 0:
-                progress.set_postfix(loss=f"{host_losses(step_losses[-LOSS_INTERVAL:]).mean():.4f}")
+                interval_loss = float(host_losses(step_losses[-LOSS_INTERVAL:]).mean())
+                progress.set_postfix(loss=f"{interval_loss:.4f}")
+                if curves is not None:
+                    curves.interval(epoch=epoch + 1, step=epoch * steps_per_epoch + step_in_epoch + 1, loss=interval_loss,
+                                    lr=optimizer.param_groups[0]["lr"])
         losses = host_losses(step_losses)
         row = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if len(losses) else float("nan")}
         row.update({key: value.item() / max(len(losses), 1) for key, value in parts_sum.items()})
@@ -95,12 +107,16 @@ def train_epochs(
         row["lr"] = optimizer.param_groups[0]["lr"]
         row["seconds"] = time.time() - started
         rows.append(row)
+        if curves is not None:
+            curves.epoch_end(row, step=epoch * steps_per_epoch + len(losses))
         if is_main():
             print(f"{description} epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
             save_checkpoint(resume_path, {
-                "fingerprint": run_fingerprint, "epoch": epoch + 1, "log": rows,
+                "fingerprint": run_fingerprint, "epoch": epoch + 1, "log": rows, "curve": [] if curves is None else curves.lines,
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
             })
+    if curves is not None:
+        curves.close()
     return rows
 
 
@@ -164,8 +180,10 @@ def fit_poly(
     seed: int,
     workers: int,
     description: str,
+    tensorboard_dir: str | os.PathLike | None = None,
 ) -> dict:
-    """Dense-prediction training (AffinityNet, DeepLab): shuffled batches, poly schedule, final checkpoint and log."""
+    """Dense-prediction training (AffinityNet, IRN, DeepLab): shuffled batches, poly schedule, final checkpoint and
+    log, the curve lines beside the log (``tensorboard_dir``: TensorBoard's too; None: no TensorBoard)."""
     from .common import save_trained
 
     batch_size = settings["batch_size"]
@@ -180,6 +198,8 @@ def fit_poly(
         epochs=settings["epochs"], steps_per_epoch=steps_per_epoch, seed=seed,
         resume_path=resume_path, run_fingerprint=run_fingerprint, device=device, amp=settings["amp"],
         amp_dtype=settings["amp_dtype"], description=description,
+        curves=TrainingCurves(curves_path(log_path), trainer=description, batch_size=batch_size, tensorboard_dir=tensorboard_dir)
+        if is_main() else None,
     )
     if is_main():
         save_trained(checkpoint_path, log_path, model, settings, rows, resume_path)

@@ -54,7 +54,7 @@ def main(out: str) -> None:
     loop.train_epochs(
         model, optimizer, lambda generator: shuffled_loader(dataset, 8, generator), loss_of_batch,
         set_lr=lambda step: None, epochs=2, steps_per_epoch=4, seed=0,
-        resume_path=os.path.join(out, "resume.pt"), run_fingerprint="ddp-test", device=device, amp=False, amp_dtype="float16",
+        resume_path=os.path.join(out, "resume.pt"), run_fingerprint="ddp-test", device=device, amp=False, amp_dtype="float16", curves=None,
     )
     torch.save(model.state_dict(), os.path.join(out, f"final_rank{rank}.pt"))
     with open(os.path.join(out, f"rank{rank}.json"), "w") as handle:

@@ -66,6 +66,7 @@ use rule train_classifier as ablation_heads_train_classifier with:
     output:
         checkpoint=f"{ABLATIONS}/heads/{{pooling}}/classifier/checkpoint.pt",
         log_csv=f"{ABLATIONS}/heads/{{pooling}}/classifier/log.csv",
+        log_jsonl=f"{ABLATIONS}/heads/{{pooling}}/classifier/log.jsonl",
     log:
         ABLATION_FILES.log("heads_train_classifier_{pooling}"),
     benchmark:
@@ -246,10 +247,12 @@ use rule psa_labels as ablation_psa_labels with:
 use rule train_affinity as ablation_train_affinity with:
     input:
         **dataset_inputs(),
+        **pretrained_input("affinity"),
         labels=rules.ablation_psa_labels.output.labels,
     output:
         checkpoint=f"{SEGMENTATION}/psa/affinity.pt",
         log_csv=f"{SEGMENTATION}/psa/affinity_log.csv",
+        log_jsonl=f"{SEGMENTATION}/psa/affinity_log.jsonl",
     log:
         ABLATION_FILES.log("segmentation_train_affinity_{variant}"),
     benchmark:
@@ -298,10 +301,12 @@ use rule evaluate_masks as ablation_evaluate_masks with:
 use rule train_deeplab as ablation_train_deeplab with:
     input:
         **dataset_inputs(),
+        **pretrained_input("deeplab"),
         masks=rules.ablation_random_walk.output[0],
     output:
         checkpoint=f"{SEGMENTATION}/deeplab/checkpoint.pt",
         log_csv=f"{SEGMENTATION}/deeplab/log.csv",
+        log_jsonl=f"{SEGMENTATION}/deeplab/log.jsonl",
     log:
         ABLATION_FILES.log("segmentation_train_deeplab_{variant}"),
     benchmark:

@@ -4,10 +4,12 @@
 rule train_classifier:
     input:
         **dataset_inputs(),
+        **pretrained_input("classifier"),
         labels=rules.class_labels.output[0],
     output:
         checkpoint=REP_FILES.classifier_checkpoint(),
         log_csv=f"{REP}/classifier/log.csv",
+        log_jsonl=f"{REP}/classifier/log.jsonl",
     log:
         REP_FILES.log("train_classifier"),
     benchmark:
@@ -28,6 +30,7 @@ rule train_classifier:
             settings=chain_config(wildcards)["classifier"],
             seed=replicate_seed(wildcards),
             **device_keys("train_classifier"),
+            tensorboard=config["logging"]["tensorboard"],
         ),
         # Kept beside the outputs, not among them, so a killed job's state survives for the rerun.
         resume=f"{REP}/classifier/resume/last.pt",

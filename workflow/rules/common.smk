@@ -7,6 +7,7 @@ from pathlib import Path
 from snakemake.utils import min_version, validate
 
 from mctformer.models.registry import MAP_VARIANTS
+from mctformer.models.weights import pretrained_path, pretrained_sections
 from mctformer.run_layout import (
     DEEPLAB_OF_SOURCE,
     PREDICTION_FOLDERS,
@@ -277,6 +278,28 @@ def dataset_inputs():
     return inputs
 
 
+def folder_inputs():
+    """The files data.folder names (inputs of prepare_folder): images, labels, masks and, when given, the split lists."""
+    folder = config["data"]["folder"]
+    inputs = dict(images=folder["images"], labels=folder["labels"], masks=folder["masks"])
+    if folder["split_lists"]:
+        inputs["split_lists"] = [os.path.join(folder["split_lists"], f"{split}.txt") for split in all_splits(config)]
+    return inputs
+
+
+def pretrained_files():
+    """The weights files the sections' `pretrained` keys name as paths (the report hashes them into the run's
+    provenance). A timm name or Hugging Face id is resolved in the local Hugging Face cache by the jobs that read it
+    (they have timm and huggingface_hub; this process may not), so it is no declared input."""
+    return [str(path) for section in pretrained_sections(config) if (path := pretrained_path(config, section))]
+
+
+def pretrained_input(section):
+    """A trainer's input of the weights file it starts from, when <section>.pretrained is a path; {} otherwise."""
+    path = pretrained_path(config, section) if section in pretrained_sections(config) else None
+    return {"pretrained": str(path)} if path else {}
+
+
 def data_root_of(wildcards, input):
     return input.data
 
@@ -314,7 +337,7 @@ DEEPLAB_MODELS = "|".join([*DEEPLAB_OF_SOURCE.values(), "deeplab_gt"])
 
 def deeplab_training_inputs(wildcards):
     """DeepLab trains on one refinement's pseudo masks, or for "deeplab_gt" on the dataset's own masks."""
-    inputs = dataset_inputs()
+    inputs = {**dataset_inputs(), **pretrained_input("deeplab")}
     sources = {model: source for source, model in DEEPLAB_OF_SOURCE.items()}
     if wildcards.model in sources:
         inputs["masks"] = at_replicate(PSEUDO_MASKS[sources[wildcards.model]], wildcards.replicate)
@@ -341,6 +364,8 @@ def benchmark_files():
     prepare_job = None
     if config["data"]["source"] == "synthetic":
         prepare_job = "prepare_data"
+    elif config["data"]["source"] == "folder":
+        prepare_job = "prepare_folder"
     elif config["data"].get("archives"):
         prepare_job = "prepare_voc12" if LAYOUT == "voc" else "prepare_coco14"
     shared, jobs = timed_jobs(config, REFINEMENTS, deeplab_models(), prepare_job)
@@ -418,6 +443,9 @@ def report_outputs(run):
         "repairs": report(files.figure("repairs"), category="Masks and segmentation", caption="../report/repairs.rst"),
         "examples_deeplab": report(
             files.figure("examples_deeplab"), category="Masks and segmentation", caption="../report/examples.rst"
+        ),
+        "training_curves": report(
+            files.figure("training_curves"), category="Training", caption="../report/training_curves.rst"
         ),
     }
 

@@ -1,5 +1,6 @@
-# Data: the dataset root (the synthetic tree, or VOC / COCO built from data.archives;
-# no rule when data.root points at a prepared root) and the image-level labels.
+# Data: the dataset root (the synthetic tree, VOC / COCO built from data.archives, or a folder
+# dataset checked and linked from data.folder; no rule when data.root points at a prepared root) and
+# the image-level labels.
 
 
 if config["data"]["source"] == "synthetic":
@@ -22,6 +23,33 @@ if config["data"]["source"] == "synthetic":
             ),
         script:
             "../scripts/prepare_data.py"
+
+elif config["data"]["source"] == "folder":
+
+    rule prepare_folder:
+        input:
+            **folder_inputs(),
+        output:
+            directory(f"{RUN}/data"),
+        log:
+            RUN_FILES.log("prepare_folder"),
+        benchmark:
+            RUN_FILES.benchmark("prepare_folder")
+        conda:
+            ENV
+        threads: rule_threads("prepare_folder")
+        resources:
+            **rule_resources_of("prepare_folder"),
+        params:
+            config_keys=dict(
+                classes=CLASSES,
+                splits=all_splits(config),
+                train_split=SPLITS["train"],
+                val_split=SPLITS["val"],
+                val_fraction=config["data"]["folder"]["val_fraction"],
+            ),
+        script:
+            "../scripts/prepare_folder.py"
 
 elif config["data"].get("archives") and LAYOUT == "voc":
 

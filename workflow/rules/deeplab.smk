@@ -9,6 +9,7 @@ rule train_deeplab:
     output:
         checkpoint=REP_FILES.deeplab_checkpoint("{model}"),
         log_csv=f"{REP}/{{model}}/log.csv",
+        log_jsonl=f"{REP}/{{model}}/log.jsonl",
     log:
         REP_FILES.log("train_{model}"),
     benchmark:
@@ -31,6 +32,7 @@ rule train_deeplab:
             settings=section_keys("deeplab", *in_section_order("deeplab", DEEPLAB_TRAINING_KEYS)),
             seed=replicate_seed(wildcards),
             **device_keys("train_deeplab"),
+            tensorboard=config["logging"]["tensorboard"],
         ),
     script:
         "../scripts/train_deeplab.py"

@@ -40,10 +40,12 @@ rule ir_labels:
 rule train_irn:
     input:
         **dataset_inputs(),
+        **pretrained_input("irn"),
         labels=IRN_LABELS,
     output:
         checkpoint=f"{IRN}/boundary.pt",
         log_csv=f"{IRN}/boundary_log.csv",
+        log_jsonl=f"{IRN}/boundary_log.jsonl",
     log:
         REP_FILES.log("train_irn"),
     benchmark:
@@ -64,6 +66,7 @@ rule train_irn:
             settings=section_keys("irn", *IRN_TRAINING_KEYS),
             seed=replicate_seed(wildcards),
             **device_keys("train_irn"),
+            tensorboard=config["logging"]["tensorboard"],
         ),
     script:
         "../scripts/train_irn.py"

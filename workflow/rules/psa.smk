@@ -37,10 +37,12 @@ rule psa_labels:
 rule train_affinity:
     input:
         **dataset_inputs(),
+        **pretrained_input("affinity"),
         labels=PSA_LABELS,
     output:
         checkpoint=REP_FILES.affinity_checkpoint(),
         log_csv=f"{REP}/psa/affinity_log.csv",
+        log_jsonl=f"{REP}/psa/affinity_log.jsonl",
     log:
         REP_FILES.log("train_affinity"),
     benchmark:
@@ -62,6 +64,7 @@ rule train_affinity:
             settings=config["affinity"],
             seed=replicate_seed(wildcards),
             **device_keys("train_affinity"),
+            tensorboard=config["logging"]["tensorboard"],
         ),
     script:
         "../scripts/train_affinity.py"

@@ -9,6 +9,14 @@ PRIMARY_MASKS = REP_FILES.masks(PRIMARY)
 REPORTED = comparison_files(
     config, REP_FILES, REFINEMENTS, [source for source in deeplab_sources(config) if source in REFINEMENTS]
 )
+# Every trainer's curve lines (beside its CSV log), for the report's training-curves figure: the classifier, the
+# refinements' networks, each DeepLab model.
+TRAINING_CURVES = {
+    "classifier": rules.train_classifier.output.log_jsonl,
+    **({"affinity": rules.train_affinity.output.log_jsonl} if "psa" in REFINEMENTS else {}),
+    **({"irn": rules.train_irn.output.log_jsonl} if "irn" in REFINEMENTS else {}),
+    **{model: rules.train_deeplab.output.log_jsonl.replace("{model}", model) for model in deeplab_models()},
+}
 # Each replicate has its report (replicate 0's at RUN: summary.json, report.md); with replicates > 1, replicate 0's is
 # report_replicates below, which also reads the others' summary.json and aggregates every metric over all of them.
 
@@ -44,6 +52,8 @@ rule report:
         example_masks=PSEUDO_MASKS[PRIMARY],
         example_predictions=[f"{REP_FILES.deeplab(deeplab_models()[0])}/{folder}" for folder in PREDICTION_FOLDERS],
         replicate_summaries=[],
+        pretrained_weights=pretrained_files(),
+        training_curves=list(TRAINING_CURVES.values()),
     output:
         **report_outputs(REP),
     log:
@@ -70,6 +80,7 @@ rule report:
         deeplab_split=config["deeplab"]["eval_split"],
         examples=4,  # images per qualitative figure
         replicate_seeds=lambda wildcards: [replicate_seed(wildcards)],
+        trainers=list(TRAINING_CURVES),
     script:
         "../scripts/report.py"
 

@@ -29,6 +29,7 @@ files = ReportFiles(
     example_masks=inputs.example_masks,
     example_predictions=dict(zip(("pred", "pred_crf"), inputs.example_predictions)),
     replicate_summaries=list(inputs.replicate_summaries),
+    training_curves=dict(zip(params.trainers, inputs.training_curves)),
 )
 outputs = ReportOutputs(
     summary=output.summary,
