@@ -12,9 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from .voc import DatasetError
+from .voc import DatasetError, read_image_size, read_rgb_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -60,19 +59,8 @@ class ImageFiles:
 
     def load_image(self, image_id: str) -> np.ndarray:
         """RGB uint8 [H, W, 3] (a grey or RGBA file converted)."""
-        path = self.image_path(image_id)
-        try:
-            with Image.open(path) as image:
-                return np.array(image.convert("RGB"))
-        except Exception as error:
-            raise DatasetError(f"image {path} is unreadable or corrupt: {error}") from error
+        return read_rgb_image(self.image_path(image_id))
 
     def image_size(self, image_id: str) -> tuple[int, int]:
         """(height, width) without decoding the pixels."""
-        path = self.image_path(image_id)
-        try:
-            with Image.open(path) as image:
-                width, height = image.size
-        except Exception as error:
-            raise DatasetError(f"image {path} is unreadable or corrupt: {error}") from error
-        return height, width
+        return read_image_size(self.image_path(image_id))

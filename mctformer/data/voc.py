@@ -27,6 +27,29 @@ VOC_CLASSES = (
 )
 
 
+def read_rgb_image(path: str | os.PathLike) -> np.ndarray:
+    """The image file at ``path`` as RGB uint8 [H, W, 3] (grey or RGBA converted); errors name the file."""
+    try:
+        with Image.open(path) as image:
+            return np.array(image.convert("RGB"))
+    except FileNotFoundError:
+        raise DatasetError(f"image {path} does not exist") from None
+    except Exception as error:
+        raise DatasetError(f"image {path} is unreadable or corrupt: {error}") from error
+
+
+def read_image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(height, width) of the image file at ``path`` without decoding its pixels; errors name the file."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except FileNotFoundError:
+        raise DatasetError(f"image {path} does not exist") from None
+    except Exception as error:
+        raise DatasetError(f"image {path} is unreadable or corrupt: {error}") from error
+    return height, width
+
+
 class VOCLayout:
     """Images, masks and split lists of one VOC-layout root with ``num_classes`` foreground classes."""
 
@@ -76,14 +99,7 @@ class VOCLayout:
 
     def load_image(self, image_id: str) -> np.ndarray:
         """RGB uint8 [H, W, 3]."""
-        path = self.image_path(image_id)
-        try:
-            with Image.open(path) as image:
-                return np.array(image.convert("RGB"))
-        except FileNotFoundError:
-            raise DatasetError(f"image {path} does not exist") from None
-        except Exception as error:
-            raise DatasetError(f"image {path} is unreadable or corrupt: {error}") from error
+        return read_rgb_image(self.image_path(image_id))
 
     def load_mask(self, image_id: str, expected_shape: tuple[int, int] | None = None) -> np.ndarray:
         """Class-index mask uint8 [H, W]; values must be 0..num_classes or 255."""
@@ -104,10 +120,4 @@ class VOCLayout:
 
     def image_size(self, image_id: str) -> tuple[int, int]:
         """(height, width) without decoding the pixels."""
-        path = self.image_path(image_id)
-        try:
-            with Image.open(path) as image:
-                width, height = image.size
-        except Exception as error:
-            raise DatasetError(f"image {path} is unreadable or corrupt: {error}") from error
-        return height, width
+        return read_image_size(self.image_path(image_id))
