@@ -134,3 +134,19 @@ def test_the_report_figure_draws_every_trainer(tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"kind": "epoch", "step": 1}\nnot json\n')
     with pytest.raises(ValueError, match=r"bad.jsonl, line 2: not JSON"):
         read_curves(tmp_path / "bad.jsonl")
+
+
+def test_the_curves_file_appears_only_when_the_training_ends(tmp_path):
+    """Lines go to a hidden live file as training goes; log.jsonl appears at the end. A killed training (no close)
+    leaves no log.jsonl, which Snakemake would take for an incomplete output and refuse to rerun over."""
+    from mctformer.training.curves import TrainingCurves, read_curves
+
+    curves = TrainingCurves(tmp_path / "log.jsonl", trainer="t", batch_size=4, tensorboard_dir=None)
+    curves.start([], step=0)
+    curves.interval(epoch=1, step=50, loss=0.5, lr=0.1)
+    assert not (tmp_path / "log.jsonl").exists()
+    assert [line["loss"] for line in read_curves(tmp_path / ".log.jsonl.live")] == [0.5]  # readable while it trains
+    curves.epoch_end({"epoch": 1, "loss": 0.4, "lr": 0.1, "seconds": 1.0}, step=60)
+    curves.close()
+    assert [line["kind"] for line in read_curves(tmp_path / "log.jsonl")] == ["interval", "epoch"]
+    assert not (tmp_path / ".log.jsonl.live").exists()

@@ -8,9 +8,11 @@ a line every :data:`~mctformer.training.loop.LOSS_INTERVAL` steps and one at eac
 ``step`` counts the optimizer steps done so far (all epochs); an interval line's ``loss`` is the mean step loss of
 its interval, an epoch line's the epoch's mean and the CSV row's other numbers (loss parts, the classifier's
 ``val_map``, ``seconds``); ``images_per_second`` is steps x the section's batch size (the global batch, every rank's
-images) over the wall-clock seconds since the previous line. The CSV log is unchanged; the JSON lines are written as
-training goes (a ``tail -f`` shows them), flushed line by line, and a resumed training rewrites the lines of the
-epochs it resumes after before it goes on.
+images) over the wall-clock seconds since the previous line. The CSV log is unchanged. The JSON lines are written as
+training goes, flushed line by line, to a hidden sibling ``.<log>.jsonl.live`` (``tail -f`` it), which becomes
+``<log>.jsonl`` when the training ends: a killed training leaves no curves file that looks complete (Snakemake would
+take it for an incomplete output and refuse the rerun), and a resumed training rewrites the lines of the epochs it
+resumes after before it goes on.
 
 With ``logging.tensorboard: true`` and the ``tensorboard`` extra installed (``pip install .[tensorboard]``), the same
 numbers go to TensorBoard scalars under ``<trainer folder>/tensorboard/`` (``<trainer>/loss`` ...), and the classifier
@@ -66,6 +68,7 @@ class TrainingCurves:
 
     def __init__(self, path: str | os.PathLike, *, trainer: str, batch_size: int, tensorboard_dir: str | os.PathLike | None) -> None:
         self.path = Path(path)
+        self.live_path = self.path.with_name(f".{self.path.name}.live")  # written as training goes; moved to path at the end
         self.trainer = trainer
         self.batch_size = batch_size
         self.lines: list[dict[str, Any]] = []
@@ -82,7 +85,7 @@ class TrainingCurves:
     def start(self, resumed: Sequence[Mapping[str, Any]], step: int) -> None:
         """Open the file afresh with the lines of the epochs a resumed run keeps (none for a fresh run)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = open(self.path, "w", buffering=1)
+        self._handle = open(self.live_path, "w", buffering=1)
         self.lines = []
         for line in resumed:
             self._write(dict(line))
@@ -121,9 +124,11 @@ class TrainingCurves:
             self.writer.add_image(f"{self.trainer}/{tag}", image, self.epoch, dataformats="HWC")
 
     def close(self) -> None:
+        """The training ended: the live file becomes the curves file (an atomic rename)."""
         if self._handle is not None:
             self._handle.close()
             self._handle = None
+            os.replace(self.live_path, self.path)
         if self.writer is not None:
             self.writer.close()
 

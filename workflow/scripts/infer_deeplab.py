@@ -1,6 +1,5 @@
 from mctformer.logs import redirect_to_log
-from mctformer.shards import Shard
-from mctformer.stages.deeplab import DatasetRef, Placement, infer_deeplab_stage
+from mctformer.stages.deeplab import DatasetRef, Placement, Shard, infer_deeplab_stage
 
 # guarded: on CUDA the CRF pool starts by forkserver, whose workers import this script again
 if __name__ == "__main__":

@@ -1,6 +1,5 @@
 from mctformer.logs import redirect_to_log
-from mctformer.shards import Shard
-from mctformer.stages.psa import DatasetRef, psa_labels_stage
+from mctformer.stages.psa import DatasetRef, Shard, psa_labels_stage
 
 with redirect_to_log(snakemake.log[0]):
     dataset, keys = DatasetRef.take(snakemake.params.root, snakemake.params.config_keys)

@@ -1,6 +1,5 @@
 from mctformer.logs import redirect_to_log
-from mctformer.shards import Shard
-from mctformer.stages.psa import DatasetRef, Placement, WalkSettings, random_walk_stage
+from mctformer.stages.psa import DatasetRef, Placement, Shard, WalkSettings, random_walk_stage
 
 with redirect_to_log(snakemake.log[0]):
     dataset, keys = DatasetRef.take(snakemake.params.root, snakemake.params.config_keys)
