@@ -132,8 +132,8 @@ def add_predict_parser(commands) -> None:
     predict.add_argument("--classifier", help="a classifier checkpoint.pt instead of the run's")
     predict.add_argument("--affinity", help="an AffinityNet checkpoint (affinity.pt) instead of the run's")
     predict.add_argument("--deeplab", help="a DeepLab checkpoint.pt instead of the run's")
-    predict.add_argument("--labels", help="ground-truth labels instead of the predicted ones: cls_labels.npy, or a CSV "
-                         "with columns image, labels (class names separated by spaces)")
+    predict.add_argument("--labels", help="ground-truth labels instead of the predicted ones: cls_labels.npy, or a "
+                         "labels file (.csv or .json) in a folder dataset's forms, e.g. predict's own labels.csv (docs/predict.md)")
     predict.add_argument("--label-threshold", type=float, help="a class is predicted where its score reaches this "
                          "(default: the config's seeds.label_threshold)")
     predict.add_argument("--seed-threshold", type=float, help="the seeds' background score when the run has no best "

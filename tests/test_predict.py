@@ -23,6 +23,7 @@ from mctformer.data.synthetic import render_image
 from mctformer.data.transforms import normalize_image
 from mctformer.data.voc import DatasetError
 from mctformer.metrics import label_precision_recall, seed_prediction
+from mctformer.stages.predict import read_given_labels
 
 CLASSES = tiny_config()["data"]["classes"]
 VARIANTS = tiny_config()["maps"]["variants"]
@@ -56,8 +57,10 @@ def test_predict_writes_labels_maps_seeds_masks_and_a_contact_sheet_for_new_imag
     result = run_predict(tiny_run, [folder], out)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "records another config" not in result.stderr  # the config resolved from the run's overlay is the run's
-    table = pd.read_csv(out / "labels.csv", keep_default_na=False)
+    table = pd.read_csv(out / "scores.csv", keep_default_na=False)
     assert sorted(table["image"]) == sorted(NEW_NAMES)
+    # labels.csv is a labels file: read back, it gives the labels the maps were made for
+    given = read_given_labels(str(out / "labels.csv"), NEW_NAMES, CLASSES)
 
     # the scores are the classifier's: sigmoid of its class-token logits on each image (32 px: the training size)
     from mctformer.training.classifier import load_classifier
@@ -71,7 +74,8 @@ def test_predict_writes_labels_maps_seeds_masks_and_a_contact_sheet_for_new_imag
         scores = row[[f"score_{name}" for name in CLASSES]].to_numpy(dtype=np.float64)
         np.testing.assert_allclose(scores, expected, atol=1e-5)
         chosen = [name for name, score in zip(CLASSES, expected) if score >= threshold] or [CLASSES[int(expected.argmax())]]
-        assert row["labels"].split() == chosen and row["label_source"] == "predicted"
+        assert row["labels"].split(";") == chosen and row["label_source"] == "predicted"
+        assert [name for name, on in zip(CLASSES, given[row["image"]]) if on] == chosen
 
         image_id, size = row["image"], picture.shape[:2]
         values = [CLASSES.index(name) + 1 for name in chosen]
@@ -119,7 +123,7 @@ def test_predict_gives_the_workflows_maps_seeds_masks_and_segmentation_for_its_o
         for folder in ("pred", "pred_crf"):
             np.testing.assert_array_equal(read_label_png(out / "deeplab" / folder / f"{image_id}.png"),
                                           read_label_png(run / "deeplab" / folder / f"{image_id}.png"))
-    assert set(pd.read_csv(out / "labels.csv")["label_source"]) == {"given"}
+    assert set(pd.read_csv(out / "scores.csv")["label_source"]) == {"given"}
 
 
 def test_predict_refuses_a_checkpoint_of_another_class_list_naming_it(tiny_run, new_images, tmp_path):
@@ -159,18 +163,31 @@ def test_image_files_refuse_two_images_of_one_name(tmp_path):
         ImageFiles([tmp_path / "a" / "photo.png", tmp_path / "b" / "photo.png"], 4)
 
 
-def test_given_labels_from_a_csv_name_the_row_of_an_unknown_class(tmp_path):
-    from mctformer.stages.predict import read_given_labels
-
+def test_given_labels_read_the_folder_datasets_labels_files_naming_the_bad_row(tmp_path):
     path = tmp_path / "labels.csv"
-    path.write_text("image,labels\nphoto.jpg,disc square\nother.png,star\n")
-    with pytest.raises(DatasetError, match=r"labels.csv, row 3: 'star' is not a class"):
+    path.write_text("image,labels\nphoto.jpg,disc;square\nother.png,star\n")
+    with pytest.raises(DatasetError, match=r"labels.csv, line 3: unknown class 'star'"):
         read_given_labels(str(path), ["photo"], CLASSES)
+    path.write_text("image,labels\nphoto.jpg,disc\nphoto.jpg,square\n")
+    with pytest.raises(DatasetError, match=r"labels.csv, line 3: 'photo.jpg' is given twice"):
+        read_given_labels(str(path), ["photo"], CLASSES)
+    path.write_text("image,labels\nphoto.jpg,disc\n")
+    with pytest.raises(DatasetError, match="has no labels for 1 images, e.g. other"):
+        read_given_labels(str(path), ["photo", "other"], CLASSES)
     # with or without the extension, and a dotted name without one (labels.csv's own `image` column)
-    path.write_text("image,labels\nphoto.jpg,disc square\nmy-shapes.v2,diamond\n")
+    path.write_text("image,labels\nphoto.jpg,disc;square\nmy-shapes.v2,diamond\n")
     labels = read_given_labels(str(path), ["photo", "my-shapes.v2"], CLASSES)
     np.testing.assert_array_equal(labels["photo"], [1, 1, 0, 0])
     np.testing.assert_array_equal(labels["my-shapes.v2"], [0, 0, 0, 1])
+    # the class-column and JSON forms; a file with its own class list must have the run's
+    path.write_text(f"image,{','.join(CLASSES)}\nphoto,0,1,0,1\n")
+    np.testing.assert_array_equal(read_given_labels(str(path), ["photo"], CLASSES)["photo"], [0, 1, 0, 1])
+    path.write_text("image,disc,star\nphoto,1,0\n")
+    with pytest.raises(DatasetError, match="has the classes disc, star; the run has " + ", ".join(CLASSES)):
+        read_given_labels(str(path), ["photo"], CLASSES)
+    json_path = tmp_path / "labels.json"
+    json_path.write_text(json.dumps({"photo.png": [CLASSES[2]]}))
+    np.testing.assert_array_equal(read_given_labels(str(json_path), ["photo"], CLASSES)["photo"], [0, 0, 1, 0])
 
 
 def test_predicted_label_seeds_on_val_beside_the_ground_truth_ones(tiny_run, tmp_path):

@@ -15,6 +15,12 @@ from .errors import DatasetError
 LIST_SEPARATOR = ";"
 
 
+def label_cell(multi_hot: Sequence[float], classes: Sequence[str]) -> str:
+    """The classes present in a multi-hot row as one cell of the list form (``cat;dog``): what the labels files the
+    pipeline writes hold, so that one of them, corrected, is a labels file again."""
+    return LIST_SEPARATOR.join(name for name, on in zip(classes, multi_hot) if on > 0)
+
+
 @dataclass(frozen=True)
 class LabelRow:
     """One image of the labels file: where it is in the file (for errors), its entry and its class names."""

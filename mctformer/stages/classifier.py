@@ -50,6 +50,7 @@ def predict_labels_stage(
     import pandas as pd
 
     from ..artifacts import write_dataframe_csv
+    from ..data.label_table import label_cell
     from ..data.labels import predicted_labels, save_class_labels
     from ..data.layout import ids_of_splits
     from ..metrics import label_precision_recall
@@ -66,13 +67,10 @@ def predict_labels_stage(
     predicted = dict(zip(ids, predicted_labels(scores, label_threshold)))
     save_class_labels(labels_out, predicted)
 
-    def names(multi_hot: np.ndarray) -> str:
-        return " ".join(name for name, on in zip(classes, multi_hot) if on > 0)
-
     table = pd.DataFrame(scores, columns=[f"score_{name}" for name in classes])
     table.insert(0, "image", ids)
-    table["predicted"] = [names(predicted[i]) for i in ids]
-    table["ground_truth"] = [names(truth[i]) for i in ids]
+    table["predicted"] = [label_cell(predicted[i], classes) for i in ids]
+    table["ground_truth"] = [label_cell(truth[i], classes) for i in ids]
     write_dataframe_csv(scores_out, table)
     tables = []
     for split in splits:

@@ -9,7 +9,9 @@ the same maps, seed, pseudo mask and segmentation as in the run (tests/test_pred
 
 The output folder (replaced only when complete)::
 
-    labels.csv                 per image: each class's score, the labels used and where they came from
+    labels.csv                 per image the labels used, as a labels file (data.label_table: image,labels with
+                               cat;dog), so that, corrected, it is --labels or a folder dataset's labels file
+    scores.csv                 per image: each class's score, the labels used and where they came from
     maps/<variant>/<id>.npz    the maps of every maps.variants entry (artifacts.save_map_file's format)
     overlays/<id>.png          the image and each of its classes' map as a heat overlay, one row per variant
     seeds/<id>.png             the seed (palette PNG)
@@ -30,6 +32,7 @@ import numpy as np
 
 from ..artifacts import atomic_directory, load_map_file, make_palette, read_label_png, save_label_png, write_dataframe_csv
 from ..data.image_files import ImageFiles, image_paths
+from ..data.label_table import label_cell, read_label_table
 from ..data.labels import load_class_labels, predicted_labels
 from ..data.voc import DatasetError
 from ..run_layout import RunLayout
@@ -74,34 +77,29 @@ def _existing(path: str) -> str | None:
 
 def read_given_labels(path: str, ids: Sequence[str], classes: Sequence[str]) -> dict[str, np.ndarray]:
     """Ground-truth image-level labels for ``ids``: a ``cls_labels.npy`` (the pipeline's format, keyed by the file
-    names without extension) or a CSV with columns ``image`` (the file name, with or without extension) and
-    ``labels`` (class names separated by spaces). Refuses an unknown class (naming the file and the row) and an image
-    without labels."""
+    names without extension) or a labels file of the folder dataset's forms (data.label_table.read_label_table:
+    .csv or .json, entries naming the image with or without its extension), predict's own ``labels.csv`` among
+    them. Refuses an unknown class and an image given twice (naming the file and the row), a file whose own class
+    list is not the run's, and an image without labels."""
     if path.endswith(".npy"):
         return load_class_labels(path, ids, len(classes))
-    import pandas as pd
-
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except FileNotFoundError:
-        raise DatasetError(f"label file {path} does not exist") from None
-    if not {"image", "labels"} <= set(table.columns):
-        raise DatasetError(f"label file {path} needs the columns image, labels; it has {list(table.columns)}")
+    table = read_label_table(path, classes)
+    if table.classes != tuple(classes):
+        raise DatasetError(f"labels file {path} has the classes {', '.join(table.classes)}; the run has {', '.join(classes)}")
     index = {name: i for i, name in enumerate(classes)}
-    labels = {}
-    for row, (image, names) in enumerate(zip(table["image"], table["labels"]), start=2):
+    labels: dict[str, np.ndarray] = {}
+    for row in table.rows:
+        if row.entry in labels:
+            raise DatasetError(f"labels file {path}, {row.where}: {row.entry!r} is given twice")
         multi_hot = np.zeros(len(classes), dtype=np.float32)
-        for name in names.split():
-            if name not in index:
-                raise DatasetError(f"label file {path}, row {row}: {name!r} is not a class of the run ({', '.join(classes)})")
-            multi_hot[index[name]] = 1
-        labels[image] = multi_hot
+        multi_hot[[index[name] for name in row.classes]] = 1
+        labels[row.entry] = multi_hot
     # a row names its image with or without the extension; a name of its own (`my.photo`, no extension) wins
-    for image in list(labels):
-        labels.setdefault(Path(image).stem, labels[image])
+    for entry in list(labels):
+        labels.setdefault(Path(entry).stem, labels[entry])
     missing = [image_id for image_id in ids if image_id not in labels]
     if missing:
-        raise DatasetError(f"label file {path} has no labels for {len(missing)} images, e.g. {missing[0]}")
+        raise DatasetError(f"labels file {path} has no labels for {len(missing)} images, e.g. {missing[0]}")
     return labels
 
 
@@ -116,6 +114,8 @@ def predict_stage(
     ``label_threshold``: a class is predicted where its score reaches it (data.labels.predicted_labels);
     ``seed_threshold``: the background score of the seed and the walk when the run has no best-threshold file (and
     psa.background is null); ``batch_size``: images per forward. Returns what was written, by step."""
+    import pandas as pd
+
     from ..localize import extract_maps
     from ..training.classifier import image_scores, load_classifier
     from ..training.common import torch_setup
@@ -136,7 +136,8 @@ def predict_stage(
     variants = list(maps_config["variants"])
     written: dict[str, Any] = {"images": len(ids), "label_source": "predicted" if labels_path is None else "given"}
     with atomic_directory(out_dir) as tmp:
-        write_dataframe_csv(tmp / "labels.csv", label_table(ids, scores, labels, classes, written["label_source"], label_threshold))
+        write_dataframe_csv(tmp / "labels.csv", pd.DataFrame({"image": ids, "labels": [label_cell(labels[i], classes) for i in ids]}))
+        write_dataframe_csv(tmp / "scores.csv", score_table(ids, scores, labels, classes, written["label_source"], label_threshold))
         extract_maps(
             classifier, reader, ids, labels, {variant: tmp / "maps" / variant for variant in variants},
             scales=maps_config["scales"], flip=maps_config["flip"], last_k=maps_config["last_k"],
@@ -171,14 +172,14 @@ def _background(psa: Mapping[str, Any], seed_best: str | None, seed_threshold: f
     return float(seed_threshold)
 
 
-def label_table(ids: Sequence[str], scores: np.ndarray, labels: Mapping[str, np.ndarray], classes: Sequence[str], source: str,
+def score_table(ids: Sequence[str], scores: np.ndarray, labels: Mapping[str, np.ndarray], classes: Sequence[str], source: str,
                 threshold: float):
-    """labels.csv: per image its classifier score of each class, the labels the maps were made for and their source."""
+    """scores.csv: per image its classifier score of each class, the labels the maps were made for and their source."""
     import pandas as pd
 
     table = pd.DataFrame(scores, columns=[f"score_{name}" for name in classes])
     table.insert(0, "image", list(ids))
-    table["labels"] = [" ".join(name for name, on in zip(classes, labels[i]) if on > 0) for i in ids]
+    table["labels"] = [label_cell(labels[i], classes) for i in ids]
     table["label_source"] = source
     table["label_threshold"] = threshold if source == "predicted" else np.nan
     return table
