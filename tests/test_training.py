@@ -41,6 +41,17 @@ def test_training_writes_checkpoint_and_log(data, tmp_path):
         load_classifier(tmp_path / "checkpoint.pt", num_classes=20, device="cpu")
 
 
+def test_a_checkpoint_of_the_same_count_but_other_class_names_is_refused_naming_it(data, tmp_path):
+    names = ["disc", "square", "triangle", "diamond"]
+    run(data, tmp_path, epochs=1, class_names=names)
+    checkpoint = tmp_path / "checkpoint.pt"
+    assert load_classifier(checkpoint, len(names), device="cpu", class_names=tuple(names)).num_classes == 4
+    other = ["disc", "square", "star", "diamond"]
+    with pytest.raises(ValueError, match=f"classifier checkpoint {checkpoint} was trained for the classes disc, square, "
+                                         "triangle, diamond, the config has disc, square, star, diamond"):
+        load_classifier(checkpoint, len(other), device="cpu", class_names=other)
+
+
 def kill_after_first_epoch(monkeypatch):
     """Make the first per-epoch checkpoint the last thing a run does."""
     real_save = loop_module.save_checkpoint

@@ -70,7 +70,7 @@ def layer_ablation_stage(
     id_sets = {split: set(split_ids[split]) for split in splits}
     membership = {image_id: [split for split in splits if image_id in id_sets[split]] for image_id in ids}
     labels = load_class_labels(labels_path, ids, len(classes))
-    model = load_classifier(checkpoint, len(classes), device=torch_device, version=version).eval()
+    model = load_classifier(checkpoint, len(classes), device=torch_device, version=version, class_names=classes).eval()
     depths = list(range(1, len(model.blocks) + 1))
     grid = threshold_grid(thresholds["start"], thresholds["stop"], thresholds["step"])
     label_names = ["background", *classes]

@@ -34,6 +34,7 @@ def train_classifier_stage(
     summary = train_classifier(
         reader, train_ids, val_ids, labels, settings, checkpoint, log_csv, resume,
         device=torch_device, seed=seed, workers=settings["workers"], tensorboard_dir=tensorboard_folder(log_csv) if tensorboard else None,
+        class_names=dataset.classes,
     )
     print(f"classifier trained in {summary['seconds']:.1f} s: {summary['final']}")
 
@@ -62,7 +63,7 @@ def predict_labels_stage(
     ids = ids_of_splits(reader, splits)
     classes = list(dataset.classes)
     truth = load_class_labels(labels_path, ids, len(classes))
-    model = load_classifier(checkpoint, len(classes), device=torch_device, version=settings["version"])
+    model = load_classifier(checkpoint, len(classes), device=torch_device, version=settings["version"], class_names=classes)
     scores = image_scores(model, reader, ids, settings, device=torch_device, batch_size=batch_size)
     predicted = dict(zip(ids, predicted_labels(scores, label_threshold)))
     save_class_labels(labels_out, predicted)

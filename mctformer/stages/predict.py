@@ -127,7 +127,8 @@ def predict_stage(
     background = _background(psa, checkpoints.seed_best, seed_threshold)
     palette = make_palette(config["data"]["palette"])
     torch_device = torch_setup(threads, placement, amp_dtype="float16" if maps_config["amp"] else None)
-    classifier = load_classifier(checkpoints.classifier, len(classes), device=torch_device, version=config["classifier"]["version"])
+    classifier = load_classifier(checkpoints.classifier, len(classes), device=torch_device, version=config["classifier"]["version"],
+                                 class_names=classes)
     scores = image_scores(classifier, reader, ids, config["classifier"], device=torch_device, batch_size=batch_size)
     if labels_path is None:
         labels = dict(zip(ids, predicted_labels(scores, label_threshold)))

@@ -33,7 +33,7 @@ def extract_maps_stage(
     all_ids = ids_of_splits(reader, splits)
     ids = shard.select(reader, all_ids, batch_size, "extract_maps")
     labels = load_class_labels(labels_path, ids, len(dataset.classes))
-    model = load_classifier(checkpoint, len(dataset.classes), device=torch_device, version=version)
+    model = load_classifier(checkpoint, len(dataset.classes), device=torch_device, version=version, class_names=dataset.classes)
     started = time.time()
     extract_maps(
         model, reader, ids, labels, out_dirs,

@@ -54,15 +54,21 @@ LEGACY_CLASSIFIER_SETTINGS = {"patchcam_init": "trunc_normal", "locality_sigma":
 
 def load_classifier(
     path: str | os.PathLike, num_classes: int | None = None, *, device: str | torch.device, version: str | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> MCTformer:
-    """Rebuild a trained classifier from its ``checkpoint.pt`` on ``device``; refuses another class count
-    or another ``version`` (classifier.version; None: any)."""
+    """Rebuild a trained classifier from its ``checkpoint.pt`` on ``device``; refuses another class count, another
+    ``version`` (classifier.version; None: any) and, where the checkpoint records them, other ``class_names`` (the
+    config's data.classes; a checkpoint written before they were recorded is checked by count alone)."""
     payload = read_checkpoint(path, "classifier", ("model", "architecture", "settings"))
     if "num_classes" not in payload["architecture"]:  # e.g. an AffinityNet or DeepLab checkpoint
         raise ValueError(f"{path} is not a classifier (MCTformer) checkpoint of this pipeline")
     saved_classes = payload["architecture"]["num_classes"]
     if num_classes is not None and saved_classes != num_classes:
         raise ValueError(f"classifier checkpoint {path} was trained for {saved_classes} classes, the config has {num_classes}")
+    saved_names = payload.get("class_names")
+    if class_names is not None and saved_names is not None and list(saved_names) != list(class_names):
+        raise ValueError(f"classifier checkpoint {path} was trained for the classes {', '.join(saved_names)}, the config "
+                         f"has {', '.join(class_names)}")
     saved_version = payload["architecture"].get("version")
     if version is not None and saved_version != version:
         raise ValueError(f"classifier checkpoint {path} holds an MCTformer-{str(saved_version).upper()}, "
@@ -209,11 +215,13 @@ def train_classifier(
     seed: int,
     workers: int,
     tensorboard_dir: str | os.PathLike | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> dict:
     """Train (``settings`` = the config's ``classifier`` section; ``seed``, ``workers``: the config's seed and
-    classifier.workers), then write ``checkpoint_path`` (final weights) and ``log_path`` (one row per epoch); the
-    curve lines beside the log as it trains (``tensorboard_dir``: TensorBoard's too, with a grid of class maps on
-    the first validation images after each epoch; None: no TensorBoard)."""
+    classifier.workers), then write ``checkpoint_path`` (final weights, with ``class_names``, data.classes, for
+    :func:`load_classifier`'s check) and ``log_path`` (one row per epoch); the curve lines beside the log as it
+    trains (``tensorboard_dir``: TensorBoard's too, with a grid of class maps on the first validation images after
+    each epoch; None: no TensorBoard)."""
     if not train_ids:
         raise DatasetError("train_classifier: the training split list is empty")
     num_classes = len(next(iter(class_labels.values())))
@@ -273,5 +281,6 @@ def train_classifier(
 
     summary = {"seconds": time.time() - started, "epochs": settings["epochs"], "final": rows[-1] if rows else None}
     if is_main():
-        save_trained(checkpoint_path, log_path, model, settings, rows, resume_path, class_count=num_classes)
+        names = {} if class_names is None else {"class_names": list(class_names)}
+        save_trained(checkpoint_path, log_path, model, settings, rows, resume_path, class_count=num_classes, **names)
     return summary
