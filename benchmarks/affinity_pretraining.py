@@ -32,7 +32,7 @@ from mctformer.data.layout import first_ids, open_layout
 from mctformer.data.transforms import normalize_image
 from mctformer.models.affinitynet import AffinityNet
 from mctformer.training import affinity as affinity_training
-from mctformer.training.common import seed_everything
+from mctformer.training.common import TrainerFiles, seed_everything
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -83,7 +83,7 @@ def main() -> None:
     with mock.patch.object(affinity_training, "AffinityNet", return_value=model):
         summary = affinity_training.train_affinity(
             layout, first_ids(layout, config["data"]["splits"]["train"], config["psa"]["max_images"]), psa / "labels",
-            settings, psa / "affinity.pt", psa / "affinity_log.csv", psa / "resume" / "last.pt",
+            settings, TrainerFiles(psa / "affinity.pt", psa / "affinity_log.csv", psa / "resume" / "last.pt"),
             device=torch.device("cpu"), seed=config["seed"], workers=settings["workers"],
         )
     print(f"AffinityNet trained from the pretrained backbone: {summary['final']}")

@@ -51,7 +51,7 @@ def prepare(workdir: Path, images: int, size: int) -> None:
     from mctformer.models.affinitynet import AffinityNet
     from mctformer.stages.data import make_class_labels
     from mctformer.training.classifier import build_classifier
-    from mctformer.training.common import save_trained
+    from mctformer.training.common import TrainerFiles, save_trained
 
     settings = config()
     classes = settings["data"]["classes"]
@@ -62,9 +62,10 @@ def prepare(workdir: Path, images: int, size: int) -> None:
     make_class_labels(dataset=DatasetRef(str(workdir / "data"), "voc", tuple(classes)), splits=["train_aug"], out_path=str(workdir / "cls_labels.npy"),
                       workers=1)
     classifier = build_classifier(settings["classifier"], len(classes))
-    save_trained(workdir / "classifier.pt", workdir / "classifier.csv", classifier, settings["classifier"], [], class_count=len(classes))
+    save_trained(TrainerFiles(workdir / "classifier.pt", workdir / "classifier.csv", workdir / "classifier.resume.pt"), classifier,
+                 settings["classifier"], [], class_count=len(classes))
     affinity = AffinityNet(backbone=settings["affinity"]["backbone"], pretrained=None, feature_dim=settings["affinity"]["feature_dim"])
-    save_trained(workdir / "affinity.pt", workdir / "affinity.csv", affinity, settings["affinity"], [])
+    save_trained(TrainerFiles(workdir / "affinity.pt", workdir / "affinity.csv", workdir / "affinity.resume.pt"), affinity, settings["affinity"], [])
 
 
 def child(stage: str, workdir: Path, split: str, threads: int) -> None:

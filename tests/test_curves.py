@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from helpers.arguments import tiny_mctformer
+from mctformer.training.common import TrainerFiles
 from mctformer.training.curves import TrainingCurves, curves_path, read_curves
 from mctformer.training.loop import LOSS_INTERVAL, train_epochs
 
@@ -93,14 +94,13 @@ def test_tensorboard_gets_the_scalars_and_the_class_maps(tmp_path, synthetic_roo
     from mctformer.data.labels import build_class_labels
     from mctformer.data.voc import VOCLayout
     from mctformer.training.classifier import train_classifier
-    from mctformer.training.curves import tensorboard_folder
 
     layout = VOCLayout(synthetic_root, TINY_SPEC.num_classes)
     train, val = layout.read_ids("train_aug")[:16], layout.read_ids("val")[:4]
     settings = {**tiny_config()["classifier"], "epochs": 2, "batch_size": 8, "input_size": 32}
-    train_classifier(layout, train, val, build_class_labels(layout, train + val, workers=1), settings, tmp_path / "c.pt",
-                     tmp_path / "log.csv", tmp_path / "r.pt", device=torch.device("cpu"), seed=0, workers=0,
-                     tensorboard_dir=tensorboard_folder(tmp_path / "log.csv"))
+    files = TrainerFiles.of_rule(str(tmp_path / "c.pt"), str(tmp_path / "log.csv"), str(tmp_path / "r.pt"), tensorboard=True)
+    train_classifier(layout, train, val, build_class_labels(layout, train + val, workers=1), settings, files,
+                     device=torch.device("cpu"), seed=0, workers=0)
     events = EventAccumulator(str(tmp_path / "tensorboard" / "log"), size_guidance={"images": 0}).Reload()
     losses = [event.value for event in events.Scalars("classifier/epoch_loss")]
     rows = list(csv.DictReader(open(tmp_path / "log.csv")))

@@ -10,7 +10,7 @@ from mctformer.data.transforms import random_scale_flip_crop
 from mctformer.models.deeplab import DeepLabLargeFOV
 from mctformer.segmentation import multiscale_softmax, segment_images
 from mctformer.settings import Placement
-from mctformer.training.common import save_checkpoint
+from mctformer.training.common import TrainerFiles, save_checkpoint
 from mctformer.training.deeplab import build_deeplab, load_deeplab
 from mctformer.training.loop import poly_lr, set_group_lrs
 
@@ -160,8 +160,9 @@ def test_training_loss_is_cross_entropy_ignoring_255(synthetic_root, tmp_path, m
     layout = VOCLayout(synthetic_root, TINY_SPEC.num_classes)
     settings = dict(tiny_config()["deeplab"], epochs=1, batch_size=4, workers=0)
     ids = layout.read_ids("train")[:8]
-    deeplab_module.train_deeplab(layout, ids, layout.load_mask, TINY_SPEC.num_classes + 1, settings, tmp_path / "c.pt", tmp_path / "l.csv",
-                                 tmp_path / "r.pt", device=torch.device("cpu"), seed=0, workers=settings["workers"])
+    deeplab_module.train_deeplab(layout, ids, layout.load_mask, TINY_SPEC.num_classes + 1, settings,
+                                 TrainerFiles(tmp_path / "c.pt", tmp_path / "l.csv", tmp_path / "r.pt"), device=torch.device("cpu"), seed=0,
+                                 workers=settings["workers"])
     assert calls and all(call == {"ignore_index": 255} for call in calls)
 
 

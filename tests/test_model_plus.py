@@ -16,6 +16,7 @@ from mctformer.models.mctformer import (
     gwrp_weights,
     plus_loss_terms,
 )
+from mctformer.training.common import TrainerFiles
 
 DECAY = 0.996
 
@@ -153,14 +154,15 @@ def checkpoints(tmp_path_factory):
     """Untrained V2 and MCTformer+ classifiers (tiny, 4 classes), saved as the trainer saves them."""
     from helpers.workflow import tiny_config
     from mctformer.training.classifier import build_classifier
-    from mctformer.training.common import save_trained
+    from mctformer.training.common import TrainerFiles, save_trained
 
     folder = tmp_path_factory.mktemp("checkpoints")
     paths = {}
     for version in ("v2", "plus"):
         settings = {**tiny_config()["classifier"], "version": version}
         paths[version] = folder / f"{version}.pt"
-        save_trained(paths[version], folder / f"{version}.csv", build_classifier(settings, 4), settings, [], class_count=4)
+        save_trained(TrainerFiles(paths[version], folder / f"{version}.csv", folder / f"{version}.resume.pt"), build_classifier(settings, 4), settings, [],
+                     class_count=4)
     return paths
 
 
@@ -205,8 +207,8 @@ def test_plus_trains_and_logs_each_loss(synthetic_root, tmp_path):
     layout = VOCLayout(synthetic_root, TINY_SPEC.num_classes)
     train, val = layout.read_ids("train_aug")[:16], layout.read_ids("val")[:4]
     settings = {**tiny_config()["classifier"], "version": "plus", "epochs": 1, "batch_size": 8, "input_size": 32}
-    train_classifier(layout, train, val, build_class_labels(layout, train + val, workers=1), settings, tmp_path / "checkpoint.pt",
-                     tmp_path / "log.csv", tmp_path / "resume.pt", device=torch.device("cpu"), seed=3, workers=0)
+    train_classifier(layout, train, val, build_class_labels(layout, train + val, workers=1), settings,
+                     TrainerFiles(tmp_path / "checkpoint.pt", tmp_path / "log.csv", tmp_path / "resume.pt"), device=torch.device("cpu"), seed=3, workers=0)
     header, row = (tmp_path / "log.csv").read_text().splitlines()
     assert header == "epoch,loss,token_loss,cct_loss,patchcam_loss,val_map,lr,seconds"
     values = dict(zip(header.split(","), map(float, row.split(","))))

@@ -11,6 +11,7 @@ from mctformer.crf import CRFParams, dense_crf, spatial_scale
 from mctformer.psa.geometry import seed_scores_on_grid, walk_geometry, walk_to_mask
 from mctformer.psa.labels import background_power_scores, confident_labels
 from mctformer.psa.walk import dense_random_walk, random_walk, transition_matrix_transposed
+from mctformer.training.common import TrainerFiles
 
 
 def test_half_disc_offsets_hand_list():
@@ -249,7 +250,7 @@ def test_missing_per_image_inputs_are_named(synthetic_root, tmp_path):
     assert not (tmp_path / "labels").exists()
     with pytest.raises(FileNotFoundError, match="PSA labels missing for 3 of 3 images"):
         settings = shipped_config()["affinity"]
-        train_affinity(layout, ids, str(tmp_path / "maps"), settings, tmp_path / "a.pt", tmp_path / "a.csv", tmp_path / "r.pt",
+        train_affinity(layout, ids, str(tmp_path / "maps"), settings, TrainerFiles(tmp_path / "a.pt", tmp_path / "a.csv", tmp_path / "r.pt"),
                        device=torch.device("cpu"), seed=0, workers=0)
 
 

@@ -24,7 +24,7 @@ def train_classifier_stage(
     if relaunched_under_torchrun(train_classifier_stage, arguments):
         return
     from ..training.classifier import train_classifier
-    from ..training.curves import tensorboard_folder
+    from ..training.common import TrainerFiles
 
     torch_device = distributed_device(threads, placement, amp_dtype=training_precision(settings))
     reader = dataset.open()
@@ -32,9 +32,8 @@ def train_classifier_stage(
     val_ids = reader.read_ids(val_split)
     labels = load_class_labels(labels_path, train_ids + val_ids, len(dataset.classes))
     summary = train_classifier(
-        reader, train_ids, val_ids, labels, settings, checkpoint, log_csv, resume,
-        device=torch_device, seed=seed, workers=settings["workers"], tensorboard_dir=tensorboard_folder(log_csv) if tensorboard else None,
-        class_names=dataset.classes,
+        reader, train_ids, val_ids, labels, settings, TrainerFiles.of_rule(checkpoint, log_csv, resume, tensorboard=tensorboard),
+        device=torch_device, seed=seed, workers=settings["workers"], class_names=dataset.classes,
     )
     print(f"classifier trained in {summary['seconds']:.1f} s: {summary['final']}")
 

@@ -30,7 +30,7 @@ def train_deeplab_stage(
     if relaunched_under_torchrun(train_deeplab_stage, arguments):
         return
     from ..artifacts import read_label_png, require_per_image_files
-    from ..training.curves import tensorboard_folder
+    from ..training.common import TrainerFiles
     from ..training.deeplab import train_deeplab
 
     torch_device = distributed_device(threads, placement, amp_dtype=training_precision(settings))
@@ -45,8 +45,8 @@ def train_deeplab_stage(
             return read_label_png(os.path.join(mask_dir, f"{image_id}.png"))
 
     summary = train_deeplab(
-        reader, ids, load_label, len(dataset.classes) + 1, settings, checkpoint, log_csv, resume,
-        device=torch_device, seed=seed, workers=settings["workers"], tensorboard_dir=tensorboard_folder(log_csv) if tensorboard else None,
+        reader, ids, load_label, len(dataset.classes) + 1, settings, TrainerFiles.of_rule(checkpoint, log_csv, resume, tensorboard=tensorboard),
+        device=torch_device, seed=seed, workers=settings["workers"],
     )
     print(f"DeepLab ({'ground truth' if mask_dir is None else 'pseudo masks'}) trained in {summary['seconds']:.1f} s: {summary['final']}")
 

@@ -43,16 +43,15 @@ def train_irn_stage(
 ) -> None:
     """Train the boundary network (``settings`` = the irn training keys, all of which it reads; ``tensorboard``:
     logging.tensorboard)."""
-    from ..training.common import torch_setup
-    from ..training.curves import tensorboard_folder
+    from ..training.common import TrainerFiles, torch_setup
     from ..training.irn import train_boundary_net
 
     torch_device = torch_setup(threads, placement, amp_dtype=training_precision(settings))
     reader = dataset.open()
     ids = first_ids(reader, split, max_images)
     summary = train_boundary_net(
-        reader, ids, label_dir, settings, checkpoint, log_csv, resume, device=torch_device, seed=seed, workers=settings["workers"],
-        tensorboard_dir=tensorboard_folder(log_csv) if tensorboard else None,
+        reader, ids, label_dir, settings, TrainerFiles.of_rule(checkpoint, log_csv, resume, tensorboard=tensorboard),
+        device=torch_device, seed=seed, workers=settings["workers"],
     )
     print(f"IRN boundary network trained in {summary['seconds']:.1f} s: {summary['final']}")
 

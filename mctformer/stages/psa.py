@@ -55,15 +55,14 @@ def train_affinity_stage(
 ) -> None:
     """Train AffinityNet (``settings`` = the config's ``affinity`` section, all of which it reads)."""
     from ..training.affinity import train_affinity
-    from ..training.common import torch_setup
-    from ..training.curves import tensorboard_folder
+    from ..training.common import TrainerFiles, torch_setup
 
     torch_device = torch_setup(threads, placement, amp_dtype=training_precision(settings))
     reader = dataset.open()
     ids = first_ids(reader, split, max_images)
     summary = train_affinity(
-        reader, ids, label_dir, settings, checkpoint, log_csv, resume,
-        device=torch_device, seed=seed, workers=settings["workers"], tensorboard_dir=tensorboard_folder(log_csv) if tensorboard else None,
+        reader, ids, label_dir, settings, TrainerFiles.of_rule(checkpoint, log_csv, resume, tensorboard=tensorboard),
+        device=torch_device, seed=seed, workers=settings["workers"],
     )
     print(f"AffinityNet trained in {summary['seconds']:.1f} s: {summary['final']}")
 

@@ -15,7 +15,7 @@ from ..data.datasets import SegmentationCropDataset
 from ..data.voc import IGNORE, DatasetError, VOCLayout
 from ..models.affinitynet import AffinityNet
 from ..psa.labels import load_confident_scores
-from .common import fingerprint, read_checkpoint, seed_everything
+from .common import TrainerFiles, fingerprint, read_checkpoint, seed_everything
 from .loop import backbone_and_head_groups, fit_poly, sgd_or_adamw
 
 GRID_LABELS = ("centre_pixel", "pooled_scores")
@@ -87,14 +87,11 @@ def train_affinity(
     ids: Sequence[str],
     label_dir: str | os.PathLike,
     settings: Mapping[str, Any],
-    checkpoint_path: str | os.PathLike,
-    log_path: str | os.PathLike,
-    resume_path: str | os.PathLike,
+    files: TrainerFiles,
     *,
     device: torch.device,
     seed: int,
     workers: int,
-    tensorboard_dir: str | os.PathLike | None = None,
 ) -> dict:
     """Train AffinityNet (``settings`` = the config's ``affinity`` section; ``seed``, ``workers``: the config's
     seed and affinity.workers)."""
@@ -124,6 +121,5 @@ def train_affinity(
         return affinity_loss(affinity, pairs)
 
     return fit_poly(
-        model, optimizer, dataset, loss_of_batch, settings, checkpoint_path, log_path, resume_path,
-        run_fingerprint, device, seed, workers, description="affinity", tensorboard_dir=tensorboard_dir,
+        model, optimizer, dataset, loss_of_batch, settings, files, run_fingerprint, device, seed, workers, description="affinity",
     )

@@ -24,8 +24,8 @@ from ..data.voc import DatasetError, VOCLayout
 from ..logs import progress_bar
 from ..metrics import mean_average_precision
 from ..models.mctformer import MCTformer, classification_loss, create_mctformer, model_summary, plus_loss_terms
-from .common import autocast, fingerprint, read_checkpoint, save_trained, seed_everything
-from .curves import TrainingCurves, curves_path
+from .common import TrainerFiles, autocast, fingerprint, read_checkpoint, save_trained, seed_everything
+from .curves import TrainingCurves
 from .distributed import is_main, shuffled_loader, wrap
 from .loop import train_epochs
 
@@ -207,21 +207,18 @@ def train_classifier(
     val_ids: Sequence[str],
     class_labels: Mapping[str, np.ndarray],
     settings: Mapping[str, Any],
-    checkpoint_path: str | os.PathLike,
-    log_path: str | os.PathLike,
-    resume_path: str | os.PathLike,
+    files: TrainerFiles,
     *,
     device: torch.device,
     seed: int,
     workers: int,
-    tensorboard_dir: str | os.PathLike | None = None,
     class_names: Sequence[str] | None = None,
 ) -> dict:
     """Train (``settings`` = the config's ``classifier`` section; ``seed``, ``workers``: the config's seed and
-    classifier.workers), then write ``checkpoint_path`` (final weights, with ``class_names``, data.classes, for
-    :func:`load_classifier`'s check) and ``log_path`` (one row per epoch); the curve lines beside the log as it
-    trains (``tensorboard_dir``: TensorBoard's too, with a grid of class maps on the first validation images after
-    each epoch; None: no TensorBoard)."""
+    classifier.workers), then write ``files.checkpoint`` (final weights, with ``class_names``, data.classes, for
+    :func:`load_classifier`'s check) and ``files.log`` (one row per epoch); the curve lines beside the log as it
+    trains (and TensorBoard's where ``files.tensorboard`` is set, with a grid of class maps on the first validation
+    images after each epoch)."""
     if not train_ids:
         raise DatasetError("train_classifier: the training split list is empty")
     num_classes = len(next(iter(class_labels.values())))
@@ -256,7 +253,7 @@ def train_classifier(
 
     curves = None
     if is_main():
-        curves = TrainingCurves(curves_path(log_path), trainer="classifier", batch_size=batch_size, tensorboard_dir=tensorboard_dir)
+        curves = TrainingCurves(files.curves, trainer="classifier", batch_size=batch_size, tensorboard_dir=files.tensorboard)
     grid_images = torch.stack([val_set[i][0] for i in range(min(GRID_IMAGES, len(val_set)))]) if curves and curves.writes_images else None
 
     def end_of_epoch() -> dict[str, float]:
@@ -272,7 +269,7 @@ def train_classifier(
         loss_of_batch=loss_of_batch,
         set_lr=set_lr,
         epochs=settings["epochs"], steps_per_epoch=steps_per_epoch, seed=seed,
-        resume_path=resume_path, run_fingerprint=run_fingerprint, device=device, amp=amp,
+        resume_path=files.resume, run_fingerprint=run_fingerprint, device=device, amp=amp,
         amp_dtype=amp_dtype,
         end_of_epoch=end_of_epoch,
         description="classifier",
@@ -282,5 +279,5 @@ def train_classifier(
     summary = {"seconds": time.time() - started, "epochs": settings["epochs"], "final": rows[-1] if rows else None}
     if is_main():
         names = {} if class_names is None else {"class_names": list(class_names)}
-        save_trained(checkpoint_path, log_path, model, settings, rows, resume_path, class_count=num_classes, **names)
+        save_trained(files, model, settings, rows, class_count=num_classes, **names)
     return summary

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,28 @@ import torch
 
 from ..artifacts import atomic_path, write_dataframe_csv
 from ..settings import Placement
+from .curves import curves_path, tensorboard_folder
+
+
+@dataclass(frozen=True)
+class TrainerFiles:
+    """The files of one training: the final ``checkpoint``, the per-epoch CSV ``log`` (its curve lines beside it,
+    :func:`curves`), the ``resume`` state that survives a kill, and ``tensorboard``'s folder (None: no TensorBoard)."""
+
+    checkpoint: str | os.PathLike
+    log: str | os.PathLike
+    resume: str | os.PathLike
+    tensorboard: str | os.PathLike | None = None
+
+    @classmethod
+    def of_rule(cls, checkpoint: str, log_csv: str, resume: str, *, tensorboard: bool) -> TrainerFiles:
+        """A trainer rule's files; ``tensorboard``: logging.tensorboard, the events beside the log
+        (training.curves.tensorboard_folder)."""
+        return cls(checkpoint, log_csv, resume, tensorboard_folder(log_csv) if tensorboard else None)
+
+    @property
+    def curves(self) -> Path:
+        return curves_path(self.log)
 
 
 def seed_everything(seed: int) -> None:
@@ -196,16 +219,12 @@ def read_checkpoint(path: str | os.PathLike, what: str, required: tuple[str, ...
     return payload
 
 
-def save_trained(
-    checkpoint_path: str | os.PathLike, log_path: str | os.PathLike, model: torch.nn.Module, settings: Any, rows: list[dict],
-    resume_path: str | os.PathLike | None = None, **extra: Any,
-) -> None:
+def save_trained(files: TrainerFiles, model: torch.nn.Module, settings: Any, rows: list[dict], **extra: Any) -> None:
     """The final artifacts of a trainer: weights with what rebuilds them, and the per-epoch log.
 
     The resume state is deleted once they are written: it exists to survive a
     kill, and a deliberate rerun (``--forcerun``) must train afresh.
     """
-    save_checkpoint(checkpoint_path, {"model": model.state_dict(), "architecture": model.architecture(), "settings": dict(settings), "log": rows, **extra})
-    write_log(log_path, rows)
-    if resume_path is not None:
-        Path(resume_path).unlink(missing_ok=True)
+    save_checkpoint(files.checkpoint, {"model": model.state_dict(), "architecture": model.architecture(), "settings": dict(settings), "log": rows, **extra})
+    write_log(files.log, rows)
+    Path(files.resume).unlink(missing_ok=True)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from ..data.datasets import SegmentationCropDataset
 from ..data.voc import IGNORE, DatasetError, VOCLayout
 from ..models.deeplab import DeepLab
-from .common import fingerprint, read_checkpoint, seed_everything
+from .common import TrainerFiles, fingerprint, read_checkpoint, seed_everything
 from .distributed import wrap
 from .loop import backbone_and_head_groups, fit_poly
 
@@ -75,14 +75,11 @@ def train_deeplab(
     load_label: Callable[[str], np.ndarray],
     num_labels: int,
     settings: Mapping[str, Any],
-    checkpoint_path: str | os.PathLike,
-    log_path: str | os.PathLike,
-    resume_path: str | os.PathLike,
+    files: TrainerFiles,
     *,
     device: torch.device,
     seed: int,
     workers: int,
-    tensorboard_dir: str | os.PathLike | None = None,
 ) -> dict:
     """Train DeepLab (``settings`` = the config's ``deeplab`` training keys; ``seed``, ``workers``: the config's
     seed and deeplab.workers)."""
@@ -112,6 +109,5 @@ def train_deeplab(
         return F.cross_entropy(logits.float(), labels.to(device), ignore_index=IGNORE), {}
 
     return fit_poly(
-        model, optimizer, dataset, loss_of_batch, settings, checkpoint_path, log_path, resume_path,
-        run_fingerprint, device, seed, workers, description="deeplab", tensorboard_dir=tensorboard_dir,
+        model, optimizer, dataset, loss_of_batch, settings, files, run_fingerprint, device, seed, workers, description="deeplab",
     )

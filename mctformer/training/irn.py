@@ -19,7 +19,7 @@ from ..data.voc import DatasetError, VOCLayout
 from ..irn.paths import boundary_affinity, irn_affinity_loss
 from ..models.irn import BoundaryNet
 from .affinity import AffinityCropDataset, batch_pair_labels
-from .common import fingerprint, read_checkpoint, seed_everything
+from .common import TrainerFiles, fingerprint, read_checkpoint, seed_everything
 from .loop import backbone_and_head_groups, fit_poly, sgd_or_adamw
 
 
@@ -48,14 +48,11 @@ def train_boundary_net(
     ids: Sequence[str],
     label_dir: str | os.PathLike,
     settings: Mapping[str, Any],
-    checkpoint_path: str | os.PathLike,
-    log_path: str | os.PathLike,
-    resume_path: str | os.PathLike,
+    files: TrainerFiles,
     *,
     device: torch.device,
     seed: int,
     workers: int,
-    tensorboard_dir: str | os.PathLike | None = None,
 ) -> dict:
     """Train the boundary network (``settings`` = the config's irn training keys; ``seed``, ``workers``: the
     config's seed and irn.workers); resumable, one log line per epoch, the checkpoint written atomically."""
@@ -85,6 +82,5 @@ def train_boundary_net(
         return irn_affinity_loss(boundary_affinity(boundary, radius, sources), pairs)
 
     return fit_poly(
-        model, optimizer, dataset, loss_of_batch, settings, checkpoint_path, log_path, resume_path,
-        run_fingerprint, device, seed, workers, description="irn", tensorboard_dir=tensorboard_dir,
+        model, optimizer, dataset, loss_of_batch, settings, files, run_fingerprint, device, seed, workers, description="irn",
     )

@@ -11,8 +11,20 @@ import numpy as np
 import torch
 
 from ..logs import progress_bar
-from .common import amp_mode, autocast, autocast_dtype, epoch_seed, fingerprint, grad_scaler, load_resume_state, save_checkpoint, seed_everything
-from .curves import TrainingCurves, curves_path
+from .common import (
+    TrainerFiles,
+    amp_mode,
+    autocast,
+    autocast_dtype,
+    epoch_seed,
+    fingerprint,
+    grad_scaler,
+    load_resume_state,
+    save_checkpoint,
+    save_trained,
+    seed_everything,
+)
+from .curves import TrainingCurves
 from .distributed import is_main, shuffled_loader
 
 
@@ -172,19 +184,15 @@ def fit_poly(
     dataset,
     loss_of_batch: Callable[[Any], tuple[torch.Tensor, dict[str, float]]],
     settings: dict,
-    checkpoint_path: str | os.PathLike,
-    log_path: str | os.PathLike,
-    resume_path: str | os.PathLike,
+    files: TrainerFiles,
     run_fingerprint: str,
     device: torch.device,
     seed: int,
     workers: int,
     description: str,
-    tensorboard_dir: str | os.PathLike | None = None,
 ) -> dict:
     """Dense-prediction training (AffinityNet, IRN, DeepLab): shuffled batches, poly schedule, final checkpoint and
-    log, the curve lines beside the log (``tensorboard_dir``: TensorBoard's too; None: no TensorBoard)."""
-    from .common import save_trained
+    log, the curve lines beside the log (and TensorBoard's where ``files.tensorboard`` is set)."""
 
     batch_size = settings["batch_size"]
     steps_per_epoch = max(1, len(dataset) // batch_size)
@@ -196,11 +204,11 @@ def fit_poly(
         loss_of_batch=loss_of_batch,
         set_lr=lambda step: set_group_lrs(optimizer, poly_lr(settings["lr"], step, total_steps)),
         epochs=settings["epochs"], steps_per_epoch=steps_per_epoch, seed=seed,
-        resume_path=resume_path, run_fingerprint=run_fingerprint, device=device, amp=settings["amp"],
+        resume_path=files.resume, run_fingerprint=run_fingerprint, device=device, amp=settings["amp"],
         amp_dtype=settings["amp_dtype"], description=description,
-        curves=TrainingCurves(curves_path(log_path), trainer=description, batch_size=batch_size, tensorboard_dir=tensorboard_dir)
+        curves=TrainingCurves(files.curves, trainer=description, batch_size=batch_size, tensorboard_dir=files.tensorboard)
         if is_main() else None,
     )
     if is_main():
-        save_trained(checkpoint_path, log_path, model, settings, rows, resume_path)
+        save_trained(files, model, settings, rows)
     return {"seconds": time.time() - started, "final": rows[-1] if rows else None}

@@ -198,7 +198,7 @@ def checkpoints(tmp_path_factory):
     """Untrained checkpoints of each network, saved as the trainers save them."""
     from mctformer.models.affinitynet import AffinityNet
     from mctformer.training.classifier import build_classifier
-    from mctformer.training.common import save_trained
+    from mctformer.training.common import TrainerFiles, save_trained
     from mctformer.training.deeplab import build_deeplab
 
     config = tiny_config()
@@ -214,7 +214,7 @@ def checkpoints(tmp_path_factory):
     paths = {}
     for name, (model, settings, extra) in models.items():
         paths[name] = folder / f"{name}.pt"
-        save_trained(paths[name], folder / f"{name}.csv", model, settings, [], **extra)
+        save_trained(TrainerFiles(paths[name], folder / f"{name}.csv", folder / f"{name}.resume.pt"), model, settings, [], **extra)
     paths["garbage"] = folder / "garbage.pt"
     paths["garbage"].write_bytes(b"this is not a checkpoint")
     paths["missing"] = folder / "missing.pt"
