@@ -40,6 +40,7 @@ RENDERED_RUN = os.path.join("docs", "results", "embedded-default")
 SUMMARY = os.path.join(RENDERED_RUN, "summary.json")
 BENCHMARKS = os.path.join("docs", "results", "benchmarks")
 SIDE_BY_SIDE = os.path.join("docs", "results", "side-by-side", "side_by_side.json")
+SIDE_BY_SIDE_FIGURE = os.path.join("docs", "results", "side-by-side", "side_by_side.png")
 SCHEMA = os.path.join("workflow", "schemas", "config.schema.yaml")
 CONFIG = "config.yaml"
 PAGES = ("README.md", "docs")  # README.md and every docs/*.md (docs/experiments/ is the notebook: never rendered)
@@ -156,6 +157,19 @@ def paper_table() -> str:
               f"{papers.PLUS_DEEPLAB_VAL_COCO} (mIoU %, + CRF); a {papers.PLUS_PSEUDO_MASK_AMBIGUOUS} \"pseudo-mask\" VOC number is cited "
               "without saying whether seeds or masks."]
     return "\n".join(lines) + "\n"
+
+
+def draw_side_by_side_figure(repo: str = REPO) -> str:
+    """The side-by-side figure (plots.paired_models_figure) drawn from the rendered run's table, beside it; its path."""
+    from .artifacts import save_figure
+    from .plots import paired_models_figure
+    from .side_by_side import column_titles
+
+    with open(os.path.join(repo, SIDE_BY_SIDE)) as handle:
+        table = json.load(handle)
+    path = os.path.join(repo, SIDE_BY_SIDE_FIGURE)
+    save_figure(path, paired_models_figure(table, column_titles(table)))
+    return path
 
 
 def side_by_side_region(repo: str = REPO) -> str | None:
@@ -457,6 +471,7 @@ def main(argv: list[str]) -> int:
     if args.command == "render" and args.side_by_side:
         os.makedirs(os.path.dirname(os.path.join(REPO, SIDE_BY_SIDE)), exist_ok=True)
         shutil.copyfile(os.path.join(args.side_by_side, "side_by_side.json"), os.path.join(REPO, SIDE_BY_SIDE))
+        draw_side_by_side_figure(REPO)
     stale = []
     for path, (before, after) in render_pages().items():
         if before != after:

@@ -188,6 +188,30 @@ def strip_plot(path: str, table: pd.DataFrame, *, seeds: Sequence[int]) -> None:
     plt.close(figure)
 
 
+def paired_models_figure(table: Mapping[str, Any], column_titles: Mapping[str, str]):
+    """mctformer.side_by_side's table as one panel per mIoU column: each model's value on every replicate seed, a
+    seed's values joined by a line (the pairing its differences use), and each model's mean (a black bar)."""
+    columns, rows, seeds = table["columns"], table["rows"], table["seeds"]
+    figure, axes = plt.subplots(1, len(columns), figsize=(1.35 * len(columns) + 1.5, 3.2), squeeze=False, sharey=True)
+    colours = plt.colormaps["tab10"]
+    positions = np.arange(len(rows))
+    for axis, column in zip(axes[0], columns):
+        values = np.array([[100 * value for value in row["metrics"][column]["values"]] for row in rows])  # [model, seed]
+        for index, seed in enumerate(seeds):
+            axis.plot(positions, values[:, index], "-o", color=colours(index % 10), markersize=4, linewidth=1, label=f"seed {seed}")
+        axis.scatter(positions, values.mean(axis=1), marker="_", s=400, color="black", zorder=4, label="mean")
+        axis.set_xticks(positions, [row["name"].replace("MCTformer-", "") for row in rows], fontsize=8)
+        axis.set_xlim(-0.5, len(rows) - 0.5)
+        axis.set_title(column_titles[column], fontsize=8)
+        axis.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("mIoU (%)", fontsize=8)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    figure.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 0.9))
+    figure.tight_layout()
+    plt.close(figure)
+    return figure
+
+
 def seed_ablation_bars(variants: Sequence[str], ours: Sequence[float], paper: Sequence[float], split: str):
     """Table 5 as bars: each variant's seed mIoU (%) on ``split`` beside the paper's (NaN: no row)."""
     figure, axes = plt.subplots(figsize=(6, 3.2))

@@ -82,12 +82,18 @@ def _interval(metric: Mapping[str, Any]) -> str:
     return "" if metric["ci"] is None else f" [{100 * metric['ci'][0]:+.1f}, {100 * metric['ci'][1]:+.1f}]"
 
 
+def column_titles(table: Mapping[str, Any]) -> dict[str, str]:
+    """Each mIoU column's title (the Markdown table's header, the figure's panels)."""
+    titles = {f"seeds_{split}": f"seeds {split}" for split in table["seed_splits"]}
+    return {**titles, "masks_psa": f"PSA masks {table['mask_split']}", "masks_irn": f"IRN masks {table['mask_split']}",
+            "deeplab": f"DeepLab {table['deeplab_split']}", "deeplab_crf": "+ CRF"}
+
+
 def side_by_side_markdown(table: Mapping[str, Any]) -> list[str]:
     """The table as Markdown lines: mIoU (%) mean ± std per model, the paired differences with their interval, the
     papers' VOC numbers, and the chain's times."""
-    splits = table["seed_splits"]
-    header = ["model", *[f"seeds {split}" for split in splits], f"PSA masks {table['mask_split']}", f"IRN masks {table['mask_split']}",
-              f"DeepLab {table['deeplab_split']}", "+ CRF", "classifier + maps (s)", "chain (s)"]
+    titles = column_titles(table)
+    header = ["model", *[titles[column] for column in table["columns"]], "classifier + maps (s)", "chain (s)"]
     n = len(table["seeds"])
     over = (f"mean ± sample std over {n} replicates (seeds {', '.join(map(str, table['seeds']))})" if n > 1 else
             f"one replicate (seed {table['seeds'][0]}): no spread to estimate")
@@ -112,7 +118,12 @@ def side_by_side_markdown(table: Mapping[str, Any]) -> list[str]:
         if paper is None:
             continue
         number = lambda value: "-" if value is None else f"{value:.1f}"  # noqa: E731
-        cells = [number(paper["seeds"]) if split == "train" else "-" for split in splits]
+        cells = [number(paper["seeds"]) if split == "train" else "-" for split in table["seed_splits"]]
         cells += [number(paper["masks"]), "-", "-", number(paper["deeplab"])]
         lines.append(f"| paper (VOC): {paper['paper']} | " + " | ".join(cells) + " | | |")
+    if n > 1:  # each replicate's own times: jobs that ran under different loads are compared replicate by replicate
+        per_model = [f"{row['name']} " + " / ".join(", ".join(f"{value:.0f}" for value in row["seconds"][part]["values"])
+                                                    for part in ("classifier", "chain")) for row in table["rows"]]
+        lines += ["", f"Wall seconds per replicate (seeds {', '.join(map(str, table['seeds']))}), classifier + maps / chain: "
+                  + "; ".join(per_model) + "."]
     return lines

@@ -16,8 +16,9 @@ from test_replicates import T_975_2, planned_jobs
 
 from helpers.workflow import REPO, shipped_config, snakemake, tiny_config
 from mctformer.config import ConfigError, side_by_side_config, side_by_side_models
+from mctformer.plots import paired_models_figure
 from mctformer.run_layout import chain_model, chain_suffix, replicate_pattern, replicate_seed, side_by_side_files
-from mctformer.side_by_side import side_by_side_markdown, side_by_side_table
+from mctformer.side_by_side import column_titles, side_by_side_markdown, side_by_side_table
 
 
 def test_a_chain_suffix_names_its_model_and_seed():
@@ -101,6 +102,14 @@ def test_the_table_on_hand_computed_numbers(tmp_path):
     # the papers' numbers: V2's seeds, masks and DeepLab (+ CRF); MCTformer+'s DeepLab val as cited
     assert "| paper (VOC): MCTformer-V2 (CVPR 2022); seeds: Attention + PatchCAM + PatchAffinity | 61.7 | - | 69.1 | - | - | 71.9 | | |" in lines
     assert any(line.startswith("| paper (VOC): MCTformer+") and line.endswith("| - | - | - | - | - | 74.0 | | |") for line in lines)
+    assert lines[-1] == ("Wall seconds per replicate (seeds 0, 1, 2), classifier + maps / chain: MCTformer-V2 40, 41, 42 / 120, 121, 122; "
+                         "MCTformer+ 40, 41, 42 / 120, 121, 122.")
+    # the figure: a panel per column, a line per seed through the models' values (%), in the table's order
+    figure = paired_models_figure(table, column_titles(table))
+    assert [axis.get_title() for axis in figure.axes] == ["seeds train", "seeds val", "PSA masks train", "IRN masks train", "DeepLab val", "+ CRF"]
+    psa_panel = figure.axes[2]
+    assert [line.get_label() for line in psa_panel.get_lines()] == ["seed 0", "seed 1", "seed 2"]
+    assert [list(line.get_ydata()) for line in psa_panel.get_lines()] == [pytest.approx([40, 20]), pytest.approx([44, 21]), pytest.approx([42, 22])]
     # one replicate: the means, no spread and no interval
     single = side_by_side_table({model: replicates[:1] for model, replicates in files.items()}, seeds=[0],
                                 versions={"v2": "v2", "plus": "plus"}, seed_variant="fused_feature_refined", mask_split="train",

@@ -11,6 +11,7 @@ rule side_by_side:
     output:
         json=f"{RUN}/side_by_side/side_by_side.json",
         markdown=f"{RUN}/side_by_side/side_by_side.md",
+        figure=f"{RUN}/side_by_side/side_by_side.png",
     log:
         f"{RUN}/side_by_side/logs/side_by_side.log",
     benchmark:

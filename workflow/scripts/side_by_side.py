@@ -9,4 +9,5 @@ with redirect_to_log(snakemake.log[0]):
         config=snakemake.config,
         json_path=snakemake.output.json,
         markdown_path=snakemake.output.markdown,
+        figure_path=snakemake.output.figure,
     )
