@@ -83,7 +83,7 @@ def main() -> None:
     with mock.patch.object(affinity_training, "AffinityNet", return_value=model):
         summary = affinity_training.train_affinity(
             layout, first_ids(layout, config["data"]["splits"]["train"], config["psa"]["max_images"]), psa / "labels",
-            settings, TrainerFiles(psa / "affinity.pt", psa / "affinity_log.csv", psa / "resume" / "last.pt"),
+            settings, TrainerFiles(psa / "affinity.pt", psa / "affinity_log.csv", psa / "resume" / "last.pt", tensorboard=None),
             device=torch.device("cpu"), seed=config["seed"], workers=settings["workers"],
         )
     print(f"AffinityNet trained from the pretrained backbone: {summary['final']}")

@@ -62,10 +62,11 @@ def prepare(workdir: Path, images: int, size: int) -> None:
     make_class_labels(dataset=DatasetRef(str(workdir / "data"), "voc", tuple(classes)), splits=["train_aug"], out_path=str(workdir / "cls_labels.npy"),
                       workers=1)
     classifier = build_classifier(settings["classifier"], len(classes))
-    save_trained(TrainerFiles(workdir / "classifier.pt", workdir / "classifier.csv", workdir / "classifier.resume.pt"), classifier,
+    save_trained(TrainerFiles(workdir / "classifier.pt", workdir / "classifier.csv", workdir / "classifier.resume.pt", tensorboard=None), classifier,
                  settings["classifier"], [], class_count=len(classes))
     affinity = AffinityNet(backbone=settings["affinity"]["backbone"], pretrained=None, feature_dim=settings["affinity"]["feature_dim"])
-    save_trained(TrainerFiles(workdir / "affinity.pt", workdir / "affinity.csv", workdir / "affinity.resume.pt"), affinity, settings["affinity"], [])
+    save_trained(TrainerFiles(workdir / "affinity.pt", workdir / "affinity.csv", workdir / "affinity.resume.pt", tensorboard=None), affinity,
+                 settings["affinity"], [])
 
 
 def child(stage: str, workdir: Path, split: str, threads: int) -> None:

@@ -161,7 +161,7 @@ def test_training_loss_is_cross_entropy_ignoring_255(synthetic_root, tmp_path, m
     settings = dict(tiny_config()["deeplab"], epochs=1, batch_size=4, workers=0)
     ids = layout.read_ids("train")[:8]
     deeplab_module.train_deeplab(layout, ids, layout.load_mask, TINY_SPEC.num_classes + 1, settings,
-                                 TrainerFiles(tmp_path / "c.pt", tmp_path / "l.csv", tmp_path / "r.pt"), device=torch.device("cpu"), seed=0,
+                                 TrainerFiles(tmp_path / "c.pt", tmp_path / "l.csv", tmp_path / "r.pt", tensorboard=None), device=torch.device("cpu"), seed=0,
                                  workers=settings["workers"])
     assert calls and all(call == {"ignore_index": 255} for call in calls)
 

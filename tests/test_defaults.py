@@ -46,6 +46,7 @@ NOT_CONFIG_SET = {
     # the checkpoint records these: None accepts the recorded one, a value given is checked against it
     "mctformer.training.affinity:load_affinity_net(backbone)", "mctformer.training.irn:load_boundary_net(backbone)",
     "mctformer.training.deeplab:load_deeplab(head)", "mctformer.training.classifier:load_classifier(version)",
+    "mctformer.training.classifier:load_classifier(class_names)",
     # reached by a config value, no copy of one: only the wording of an error (check_config passes classifier.arch)
     "mctformer.models.registry:check_last_k(model)",
     # an image size walk_geometry derives from psa.walk_scale; None: unscaled

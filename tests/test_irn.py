@@ -15,6 +15,7 @@ from mctformer.irn.labels import check_thresholds, ir_labels
 from mctformer.irn.paths import boundary_affinity, irn_affinity_loss, path_offsets
 from mctformer.irn.walk import boundary_walk, walked_to_masks
 from mctformer.psa.walk import dense_random_walk
+from mctformer.training.common import TrainerFiles
 
 
 def shipped_irn() -> dict:
@@ -285,8 +286,8 @@ def test_labels_training_and_walk_stages_end_to_end(synthetic_root, tmp_path, ca
                            crf=crf, gt_prob=0.7, palette=voc_palette(), workers=1)
     assert stats["images"] == 8 and stats["precision_vs_gt"] > 0.9 and 0 < stats["ignored_fraction"] < 0.5
     training = {**settings, "crop_size": 32, "batch_size": 4, "epochs": 2, "workers": 0, "edge_channels": 8}
-    summary = train_boundary_net(layout, layout_ids, str(tmp_path / "labels"), training, tmp_path / "b.pt", tmp_path / "b.csv",
-                                 tmp_path / "resume.pt", device=torch.device("cpu"), seed=0, workers=0)
+    files = TrainerFiles(tmp_path / "b.pt", tmp_path / "b.csv", tmp_path / "resume.pt", tensorboard=None)
+    summary = train_boundary_net(layout, layout_ids, str(tmp_path / "labels"), training, files, device=torch.device("cpu"), seed=0, workers=0)
     log = capsys.readouterr().out
     assert log.count("irn epoch 1:") == 1 and log.count("irn epoch 2:") == 1
     assert (tmp_path / "b.csv").read_text().startswith("epoch,loss,bg,fg,neg,lr,seconds")

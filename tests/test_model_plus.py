@@ -161,7 +161,8 @@ def checkpoints(tmp_path_factory):
     for version in ("v2", "plus"):
         settings = {**tiny_config()["classifier"], "version": version}
         paths[version] = folder / f"{version}.pt"
-        save_trained(TrainerFiles(paths[version], folder / f"{version}.csv", folder / f"{version}.resume.pt"), build_classifier(settings, 4), settings, [],
+        save_trained(TrainerFiles(paths[version], folder / f"{version}.csv", folder / f"{version}.resume.pt", tensorboard=None),
+                     build_classifier(settings, 4), settings, [],
                      class_count=4)
     return paths
 
@@ -208,7 +209,8 @@ def test_plus_trains_and_logs_each_loss(synthetic_root, tmp_path):
     train, val = layout.read_ids("train_aug")[:16], layout.read_ids("val")[:4]
     settings = {**tiny_config()["classifier"], "version": "plus", "epochs": 1, "batch_size": 8, "input_size": 32}
     train_classifier(layout, train, val, build_class_labels(layout, train + val, workers=1), settings,
-                     TrainerFiles(tmp_path / "checkpoint.pt", tmp_path / "log.csv", tmp_path / "resume.pt"), device=torch.device("cpu"), seed=3, workers=0)
+                     TrainerFiles(tmp_path / "checkpoint.pt", tmp_path / "log.csv", tmp_path / "resume.pt", tensorboard=None),
+                     device=torch.device("cpu"), seed=3, workers=0)
     header, row = (tmp_path / "log.csv").read_text().splitlines()
     assert header == "epoch,loss,token_loss,cct_loss,patchcam_loss,val_map,lr,seconds"
     values = dict(zip(header.split(","), map(float, row.split(","))))

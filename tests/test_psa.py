@@ -250,7 +250,7 @@ def test_missing_per_image_inputs_are_named(synthetic_root, tmp_path):
     assert not (tmp_path / "labels").exists()
     with pytest.raises(FileNotFoundError, match="PSA labels missing for 3 of 3 images"):
         settings = shipped_config()["affinity"]
-        train_affinity(layout, ids, str(tmp_path / "maps"), settings, TrainerFiles(tmp_path / "a.pt", tmp_path / "a.csv", tmp_path / "r.pt"),
+        train_affinity(layout, ids, str(tmp_path / "maps"), settings, TrainerFiles(tmp_path / "a.pt", tmp_path / "a.csv", tmp_path / "r.pt", tensorboard=None),
                        device=torch.device("cpu"), seed=0, workers=0)
 
 

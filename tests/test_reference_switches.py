@@ -72,7 +72,7 @@ def test_reference_schedule_reaches_training_log(synthetic_root, tmp_path):
     settings = dict(tiny_config()["classifier"])
     settings.update(epochs=2, batch_size=8, input_size=32, warmup_epochs=1, warmup_lr=2e-6, lr_schedule="per_epoch_reference")
     train_classifier(layout, train, val, build_class_labels(layout, train + val, workers=1), settings,
-                     TrainerFiles(tmp_path / "c.pt", tmp_path / "log.csv", tmp_path / "resume.pt"), device=torch.device("cpu"), seed=0,
+                     TrainerFiles(tmp_path / "c.pt", tmp_path / "log.csv", tmp_path / "resume.pt", tensorboard=None), device=torch.device("cpu"), seed=0,
                      workers=settings["workers"])
     rows = (tmp_path / "log.csv").read_text().splitlines()
     lr_column = rows[0].split(",").index("lr")
@@ -195,7 +195,7 @@ def test_affinity_settings_reach_the_dataset(monkeypatch, tmp_path):
     monkeypatch.setattr(affinity_module, "AffinityCropDataset", recording_dataset(record))
     settings = dict(tiny_config()["affinity"], crop_size=32, color_jitter=[0.3, 0.3, 0.3, 0.1], pad_image="black", crop_placement="random")
     with pytest.raises(Stop):
-        affinity_module.train_affinity(None, ["a"], tmp_path, settings, TrainerFiles(tmp_path / "c", tmp_path / "l", tmp_path / "r"),
+        affinity_module.train_affinity(None, ["a"], tmp_path, settings, TrainerFiles(tmp_path / "c", tmp_path / "l", tmp_path / "r", tensorboard=None),
                                        device=torch.device("cpu"), seed=0, workers=0)
     assert record["color_jitter"] == [0.3, 0.3, 0.3, 0.1] and record["pad_image"] == "black" and record["placement"] == "random"
 
@@ -303,7 +303,8 @@ def test_deeplab_settings_reach_the_dataset(monkeypatch):
         monkeypatch.setattr(deeplab_module, "SegmentationCropDataset", recording_dataset(record))
         settings = dict(tiny_config()["deeplab"], pad_label=value)
         with pytest.raises(Stop):
-            deeplab_module.train_deeplab(None, ["a"], None, 3, settings, TrainerFiles("c", "l", "r"), device=torch.device("cpu"), seed=0, workers=0)
+            deeplab_module.train_deeplab(None, ["a"], None, 3, settings, TrainerFiles("c", "l", "r", tensorboard=None),
+                                         device=torch.device("cpu"), seed=0, workers=0)
         assert record["pad_label"] == value
 
 

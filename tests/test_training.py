@@ -27,7 +27,7 @@ def run(data, tmp, epochs=2, **kwargs):
     layout, train, val, labels = data
     values = settings(epochs)
     return train_classifier(
-        layout, train, val, labels, values, TrainerFiles(tmp / "checkpoint.pt", tmp / "log.csv", tmp / "resume" / "last.pt"),
+        layout, train, val, labels, values, TrainerFiles(tmp / "checkpoint.pt", tmp / "log.csv", tmp / "resume" / "last.pt", tensorboard=None),
         device=torch.device("cpu"), seed=7, workers=values["workers"], **kwargs,
     )
 
@@ -103,7 +103,7 @@ def test_resume_state_of_other_settings_is_ignored(data, tmp_path, monkeypatch, 
 def test_empty_training_list_is_refused(data, tmp_path):
     layout, _, val, labels = data
     with pytest.raises(ValueError, match="training split list is empty"):
-        train_classifier(layout, [], val, labels, settings(), TrainerFiles(tmp_path / "c.pt", tmp_path / "l.csv", tmp_path / "r.pt"),
+        train_classifier(layout, [], val, labels, settings(), TrainerFiles(tmp_path / "c.pt", tmp_path / "l.csv", tmp_path / "r.pt", tensorboard=None),
                          device=torch.device("cpu"), seed=0, workers=0)
 
 

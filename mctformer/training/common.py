@@ -33,7 +33,7 @@ class TrainerFiles:
     checkpoint: str | os.PathLike
     log: str | os.PathLike
     resume: str | os.PathLike
-    tensorboard: str | os.PathLike | None = None
+    tensorboard: str | os.PathLike | None
 
     @classmethod
     def of_rule(cls, checkpoint: str, log_csv: str, resume: str, *, tensorboard: bool) -> TrainerFiles:

@@ -214,7 +214,7 @@ def checkpoints(tmp_path_factory):
     paths = {}
     for name, (model, settings, extra) in models.items():
         paths[name] = folder / f"{name}.pt"
-        save_trained(TrainerFiles(paths[name], folder / f"{name}.csv", folder / f"{name}.resume.pt"), model, settings, [], **extra)
+        save_trained(TrainerFiles(paths[name], folder / f"{name}.csv", folder / f"{name}.resume.pt", tensorboard=None), model, settings, [], **extra)
     paths["garbage"] = folder / "garbage.pt"
     paths["garbage"].write_bytes(b"this is not a checkpoint")
     paths["missing"] = folder / "missing.pt"
