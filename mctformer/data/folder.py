@@ -49,7 +49,7 @@ from ..artifacts import atomic_directory, read_label_png, write_json
 from ..logs import progress_bar
 from .image_files import IMAGE_SUFFIXES  # the image files predict reads, the same suffixes
 from .label_table import LabelTable, read_label_table
-from .labels import load_class_labels, save_class_labels
+from .labels import labels_from_names, load_class_labels, save_class_labels
 from .voc import IGNORE, DatasetError, VOCLayout
 
 ID_PATTERN = re.compile(r"[^\W_][\w.+\-@()=,~]*")
@@ -196,8 +196,7 @@ def prepare_folder(
             _check_mask(path, images / index[image_id], len(classes))
             mask_files[image_id] = path
     # index_images gives one id per row, in row order
-    labels_of = {image_id: np.array([name in row.classes for name in classes], dtype=np.float32)
-                 for image_id, row in zip(index, table.rows, strict=True)}
+    labels_of = {image_id: labels_from_names(row.classes, classes) for image_id, row in zip(index, table.rows, strict=True)}
     with atomic_directory(out_root) as tmp:
         (tmp / "images").mkdir()
         for file in index.values():

@@ -26,6 +26,12 @@ def labels_from_mask(mask: np.ndarray, num_classes: int) -> np.ndarray:
     return multi_hot
 
 
+def labels_from_names(names: Iterable[str], classes: Sequence[str]) -> np.ndarray:
+    """Multi-hot float32 [C] of the class ``names`` (a labels file's row, its names checked) over ``classes``."""
+    present = set(names)
+    return np.array([name in present for name in classes], dtype=np.float32)
+
+
 def _labels_of(args: tuple[VOCLayout, str]) -> tuple[str, np.ndarray]:
     layout, image_id = args
     height, width = layout.image_size(image_id)

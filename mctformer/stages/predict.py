@@ -33,7 +33,7 @@ import numpy as np
 from ..artifacts import atomic_directory, load_map_file, make_palette, read_label_png, save_label_png, write_dataframe_csv
 from ..data.image_files import ImageFiles, image_paths
 from ..data.label_table import label_cell, read_label_table
-from ..data.labels import load_class_labels, predicted_labels
+from ..data.labels import labels_from_names, load_class_labels, predicted_labels
 from ..data.voc import DatasetError
 from ..run_layout import RunLayout
 from ..settings import Placement
@@ -86,14 +86,11 @@ def read_given_labels(path: str, ids: Sequence[str], classes: Sequence[str]) -> 
     table = read_label_table(path, classes)
     if table.classes != tuple(classes):
         raise DatasetError(f"labels file {path} has the classes {', '.join(table.classes)}; the run has {', '.join(classes)}")
-    index = {name: i for i, name in enumerate(classes)}
     labels: dict[str, np.ndarray] = {}
     for row in table.rows:
         if row.entry in labels:
             raise DatasetError(f"labels file {path}, {row.where}: {row.entry!r} is given twice")
-        multi_hot = np.zeros(len(classes), dtype=np.float32)
-        multi_hot[[index[name] for name in row.classes]] = 1
-        labels[row.entry] = multi_hot
+        labels[row.entry] = labels_from_names(row.classes, classes)
     # a row names its image with or without the extension; a name of its own (`my.photo`, no extension) wins
     for entry in list(labels):
         labels.setdefault(Path(entry).stem, labels[entry])
