@@ -148,6 +148,7 @@ def predict(args: argparse.Namespace) -> int:
     """``predict``: the config resolved as the workflow resolves it, the run's checkpoints (or those given), then
     stages.predict.predict_stage."""
     from .config import ConfigError, deeplab_sources, load_config
+    from .data.errors import DatasetError
     from .run_layout import DEEPLAB_OF_SOURCE
     from .settings import Placement
     from .stages.predict import RunCheckpoints, predict_stage
@@ -157,21 +158,25 @@ def predict(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"invalid config: {error}", file=sys.stderr)
         return 1
-    if args.classifier:
-        checkpoints = RunCheckpoints(args.classifier, args.affinity, args.deeplab, None)
-    else:
-        run = args.run or os.path.join("results", config["run_name"])
-        checkpoints = RunCheckpoints.of_run(config, run, DEEPLAB_OF_SOURCE[deeplab_sources(config)[0]])
-        note_another_config(config, os.path.join(run, "summary.json"))
-        overrides = {key: value for key, value in (("affinity", args.affinity), ("deeplab", args.deeplab)) if value}
-        checkpoints = RunCheckpoints(**{**vars(checkpoints), **overrides})
-    threshold = config["seeds"]["label_threshold"] if args.label_threshold is None else args.label_threshold
-    written = predict_stage(
-        config=config, images=args.images, out_dir=args.out, checkpoints=checkpoints, labels_path=args.labels,
-        label_threshold=threshold, seed_threshold=args.seed_threshold,
-        placement=Placement(args.device or config["device"], config["deterministic"], 0),
-        batch_size=args.batch_size or config["maps"]["batch_size"], sheet_images=args.sheet_images, threads=args.threads,
-    )
+    try:
+        if args.classifier:
+            checkpoints = RunCheckpoints(args.classifier, args.affinity, args.deeplab, None)
+        else:
+            run = args.run or os.path.join("results", config["run_name"])
+            checkpoints = RunCheckpoints.of_run(config, run, DEEPLAB_OF_SOURCE[deeplab_sources(config)[0]])
+            note_another_config(config, os.path.join(run, "summary.json"))
+            overrides = {key: value for key, value in (("affinity", args.affinity), ("deeplab", args.deeplab)) if value}
+            checkpoints = RunCheckpoints(**{**vars(checkpoints), **overrides})
+        threshold = config["seeds"]["label_threshold"] if args.label_threshold is None else args.label_threshold
+        written = predict_stage(
+            config=config, images=args.images, out_dir=args.out, checkpoints=checkpoints, labels_path=args.labels,
+            label_threshold=threshold, seed_threshold=args.seed_threshold,
+            placement=Placement(args.device or config["device"], config["deterministic"], 0),
+            batch_size=args.batch_size or config["maps"]["batch_size"], sheet_images=args.sheet_images, threads=args.threads,
+        )
+    except (DatasetError, FileNotFoundError) as error:  # bad input (an image, the labels file, a checkpoint): its message names it
+        print(f"mctformer predict: {error}", file=sys.stderr)
+        return 1
     skipped = [step for step in ("masks", "deeplab") if step not in written]
     print(f"predicted {written['images']} images ({written['label_source']} labels) into {args.out}"
           + (f"; no {' or '.join(skipped)} (the run has no such checkpoint)" if skipped else ""))

@@ -140,6 +140,16 @@ def test_predict_refuses_a_checkpoint_of_another_class_list_naming_it(tiny_run, 
     assert not (tmp_path / "out").exists()
 
 
+def test_predict_refuses_a_bad_labels_file_in_one_line_and_writes_nothing(tiny_run, new_images, tmp_path):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("image,labels\n" + "".join(f"{name},{CLASSES[0]}\n" for name in NEW_NAMES[:-1]) + f"{NEW_NAMES[-1]},star\n")
+    result = run_predict(tiny_run, [new_images[0]], tmp_path / "out", "--labels", str(labels))
+    assert result.returncode == 1
+    assert f"mctformer predict: labels file {labels}, line {len(NEW_NAMES) + 1}: unknown class 'star'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))
+
+
 def test_predicted_labels_take_the_classes_at_the_threshold_else_the_top_one():
     scores = np.array([[0.9, 0.5, 0.1], [0.2, 0.4, 0.3], [0.49, 0.51, 0.6]], dtype=np.float32)
     np.testing.assert_array_equal(predicted_labels(scores, 0.5), [[1, 1, 0], [0, 1, 0], [0, 1, 1]])
